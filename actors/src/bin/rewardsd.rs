@@ -1,0 +1,5 @@
+//! `rewardsd`: the rewards transaction processor server.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

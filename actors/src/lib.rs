@@ -1,0 +1,1 @@
+//! The running processor: actors, HTTP ingress and server wiring.

@@ -1,0 +1,1 @@
+//! Feature tests of the running server over HTTP.

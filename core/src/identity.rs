@@ -1,0 +1,77 @@
+//! How an event names its contact: exactly one identity.
+
+use crate::error::{DomainError, FieldError};
+use crate::ids::ContactId;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum Identity {
+    WalletCode(String),
+    Otp(String),
+    ContactId(ContactId),
+    ContactCode(String),
+    Cim(String),
+    GiftCard(String),
+    PaymentMediumIdentifier(String),
+}
+
+/// The identity object as a caller sends it: every field optional, exactly one must be given.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentityInput {
+    pub wallet_code: Option<String>,
+    pub otp: Option<String>,
+    pub contact_id: Option<String>,
+    pub contact_code: Option<String>,
+    pub cim: Option<String>,
+    pub gift_card: Option<String>,
+    pub payment_medium_identifier: Option<String>,
+}
+
+impl IdentityInput {
+    /// Exactly one identity; two or more (or none) is `validation_failed` on field `field`.
+    pub fn validate(&self, field: &str) -> Result<Identity, DomainError> {
+        let mut found: Vec<Identity> = Vec::with_capacity(1);
+        let mut push_text = |value: &Option<String>, make: fn(String) -> Identity| {
+            if let Some(v) = value {
+                found.push(make(v.trim().to_string()));
+            }
+        };
+        push_text(&self.wallet_code, Identity::WalletCode);
+        push_text(&self.otp, Identity::Otp);
+        push_text(&self.contact_code, Identity::ContactCode);
+        push_text(&self.cim, Identity::Cim);
+        push_text(&self.gift_card, Identity::GiftCard);
+        push_text(&self.payment_medium_identifier, Identity::PaymentMediumIdentifier);
+        if let Some(id) = &self.contact_id {
+            // A malformed id names no contact: the nil id is never assigned, so the lookup
+            // answers contact_not_found like any other unknown identity.
+            found.push(Identity::ContactId(
+                id.trim().parse::<ContactId>().unwrap_or(ContactId::NIL),
+            ));
+        }
+        match found.len() {
+            1 => {
+                let identity = found.pop().expect("one");
+                if identity_text(&identity).is_some_and(str::is_empty) {
+                    return Err(FieldError::new(field, "must not be empty").into());
+                }
+                Ok(identity)
+            }
+            0 => Err(FieldError::new(field, "exactly one identity is required").into()),
+            _ => Err(FieldError::new(field, "give exactly one identity, not several").into()),
+        }
+    }
+}
+
+fn identity_text(identity: &Identity) -> Option<&str> {
+    match identity {
+        Identity::ContactId(_) => None,
+        Identity::WalletCode(s)
+        | Identity::Otp(s)
+        | Identity::ContactCode(s)
+        | Identity::Cim(s)
+        | Identity::GiftCard(s)
+        | Identity::PaymentMediumIdentifier(s) => Some(s),
+    }
+}

@@ -1,0 +1,29 @@
+//! The pure domain of the rewards transaction processor.
+//!
+//! Everything here is a function of its inputs: no I/O, no async, no clock reads, no global state and
+//! no threads. Time and randomness are arguments. A wallet actor owns a [`wallet::Wallet`] and a
+//! [`contact::Contact`] and calls these functions on them; storage encodes the same types.
+
+pub mod business;
+pub mod claim;
+pub mod contact;
+pub mod engine;
+pub mod error;
+pub mod estimate;
+pub mod ids;
+pub mod identity;
+pub mod money;
+pub mod offer;
+pub mod purchase;
+pub mod referral;
+pub mod reversal;
+pub mod scheme;
+pub mod settlement;
+pub mod tier;
+pub mod time;
+pub mod wallet;
+
+pub use error::{DomainError, FieldError};
+pub use ids::*;
+pub use money::{Currency, Money};
+pub use time::Timestamp;

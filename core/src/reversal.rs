@@ -1,0 +1,1 @@
+//! Void and ad hoc return arithmetic (SPEC section 8).

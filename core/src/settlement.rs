@@ -1,0 +1,1 @@
+//! Commercial terms applied to awards and spends: settlement entries per merchant (SPEC section 10).

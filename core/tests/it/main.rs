@@ -1,0 +1,6 @@
+//! Feature tests of the domain core, one module per area of SPEC.md.
+
+mod engine;
+mod purchase;
+mod rules;
+mod wallet;

@@ -1,0 +1,1 @@
+//! Durable storage: fjall keyspaces, the versioned record codec, the group-commit writer and recovery.
