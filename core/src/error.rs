@@ -60,7 +60,10 @@ pub enum DomainError {
     #[error("the estimate has expired")]
     EstimateExpired,
     #[error("insufficient funds: {requested} requested, {available} available")]
-    InsufficientFunds { requested: String, available: String },
+    InsufficientFunds {
+        requested: String,
+        available: String,
+    },
     #[error("spending is blocked for this contact")]
     SpendBlocked,
     #[error("the one-time password is wrong, used or expired")]

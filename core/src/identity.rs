@@ -42,7 +42,10 @@ impl IdentityInput {
         push_text(&self.contact_code, Identity::ContactCode);
         push_text(&self.cim, Identity::Cim);
         push_text(&self.gift_card, Identity::GiftCard);
-        push_text(&self.payment_medium_identifier, Identity::PaymentMediumIdentifier);
+        push_text(
+            &self.payment_medium_identifier,
+            Identity::PaymentMediumIdentifier,
+        );
         if let Some(id) = &self.contact_id {
             // A malformed id names no contact: the nil id is never assigned, so the lookup
             // answers contact_not_found like any other unknown identity.

@@ -62,7 +62,8 @@ id_type!(
 /// wallet. The parent's random bits keep derived ids unique across parents.
 pub fn derive_id(parent: Uuid, salt: u8, index: u64) -> Uuid {
     let mut bytes = *parent.as_bytes();
-    bytes[6] ^= salt;
+    // Byte 7 carries no version bits, so the salt survives the fix-up below.
+    bytes[7] ^= salt;
     for (i, b) in index.to_be_bytes().iter().enumerate() {
         bytes[8 + i] ^= b;
     }

@@ -4,14 +4,15 @@
 //! no threads. Time and randomness are arguments. A wallet actor owns a [`wallet::Wallet`] and a
 //! [`contact::Contact`] and calls these functions on them; storage encodes the same types.
 
+pub mod budget;
 pub mod business;
 pub mod claim;
 pub mod contact;
 pub mod engine;
 pub mod error;
 pub mod estimate;
-pub mod ids;
 pub mod identity;
+pub mod ids;
 pub mod money;
 pub mod offer;
 pub mod purchase;

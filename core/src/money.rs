@@ -82,8 +82,8 @@ impl Currency {
     /// Rounds a decimal amount to this currency's minor unit, half away from zero. This is the only
     /// rounding of money in the system; call it once, at the end of a computation.
     pub fn round(&self, amount: Decimal) -> Money {
-        let rounded =
-            amount.round_dp_with_strategy(self.minor_units(), RoundingStrategy::MidpointAwayFromZero);
+        let rounded = amount
+            .round_dp_with_strategy(self.minor_units(), RoundingStrategy::MidpointAwayFromZero);
         let mut mantissa = rounded.mantissa();
         // round_dp never increases the scale, so scale up to exactly minor_units.
         for _ in rounded.scale()..self.minor_units() {
@@ -136,7 +136,9 @@ impl fmt::Display for Currency {
 pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000_000;
 
 /// An amount in minor units of a currency that the holder knows (a wallet's, a business's).
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
 pub struct Money(pub i64);
 
 impl Money {
@@ -305,7 +307,11 @@ mod tests {
             (kwd, "1.0005", 1001),
             (kwd, "7", 7000),
         ] {
-            assert_eq!(currency.round(d(input)), Money(expected), "{input} in {currency}");
+            assert_eq!(
+                currency.round(d(input)),
+                Money(expected),
+                "{input} in {currency}"
+            );
         }
         assert_eq!(eur.format(Money(500)), "5.00");
         assert_eq!(jpy.format(Money(120)), "120");

@@ -120,13 +120,22 @@ pub struct Award {
 
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub enum AwardKind {
-    Fixed { amount: Money },
+    Fixed {
+        amount: Money,
+    },
     /// `percent` of the eligible amount (10 = 10 %).
-    Percent { percent: Decimal },
+    Percent {
+        percent: Decimal,
+    },
     /// `amount` per eligible unit (quantity).
-    PerUnit { amount: Money },
+    PerUnit {
+        amount: Money,
+    },
     /// For every `step` of eligible amount, `amount`: floor(eligible / step) x amount.
-    Step { step: Money, amount: Money },
+    Step {
+        step: Money,
+        amount: Money,
+    },
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 //! rounded once per computation: line amounts are rounded, purchase amounts are sums of rounded line
 //! amounts, converted amounts are converted from the unrounded original and rounded once.
 
-use crate::error::DomainError;
+use crate::error::{DomainError, FieldError};
 use crate::identity::Identity;
 use crate::money::{Currency, Money};
 use rust_decimal::Decimal;
@@ -79,8 +79,9 @@ pub struct ValidatedLine {
 }
 
 /// A purchase whose basket and amounts are known to be consistent. Only [`validate_purchase`]
-/// builds one.
+/// (and [`ValidatedPurchase::from_total`]) build one: other crates cannot write it as a literal.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ValidatedPurchase {
     pub identity: Identity,
     /// The business currency, in which `amounts` and line amounts are.
@@ -91,16 +92,258 @@ pub struct ValidatedPurchase {
     pub lines: Vec<ValidatedLine>,
     pub amounts: PurchaseAmounts,
     pub original_amounts: PurchaseAmounts,
-    _private: (),
 }
 
 /// Validates and computes a purchase (SPEC section 5). Field paths in errors name the input
-/// (`lines[1].quantity`).
+/// (`lines[1].quantity`); every problem of the request is reported at once.
+///
+/// Lines with neither a tax rate nor a tax amount carry no tax. Two lines merge when they have
+/// the same SKU, unit price and tax (the same rate, or both a tax amount); merged tax amounts add.
 pub fn validate_purchase(
     identity: Identity,
     input: &PurchaseInput,
     context: &PurchaseContext<'_>,
 ) -> Result<ValidatedPurchase, DomainError> {
-    let _ = (identity, input, context);
-    Err(DomainError::validation("lines", "not yet implemented"))
+    let mut errors: Vec<FieldError> = Vec::new();
+    let business_currency = context.currency;
+    let (original_currency, exchange_rate) = match input.currency.as_deref() {
+        None => (business_currency, Decimal::ONE),
+        Some(code) => match Currency::parse(code) {
+            None => return Err(DomainError::UnknownCurrency(code.to_string())),
+            Some(c) if c == business_currency => (c, Decimal::ONE),
+            Some(c) => match context.exchange_rates.get(c.code()) {
+                Some(rate) if *rate > Decimal::ZERO => (c, *rate),
+                _ => return Err(DomainError::UnknownCurrency(c.code().to_string())),
+            },
+        },
+    };
+
+    // Aggregate first, in input order, so the result does not depend on line order beyond the
+    // order of first appearance (which only affects presentation).
+    let mut merged: Vec<MergedLine<'_>> = Vec::with_capacity(input.lines.len());
+    for (i, line) in input.lines.iter().enumerate() {
+        let before = errors.len();
+        if line.sku.trim().is_empty() {
+            errors.push(FieldError::new(
+                format!("lines[{i}].sku"),
+                "must not be empty",
+            ));
+        }
+        if line.quantity <= Decimal::ZERO {
+            errors.push(FieldError::new(
+                format!("lines[{i}].quantity"),
+                "must be above zero",
+            ));
+        }
+        if line.unit_price.is_sign_negative() && !line.unit_price.is_zero() {
+            errors.push(FieldError::new(
+                format!("lines[{i}].unit_price"),
+                "must not be negative",
+            ));
+        }
+        let tax = match (line.tax_rate, line.tax_amount) {
+            (Some(_), Some(_)) => {
+                errors.push(FieldError::new(
+                    format!("lines[{i}].tax_rate"),
+                    "give tax_rate or tax_amount, not both",
+                ));
+                TaxInput::None
+            }
+            (Some(rate), None) if rate.is_sign_negative() && !rate.is_zero() => {
+                errors.push(FieldError::new(
+                    format!("lines[{i}].tax_rate"),
+                    "must not be negative",
+                ));
+                TaxInput::None
+            }
+            (None, Some(amount)) if amount.is_sign_negative() && !amount.is_zero() => {
+                errors.push(FieldError::new(
+                    format!("lines[{i}].tax_amount"),
+                    "must not be negative",
+                ));
+                TaxInput::None
+            }
+            (Some(rate), None) => TaxInput::Rate(rate.normalize()),
+            (None, Some(amount)) => TaxInput::Amount(amount),
+            (None, None) => TaxInput::None,
+        };
+        if errors.len() > before {
+            continue;
+        }
+        let sku = line.sku.trim();
+        let price = line.unit_price.normalize();
+        match merged
+            .iter_mut()
+            .find(|m| m.sku == sku && m.unit_price == price && m.tax.same_kind(&tax))
+        {
+            Some(m) => {
+                m.quantity += line.quantity;
+                if let (TaxInput::Amount(total), TaxInput::Amount(more)) = (&mut m.tax, &tax) {
+                    *total += *more;
+                }
+            }
+            None => merged.push(MergedLine {
+                sku,
+                name: line.name.as_deref(),
+                family: line.family.as_deref(),
+                quantity: line.quantity,
+                unit_price: price,
+                tax,
+            }),
+        }
+    }
+
+    let discount = input.discount_amount.unwrap_or(Decimal::ZERO);
+    if discount.is_sign_negative() && !discount.is_zero() {
+        errors.push(FieldError::new("discount_amount", "must not be negative"));
+    }
+    if input.lines.is_empty() && input.total_amount.is_none() {
+        errors.push(FieldError::new(
+            "total_amount",
+            "is required when there are no lines",
+        ));
+    }
+    for (field, value) in [
+        ("net_amount", input.net_amount),
+        ("tax_amount", input.tax_amount),
+        ("total_amount", input.total_amount),
+    ] {
+        if value.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
+            errors.push(FieldError::new(field, "must not be negative"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(DomainError::ValidationFailed(errors));
+    }
+
+    let mut lines = Vec::with_capacity(merged.len());
+    let mut original = PurchaseAmounts::default();
+    let mut converted = PurchaseAmounts::default();
+    for m in merged {
+        let net_exact = m.quantity * m.unit_price;
+        let tax_exact = match m.tax {
+            TaxInput::Rate(rate) => net_exact * rate,
+            TaxInput::Amount(amount) => amount,
+            TaxInput::None => Decimal::ZERO,
+        };
+        let original_net = original_currency.round(net_exact);
+        let original_tax = original_currency.round(tax_exact);
+        let net = business_currency.round(net_exact * exchange_rate);
+        let tax_amount = business_currency.round(tax_exact * exchange_rate);
+        original.net += original_net;
+        original.tax += original_tax;
+        converted.net += net;
+        converted.tax += tax_amount;
+        lines.push(ValidatedLine {
+            sku: m.sku.to_string(),
+            name: m.name.map(str::to_string),
+            family: m.family.map(str::to_string),
+            quantity: m.quantity.normalize(),
+            unit_price: m.unit_price,
+            tax: match m.tax {
+                TaxInput::Rate(r) => LineTax::Rate(r),
+                TaxInput::Amount(a) => LineTax::Amount(a),
+                TaxInput::None => LineTax::Amount(Decimal::ZERO),
+            },
+            net,
+            tax_amount,
+            total: net + tax_amount,
+            original_net,
+            original_tax,
+            original_total: original_net + original_tax,
+        });
+    }
+
+    if lines.is_empty() {
+        // A purchase without a basket is its total: all net, no tax.
+        let total = input.total_amount.expect("checked above");
+        original.net = original_currency.round(total);
+        converted.net = business_currency.round(total * exchange_rate);
+    }
+    original.discount = original_currency.round(discount);
+    converted.discount = business_currency.round(discount * exchange_rate);
+    let original_gross = original.net + original.tax;
+    if original.discount > original_gross {
+        return Err(DomainError::validation(
+            "discount_amount",
+            "must not be above the purchase amount",
+        ));
+    }
+    original.total = original_gross - original.discount;
+    converted.total = converted.net + converted.tax - converted.discount;
+
+    let tolerance = context.amount_tolerance.abs();
+    for (field, given, computed) in [
+        ("net_amount", input.net_amount, original.net),
+        ("tax_amount", input.tax_amount, original.tax),
+        ("total_amount", input.total_amount, original.total),
+    ] {
+        if let Some(given) = given {
+            let computed = original_currency.to_decimal(computed);
+            if (given - computed).abs() > tolerance {
+                return Err(DomainError::AmountsInconsistent {
+                    field: field.to_string(),
+                    given: given.normalize().to_string(),
+                    computed: computed.to_string(),
+                });
+            }
+        }
+    }
+
+    Ok(ValidatedPurchase {
+        identity,
+        currency: business_currency,
+        original_currency,
+        exchange_rate,
+        lines,
+        amounts: converted,
+        original_amounts: original,
+    })
+}
+
+enum TaxInput {
+    Rate(Decimal),
+    Amount(Decimal),
+    None,
+}
+
+impl TaxInput {
+    /// Lines merge when their tax is of the same kind: the same rate, or both amounts.
+    fn same_kind(&self, other: &TaxInput) -> bool {
+        match (self, other) {
+            (TaxInput::Rate(a), TaxInput::Rate(b)) => a == b,
+            (TaxInput::Amount(_), TaxInput::Amount(_)) | (TaxInput::None, TaxInput::None) => true,
+            _ => false,
+        }
+    }
+}
+
+struct MergedLine<'a> {
+    sku: &'a str,
+    name: Option<&'a str>,
+    family: Option<&'a str>,
+    quantity: Decimal,
+    unit_price: Decimal,
+    tax: TaxInput,
+}
+
+impl ValidatedPurchase {
+    /// A purchase known only by its total (a card transaction without a basket).
+    pub fn from_total(identity: Identity, currency: Currency, total: Money) -> ValidatedPurchase {
+        let amounts = PurchaseAmounts {
+            net: total,
+            tax: Money::ZERO,
+            discount: Money::ZERO,
+            total,
+        };
+        ValidatedPurchase {
+            identity,
+            currency,
+            original_currency: currency,
+            exchange_rate: Decimal::ONE,
+            lines: Vec::new(),
+            amounts,
+            original_amounts: amounts,
+            }
+    }
 }

@@ -5,7 +5,9 @@ use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 pub const MILLIS_PER_SECOND: i64 = 1_000;
@@ -36,7 +38,10 @@ impl Timestamp {
     }
 
     pub fn plus_seconds(self, seconds: i64) -> Timestamp {
-        Timestamp(self.0.saturating_add(seconds.saturating_mul(MILLIS_PER_SECOND)))
+        Timestamp(
+            self.0
+                .saturating_add(seconds.saturating_mul(MILLIS_PER_SECOND)),
+        )
     }
     pub fn plus_days(self, days: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(days.saturating_mul(MILLIS_PER_DAY)))
