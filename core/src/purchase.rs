@@ -344,6 +344,6 @@ impl ValidatedPurchase {
             lines: Vec::new(),
             amounts,
             original_amounts: amounts,
-            }
+        }
     }
 }
