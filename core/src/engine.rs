@@ -45,8 +45,7 @@ impl OfferCounter {
         }
     }
 
-    fn record_award(&mut self, now: Timestamp) {
-        let month = now.month_key();
+    fn record_award(&mut self, month: u32) {
         if self.month != month {
             self.month = month;
             self.awards_month = 0;
@@ -198,6 +197,11 @@ pub fn evaluate(
     let mut evaluation = Evaluation::default();
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let now = context.now;
+    // Computed once: most offers without SKU conditions need the purchase's whole quantity.
+    let purchase_quantity: Decimal = match event {
+        EventFacts::Purchase(p) => p.lines.iter().map(|l| l.quantity).sum(),
+        _ => Decimal::ZERO,
+    };
     for offer in offers {
         let offer: &Offer = offer;
         if !offer_applies(context, contact, offer, now) {
@@ -212,6 +216,7 @@ pub fn evaluate(
             event,
             contact,
             offer,
+            purchase_quantity,
             &mut counter,
             &mut evaluation,
         ) else {
@@ -240,13 +245,17 @@ pub fn evaluate(
                 .then(a.offer.created_seq.cmp(&b.offer.created_seq))
         }),
     }
+    // Progress counters were recorded while evaluating; an awarded offer's counter replaces its
+    // progress entry. Most events record no progress, so this stays a short list.
+    let progress = std::mem::take(&mut evaluation.counters);
+    let month = now.month_key();
     for mut candidate in candidates {
         let budgeted = candidate.offer.limits.budget.is_some();
         if !gate.try_reserve(candidate.offer, candidate.amount) {
             continue;
         }
         let offer = candidate.offer;
-        candidate.counter.record_award(now);
+        candidate.counter.record_award(month);
         if matches!(offer.goal, Goal::Visits { .. }) {
             candidate.counter.visits.clear();
         }
@@ -257,7 +266,7 @@ pub fn evaluate(
         {
             candidate.counter.cumulative_awarded = true;
         }
-        set_counter(&mut evaluation.counters, offer.id, candidate.counter);
+        evaluation.counters.push((offer.id, candidate.counter));
         evaluation.awards.push(ProposedAward {
             offer_id: offer.id,
             amount: candidate.amount,
@@ -270,6 +279,11 @@ pub fn evaluate(
         });
         if context.resolution != RewardResolution::All {
             break;
+        }
+    }
+    for (offer, counter) in progress {
+        if !evaluation.counters.iter().any(|(id, _)| *id == offer) {
+            evaluation.counters.push((offer, counter));
         }
     }
     evaluation
@@ -319,14 +333,14 @@ fn goal_award(
     event: &EventFacts<'_>,
     contact: &ContactFacts<'_>,
     offer: &Offer,
+    purchase_quantity: Decimal,
     counter: &mut OfferCounter,
     evaluation: &mut Evaluation,
 ) -> Option<Money> {
-    let currency = context.currency;
     match (&offer.goal, event) {
         (Goal::Spend(conditions), EventFacts::Purchase(p)) => {
-            let (amount, quantity) = eligible(conditions, offer, contact, p)?;
-            Some(award_amount(offer, currency, amount, quantity))
+            let (amount, quantity) = eligible(conditions, offer, contact, p, purchase_quantity)?;
+            Some(award_amount(offer, amount, quantity))
         }
         (
             Goal::Visits {
@@ -336,7 +350,7 @@ fn goal_award(
             },
             EventFacts::Purchase(p),
         ) => {
-            let (amount, quantity) = eligible(conditions, offer, contact, p)?;
+            let (amount, quantity) = eligible(conditions, offer, contact, p, purchase_quantity)?;
             let cutoff = context.now.0 - i64::from(*period_days) * MILLIS_PER_DAY;
             counter.visits.retain(|t| t.0 > cutoff);
             counter.visits.push(context.now);
@@ -344,7 +358,7 @@ fn goal_award(
             if counter.visits.len() < *count as usize {
                 return None;
             }
-            Some(award_amount(offer, currency, amount, quantity))
+            Some(award_amount(offer, amount, quantity))
         }
         (Goal::Achievement(conditions), EventFacts::Achievement(a)) => {
             if !conditions.classifications.is_empty()
@@ -373,28 +387,21 @@ fn goal_award(
                 if counter.cumulative_awarded || counter.cumulative_amount < target {
                     return None;
                 }
-                return Some(award_amount(
-                    offer,
-                    currency,
-                    counter.cumulative_amount,
-                    Decimal::ONE,
-                ));
+                return Some(award_amount(offer, counter.cumulative_amount, Decimal::ONE));
             }
-            Some(award_amount(offer, currency, amount, Decimal::ONE))
+            Some(award_amount(offer, amount, Decimal::ONE))
         }
         (Goal::Membership(MembershipGoal::SignUp), EventFacts::SignUp { scheme_id }) => {
-            (offer.scheme_id == *scheme_id)
-                .then(|| award_amount(offer, currency, Money::ZERO, Decimal::ONE))
+            (offer.scheme_id == *scheme_id).then(|| award_amount(offer, Money::ZERO, Decimal::ONE))
         }
         (
             Goal::Membership(MembershipGoal::Referral { award_referred }),
             EventFacts::Referral { referrer },
-        ) => (*referrer || *award_referred)
-            .then(|| award_amount(offer, currency, Money::ZERO, Decimal::ONE)),
+        ) => (*referrer || *award_referred).then(|| award_amount(offer, Money::ZERO, Decimal::ONE)),
         (
             Goal::Membership(MembershipGoal::TierReached { level }),
             EventFacts::TierReached { level: reached },
-        ) => (level == reached).then(|| award_amount(offer, currency, Money::ZERO, Decimal::ONE)),
+        ) => (level == reached).then(|| award_amount(offer, Money::ZERO, Decimal::ONE)),
         _ => None,
     }
 }
@@ -409,6 +416,7 @@ fn eligible(
     offer: &Offer,
     contact: &ContactFacts<'_>,
     p: &PurchaseFacts<'_>,
+    purchase_quantity: Decimal,
 ) -> Option<(Money, Decimal)> {
     if let Some(merchant) = offer.merchant_id {
         if p.merchant_id != Some(merchant) {
@@ -457,7 +465,7 @@ fn eligible(
         return None;
     }
     let (amount, quantity) = if c.skus.is_empty() && c.families.is_empty() {
-        (p.total, p.lines.iter().map(|l| l.quantity).sum())
+        (p.total, purchase_quantity)
     } else {
         let mut amount = Money::ZERO;
         let mut quantity = Decimal::ZERO;
@@ -483,19 +491,32 @@ fn eligible(
     Some((amount, quantity))
 }
 
+/// Rounds a decimal count of minor units half away from zero.
+fn round_minor(minor: Decimal) -> Money {
+    let rounded =
+        minor.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    Money(
+        i64::try_from(rounded.mantissa() / 10i128.pow(rounded.scale()))
+            .expect("award out of range"),
+    )
+}
+
 /// The award of an offer's kind for an eligible amount and quantity, rounded once.
-pub fn award_amount(
-    offer: &Offer,
-    currency: Currency,
-    eligible: Money,
-    quantity: Decimal,
-) -> Money {
+pub fn award_amount(offer: &Offer, eligible: Money, quantity: Decimal) -> Money {
     match &offer.award.kind {
         AwardKind::Fixed { amount } => *amount,
+        // Computed in minor units: `x / 100` is a change of scale, exact and far cheaper than a
+        // decimal division; the one rounding is to whole minor units.
         AwardKind::Percent { percent } => {
-            currency.round(currency.to_decimal(eligible) * *percent / Decimal::ONE_HUNDRED)
+            let mut minor = Decimal::from(eligible.minor()) * *percent;
+            if minor.scale() + 2 <= 28 {
+                minor.set_scale(minor.scale() + 2).expect("scale checked");
+            } else {
+                minor /= Decimal::ONE_HUNDRED;
+            }
+            round_minor(minor)
         }
-        AwardKind::PerUnit { amount } => currency.round(currency.to_decimal(*amount) * quantity),
+        AwardKind::PerUnit { amount } => round_minor(Decimal::from(amount.minor()) * quantity),
         AwardKind::Step { step, amount } => {
             if step.is_positive() {
                 Money(eligible.0 / step.0 * amount.0)
