@@ -525,45 +525,21 @@ impl Wallet {
             let captured = spent.min(held);
             let released = held - captured;
             if captured.is_positive() {
-                self.reserved -= captured;
-                entries.push(self.post(
+                entries.push(self.unreserve(
                     EntryKind::Capture,
                     captured,
                     Some(request.event_id),
-                    None,
-                    Some(estimate),
+                    estimate,
                     now,
-                    vec![
-                        Posting {
-                            account: Account::Reserved,
-                            amount: -captured,
-                        },
-                        Posting {
-                            account: Account::Holds,
-                            amount: captured,
-                        },
-                    ],
                 ));
             }
             if released.is_positive() {
-                self.reserved -= released;
-                entries.push(self.post(
+                entries.push(self.unreserve(
                     EntryKind::Release,
                     released,
                     Some(request.event_id),
-                    None,
-                    Some(estimate),
+                    estimate,
                     now,
-                    vec![
-                        Posting {
-                            account: Account::Reserved,
-                            amount: -released,
-                        },
-                        Posting {
-                            account: Account::Holds,
-                            amount: released,
-                        },
-                    ],
                 ));
             }
         }
@@ -593,6 +569,36 @@ impl Wallet {
             ));
         }
         Ok(SpendOutcome { spent, entries })
+    }
+
+    /// Ends (part of) a hold: a capture or a release moves money out of reserved.
+    fn unreserve(
+        &mut self,
+        kind: EntryKind,
+        amount: Money,
+        event_id: Option<EventId>,
+        estimate: EstimateId,
+        now: Timestamp,
+    ) -> LedgerEntry {
+        self.reserved -= amount;
+        self.post(
+            kind,
+            amount,
+            event_id,
+            None,
+            Some(estimate),
+            now,
+            vec![
+                Posting {
+                    account: Account::Reserved,
+                    amount: -amount,
+                },
+                Posting {
+                    account: Account::Holds,
+                    amount,
+                },
+            ],
+        )
     }
 
     /// Reserves spendable money for an estimate until it is released or captured.
@@ -655,24 +661,12 @@ impl Wallet {
         if amount.is_zero() {
             return Ok(Vec::new());
         }
-        self.reserved -= amount;
-        Ok(vec![self.post(
+        Ok(vec![self.unreserve(
             EntryKind::Release,
             amount,
             None,
-            None,
-            Some(estimate),
+            estimate,
             now,
-            vec![
-                Posting {
-                    account: Account::Reserved,
-                    amount: -amount,
-                },
-                Posting {
-                    account: Account::Holds,
-                    amount,
-                },
-            ],
         )])
     }
 
