@@ -1,1 +1,14 @@
-//! Durable storage: fjall keyspaces, the versioned record codec, the group-commit writer and recovery.
+//! Durable storage of the rewards processor: fjall keyspaces, the versioned record codec, the
+//! group-commit writer and recovery.
+//!
+//! Only this crate imports fjall. Everything above it sees [`Store`]: typed reads by key and
+//! prefix, and [`WriteSet`]s that the single writer commits in order, many to one fsync.
+
+pub mod codec;
+pub mod keys;
+mod store;
+mod writer;
+
+pub use codec::{CodecError, Record};
+pub use store::{Durability, Space, Store, StoreError, StoreOptions, WriteSet};
+pub use writer::{Ack, WriterStats};

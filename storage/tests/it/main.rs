@@ -1,1 +1,245 @@
-//! Feature tests of the storage layer.
+//! Feature tests of the store: codec, reads, group commit, counters, poisoning and reopening.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rewards_storage::codec::{decode, encode};
+use rewards_storage::keys::KeyBuilder;
+use rewards_storage::{Durability, Record, Space, Store, StoreError, StoreOptions, WriteSet};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Thing {
+    name: String,
+    amount: i64,
+}
+
+impl Record for Thing {
+    const VERSION: u8 = 3;
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct OtherVersion {
+    name: String,
+    amount: i64,
+}
+
+impl Record for OtherVersion {
+    const VERSION: u8 = 4;
+}
+
+fn open(dir: &std::path::Path, durability: Durability) -> Store {
+    Store::open(
+        dir,
+        StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("store opens")
+}
+
+fn thing(i: i64) -> Thing {
+    Thing {
+        name: format!("thing-{i}"),
+        amount: i,
+    }
+}
+
+#[test]
+fn records_carry_their_version_and_refuse_another() {
+    let bytes = encode(&thing(7));
+    assert_eq!(bytes[0], 3);
+    assert_eq!(decode::<Thing>(&bytes).unwrap(), thing(7));
+    let error = decode::<OtherVersion>(&bytes).unwrap_err().to_string();
+    assert!(error.contains("version 3"), "{error}");
+    assert!(decode::<Thing>(&[]).is_err());
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(decode::<Thing>(&trailing).is_err());
+}
+
+#[test]
+fn string_keys_keep_order_and_never_prefix_each_other() {
+    let a = KeyBuilder::new().str("ab").u8(9).finish();
+    let b = KeyBuilder::new().str("ab\u{0}").u8(0).finish();
+    let c = KeyBuilder::new().str("abc").finish();
+    assert!(!b.starts_with(&KeyBuilder::new().str("ab").finish()));
+    assert!(a < c && b < c);
+}
+
+#[test]
+fn pages_walk_forward_and_backward_with_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Buffered);
+    let mut set = WriteSet::new();
+    for i in 0..25u64 {
+        set.put(
+            Space::Events,
+            KeyBuilder::new().u8(1).u64(i).finish(),
+            &thing(i as i64),
+        );
+    }
+    set.put(
+        Space::Events,
+        KeyBuilder::new().u8(2).u64(0).finish(),
+        &thing(99),
+    );
+    store.write(set).unwrap();
+
+    let prefix = [1u8];
+    let mut seen = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let (items, next) = store
+            .page::<Thing>(Space::Events, &prefix, cursor.as_deref(), true, 10)
+            .unwrap();
+        seen.extend(items.into_iter().map(|(_, t)| t.amount));
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..25).rev().collect::<Vec<_>>());
+
+    let (items, next) = store
+        .page::<Thing>(Space::Events, &prefix, None, false, 25)
+        .unwrap();
+    assert_eq!(items.len(), 25);
+    assert!(next.is_none());
+    assert_eq!(items[0].1.amount, 0);
+}
+
+#[test]
+fn concurrent_writers_share_commits_and_lose_no_counter_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Sync);
+    let threads = 8;
+    let per_thread = 200;
+    let acked = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let store = store.clone();
+            let acked = acked.clone();
+            scope.spawn(move || {
+                for i in 0..per_thread {
+                    let mut set = WriteSet::new();
+                    let id = (t * per_thread + i) as u64;
+                    set.put(Space::Wallets, id.to_be_bytes().to_vec(), &thing(id as i64));
+                    set.add_counter(b"offer-1".to_vec(), [5, 1]);
+                    store.write(set).unwrap();
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let total = threads * per_thread;
+    assert_eq!(acked.load(Ordering::Relaxed), total);
+    assert_eq!(
+        store.counter(b"offer-1").unwrap(),
+        [5 * total as i64, total as i64]
+    );
+    let stats = store.writer_stats();
+    assert_eq!(stats.sets, total as u64);
+    assert!(stats.commits <= stats.sets);
+    println!("{} sets in {} commits", stats.sets, stats.commits);
+
+    store.close();
+    drop(store);
+    let reopened = open(dir.path(), Durability::Sync);
+    assert_eq!(
+        reopened.counter(b"offer-1").unwrap(),
+        [5 * total as i64, total as i64]
+    );
+    let count = reopened
+        .for_each::<Thing>(Space::Wallets, &[], |_, _| Ok(()))
+        .unwrap();
+    assert_eq!(count, total);
+}
+
+#[test]
+fn a_failed_commit_poisons_the_store_and_acknowledges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned_calls = Arc::new(AtomicUsize::new(0));
+    let hook_calls = poisoned_calls.clone();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            durability: Durability::Sync,
+            on_poison: Some(Arc::new(move |_| {
+                hook_calls.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let mut first = WriteSet::new();
+    first.put(Space::Contacts, b"a".to_vec(), &thing(1));
+    store.write(first).unwrap();
+
+    store.inject_commit_failure();
+    let mut failing = WriteSet::new();
+    failing.put(Space::Contacts, b"b".to_vec(), &thing(2));
+    assert!(matches!(store.write(failing), Err(StoreError::Poisoned)));
+    assert!(store.is_poisoned());
+    assert_eq!(poisoned_calls.load(Ordering::SeqCst), 1);
+
+    let mut later = WriteSet::new();
+    later.put(Space::Contacts, b"c".to_vec(), &thing(3));
+    assert!(matches!(store.write(later), Err(StoreError::Poisoned)));
+    assert!(store.get::<Thing>(Space::Contacts, b"b").unwrap().is_none());
+    assert!(store.get::<Thing>(Space::Contacts, b"c").unwrap().is_none());
+    assert_eq!(
+        store.get::<Thing>(Space::Contacts, b"a").unwrap(),
+        Some(thing(1))
+    );
+}
+
+#[test]
+fn a_full_queue_is_overloaded_not_a_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            durability: Durability::Sync,
+            queue_capacity: 1,
+            max_batch_sets: 1,
+            on_poison: None,
+        },
+    )
+    .unwrap();
+    // Submit faster than fsyncs complete until the one-slot queue refuses.
+    let mut refused = false;
+    for i in 0..10_000u64 {
+        let mut set = WriteSet::new();
+        set.put(Space::Meta, i.to_be_bytes().to_vec(), &thing(i as i64));
+        match store.submit(set, Box::new(|r| r.expect("commit"))) {
+            Ok(()) => {}
+            Err(StoreError::Overloaded) => {
+                refused = true;
+                break;
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused, "a one-slot queue never filled");
+    store.close();
+}
+
+#[test]
+fn deletes_commit_with_puts_in_one_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Buffered);
+    let mut set = WriteSet::new();
+    set.put(Space::Identities, b"k1".to_vec(), &thing(1));
+    set.put_raw(Space::Identities, b"k2".to_vec(), b"raw".to_vec());
+    store.write(set).unwrap();
+    let mut set = WriteSet::new();
+    set.delete(Space::Identities, b"k1".to_vec());
+    store.write(set).unwrap();
+    assert!(!store.contains(Space::Identities, b"k1").unwrap());
+    assert_eq!(
+        store.get_raw(Space::Identities, b"k2").unwrap().unwrap(),
+        b"raw"
+    );
+}

@@ -1,0 +1,54 @@
+//! The one place records are encoded: a format version byte, then bincode 2 (standard config).
+//!
+//! A record type names its current version; a decoder meets a different version only after a
+//! format change, which then adds a decoder for the old version here (rust-lightning's rule).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A type stored in the store.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The format version written in the first byte of every encoded record.
+    const VERSION: u8;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty record")]
+    Empty,
+    #[error("record format version {found} is not known (this build reads version {expected})")]
+    UnknownVersion { found: u8, expected: u8 },
+    #[error("record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+pub fn encode<T: Record>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(T::VERSION);
+    bincode::serde::encode_into_std_write(value, &mut out, config())
+        .expect("encoding into a Vec cannot fail");
+    out
+}
+
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != T::VERSION {
+        return Err(CodecError::UnknownVersion {
+            found: version,
+            expected: T::VERSION,
+        });
+    }
+    let (value, read) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    if read != body.len() {
+        return Err(CodecError::Corrupt(format!(
+            "{} trailing bytes",
+            body.len() - read
+        )));
+    }
+    Ok(value)
+}

@@ -1,0 +1,418 @@
+//! The store: one fjall database with a keyspace per kind of record, typed reads, and writes
+//! through the group-commit writer.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError, Record};
+use crate::keys::prefix_end;
+use crate::writer::{Ack, Writer, WriterStats};
+
+/// The keyspaces. Each holds one kind of record; their names are part of the on-disk format.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+pub enum Space {
+    /// Businesses, settings, merchants, TAPs, exchange rates, schemes, tiers, offers, processors.
+    Config,
+    /// API keys, by id; only hashes of secrets.
+    Keys,
+    /// Contacts by id.
+    Contacts,
+    /// The latest state of each wallet, by wallet id.
+    Wallets,
+    /// Event records by id.
+    Events,
+    /// Event index entries: by business and time, by contact and time.
+    EventIndex,
+    /// Ledger entries by wallet and sequence number.
+    Ledger,
+    /// First responses by idempotency key.
+    Idempotency,
+    /// Identity indexes: (business, kind, identifier) to contact.
+    Identities,
+    /// Counters merged by the writer (offer totals and the like): two i64 per key.
+    Counters,
+    /// Server-level facts (format version, operator key state).
+    Meta,
+}
+
+impl Space {
+    pub const ALL: [Space; 11] = [
+        Space::Config,
+        Space::Keys,
+        Space::Contacts,
+        Space::Wallets,
+        Space::Events,
+        Space::EventIndex,
+        Space::Ledger,
+        Space::Idempotency,
+        Space::Identities,
+        Space::Counters,
+        Space::Meta,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Config => "config",
+            Space::Keys => "keys",
+            Space::Contacts => "contacts",
+            Space::Wallets => "wallets",
+            Space::Events => "events",
+            Space::EventIndex => "event_index",
+            Space::Ledger => "ledger",
+            Space::Idempotency => "idempotency",
+            Space::Identities => "identities",
+            Space::Counters => "counters",
+            Space::Meta => "meta",
+        }
+    }
+
+    fn index(self) -> usize {
+        Space::ALL
+            .iter()
+            .position(|s| *s == self)
+            .expect("every space is in ALL")
+    }
+}
+
+/// When a write is acknowledged.
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// After the journal is fsynced (fdatasync): survives a power loss.
+    Sync,
+    /// After the journal reached the OS buffers: survives a process crash, not a power loss.
+    Buffered,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "buffered" => Ok(Durability::Buffered),
+            other => Err(format!(
+                "durability must be sync or buffered, not {other:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the writer's queue is full")]
+    Overloaded,
+    #[error("a commit failed earlier; the store accepts no more writes")]
+    Poisoned,
+    #[error("the store is closed")]
+    Closed,
+    #[error("storage failure: {0}")]
+    Io(String),
+    #[error("record {space}/{key}: {error}")]
+    Codec {
+        space: &'static str,
+        key: String,
+        error: String,
+    },
+}
+
+impl From<fjall::Error> for StoreError {
+    fn from(e: fjall::Error) -> Self {
+        StoreError::Io(e.to_string())
+    }
+}
+
+fn codec_error(space: Space, key: &[u8], error: CodecError) -> StoreError {
+    StoreError::Codec {
+        space: space.name(),
+        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        error: error.to_string(),
+    }
+}
+
+pub struct StoreOptions {
+    pub durability: Durability,
+    /// Write sets queued before `submit` answers `Overloaded`.
+    pub queue_capacity: usize,
+    /// Most write sets in one commit.
+    pub max_batch_sets: usize,
+    /// Called once, from the writer thread, when a commit or fsync fails.
+    pub on_poison: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Sync,
+            queue_capacity: 65_536,
+            max_batch_sets: 4_096,
+            on_poison: None,
+        }
+    }
+}
+
+pub(crate) enum Op {
+    Put(Space, Vec<u8>, Vec<u8>),
+    Delete(Space, Vec<u8>),
+    AddCounter(Vec<u8>, [i64; 2]),
+}
+
+/// Records that commit together or not at all.
+#[derive(Default)]
+pub struct WriteSet {
+    pub(crate) ops: Vec<Op>,
+}
+
+impl WriteSet {
+    pub fn new() -> WriteSet {
+        WriteSet::default()
+    }
+
+    pub fn put<T: Record>(&mut self, space: Space, key: Vec<u8>, value: &T) {
+        self.ops.push(Op::Put(space, key, codec::encode(value)));
+    }
+
+    /// Stores bytes as they are (index entries whose value is a key, stored responses).
+    pub fn put_raw(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(Op::Put(space, key, value));
+    }
+
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.ops.push(Op::Delete(space, key));
+    }
+
+    /// Adds `deltas` to the two counters at `key` in [`Space::Counters`]. The writer merges
+    /// additions in commit order, so concurrent writers never lose an update.
+    pub fn add_counter(&mut self, key: Vec<u8>, deltas: [i64; 2]) {
+        self.ops.push(Op::AddCounter(key, deltas));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: Database,
+    pub(crate) spaces: Vec<Keyspace>,
+}
+
+impl Inner {
+    pub(crate) fn space(&self, space: Space) -> &Keyspace {
+        &self.spaces[space.index()]
+    }
+}
+
+/// A handle to the open store; clones share it.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+    writer: Arc<Writer>,
+    durability: Durability,
+}
+
+pub(crate) fn decode_counter(bytes: &[u8]) -> [i64; 2] {
+    let mut out = [0i64; 2];
+    if bytes.len() == 16 {
+        out[0] = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+        out[1] = i64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
+    }
+    out
+}
+
+pub(crate) fn encode_counter(value: [i64; 2]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    out.extend_from_slice(&value[0].to_be_bytes());
+    out.extend_from_slice(&value[1].to_be_bytes());
+    out
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path` and starts its writer. Opening replays fjall's
+    /// journal, so everything acknowledged before a crash is there.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        assert!(options.queue_capacity >= 1 && options.max_batch_sets >= 1);
+        let started = Instant::now();
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Io(e.to_string()))?;
+        let db = Database::builder(path).open()?;
+        let spaces = Space::ALL
+            .iter()
+            .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inner = Arc::new(Inner { db, spaces });
+        let writer = Writer::start(inner.clone(), &options);
+        tracing::info!(
+            path = %path.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store opened"
+        );
+        Ok(Store {
+            inner,
+            writer: Arc::new(writer),
+            durability: options.durability,
+        })
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub fn get_raw(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.space(space).get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn get<T: Record>(&self, space: Space, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.inner.space(space).get(key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes)
+                .map(Some)
+                .map_err(|e| codec_error(space, key, e)),
+        }
+    }
+
+    pub fn contains(&self, space: Space, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.inner.space(space).contains_key(key)?)
+    }
+
+    /// The two counters at `key` (zero when never added to).
+    pub fn counter(&self, key: &[u8]) -> Result<[i64; 2], StoreError> {
+        Ok(self
+            .inner
+            .space(Space::Counters)
+            .get(key)?
+            .map_or([0, 0], |v| decode_counter(&v)))
+    }
+
+    /// One page of the records under `prefix`, in key order or reversed, after `cursor` (a key
+    /// a previous page returned). The second value is the cursor of the next page, if any.
+    #[allow(clippy::type_complexity)]
+    pub fn page<T: Record>(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        cursor: Option<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, T)>, Option<Vec<u8>>), StoreError> {
+        let keyspace = self.inner.space(space);
+        let end = match prefix_end(prefix) {
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        let cursor = cursor.filter(|c| c.starts_with(prefix)).map(<[u8]>::to_vec);
+        let iter = if reverse {
+            let upper = cursor.map_or(end, Bound::Excluded);
+            let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) = (Bound::Included(prefix.to_vec()), upper);
+            Box::new(keyspace.range(range).rev()) as Box<dyn Iterator<Item = fjall::Guard>>
+        } else {
+            let lower = cursor.map_or(Bound::Included(prefix.to_vec()), Bound::Excluded);
+            let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) = (lower, end);
+            Box::new(keyspace.range(range))
+        };
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut next = None;
+        for guard in iter {
+            let (key, value) = guard.into_inner()?;
+            if items.len() == limit {
+                next = items.last().map(|(k, _): &(Vec<u8>, T)| k.clone());
+                break;
+            }
+            let record = codec::decode(&value).map_err(|e| codec_error(space, &key, e))?;
+            items.push((key.to_vec(), record));
+        }
+        Ok((items, next))
+    }
+
+    /// Calls `f` with every record under `prefix`, in key order (recovery, reports).
+    pub fn for_each<T: Record>(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], T) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for guard in self.inner.space(space).prefix(prefix) {
+            let (key, value) = guard.into_inner()?;
+            let record = codec::decode(&value).map_err(|e| codec_error(space, &key, e))?;
+            f(&key, record)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Raw keys and values under `prefix` (index entries).
+    pub fn for_each_raw(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for guard in self.inner.space(space).prefix(prefix) {
+            let (key, value) = guard.into_inner()?;
+            f(&key, &value)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// An estimate of the number of records in a space (for logs and metrics).
+    pub fn approximate_len(&self, space: Space) -> usize {
+        self.inner.space(space).approximate_len()
+    }
+
+    /// Bytes the store takes on disk.
+    pub fn disk_space(&self) -> u64 {
+        self.inner.db.disk_space().unwrap_or(0)
+    }
+
+    /// Hands a write set to the writer; `ack` is called once it is durable (or failed). Never
+    /// waits: a full queue is `Overloaded`, a poisoned writer `Poisoned`.
+    pub fn submit(&self, set: WriteSet, ack: Ack) -> Result<(), StoreError> {
+        self.writer.submit(set, ack)
+    }
+
+    /// Writes a set and waits until it is durable (configuration changes, tests). Blocks the
+    /// calling thread; async callers use [`Store::submit`].
+    pub fn write(&self, set: WriteSet) -> Result<(), StoreError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.submit(
+            set,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        )?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.writer.is_poisoned()
+    }
+
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.writer.queue_depth()
+    }
+
+    /// Stops taking writes, commits everything already queued and waits for the writer to end.
+    pub fn close(&self) {
+        self.writer.close();
+    }
+
+    /// Makes the next commit fail as a broken disk would, to test that a failure poisons.
+    #[doc(hidden)]
+    pub fn inject_commit_failure(&self) {
+        self.writer.inject_failure();
+    }
+}

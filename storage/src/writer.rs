@@ -1,0 +1,263 @@
+//! The group-commit writer: one thread that drains its bounded queue into one fjall batch, commits
+//! it with one fsync, and acknowledges every waiter of that batch.
+//!
+//! Callers never commit themselves: a fjall batch holds the journal lock during its fsync, so many
+//! concurrent committers would queue on that lock one fsync each. Here N waiting write sets cost
+//! one fsync. A failed commit poisons the writer: it never acknowledges a write that is not
+//! durable, and every later write fails (fjall's guidance: do not retry and carry on).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use fjall::PersistMode;
+use parking_lot::{Mutex, RwLock};
+
+use crate::store::{
+    decode_counter, encode_counter, Durability, Inner, Op, Space, StoreError, StoreOptions,
+    WriteSet,
+};
+
+/// Called once per write set, from the writer thread, with the outcome of its commit. It must be
+/// quick: the next batch waits for it.
+pub type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+struct Job {
+    set: WriteSet,
+    ack: Ack,
+}
+
+/// Counts of what the writer did, for tests and reports.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub commits: u64,
+    pub sets: u64,
+}
+
+struct Shared {
+    poisoned: AtomicBool,
+    inject_failure: AtomicBool,
+    commits: AtomicU64,
+    sets: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    sender: RwLock<Option<Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+/// Counter values the writer has seen, so merging an addition does not read the store each time.
+/// Bounded: cleared when it grows past this many keys (they are read again on demand).
+const COUNTER_CACHE_KEYS: usize = 100_000;
+
+impl Writer {
+    pub(crate) fn start(inner: Arc<Inner>, options: &StoreOptions) -> Writer {
+        let (sender, receiver) = crossbeam_channel::bounded(options.queue_capacity);
+        let shared = Arc::new(Shared {
+            poisoned: AtomicBool::new(false),
+            inject_failure: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            sets: AtomicU64::new(0),
+        });
+        let thread_shared = shared.clone();
+        let max_batch = options.max_batch_sets;
+        let durability = options.durability;
+        let on_poison = options.on_poison.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                run(
+                    inner,
+                    receiver,
+                    thread_shared,
+                    max_batch,
+                    durability,
+                    on_poison,
+                )
+            })
+            .expect("spawning the writer thread");
+        Writer {
+            sender: RwLock::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            shared,
+        }
+    }
+
+    pub(crate) fn submit(&self, set: WriteSet, ack: Ack) -> Result<(), StoreError> {
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        let guard = self.sender.read();
+        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+        match sender.try_send(Job { set, ack }) {
+            Ok(()) => {
+                metrics::gauge!("rewards_writer_queue_depth").set(sender.len() as f64);
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => Err(StoreError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            sets: self.shared.sets.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn queue_depth(&self) -> usize {
+        self.sender.read().as_ref().map_or(0, |s| s.len())
+    }
+
+    pub(crate) fn inject_failure(&self) {
+        self.shared.inject_failure.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn close(&self) {
+        // Dropping the only sender ends the writer's loop once the queue is drained.
+        self.sender.write().take();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run(
+    inner: Arc<Inner>,
+    receiver: Receiver<Job>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    durability: Durability,
+    on_poison: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+) {
+    let mut counters: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
+    let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    let durability_label = match durability {
+        Durability::Sync => "sync",
+        Durability::Buffered => "buffered",
+    };
+    while let Ok(first) = receiver.recv() {
+        jobs.push(first);
+        while jobs.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::gauge!("rewards_writer_queue_depth").set(receiver.len() as f64);
+        if shared.poisoned.load(Ordering::Acquire) {
+            for job in jobs.drain(..) {
+                (job.ack)(Err(StoreError::Poisoned));
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let result = commit(&inner, &jobs, &mut counters, durability, &shared);
+        let elapsed = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                shared.commits.fetch_add(1, Ordering::Relaxed);
+                shared.sets.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+                metrics::histogram!("rewards_commit_batch_sets").record(jobs.len() as f64);
+                metrics::histogram!("rewards_commit_seconds", "durability" => durability_label)
+                    .record(elapsed);
+                for job in jobs.drain(..) {
+                    (job.ack)(Ok(()));
+                }
+            }
+            Err(error) => {
+                shared.poisoned.store(true, Ordering::Release);
+                counters.clear();
+                let message = error.to_string();
+                tracing::error!(error = %message, "commit failed: the store is poisoned and accepts no more writes");
+                metrics::counter!("rewards_store_poisoned_total").increment(1);
+                for job in jobs.drain(..) {
+                    (job.ack)(Err(StoreError::Poisoned));
+                }
+                if let Some(hook) = &on_poison {
+                    hook(&message);
+                }
+            }
+        }
+    }
+}
+
+fn commit(
+    inner: &Inner,
+    jobs: &[Job],
+    counters: &mut HashMap<Vec<u8>, [i64; 2]>,
+    durability: Durability,
+    shared: &Shared,
+) -> Result<(), StoreError> {
+    if shared.inject_failure.swap(false, Ordering::AcqRel) {
+        return Err(StoreError::Io("injected commit failure".into()));
+    }
+    if counters.len() > COUNTER_CACHE_KEYS {
+        counters.clear();
+    }
+    // The durability of the commit is decided here, where it happens: with `sync` the batch's
+    // journal write is fdatasynced before its records become visible and before anyone is
+    // acknowledged; with `buffered` it only reaches the OS.
+    let mode = match durability {
+        Durability::Sync => Some(PersistMode::SyncData),
+        Durability::Buffered => None,
+    };
+    let mut batch = inner.db.batch().durability(mode);
+    let counter_space = inner.space(Space::Counters);
+    // Counter additions of this batch, merged before they are written once.
+    let mut touched: Vec<Vec<u8>> = Vec::new();
+    let mut pending: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
+    for job in jobs {
+        for op in &job.set.ops {
+            match op {
+                Op::Put(space, key, value) => {
+                    batch.insert(inner.space(*space), key.as_slice(), value.as_slice())
+                }
+                Op::Delete(space, key) => batch.remove(inner.space(*space), key.as_slice()),
+                Op::AddCounter(key, deltas) => {
+                    let current = match pending.get(key) {
+                        Some(v) => *v,
+                        None => match counters.get(key) {
+                            Some(v) => *v,
+                            None => counter_space
+                                .get(key.as_slice())?
+                                .map_or([0, 0], |v| decode_counter(&v)),
+                        },
+                    };
+                    if !pending.contains_key(key) {
+                        touched.push(key.clone());
+                    }
+                    pending.insert(
+                        key.clone(),
+                        [current[0] + deltas[0], current[1] + deltas[1]],
+                    );
+                }
+            }
+        }
+    }
+    for key in &touched {
+        let value = pending[key];
+        batch.insert(counter_space, key.as_slice(), encode_counter(value));
+    }
+    batch.commit()?;
+    for key in touched {
+        let value = pending[&key];
+        counters.insert(key, value);
+    }
+    Ok(())
+}
