@@ -10,5 +10,5 @@ mod store;
 mod writer;
 
 pub use codec::{CodecError, Record};
-pub use store::{Durability, Space, Store, StoreError, StoreOptions, WriteSet};
+pub use store::{Durability, PoisonHook, Space, Store, StoreError, StoreOptions, WriteSet};
 pub use writer::{Ack, WriterStats};

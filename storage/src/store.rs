@@ -134,6 +134,9 @@ fn codec_error(space: Space, key: &[u8], error: CodecError) -> StoreError {
     }
 }
 
+/// Called once, from the writer thread, with the error that poisoned the store.
+pub type PoisonHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub struct StoreOptions {
     pub durability: Durability,
     /// Write sets queued before `submit` answers `Overloaded`.
@@ -141,7 +144,7 @@ pub struct StoreOptions {
     /// Most write sets in one commit.
     pub max_batch_sets: usize,
     /// Called once, from the writer thread, when a commit or fsync fails.
-    pub on_poison: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    pub on_poison: Option<PoisonHook>,
 }
 
 impl Default for StoreOptions {

@@ -17,8 +17,8 @@ use fjall::PersistMode;
 use parking_lot::{Mutex, RwLock};
 
 use crate::store::{
-    decode_counter, encode_counter, Durability, Inner, Op, Space, StoreError, StoreOptions,
-    WriteSet,
+    decode_counter, encode_counter, Durability, Inner, Op, PoisonHook, Space, StoreError,
+    StoreOptions, WriteSet,
 };
 
 /// Called once per write set, from the writer thread, with the outcome of its commit. It must be
@@ -143,7 +143,7 @@ fn run(
     shared: Arc<Shared>,
     max_batch: usize,
     durability: Durability,
-    on_poison: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    on_poison: Option<PoisonHook>,
 ) {
     let mut counters: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
