@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod keys;
+mod records;
 mod store;
 mod writer;
 

@@ -305,6 +305,27 @@ impl Store {
         reverse: bool,
         limit: usize,
     ) -> Result<(Vec<(Vec<u8>, T)>, Option<Vec<u8>>), StoreError> {
+        let (raw, next) = self.page_raw(space, prefix, cursor, reverse, limit)?;
+        let items = raw
+            .into_iter()
+            .map(|(key, value)| {
+                let record = codec::decode(&value).map_err(|e| codec_error(space, &key, e))?;
+                Ok((key, record))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((items, next))
+    }
+
+    /// [`Store::page`] without decoding: index entries whose values are keys.
+    #[allow(clippy::type_complexity)]
+    pub fn page_raw(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        cursor: Option<&[u8]>,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>), StoreError> {
         let keyspace = self.inner.space(space);
         let end = match prefix_end(prefix) {
             Some(end) => Bound::Excluded(end),
@@ -320,16 +341,15 @@ impl Store {
             let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) = (lower, end);
             Box::new(keyspace.range(range))
         };
-        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(limit.min(1024));
         let mut next = None;
         for guard in iter {
             let (key, value) = guard.into_inner()?;
             if items.len() == limit {
-                next = items.last().map(|(k, _): &(Vec<u8>, T)| k.clone());
+                next = items.last().map(|(k, _)| k.clone());
                 break;
             }
-            let record = codec::decode(&value).map_err(|e| codec_error(space, &key, e))?;
-            items.push((key.to_vec(), record));
+            items.push((key.to_vec(), value.to_vec()));
         }
         Ok((items, next))
     }
@@ -377,8 +397,9 @@ impl Store {
         self.inner.db.disk_space().unwrap_or(0)
     }
 
-    /// Hands a write set to the writer; `ack` is called once it is durable (or failed). Never
-    /// waits: a full queue is `Overloaded`, a poisoned writer `Poisoned`.
+    /// Hands a write set to the writer; `ack` is called exactly once: when the set is durable,
+    /// when its commit failed, or at once (before this returns the same error) when the set is
+    /// refused. Never waits: a full queue is `Overloaded`, a poisoned writer `Poisoned`.
     pub fn submit(&self, set: WriteSet, ack: Ack) -> Result<(), StoreError> {
         self.writer.submit(set, ack)
     }
@@ -387,12 +408,13 @@ impl Store {
     /// calling thread; async callers use [`Store::submit`].
     pub fn write(&self, set: WriteSet) -> Result<(), StoreError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.submit(
+        // A refusal is also delivered to the ack, so the answer is always on the channel.
+        let _ = self.submit(
             set,
             Box::new(move |result| {
                 let _ = tx.send(result);
             }),
-        )?;
+        );
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 

@@ -89,17 +89,27 @@ impl Writer {
 
     pub(crate) fn submit(&self, set: WriteSet, ack: Ack) -> Result<(), StoreError> {
         if self.is_poisoned() {
+            ack(Err(StoreError::Poisoned));
             return Err(StoreError::Poisoned);
         }
         let guard = self.sender.read();
-        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+        let Some(sender) = guard.as_ref() else {
+            ack(Err(StoreError::Closed));
+            return Err(StoreError::Closed);
+        };
         match sender.try_send(Job { set, ack }) {
             Ok(()) => {
                 metrics::gauge!("rewards_writer_queue_depth").set(sender.len() as f64);
                 Ok(())
             }
-            Err(TrySendError::Full(_)) => Err(StoreError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+            Err(TrySendError::Full(job)) => {
+                (job.ack)(Err(StoreError::Overloaded));
+                Err(StoreError::Overloaded)
+            }
+            Err(TrySendError::Disconnected(job)) => {
+                (job.ack)(Err(StoreError::Closed));
+                Err(StoreError::Closed)
+            }
         }
     }
 

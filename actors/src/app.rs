@@ -1,0 +1,71 @@
+//! The shared state of a running server: configuration, store, registries, key index, wallet
+//! directory and idempotency table. Handlers reach it through `web::Data<App>`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rewards_storage::{Store, WriteSet};
+use tokio::sync::oneshot;
+
+use crate::auth::KeyIndex;
+use crate::config::Config;
+use crate::http::problem::ApiError;
+use crate::idempotency::IdempotencyTable;
+use crate::identities::Reservations;
+use crate::registry::Registry;
+use crate::scheme_codes::SchemeCodes;
+use crate::wallets::WalletDirectory;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub registry: Registry,
+    pub keys: KeyIndex,
+    pub wallets: WalletDirectory,
+    pub idempotency: Arc<IdempotencyTable>,
+    pub identities: Reservations,
+    pub scheme_codes: SchemeCodes,
+    ready: AtomicBool,
+}
+
+impl App {
+    pub fn new(config: Config, store: Store, wallets: WalletDirectory) -> App {
+        App {
+            config,
+            store,
+            registry: Registry::default(),
+            keys: KeyIndex::default(),
+            wallets,
+            idempotency: Arc::new(IdempotencyTable::default()),
+            identities: Reservations::default(),
+            scheme_codes: SchemeCodes::default(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Writes a set through the group-commit writer and waits, without blocking the thread, until
+    /// it is durable.
+    pub async fn write(&self, set: WriteSet) -> Result<(), ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.store.submit(
+            set,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        match rx.await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(_) => Err(ApiError::Internal("the writer dropped a write".into())),
+        }
+    }
+}
+
+pub type SharedApp = Arc<App>;

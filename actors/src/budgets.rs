@@ -1,0 +1,88 @@
+//! Offers at run time: the offer and its shared budget, and the gate through which the engine
+//! reserves budget for the awards it wants to give.
+
+use rewards_core::budget::{Budget, BudgetTotals};
+use rewards_core::engine::BudgetGate;
+use rewards_core::offer::Offer;
+use rewards_core::{Money, OfferId};
+use rewards_storage::keys::KeyBuilder;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct OfferRuntime {
+    pub offer: Arc<Offer>,
+    /// Shared by every version of the offer (activation does not reset reservations or totals).
+    pub budget: Arc<Budget>,
+}
+
+impl OfferRuntime {
+    pub fn new(offer: Offer, totals: BudgetTotals) -> OfferRuntime {
+        let budget = Arc::new(Budget::new(offer.limits.budget, totals));
+        OfferRuntime {
+            offer: Arc::new(offer),
+            budget,
+        }
+    }
+
+    /// A new version of the offer (its state changed) keeping its budget.
+    pub fn with_offer(&self, offer: Offer) -> OfferRuntime {
+        OfferRuntime {
+            offer: Arc::new(offer),
+            budget: self.budget.clone(),
+        }
+    }
+}
+
+/// The key of an offer's persisted totals (awarded amount in minor units, award count) in the
+/// writer-merged counters.
+pub fn offer_totals_key(offer: OfferId) -> Vec<u8> {
+    KeyBuilder::new().u8(b'o').bytes(offer.as_bytes()).finish()
+}
+
+/// Reserves budget on the offers' shared runtimes and remembers what it reserved, so the caller
+/// commits it when the event is durable or releases it when the event is refused.
+pub struct Reservations<'a> {
+    offers: &'a HashMap<OfferId, Arc<OfferRuntime>>,
+    pub reserved: Vec<(Arc<OfferRuntime>, Money)>,
+}
+
+impl<'a> Reservations<'a> {
+    pub fn new(offers: &'a HashMap<OfferId, Arc<OfferRuntime>>) -> Self {
+        Reservations {
+            offers,
+            reserved: Vec::new(),
+        }
+    }
+}
+
+impl BudgetGate for Reservations<'_> {
+    fn try_reserve(&mut self, offer: &Offer, amount: Money) -> bool {
+        let Some(runtime) = self.offers.get(&offer.id) else {
+            return false;
+        };
+        if runtime.budget.try_reserve(amount) {
+            self.reserved.push((runtime.clone(), amount));
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Reservations taken out of their gate: settled once the event's fate is known.
+#[derive(Default)]
+pub struct Held(pub Vec<(Arc<OfferRuntime>, Money)>);
+
+impl Held {
+    pub fn commit(self) {
+        for (runtime, amount) in self.0 {
+            runtime.budget.commit(amount);
+        }
+    }
+
+    pub fn release(self) {
+        for (runtime, amount) in self.0 {
+            runtime.budget.release(amount);
+        }
+    }
+}

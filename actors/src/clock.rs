@@ -1,0 +1,40 @@
+//! The server's clock and random sources: the only place the actors read time or draw randomness,
+//! which they hand to the pure core as arguments.
+
+use rand::RngCore;
+use rewards_core::Timestamp;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Timestamp(millis)
+}
+
+/// 16 random bytes for a new id (the thread's CSPRNG, seeded from the operating system).
+pub fn id_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Secret material (codes, OTPs, keys) straight from the operating system's secure source.
+pub fn secure_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A uniformly random decimal string of `digits` digits from the secure source.
+pub fn secure_digits(digits: usize) -> String {
+    let mut out = String::with_capacity(digits);
+    while out.len() < digits {
+        let [b] = secure_bytes::<1>();
+        // Reject 250..=255 so every digit is equally likely.
+        if b < 250 {
+            out.push(char::from(b'0' + b % 10));
+        }
+    }
+    out
+}

@@ -1,0 +1,125 @@
+//! Server configuration: `configs/default.toml` values, overridden by a config file, then by flags.
+
+use anyhow::Context;
+use rewards_storage::Durability;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The defaults shipped in `configs/default.toml`, compiled in so the binary runs anywhere.
+pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub http_workers: usize,
+    pub wallet_arbiters: usize,
+    pub wallet_idle_seconds: u64,
+    pub wallet_mailbox_capacity: usize,
+    pub writer_queue_capacity: usize,
+    pub writer_max_batch_sets: usize,
+    pub log: String,
+}
+
+/// Fields a config file may set; missing ones keep the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    durability: Option<Durability>,
+    http_workers: Option<usize>,
+    wallet_arbiters: Option<usize>,
+    wallet_idle_seconds: Option<u64>,
+    wallet_mailbox_capacity: Option<usize>,
+    writer_queue_capacity: Option<usize>,
+    writer_max_batch_sets: Option<usize>,
+    log: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_CONFIG).expect("configs/default.toml is valid")
+    }
+}
+
+impl Config {
+    /// The defaults, overridden by the file at `path` when one is given.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let file: PartialConfig = toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            config.apply(file);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, file: PartialConfig) {
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if let Some(value) = file.$field { self.$field = value; }
+            )*};
+        }
+        take!(
+            listen,
+            data_dir,
+            durability,
+            http_workers,
+            wallet_arbiters,
+            wallet_idle_seconds,
+            wallet_mailbox_capacity,
+            writer_queue_capacity,
+            writer_max_batch_sets,
+            log
+        );
+    }
+
+    /// Refuses settings whose relations do not hold, before anything starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.wallet_mailbox_capacity >= 1,
+            "wallet_mailbox_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            self.writer_queue_capacity >= 1,
+            "writer_queue_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            self.writer_max_batch_sets >= 1
+                && self.writer_max_batch_sets <= self.writer_queue_capacity,
+            "writer_max_batch_sets must be between 1 and writer_queue_capacity"
+        );
+        anyhow::ensure!(
+            self.wallet_idle_seconds >= 1,
+            "wallet_idle_seconds must be at least 1"
+        );
+        Ok(())
+    }
+
+    pub fn http_workers(&self) -> usize {
+        if self.http_workers == 0 {
+            cores()
+        } else {
+            self.http_workers
+        }
+    }
+
+    pub fn wallet_arbiters(&self) -> usize {
+        if self.wallet_arbiters == 0 {
+            cores()
+        } else {
+            self.wallet_arbiters
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,97 @@
+//! The JSON shapes of API.md and their conversion to and from the domain types.
+
+pub mod business;
+pub mod contact;
+pub mod offer;
+pub mod purchase;
+
+use rewards_core::money::decimal_input;
+use rewards_core::{Currency, FieldError, Money, Timestamp};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+
+/// A decimal sent as a string or a number.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Dec(pub Decimal);
+
+impl<'de> Deserialize<'de> for Dec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        decimal_input::deserialize(d).map(Dec)
+    }
+}
+
+/// Collects field errors so one response names every problem of a request.
+#[derive(Default)]
+pub struct Problems(pub Vec<FieldError>);
+
+impl Problems {
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+    pub fn take<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
+    pub fn finish(self) -> Result<(), rewards_core::DomainError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(rewards_core::DomainError::ValidationFailed(self.0))
+        }
+    }
+}
+
+pub fn money(
+    currency: Currency,
+    field: &str,
+    value: Option<Dec>,
+) -> Result<Option<Money>, FieldError> {
+    value.map(|v| currency.parse_amount(field, v.0)).transpose()
+}
+
+pub fn time(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, FieldError> {
+    value
+        .map(|t| {
+            Timestamp::parse_rfc3339(t)
+                .ok_or_else(|| FieldError::new(field, "must be an RFC 3339 time"))
+        })
+        .transpose()
+}
+
+pub fn format_money(currency: Currency, amount: Money) -> String {
+    currency.format(amount)
+}
+
+pub fn format_opt_money(currency: Currency, amount: Option<Money>) -> Option<String> {
+    amount.map(|a| currency.format(a))
+}
+
+/// Trims a text field and refuses empty or overlong values.
+pub fn text(field: &str, value: &str) -> Result<String, FieldError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.chars().count() > crate::limits::MAX_TEXT_CHARS {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be at most {} characters",
+                crate::limits::MAX_TEXT_CHARS
+            ),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+pub fn parse_id<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, FieldError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| FieldError::new(field, "is not a valid id"))
+}

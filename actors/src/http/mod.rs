@@ -1,0 +1,110 @@
+//! The thin HTTP ingress of API.md: parse, authenticate, hand to the registry or a wallet actor,
+//! answer. Every error leaves through [`problem::ApiError`].
+
+pub mod auth;
+mod config;
+mod contacts;
+pub mod json;
+mod operator;
+mod ops;
+pub mod problem;
+mod purchases;
+
+use actix_web::web;
+use rewards_core::{BusinessId, DomainError};
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use crate::limits::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
+use crate::registry::BusinessEntry;
+use problem::ApiError;
+
+pub use ops::render_metrics;
+
+/// Installs the Prometheus recorder before anything records a metric.
+pub fn render_metrics_init() {
+    ops::prometheus();
+}
+
+/// Every route of the API.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    ops::routes(cfg);
+    operator::routes(cfg);
+    config::routes(cfg);
+    contacts::routes(cfg);
+    purchases::routes(cfg);
+}
+
+/// A path id that does not parse names nothing: 404.
+fn path_id<T: std::str::FromStr>(value: &str, what: &'static str) -> Result<T, ApiError> {
+    value
+        .parse()
+        .map_err(|_| DomainError::NotFound(what).into())
+}
+
+/// The business named in a path, for a key that may act on it with one of `roles`. Another
+/// business's id answers like an unknown one.
+fn business_for(
+    app: &Arc<App>,
+    principal: &Principal,
+    id: &str,
+    roles: &[Role],
+) -> Result<Arc<BusinessEntry>, ApiError> {
+    let id: BusinessId = path_id(id, "business")?;
+    if !principal.is_operator() {
+        if !roles.contains(&principal.role) {
+            return Err(DomainError::Forbidden.into());
+        }
+        if principal.business_id != Some(id) {
+            return Err(DomainError::NotFound("business").into());
+        }
+    }
+    app.registry
+        .business(id)
+        .ok_or_else(|| DomainError::NotFound("business").into())
+}
+
+/// Refuses a role that has no right to a call at all.
+fn require_role(principal: &Principal, roles: &[Role]) -> Result<(), ApiError> {
+    if principal.is_operator() || roles.contains(&principal.role) {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden.into())
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PageQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE_LIMIT),
+            Some(l) if (1..=MAX_PAGE_LIMIT).contains(&l) => Ok(l),
+            Some(_) => Err(DomainError::validation(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE_LIMIT}"),
+            )
+            .into()),
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<Vec<u8>>, ApiError> {
+        self.cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                hex::decode(c)
+                    .map_err(|_| DomainError::validation("cursor", "is not a cursor").into())
+            })
+            .transpose()
+    }
+}
+
+fn page_body(items: Vec<serde_json::Value>, next: Option<Vec<u8>>) -> serde_json::Value {
+    serde_json::json!({"items": items, "next_cursor": next.map(hex::encode)})
+}

@@ -1,0 +1,293 @@
+//! Operator calls: businesses and their settings, transaction processors, API keys.
+
+use actix_web::{web, HttpResponse};
+use rewards_core::business::Business;
+use rewards_core::scheme::{Scheme, SignUp};
+use rewards_core::{
+    BusinessId, ContactId, Currency, DomainError, KeyId, MerchantId, ProcessorId, SchemeId,
+};
+use rewards_storage::{Space, WriteSet};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+use super::json::{created, ok, parse, parse_or_default};
+use super::problem::ApiResult;
+use super::{business_for, path_id};
+use crate::app::App;
+use crate::auth::{generate_secret, hash_key, KeyRecord, Principal, Role};
+use crate::clock;
+use crate::dto::business::{render_business, render_settings, BusinessBody, SettingsPatch};
+use crate::dto::text;
+use crate::records::{config_key, kind, ConfigRecord};
+use crate::registry::{BusinessEntry, Processor};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/businesses", web::post().to(create_business))
+        .route("/v1/businesses/{id}", web::get().to(get_business))
+        .route(
+            "/v1/businesses/{id}/settings",
+            web::patch().to(patch_settings),
+        )
+        .route("/v1/processors", web::post().to(create_processor))
+        .route("/v1/keys", web::post().to(create_key))
+        .route("/v1/keys/{id}", web::delete().to(revoke_key));
+}
+
+async fn create_business(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    principal.require_operator()?;
+    let body: BusinessBody = parse(&body)?;
+    let name = text("name", &body.name)?;
+    let currency = Currency::parse(body.currency.trim())
+        .ok_or_else(|| DomainError::validation("currency", "must be an ISO 4217 code"))?;
+    let settings = body
+        .settings
+        .unwrap_or_default()
+        .apply(&Default::default(), currency)?;
+    let business = Business {
+        id: BusinessId::from_random(clock::id_bytes()),
+        name,
+        currency,
+        settings,
+        exchange_rates: BTreeMap::new(),
+    };
+    // Every business starts with the auto scheme `default`.
+    let scheme = Scheme {
+        id: SchemeId::from_random(clock::id_bytes()),
+        business_id: business.id,
+        name: "default".into(),
+        sign_up: SignUp::Auto,
+        active: true,
+    };
+    let mut set = WriteSet::new();
+    set.put(
+        Space::Config,
+        config_key(business.id, kind::BUSINESS, business.id.as_bytes()),
+        &ConfigRecord::Business(business.clone()),
+    );
+    set.put(
+        Space::Config,
+        config_key(business.id, kind::SCHEME, scheme.id.as_bytes()),
+        &ConfigRecord::Scheme(scheme.clone()),
+    );
+    app.write(set).await?;
+    let entry = BusinessEntry::new(business.clone());
+    *entry.schemes.write() = std::sync::Arc::new(vec![scheme]);
+    app.registry
+        .businesses
+        .insert(business.id, std::sync::Arc::new(entry));
+    Ok(created(&render_business(&business)))
+}
+
+async fn get_business(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let app = app.into_inner();
+    let entry = business_for(&app, &principal, &path, &[Role::Business])?;
+    Ok(ok(&render_business(&entry.business())))
+}
+
+async fn patch_settings(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let app = app.into_inner();
+    let entry = business_for(&app, &principal, &path, &[Role::Business])?;
+    let patch: SettingsPatch = parse_or_default(&body)?;
+    let _guard = entry.config_lock.lock().await;
+    let mut business = (*entry.business()).clone();
+    business.settings = patch.apply(&business.settings, business.currency)?;
+    let mut set = WriteSet::new();
+    set.put(
+        Space::Config,
+        config_key(business.id, kind::BUSINESS, business.id.as_bytes()),
+        &ConfigRecord::Business(business.clone()),
+    );
+    app.write(set).await?;
+    let rendered = render_settings(&business.settings, business.currency);
+    *entry.business.write() = std::sync::Arc::new(business);
+    Ok(ok(&rendered))
+}
+
+#[derive(Deserialize)]
+struct ProcessorBody {
+    name: String,
+}
+
+async fn create_processor(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    principal.require_operator()?;
+    let body: ProcessorBody = parse(&body)?;
+    let processor = Processor {
+        id: ProcessorId::from_random(clock::id_bytes()),
+        name: text("name", &body.name)?,
+    };
+    let mut set = WriteSet::new();
+    set.put(
+        Space::Config,
+        config_key(BusinessId::NIL, kind::PROCESSOR, processor.id.as_bytes()),
+        &ConfigRecord::Processor(processor.clone()),
+    );
+    app.write(set).await?;
+    app.registry
+        .processors
+        .insert(processor.id, processor.clone());
+    Ok(created(
+        &json!({"id": processor.id.to_string(), "name": processor.name}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    role: Role,
+    #[serde(default)]
+    business_id: Option<String>,
+    #[serde(default)]
+    merchant_id: Option<String>,
+    #[serde(default)]
+    processor_id: Option<String>,
+    #[serde(default)]
+    contact_id: Option<String>,
+}
+
+fn opt_id<T: std::str::FromStr>(
+    field: &str,
+    value: &Option<String>,
+) -> Result<Option<T>, DomainError> {
+    value
+        .as_deref()
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| DomainError::validation(field, "is not a valid id"))
+        })
+        .transpose()
+}
+
+pub fn render_key(record: &KeyRecord) -> serde_json::Value {
+    json!({
+        "id": record.id.to_string(),
+        "role": record.role.as_str(),
+        "business_id": record.business_id.map(|b| b.to_string()),
+        "merchant_id": record.merchant_id.map(|m| m.to_string()),
+        "processor_id": record.processor_id.map(|p| p.to_string()),
+        "contact_id": record.contact_id.map(|c| c.to_string()),
+        "created_at": record.created_at.to_rfc3339(),
+        "expires_at": record.expires_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// Stores a new key and answers it with its secret, which is shown only here.
+pub async fn issue_key(app: &App, mut record: KeyRecord) -> ApiResult<serde_json::Value> {
+    let secret = generate_secret();
+    record.hash = hash_key(&secret);
+    let mut set = WriteSet::new();
+    set.put(Space::Keys, record.id.as_bytes().to_vec(), &record);
+    app.write(set).await?;
+    app.keys.insert(record.clone());
+    let mut body = render_key(&record);
+    body["key"] = json!(secret);
+    Ok(body)
+}
+
+async fn create_key(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    principal.require_operator()?;
+    let body: KeyBody = parse(&body)?;
+    let business_id: Option<BusinessId> = opt_id("business_id", &body.business_id)?;
+    let merchant_id: Option<MerchantId> = opt_id("merchant_id", &body.merchant_id)?;
+    let processor_id: Option<ProcessorId> = opt_id("processor_id", &body.processor_id)?;
+    let contact_id: Option<ContactId> = opt_id("contact_id", &body.contact_id)?;
+    let needs_business = matches!(body.role, Role::Business | Role::Pos | Role::Contact);
+    if needs_business {
+        let id = business_id
+            .ok_or_else(|| DomainError::validation("business_id", "is required for this role"))?;
+        let entry = app
+            .registry
+            .business(id)
+            .ok_or_else(|| DomainError::validation("business_id", "names no business"))?;
+        if let Some(m) = merchant_id {
+            if !entry.merchants.read().contains_key(&m) {
+                return Err(DomainError::validation(
+                    "merchant_id",
+                    "names no merchant of the business",
+                )
+                .into());
+            }
+        }
+    }
+    if body.role == Role::Processor {
+        let id = processor_id
+            .ok_or_else(|| DomainError::validation("processor_id", "is required for this role"))?;
+        if !app.registry.processors.contains_key(&id) {
+            return Err(DomainError::validation("processor_id", "names no processor").into());
+        }
+    }
+    if body.role == Role::Contact {
+        let contact = contact_id
+            .ok_or_else(|| DomainError::validation("contact_id", "is required for this role"))?;
+        let known: Option<rewards_core::contact::Contact> =
+            app.store.get(Space::Contacts, contact.as_bytes())?;
+        if known.is_none_or(|c| Some(c.business_id) != business_id) {
+            return Err(
+                DomainError::validation("contact_id", "names no contact of the business").into(),
+            );
+        }
+    }
+    let record = KeyRecord {
+        id: KeyId::from_random(clock::id_bytes()),
+        hash: [0; 32],
+        role: body.role,
+        business_id: if needs_business { business_id } else { None },
+        merchant_id: if body.role == Role::Pos {
+            merchant_id
+        } else {
+            None
+        },
+        processor_id: if body.role == Role::Processor {
+            processor_id
+        } else {
+            None
+        },
+        contact_id: if body.role == Role::Contact {
+            contact_id
+        } else {
+            None
+        },
+        created_at: clock::now(),
+        expires_at: None,
+        revoked: false,
+    };
+    let body = issue_key(&app, record).await?;
+    Ok(created(&body))
+}
+
+async fn revoke_key(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    principal.require_operator()?;
+    let id: KeyId = path_id(&path, "key")?;
+    let mut record = app.keys.get_by_id(id).ok_or(DomainError::NotFound("key"))?;
+    record.revoked = true;
+    let mut set = WriteSet::new();
+    set.put(Space::Keys, record.id.as_bytes().to_vec(), &record);
+    app.write(set).await?;
+    app.keys.insert(record);
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,74 @@
+//! Health, readiness and metrics.
+
+use actix_web::{web, HttpResponse};
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::app::App;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "live"}))
+}
+
+async fn ready(app: web::Data<App>) -> HttpResponse {
+    if app.is_ready() && !app.store.is_poisoned() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        crate::http::problem::ApiError::from(rewards_core::DomainError::NotReady).into_response()
+    }
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use (once per process, however many
+/// servers a test starts).
+pub fn prometheus() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5,
+            ])
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full("rewards_commit_batch_sets".into()),
+                &[
+                    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 4096.0,
+                ],
+            )
+            .expect("bucket list is not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+pub fn render_metrics(app: &App) -> String {
+    metrics::gauge!("rewards_wallet_actors_resident").set(app.wallets.resident() as f64);
+    metrics::gauge!("rewards_writer_queue_depth").set(app.store.queue_depth() as f64);
+    metrics::gauge!("rewards_store_disk_bytes").set(app.store.disk_space() as f64);
+    metrics::gauge!("rewards_idempotency_in_flight").set(app.idempotency.in_flight() as f64);
+    prometheus().render()
+}
+
+async fn metrics(app: web::Data<App>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(render_metrics(&app))
+}
+
+trait IntoResponse {
+    fn into_response(self) -> HttpResponse;
+}
+
+impl IntoResponse for crate::http::problem::ApiError {
+    fn into_response(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}

@@ -1,0 +1,170 @@
+//! The one mapping from domain errors to HTTP problem responses (`application/problem+json`).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use rewards_core::{DomainError, FieldError};
+use serde::Serialize;
+use std::fmt;
+
+use crate::limits::RETRY_AFTER_SECONDS;
+
+/// An error answered to an HTTP client.
+#[derive(Debug)]
+pub enum ApiError {
+    Domain(DomainError),
+    PayloadTooLarge,
+    /// A bug or a storage failure: logged, answered 500 without details.
+    Internal(String),
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> ApiError {
+        ApiError::Domain(e)
+    }
+}
+
+impl From<rewards_storage::StoreError> for ApiError {
+    fn from(e: rewards_storage::StoreError) -> ApiError {
+        use rewards_storage::StoreError;
+        match e {
+            StoreError::Overloaded => ApiError::Domain(DomainError::Overloaded),
+            StoreError::Poisoned | StoreError::Closed => ApiError::Domain(DomainError::NotReady),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> ApiError {
+        ApiError::Domain(e.into())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Domain(e) => fmt::Display::fmt(e, f),
+            ApiError::PayloadTooLarge => f.write_str("the request body is too large"),
+            ApiError::Internal(e) => write!(f, "internal error: {e}"),
+        }
+    }
+}
+
+/// The HTTP status of each domain error code (API.md, "Error codes").
+pub fn status_of(error: &DomainError) -> StatusCode {
+    use DomainError::*;
+    match error {
+        ValidationFailed(_) => StatusCode::BAD_REQUEST,
+        Unauthorized => StatusCode::UNAUTHORIZED,
+        Forbidden => StatusCode::FORBIDDEN,
+        NotFound(_) | ContactNotFound | TapNotFound(_) => StatusCode::NOT_FOUND,
+        IdempotencyConflict | AlreadyExists(_) | AlreadyCancelled | AlreadyClaimed
+        | AlreadyReferred | DuplicateStatement | EstimateConsumed | EstimateNotApproved
+        | InvalidState(_) => StatusCode::CONFLICT,
+        EstimateExpired => StatusCode::GONE,
+        InsufficientFunds { .. }
+        | SpendBlocked
+        | OtpInvalid
+        | OtpSpendMismatch
+        | AmountsInconsistent { .. }
+        | UnknownCurrency(_)
+        | ReferralLimitExceeded
+        | ReturnExceedsPurchase { .. }
+        | SpendLimit(_)
+        | EstimateMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Overloaded | NotReady => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<ProblemField<'a>>>,
+}
+
+#[derive(Serialize)]
+struct ProblemField<'a> {
+    field: &'a str,
+    message: &'a str,
+}
+
+fn title_of(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+impl ApiError {
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::Domain(e) => e.code(),
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The status and problem body of this error, as bytes (also what idempotent replays store).
+    pub fn to_parts(&self) -> (StatusCode, Vec<u8>) {
+        let status = self.status_code();
+        let errors = match self {
+            ApiError::Domain(DomainError::ValidationFailed(fields)) => Some(
+                fields
+                    .iter()
+                    .map(|f| ProblemField {
+                        field: &f.field,
+                        message: &f.message,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let detail = match self {
+            ApiError::Internal(_) => "the server failed to handle the request".to_string(),
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: "about:blank",
+            title: title_of(status),
+            status: status.as_u16(),
+            code: self.code(),
+            detail,
+            errors,
+        };
+        (
+            status,
+            serde_json::to_vec(&problem).expect("problem serializes"),
+        )
+    }
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Domain(e) => status_of(e),
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = %e, "request failed");
+        }
+        let (status, body) = self.to_parts();
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        }
+        response.body(body)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,537 @@
+//! Purchases: submission (single and batch), reads, void, returns, and the business's event list.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::future::join_all;
+use rewards_core::purchase::{validate_purchase, PurchaseContext};
+use rewards_core::wallet::SpendAmount;
+use rewards_core::{BusinessId, ContactId, DomainError, EventId, Timestamp};
+use rewards_storage::Space;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::sync::Arc;
+
+use super::contacts::visible_contact;
+use super::json::{ok, parse, parse_or_default};
+use super::problem::ApiResult;
+use super::{business_for, page_body, path_id, require_role, PageQuery};
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use crate::clock;
+use crate::dto::purchase::{render_event, PurchaseBody, SpendAmountBody};
+use crate::dto::{parse_id, text, Dec};
+use crate::events::{
+    business_index_prefix, contact_index_prefix, event_key, EventRecord, EventType,
+    PaymentMediumRecord,
+};
+use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use crate::limits::{MAX_BATCH_ITEMS, MAX_PURCHASE_LINES};
+use crate::wallets::{self, Command, PurchaseJob, Reply, ReturnJob};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/purchases", web::post().to(post_purchase))
+        .route("/v1/purchases:batch", web::post().to(post_batch))
+        .route("/v1/purchases/{id}", web::get().to(get_purchase))
+        .route("/v1/purchases/{id}/void", web::post().to(void_purchase))
+        .route("/v1/events/{id}/void", web::post().to(void_purchase))
+        .route("/v1/purchases/{id}/returns", web::post().to(return_lines))
+        .route("/v1/businesses/{b}/events", web::get().to(list_events));
+}
+
+/// Runs a request exactly once per idempotency key: a repeat with an equal body gets the first
+/// answer (`true`: a replay), a concurrent copy waits for the first one's outcome.
+pub async fn once<F, Fut>(
+    app: &Arc<App>,
+    key: Option<IdempotencyKey>,
+    run: F,
+) -> ApiResult<(Reply, bool)>
+where
+    F: FnOnce(Option<IdempotencyKey>) -> Fut,
+    Fut: Future<Output = ApiResult<Reply>>,
+{
+    let Some(key) = key else {
+        return run(None).await.map(|r| (r, false));
+    };
+    let replay = |stored: &StoredResponse| Reply {
+        status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+        body: stored.body.clone(),
+    };
+    loop {
+        match app.idempotency.claim(&app.store, &key)? {
+            Claim::Replay(stored) => return Ok((replay(&stored), true)),
+            Claim::Wait(receiver) => {
+                if let Ok(Some(stored)) = receiver.await {
+                    return Ok((replay(&stored), true));
+                }
+                // The first copy failed and changed nothing: this one runs (or waits) again.
+            }
+            Claim::Fresh(guard) => {
+                let result = run(Some(key.clone())).await;
+                if let Ok(reply) = &result {
+                    guard.complete(StoredResponse {
+                        body_hash: key.body_hash,
+                        status: reply.status.as_u16(),
+                        body: reply.body.clone(),
+                    });
+                }
+                return result.map(|r| (r, false));
+            }
+        }
+    }
+}
+
+/// The HTTP answer of a reply or an error; replays carry `Idempotent-Replay: true`.
+pub fn answer(result: ApiResult<(Reply, bool)>) -> HttpResponse {
+    match result {
+        Ok((reply, replay)) => {
+            let mut response = HttpResponse::build(reply.status);
+            response.content_type("application/json");
+            if replay {
+                response.insert_header(("Idempotent-Replay", "true"));
+            }
+            response.body(reply.body)
+        }
+        Err(error) => actix_web::ResponseError::error_response(&error),
+    }
+}
+
+async fn post_purchase(
+    request: HttpRequest,
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    answer(submit_purchase(&app, &principal, &body, peer.as_deref()).await)
+}
+
+fn origin_of(principal: &Principal, origin: Option<&str>) -> ApiResult<String> {
+    match origin.unwrap_or("pos") {
+        "pos" => Ok("pos".into()),
+        "backend" if matches!(principal.role, Role::Business | Role::Operator) => {
+            Ok("backend".into())
+        }
+        "backend" => Err(DomainError::Forbidden.into()),
+        _ => Err(DomainError::validation("origin", "must be pos or backend").into()),
+    }
+}
+
+/// Validates one purchase and hands it to its contact's wallet actor.
+pub async fn submit_purchase(
+    app: &Arc<App>,
+    principal: &Principal,
+    raw: &[u8],
+    peer: Option<&str>,
+) -> ApiResult<(Reply, bool)> {
+    require_role(principal, &[Role::Business, Role::Pos])?;
+    if principal.role == Role::Contact {
+        return Err(DomainError::Forbidden.into());
+    }
+    let body: PurchaseBody = parse(raw)?;
+    let named: Option<BusinessId> = body
+        .business_id
+        .as_deref()
+        .map(|b| parse_id("business_id", b))
+        .transpose()?;
+    let business_id = principal.business_for(named)?;
+    let entry = app
+        .registry
+        .business(business_id)
+        .ok_or(DomainError::NotFound("business"))?;
+    let snapshot = entry.snapshot();
+    let business = snapshot.business.clone();
+    let currency = business.currency;
+    let origin = origin_of(principal, body.origin.as_deref())?;
+    let identity = body
+        .identity
+        .as_ref()
+        .ok_or_else(|| DomainError::validation("identity", "exactly one identity is required"))?
+        .validate("identity")?;
+    if body.lines.len() > MAX_PURCHASE_LINES {
+        return Err(DomainError::validation(
+            "lines",
+            format!("at most {MAX_PURCHASE_LINES} lines"),
+        )
+        .into());
+    }
+    for (i, line) in body.lines.iter().enumerate() {
+        text(&format!("lines[{i}].sku"), &line.sku)?;
+    }
+    // The TAP: named, else the caller's IP, else none (the business itself).
+    let tap = match body.tap_code.as_deref().map(str::trim) {
+        Some(code) => Some(
+            snapshot
+                .tap_by_code(code)
+                .cloned()
+                .ok_or_else(|| DomainError::TapNotFound(code.to_string()))?,
+        ),
+        None => peer.and_then(|ip| snapshot.tap_by_ip(ip)).cloned(),
+    };
+    let merchant_id = tap
+        .as_ref()
+        .and_then(|t| t.merchant_id)
+        .or(principal.merchant_id);
+    let performed_on = match body.performed_on.as_deref() {
+        Some(t) => Timestamp::parse_rfc3339(t)
+            .ok_or_else(|| DomainError::validation("performed_on", "must be an RFC 3339 time"))?,
+        None => clock::now(),
+    };
+    let purchase = validate_purchase(
+        identity.clone(),
+        &body.purchase_input(),
+        &PurchaseContext {
+            currency,
+            exchange_rates: &business.exchange_rates,
+            amount_tolerance: business.settings.amount_tolerance,
+        },
+    )?;
+    let spend = match &body.spend {
+        None => None,
+        Some(spend) => {
+            let amount = match spend.amount {
+                SpendAmountBody::All => SpendAmount::All,
+                SpendAmountBody::Amount(d) => {
+                    let amount = currency.parse_amount("spend.amount", d)?;
+                    if !amount.is_positive() {
+                        return Err(
+                            DomainError::validation("spend.amount", "must be above zero").into(),
+                        );
+                    }
+                    SpendAmount::Exact(amount)
+                }
+            };
+            Some((amount, spend.require_full))
+        }
+    };
+    if body.estimate_id.is_some() {
+        return Err(DomainError::NotFound("estimate").into());
+    }
+    let external_system = body.external_system.clone().unwrap_or_default();
+    let key = body.external_reference.as_deref().map(|reference| {
+        IdempotencyKey::new(business_id, "event", &external_system, reference, raw)
+    });
+    let contact_id = crate::identities::resolve(&app.store, business_id, &identity)?;
+    let payment_medium = body.payment_medium.as_ref().map(|m| PaymentMediumRecord {
+        identifier: m.identifier.clone(),
+        brand: m.brand.clone(),
+        kind: m.kind.clone(),
+    });
+    once(app, key, move |idempotency| async move {
+        let job = PurchaseJob {
+            snapshot,
+            event_id: EventId::from_random(clock::id_bytes()),
+            purchase,
+            performed_on,
+            reference_number: body.reference_number.clone(),
+            classification: body.classification.clone(),
+            tap_code: tap.map(|t| t.code),
+            merchant_id,
+            external_system,
+            external_reference: body.external_reference.clone(),
+            payment_medium,
+            origin,
+            spend,
+            idempotency,
+        };
+        wallets::call(app, contact_id, Command::Purchase(Box::new(job))).await
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    items: Vec<Box<RawValue>>,
+}
+
+async fn post_batch(
+    request: HttpRequest,
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let app = app.into_inner();
+    require_role(&principal, &[Role::Business, Role::Pos])?;
+    let batch: BatchBody = parse(&body)?;
+    if batch.items.len() > MAX_BATCH_ITEMS {
+        return Err(DomainError::validation(
+            "items",
+            format!("a batch holds at most {MAX_BATCH_ITEMS} items"),
+        )
+        .into());
+    }
+    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    // Each item stands alone; they run concurrently (items of one wallet queue in its actor).
+    let results = join_all(batch.items.iter().map(|item| {
+        let app = &app;
+        let principal = &principal;
+        let peer = peer.as_deref();
+        async move {
+            let outcome = submit_purchase(app, principal, item.get().as_bytes(), peer).await;
+            match outcome {
+                Ok((reply, _)) => json!({
+                    "status": reply.status.as_u16(),
+                    "body": serde_json::from_slice::<Value>(&reply.body).unwrap_or(Value::Null),
+                }),
+                Err(error) => {
+                    let (status, body) = error.to_parts();
+                    json!({
+                        "status": status.as_u16(),
+                        "body": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+                    })
+                }
+            }
+        }
+    }))
+    .await;
+    Ok(ok(&json!({"results": results})))
+}
+
+/// An event the key may see: business and pos keys their business's, contact keys their own.
+fn visible_event(app: &App, principal: &Principal, id: &str) -> ApiResult<EventRecord> {
+    require_role(principal, &[Role::Business, Role::Pos, Role::Contact])?;
+    let id: EventId = path_id(id, "purchase")?;
+    let event: EventRecord = app
+        .store
+        .get(Space::Events, &event_key(id))?
+        .ok_or(DomainError::NotFound("purchase"))?;
+    if !principal.can_see_contact(
+        event.business_id,
+        event.contact_id,
+        &[Role::Business, Role::Pos, Role::Contact],
+    ) {
+        return Err(DomainError::NotFound("purchase").into());
+    }
+    Ok(event)
+}
+
+fn currency_of(app: &App, business: BusinessId) -> ApiResult<rewards_core::Currency> {
+    Ok(app
+        .registry
+        .business(business)
+        .ok_or(DomainError::NotFound("business"))?
+        .business()
+        .currency)
+}
+
+async fn get_purchase(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let event = visible_event(&app, &principal, &path)?;
+    Ok(ok(&render_event(
+        &event,
+        currency_of(&app, event.business_id)?,
+    )))
+}
+
+#[derive(Deserialize, Default)]
+struct VoidBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn void_purchase(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let app = app.into_inner();
+    require_role(&principal, &[Role::Business])?;
+    let event = visible_event(&app, &principal, &path)?;
+    let body: VoidBody = parse_or_default(&body)?;
+    let reason = body
+        .reason
+        .as_deref()
+        .map(|r| text("reason", r))
+        .transpose()?;
+    let snapshot = app
+        .registry
+        .business(event.business_id)
+        .ok_or(DomainError::NotFound("business"))?
+        .snapshot();
+    let reply = wallets::call(
+        &app,
+        event.contact_id,
+        Command::Void {
+            snapshot,
+            event_id: event.id,
+            reason,
+        },
+    )
+    .await?;
+    Ok(answer(Ok((reply, false))))
+}
+
+#[derive(Deserialize)]
+struct ReturnLineBody {
+    sku: String,
+    quantity: Dec,
+}
+
+#[derive(Deserialize)]
+struct ReturnBody {
+    lines: Vec<ReturnLineBody>,
+    #[serde(default)]
+    external_system: Option<String>,
+    #[serde(default)]
+    external_reference: Option<String>,
+}
+
+async fn return_lines(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    answer(run_return(&app, &principal, &path, &raw).await)
+}
+
+async fn run_return(
+    app: &Arc<App>,
+    principal: &Principal,
+    path: &str,
+    raw: &[u8],
+) -> ApiResult<(Reply, bool)> {
+    require_role(principal, &[Role::Business, Role::Pos])?;
+    if principal.role == Role::Contact {
+        return Err(DomainError::Forbidden.into());
+    }
+    let event = visible_event(app, principal, path)?;
+    if event.event_type != EventType::Purchase {
+        return Err(DomainError::NotFound("purchase").into());
+    }
+    let body: ReturnBody = parse(raw)?;
+    if body.lines.is_empty() {
+        return Err(DomainError::validation("lines", "at least one line is required").into());
+    }
+    let mut lines = Vec::with_capacity(body.lines.len());
+    for (i, line) in body.lines.iter().enumerate() {
+        let sku = text(&format!("lines[{i}].sku"), &line.sku)?;
+        lines.push((sku, line.quantity.0));
+    }
+    let snapshot = app
+        .registry
+        .business(event.business_id)
+        .ok_or(DomainError::NotFound("business"))?
+        .snapshot();
+    let external_system = body.external_system.clone().unwrap_or_default();
+    let key = body.external_reference.as_deref().map(|reference| {
+        IdempotencyKey::new(
+            event.business_id,
+            "return",
+            &external_system,
+            reference,
+            raw,
+        )
+    });
+    let contact = event.contact_id;
+    let purchase_id = event.id;
+    once(app, key, move |idempotency| async move {
+        let job = ReturnJob {
+            snapshot,
+            purchase_id,
+            return_id: EventId::from_random(clock::id_bytes()),
+            lines,
+            idempotency,
+        };
+        wallets::call(app, contact, Command::Return(Box::new(job))).await
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+struct EventsQuery {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    contact_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// The business's events, newest first, filtered by type, contact and time.
+async fn list_events(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<EventsQuery>,
+) -> ApiResult<HttpResponse> {
+    let app = app.into_inner();
+    let entry = business_for(&app, &principal, &path, &[Role::Business])?;
+    let business = entry.business();
+    let event_type = query
+        .event_type
+        .as_deref()
+        .map(|t| {
+            EventType::parse(t)
+                .ok_or_else(|| DomainError::validation("type", "is not an event type"))
+        })
+        .transpose()?;
+    let time = |field: &str, v: &Option<String>| -> ApiResult<Option<Timestamp>> {
+        v.as_deref()
+            .map(|t| {
+                Timestamp::parse_rfc3339(t).ok_or_else(|| {
+                    DomainError::validation(field, "must be an RFC 3339 time").into()
+                })
+            })
+            .transpose()
+    };
+    let from = time("from", &query.from)?;
+    let to = time("to", &query.to)?;
+    let prefix = match query.contact_id.as_deref() {
+        Some(c) => {
+            let contact: ContactId = parse_id("contact_id", c)?;
+            visible_contact(&app, &principal, contact, &[Role::Business])?;
+            contact_index_prefix(contact)
+        }
+        None => business_index_prefix(business.id),
+    };
+    let limit = query.page.limit()?;
+    let mut cursor = query.page.cursor()?;
+    let mut items = Vec::with_capacity(limit);
+    let mut next = None;
+    // Index entries are scanned newest first in chunks until the page is full.
+    'scan: loop {
+        let (chunk, chunk_next) = app.store.page_raw(
+            Space::EventIndex,
+            &prefix,
+            cursor.as_deref(),
+            true,
+            limit.max(64),
+        )?;
+        for (key, value) in &chunk {
+            let Ok(id) = <[u8; 16]>::try_from(value.as_slice()) else {
+                continue;
+            };
+            let Some(event) = app
+                .store
+                .get::<EventRecord>(Space::Events, &event_key(EventId::from_bytes(id)))?
+            else {
+                continue;
+            };
+            let wanted = event.business_id == business.id
+                && event_type.is_none_or(|t| t == event.event_type)
+                && from.is_none_or(|f| event.created_at >= f)
+                && to.is_none_or(|t| event.created_at < t);
+            if wanted {
+                items.push(render_event(&event, business.currency));
+                if items.len() == limit {
+                    next = Some(key.clone());
+                    break 'scan;
+                }
+            }
+        }
+        match chunk_next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(ok(&page_body(items, next)))
+}

@@ -1,0 +1,160 @@
+//! Exactly-once processing by `(business, external_system, external_reference)`.
+//!
+//! The first request with a key claims it in memory; concurrent copies wait for its outcome. The
+//! response of a successful request is stored durably in the same commit as the event, so after a
+//! restart a repeat is answered from the store. A request that failed changed nothing and stored
+//! nothing, so copies that waited for it simply run again.
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use rewards_core::{BusinessId, DomainError};
+use rewards_storage::keys::KeyBuilder;
+use rewards_storage::{Record, Space, Store};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+use crate::http::problem::ApiError;
+
+/// The first response to a key, as stored and replayed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub body_hash: [u8; 32],
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Record for StoredResponse {
+    const VERSION: u8 = 1;
+}
+
+/// An idempotency key with the hash of the request it came with.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey {
+    pub key: Vec<u8>,
+    pub body_hash: [u8; 32],
+}
+
+impl IdempotencyKey {
+    /// `scope` separates kinds of request sharing the reference space (events, returns, top-ups).
+    pub fn new(
+        business: BusinessId,
+        scope: &str,
+        external_system: &str,
+        external_reference: &str,
+        body: &[u8],
+    ) -> IdempotencyKey {
+        IdempotencyKey {
+            key: KeyBuilder::new()
+                .bytes(business.as_bytes())
+                .str(scope)
+                .str(external_system)
+                .str(external_reference)
+                .finish(),
+            body_hash: body_hash(body),
+        }
+    }
+}
+
+/// The hash of a request body as JSON: keys sorted and whitespace dropped, so two encodings of the
+/// same request are equal. A body that is not JSON is hashed as it is.
+fn body_hash(body: &[u8]) -> [u8; 32] {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => Sha256::digest(serde_json::to_vec(&value).expect("a value serializes")).into(),
+        Err(_) => Sha256::digest(body).into(),
+    }
+}
+
+struct InFlight {
+    body_hash: [u8; 32],
+    waiters: Vec<oneshot::Sender<Option<Arc<StoredResponse>>>>,
+}
+
+#[derive(Default)]
+pub struct IdempotencyTable {
+    in_flight: DashMap<Vec<u8>, InFlight>,
+}
+
+pub enum Claim {
+    /// This request runs; complete the guard with its outcome.
+    Fresh(ClaimGuard),
+    /// The key was used before with the same body: answer this.
+    Replay(StoredResponse),
+    /// A copy is running: wait for its outcome (`None`: it failed, run again).
+    Wait(oneshot::Receiver<Option<Arc<StoredResponse>>>),
+}
+
+/// Holds a claimed key; dropping it without `complete` releases the key (waiters run again).
+pub struct ClaimGuard {
+    table: Arc<IdempotencyTableRef>,
+    key: Option<Vec<u8>>,
+}
+
+/// A handle to the table that a guard can keep after the request's borrow ends.
+pub type IdempotencyTableRef = IdempotencyTable;
+
+impl IdempotencyTable {
+    pub fn claim(self: &Arc<Self>, store: &Store, key: &IdempotencyKey) -> Result<Claim, ApiError> {
+        match self.in_flight.entry(key.key.clone()) {
+            Entry::Occupied(mut e) => {
+                if e.get().body_hash != key.body_hash {
+                    return Err(DomainError::IdempotencyConflict.into());
+                }
+                let (tx, rx) = oneshot::channel();
+                e.get_mut().waiters.push(tx);
+                Ok(Claim::Wait(rx))
+            }
+            Entry::Vacant(v) => {
+                // Looked up while holding the entry, so a request that completes meanwhile is
+                // either still in flight (we wait) or already in the store (we replay).
+                let stored: Option<StoredResponse> = store
+                    .get(Space::Idempotency, &key.key)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                if let Some(stored) = stored {
+                    if stored.body_hash != key.body_hash {
+                        return Err(DomainError::IdempotencyConflict.into());
+                    }
+                    return Ok(Claim::Replay(stored));
+                }
+                v.insert(InFlight {
+                    body_hash: key.body_hash,
+                    waiters: Vec::new(),
+                });
+                Ok(Claim::Fresh(ClaimGuard {
+                    table: self.clone(),
+                    key: Some(key.key.clone()),
+                }))
+            }
+        }
+    }
+
+    fn finish(&self, key: &[u8], outcome: Option<Arc<StoredResponse>>) {
+        if let Some((_, in_flight)) = self.in_flight.remove(key) {
+            for waiter in in_flight.waiters {
+                let _ = waiter.send(outcome.clone());
+            }
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+impl ClaimGuard {
+    /// The request succeeded and its response is durable: copies replay it.
+    pub fn complete(mut self, response: StoredResponse) {
+        if let Some(key) = self.key.take() {
+            self.table.finish(&key, Some(Arc::new(response)));
+        }
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.table.finish(&key, None);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Identity indexes: (business, kind, identifier) to contact, in the store, and the in-memory
+//! reservations that make "unique within the business" hold under concurrent creations.
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use rewards_core::identity::Identity;
+use rewards_core::{BusinessId, ContactId, DomainError};
+use rewards_storage::keys::KeyBuilder;
+use rewards_storage::{Space, Store, StoreError};
+
+use crate::http::problem::ApiError;
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Kind {
+    ContactId = 0,
+    WalletCode = 1,
+    ContactCode = 2,
+    Cim = 3,
+    GiftCard = 4,
+    PaymentMedium = 5,
+    ReferralCode = 6,
+}
+
+impl Kind {
+    pub fn field(self) -> &'static str {
+        match self {
+            Kind::ContactId => "id",
+            Kind::WalletCode => "wallet_code",
+            Kind::ContactCode => "code",
+            Kind::Cim => "cim",
+            Kind::GiftCard => "gift_cards",
+            Kind::PaymentMedium => "payment_media",
+            Kind::ReferralCode => "referral_code",
+        }
+    }
+}
+
+pub fn key(business: BusinessId, kind: Kind, identifier: &str) -> Vec<u8> {
+    KeyBuilder::new()
+        .bytes(business.as_bytes())
+        .u8(kind as u8)
+        .str(identifier)
+        .finish()
+}
+
+pub fn contact_key(business: BusinessId, contact: ContactId) -> Vec<u8> {
+    KeyBuilder::new()
+        .bytes(business.as_bytes())
+        .u8(Kind::ContactId as u8)
+        .bytes(contact.as_bytes())
+        .finish()
+}
+
+fn contact_of(value: &[u8]) -> Option<ContactId> {
+    let bytes: [u8; 16] = value.try_into().ok()?;
+    Some(ContactId::from_bytes(bytes))
+}
+
+/// The contact an identity names in a business. Dynamic wallet codes and OTPs are not issued by
+/// this server yet, so an OTP is always `otp_invalid`.
+pub fn resolve(
+    store: &Store,
+    business: BusinessId,
+    identity: &Identity,
+) -> Result<ContactId, ApiError> {
+    let lookup = |key: Vec<u8>| -> Result<Option<ContactId>, ApiError> {
+        store
+            .get_raw(Space::Identities, &key)
+            .map(|v| v.and_then(|v| contact_of(&v)))
+            .map_err(ApiError::from)
+    };
+    let found = match identity {
+        Identity::ContactId(id) => lookup(contact_key(business, *id))?,
+        Identity::WalletCode(code) => lookup(key(business, Kind::WalletCode, code))?,
+        Identity::ContactCode(code) => lookup(key(business, Kind::ContactCode, code))?,
+        Identity::Cim(cim) => lookup(key(business, Kind::Cim, cim))?,
+        Identity::GiftCard(card) => lookup(key(business, Kind::GiftCard, card))?,
+        Identity::PaymentMediumIdentifier(id) => lookup(key(business, Kind::PaymentMedium, id))?,
+        Identity::Otp(_) => return Err(DomainError::OtpInvalid.into()),
+    };
+    found.ok_or(DomainError::ContactNotFound.into())
+}
+
+/// Identifiers being created right now, so two concurrent creations cannot both take one.
+#[derive(Default)]
+pub struct Reservations {
+    taken: DashMap<Vec<u8>, ()>,
+}
+
+/// Holds reserved identifiers; dropping it frees them (after their records are durable, the
+/// store answers for them).
+pub struct Reserved<'a> {
+    table: &'a Reservations,
+    keys: Vec<Vec<u8>>,
+}
+
+impl Reservations {
+    /// Reserves every key, or none: `already_exists` names the first one taken (in the store or
+    /// by a concurrent creation).
+    pub fn reserve<'a>(
+        &'a self,
+        store: &Store,
+        keys: Vec<(Kind, Vec<u8>)>,
+    ) -> Result<Reserved<'a>, ReserveError> {
+        let mut reserved = Reserved {
+            table: self,
+            keys: Vec::with_capacity(keys.len()),
+        };
+        for (kind, key) in keys {
+            match self.taken.entry(key.clone()) {
+                Entry::Occupied(_) => return Err(ReserveError::Taken(kind)),
+                Entry::Vacant(v) => {
+                    if store.contains(Space::Identities, &key)? {
+                        return Err(ReserveError::Taken(kind));
+                    }
+                    v.insert(());
+                    reserved.keys.push(key);
+                }
+            }
+        }
+        Ok(reserved)
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        for key in &self.keys {
+            self.table.taken.remove(key);
+        }
+    }
+}
+
+pub enum ReserveError {
+    Taken(Kind),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ReserveError {
+    fn from(e: StoreError) -> Self {
+        ReserveError::Store(e)
+    }
+}

@@ -1,0 +1,17 @@
+//! The core's types that are stored as they are, and their format versions.
+
+use crate::codec::Record;
+use rewards_core::contact::Contact;
+use rewards_core::wallet::{LedgerEntry, Wallet};
+
+impl Record for Wallet {
+    const VERSION: u8 = 1;
+}
+
+impl Record for Contact {
+    const VERSION: u8 = 1;
+}
+
+impl Record for LedgerEntry {
+    const VERSION: u8 = 1;
+}
