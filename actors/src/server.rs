@@ -61,6 +61,9 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
         actix_web::App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                ApiError::from(rewards_core::FieldError::new("query", error.to_string())).into()
+            }))
             .wrap_fn(|request, service| {
                 let limited = request
                     .headers()

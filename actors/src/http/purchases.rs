@@ -452,8 +452,8 @@ struct EventsQuery {
     contact_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
-    #[serde(flatten)]
-    page: PageQuery,
+    limit: Option<usize>,
+    cursor: Option<String>,
 }
 
 /// The business's events, newest first, filtered by type, contact and time.
@@ -493,8 +493,12 @@ async fn list_events(
         }
         None => business_index_prefix(business.id),
     };
-    let limit = query.page.limit()?;
-    let mut cursor = query.page.cursor()?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let mut cursor = page.cursor()?;
     let mut items = Vec::with_capacity(limit);
     let mut next = None;
     // Index entries are scanned newest first in chunks until the page is full.

@@ -1,1 +1,10 @@
-//! Feature tests of the running server over HTTP.
+//! Feature tests of the running server: a real `rewardsd` on loopback, driven over HTTP.
+
+mod concurrency;
+mod crash;
+mod errors;
+mod idempotency;
+mod isolation;
+mod restart;
+mod support;
+mod tour;
