@@ -3,6 +3,7 @@
 mod concurrency;
 mod crash;
 mod errors;
+mod features;
 mod idempotency;
 mod isolation;
 mod restart;

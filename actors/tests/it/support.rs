@@ -18,7 +18,16 @@ pub struct Server {
 impl Server {
     /// Starts `rewardsd` on `dir` and waits until it listens.
     pub fn start(dir: &Path, durability: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rewardsd"))
+        Server::start_with(dir, durability, None)
+    }
+
+    /// Starts `rewardsd` with a config file.
+    pub fn start_with(dir: &Path, durability: &str, config: Option<&Path>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rewardsd"));
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .args([
                 "--listen",
                 "127.0.0.1:0",
