@@ -1,0 +1,113 @@
+//! The final report: printed for people, and as JSON for scripts.
+
+use serde_json::{json, Value};
+
+use crate::traffic::{MoneyCheck, Outcome};
+use crate::Args;
+
+pub struct Report {
+    json: Value,
+    mismatches: usize,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Report {
+    pub fn new(
+        args: &Args,
+        business: &str,
+        outcome: &Outcome,
+        check: Option<MoneyCheck>,
+    ) -> Report {
+        let seconds = outcome.elapsed.as_secs_f64();
+        let h = &outcome.latency_us;
+        let mismatches = check.as_ref().map_or(0, |c| c.mismatches.len());
+        let json = json!({
+            "target": args.target,
+            "business_id": business,
+            "mode": if args.rate.is_some() { "open_loop" } else { "closed_loop" },
+            "rate": args.rate,
+            "connections": args.connections,
+            "contacts": args.contacts,
+            "batch_size": args.batch_size,
+            "spend_share": args.spend_share,
+            "read_share": args.read_share,
+            "seed": args.seed,
+            "duration_seconds": seconds,
+            "requests": outcome.requests,
+            "events": outcome.events,
+            "requests_per_second": outcome.requests as f64 / seconds,
+            "events_per_second": outcome.events as f64 / seconds,
+            "errors": outcome.errors,
+            "latency_ms": {
+                "p50": ms(h.value_at_quantile(0.50)),
+                "p90": ms(h.value_at_quantile(0.90)),
+                "p99": ms(h.value_at_quantile(0.99)),
+                "p999": ms(h.value_at_quantile(0.999)),
+                "max": ms(h.max()),
+                "mean": h.mean() / 1000.0,
+            },
+            "money_check": check.as_ref().map(|c| json!({
+                "wallets_checked": c.wallets_checked,
+                "mismatches": c.mismatches.len(),
+                "uncertain_wallets": c.uncertain,
+                "examples": c.mismatches.iter().take(5).collect::<Vec<_>>(),
+            })),
+        });
+        Report { json, mismatches }
+    }
+
+    pub fn to_json(&self) -> Value {
+        self.json.clone()
+    }
+
+    pub fn money_mismatches(&self) -> usize {
+        self.mismatches
+    }
+
+    pub fn print(&self) {
+        let j = &self.json;
+        let l = &j["latency_ms"];
+        println!(
+            "{} for {:.1} s: {} requests ({:.0}/s), {} events ({:.0}/s)",
+            j["mode"].as_str().unwrap_or(""),
+            j["duration_seconds"].as_f64().unwrap_or(0.0),
+            j["requests"],
+            j["requests_per_second"].as_f64().unwrap_or(0.0),
+            j["events"],
+            j["events_per_second"].as_f64().unwrap_or(0.0),
+        );
+        println!(
+            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            l["p50"].as_f64().unwrap_or(0.0),
+            l["p90"].as_f64().unwrap_or(0.0),
+            l["p99"].as_f64().unwrap_or(0.0),
+            l["p999"].as_f64().unwrap_or(0.0),
+            l["max"].as_f64().unwrap_or(0.0),
+        );
+        let errors = j["errors"].as_object().cloned().unwrap_or_default();
+        if errors.is_empty() {
+            println!("errors: none");
+        } else {
+            let list: Vec<String> = errors
+                .iter()
+                .map(|(code, n)| format!("{code} {n}"))
+                .collect();
+            println!("errors: {}", list.join(", "));
+        }
+        match &j["money_check"] {
+            Value::Null => println!("money check: skipped"),
+            check => {
+                println!(
+                    "money check: {} wallets, {} mismatches, {} left out (requests without an answer)",
+                    check["wallets_checked"], check["mismatches"], check["uncertain_wallets"]
+                );
+                for example in check["examples"].as_array().into_iter().flatten() {
+                    println!("  {}", example.as_str().unwrap_or(""));
+                }
+            }
+        }
+    }
+}

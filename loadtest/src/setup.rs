@@ -1,0 +1,186 @@
+//! The world a run works in, made through the API: a business with merchants, TAPs and offers of
+//! every award kind, and N contacts with payment media, created concurrently with progress shown.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use futures::stream::{self, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use crate::Args;
+
+pub struct World {
+    pub target: String,
+    pub business: String,
+    pub business_key: String,
+    pub pos_key: String,
+    pub wallets: Vec<String>,
+    pub taps: Vec<String>,
+}
+
+/// Posts JSON and returns the answer, failing on anything but `expected`.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+    expected: u16,
+) -> anyhow::Result<Value> {
+    let response = client
+        .post(url)
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if status != expected {
+        bail!("POST {url} answered {status}: {answer}");
+    }
+    Ok(answer)
+}
+
+/// Offers of every award kind, cycled to `count`.
+fn offers(count: usize) -> Vec<Value> {
+    let kinds = [
+        json!({"name": "2% back", "goal": "spend", "award": {"kind": "percent", "percent": "2"}, "redeem": "instant"}),
+        json!({"name": "0.50 over 20", "goal": "spend", "conditions": {"min_amount": "20.00"}, "award": {"kind": "fixed", "amount": "0.50"}, "redeem": "deferred", "validity_days": 365}),
+        json!({"name": "dairy per unit", "goal": "spend", "conditions": {"families": ["dairy"]}, "award": {"kind": "per_unit", "amount": "0.05"}, "redeem": "instant"}),
+        json!({"name": "0.10 per 10", "goal": "spend", "award": {"kind": "step", "step": "10.00", "amount": "0.10", "cap": "2.00"}, "redeem": "deferred", "validity_days": 90}),
+        json!({"name": "5% on produce", "goal": "spend", "conditions": {"families": ["produce"], "min_amount": "2.00"}, "award": {"kind": "percent", "percent": "5", "cap": "1.00"}, "redeem": "instant"}),
+        json!({"name": "grocery 1%", "goal": "spend", "conditions": {"classifications": ["grocery"]}, "award": {"kind": "percent", "percent": "1"}, "redeem": "deferred"}),
+        json!({"name": "drinks fixed", "goal": "spend", "conditions": {"skus": ["SKU-DRINKS-0", "SKU-DRINKS-1"]}, "award": {"kind": "fixed", "amount": "0.20"}, "redeem": "instant"}),
+        json!({"name": "T-1 bonus", "goal": "spend", "conditions": {"tap_codes": ["T-1"], "min_amount": "30.00"}, "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "deferred", "limits": {"per_contact_monthly": 3}}),
+        json!({"name": "budgeted", "goal": "spend", "conditions": {"min_amount": "50.00"}, "award": {"kind": "fixed", "amount": "2.00"}, "redeem": "instant", "limits": {"budget": "100000.00"}}),
+        json!({"name": "household step", "goal": "spend", "conditions": {"families": ["household"]}, "award": {"kind": "step", "step": "5.00", "amount": "0.05"}, "redeem": "instant"}),
+    ];
+    (0..count)
+        .map(|i| {
+            let mut offer = kinds[i % kinds.len()].clone();
+            offer["name"] = json!(format!(
+                "{} #{i}",
+                offer["name"].as_str().unwrap_or("offer")
+            ));
+            offer
+        })
+        .collect()
+}
+
+pub async fn build(client: &reqwest::Client, args: &Args) -> anyhow::Result<World> {
+    let target = args.target.trim_end_matches('/').to_string();
+    let admin = &args.admin_key;
+    let business = post(
+        client,
+        &format!("{target}/v1/businesses"),
+        admin,
+        &json!({"name": format!("rewards-load seed {}", args.seed), "currency": "EUR"}),
+        201,
+    )
+    .await?;
+    let business = business["id"].as_str().context("business id")?.to_string();
+    let key = |role: &str| json!({"role": role, "business_id": business});
+    let business_key = post(
+        client,
+        &format!("{target}/v1/keys"),
+        admin,
+        &key("business"),
+        201,
+    )
+    .await?["key"]
+        .as_str()
+        .context("key")?
+        .to_string();
+    let pos_key = post(
+        client,
+        &format!("{target}/v1/keys"),
+        admin,
+        &key("pos"),
+        201,
+    )
+    .await?["key"]
+        .as_str()
+        .context("key")?
+        .to_string();
+    let base = format!("{target}/v1/businesses/{business}");
+    let mut taps = Vec::new();
+    for m in 0..2 {
+        let merchant = post(
+            client,
+            &format!("{base}/merchants"),
+            &business_key,
+            &json!({"name": format!("Merchant {m}"), "commercial_terms": {"award_contribution_percent": "50"}}),
+            201,
+        )
+        .await?;
+        let code = format!("T-{}", m + 1);
+        post(
+            client,
+            &format!("{base}/taps"),
+            &business_key,
+            &json!({"code": code, "merchant_id": merchant["id"]}),
+            201,
+        )
+        .await?;
+        taps.push(code);
+    }
+    for offer in offers(args.offers) {
+        post(
+            client,
+            &format!("{base}/offers"),
+            &business_key,
+            &offer,
+            201,
+        )
+        .await?;
+    }
+
+    let started = Instant::now();
+    let bar = ProgressBar::new(args.contacts as u64);
+    bar.set_style(
+        ProgressStyle::with_template("creating contacts {bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .expect("template"),
+    );
+    let url = format!("{base}/contacts");
+    let results: Vec<anyhow::Result<(usize, String)>> = stream::iter(0..args.contacts)
+        .map(|i| {
+            let client = client.clone();
+            let url = url.clone();
+            let key = business_key.clone();
+            let bar = bar.clone();
+            async move {
+                let body = json!({
+                    "code": format!("c{i}"),
+                    "payment_media": [{"identifier": format!("pm{i}"), "brand": if i % 2 == 0 { "visa" } else { "mastercard" }}],
+                });
+                let contact = post(&client, &url, &key, &body, 201).await?;
+                bar.inc(1);
+                Ok((i, contact["wallet_id"].as_str().context("wallet id")?.to_string()))
+            }
+        })
+        .buffer_unordered(args.connections)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut wallets = vec![String::new(); args.contacts];
+    for result in results {
+        let (i, wallet) = result?;
+        wallets[i] = wallet;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!(
+        "setup: business {business}, {} offers, {} contacts in {elapsed:.1} s ({:.0}/s)",
+        args.offers,
+        args.contacts,
+        args.contacts as f64 / elapsed
+    );
+    Ok(World {
+        target,
+        business,
+        business_key,
+        pos_key,
+        wallets,
+        taps,
+    })
+}
