@@ -27,7 +27,9 @@ use rewards_core::purchase::ValidatedPurchase;
 use rewards_core::reversal::plan_return;
 use rewards_core::scheme::{check_sign_out, check_sign_up};
 use rewards_core::tier::{recompute, value_units};
-use rewards_core::wallet::{AwardInput, Funding, LedgerEntry, SpendAmount, SpendRequest, Wallet};
+use rewards_core::wallet::{
+    AwardInput, Funding, LedgerEntry, Lot, SpendAmount, SpendRequest, Wallet,
+};
 use rewards_core::{
     ContactId, DomainError, EventId, LotId, MerchantId, Money, SchemeId, Timestamp,
 };
@@ -182,6 +184,7 @@ impl WalletDirectory {
                     last_used: Instant::now(),
                     passivating: false,
                     recent_events: HashMap::new(),
+                    recent_lots: HashMap::new(),
                     idle: self.idle,
                 };
                 let addr = WalletActor::start_in_arbiter(&self.arbiters[index], move |ctx| {
@@ -251,6 +254,8 @@ pub struct WalletActor {
     passivating: bool,
     /// Events this actor changed lately, newer than (or as new as) the store's copies.
     recent_events: HashMap<EventId, EventRecord>,
+    /// Lots this actor closed lately, by event: newer than (or as new as) the store's copies.
+    recent_lots: HashMap<EventId, Vec<Lot>>,
     idle: Duration,
 }
 
@@ -277,8 +282,13 @@ impl Handler<Envelope> for WalletActor {
             return;
         }
         self.last_used = Instant::now();
-        if self.in_flight.load(Ordering::Acquire) == 0 && self.recent_events.len() > RECENT_EVENTS {
-            self.recent_events.clear();
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            if self.recent_events.len() > RECENT_EVENTS {
+                self.recent_events.clear();
+            }
+            if self.recent_lots.len() > RECENT_EVENTS {
+                self.recent_lots.clear();
+            }
         }
         let reply = envelope.reply;
         let result = match envelope.command {
@@ -365,6 +375,14 @@ fn ledger_key(wallet: &Wallet, seq: u64) -> Vec<u8> {
     key
 }
 
+fn lot_key(wallet: rewards_core::WalletId, event: EventId, lot: LotId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(48);
+    key.extend_from_slice(wallet.as_bytes());
+    key.extend_from_slice(event.as_bytes());
+    key.extend_from_slice(lot.as_bytes());
+    key
+}
+
 /// The prefix of a wallet's ledger entries.
 pub fn ledger_prefix(wallet: rewards_core::WalletId) -> Vec<u8> {
     wallet.as_bytes().to_vec()
@@ -400,6 +418,14 @@ impl WalletActor {
 
     fn commit(&mut self, mut change: Change, reply: oneshot::Sender<Outcome>) {
         check_balanced(&change.entries);
+        let closed = change.wallet.take_closed_lots();
+        for lot in &closed {
+            change.set.put(
+                Space::Lots,
+                lot_key(change.wallet.id, lot.event_id, lot.id),
+                lot,
+            );
+        }
         for entry in &change.entries {
             change
                 .set
@@ -461,7 +487,32 @@ impl WalletActor {
             for event in change.events {
                 self.recent_events.insert(event.id, event);
             }
+            for lot in closed {
+                let lots = self.recent_lots.entry(lot.event_id).or_default();
+                lots.retain(|l| l.id != lot.id);
+                lots.push(lot);
+            }
         }
+    }
+
+    /// Puts an event's closed lots back into the change's wallet, so its awards can be reversed.
+    fn restore_lots(&self, change: &mut Change, event_id: EventId) -> Result<(), ApiError> {
+        let mut lots: HashMap<LotId, Lot> = HashMap::new();
+        let mut prefix = self.wallet.id.as_bytes().to_vec();
+        prefix.extend_from_slice(event_id.as_bytes());
+        self.app
+            .store
+            .for_each::<Lot>(Space::Lots, &prefix, |_, lot| {
+                lots.insert(lot.id, lot);
+                Ok(())
+            })?;
+        for lot in self.recent_lots.get(&event_id).into_iter().flatten() {
+            lots.insert(lot.id, lot.clone());
+        }
+        let mut lots: Vec<Lot> = lots.into_values().collect();
+        lots.sort_by_key(|l| l.id);
+        change.wallet.restore_lots(lots);
+        Ok(())
     }
 
     fn load_event(&self, event_id: EventId) -> Result<EventRecord, ApiError> {
@@ -733,6 +784,7 @@ impl WalletActor {
         let currency = snapshot.business.currency;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "void");
         change.entries = change.wallet.expire_due(now);
+        self.restore_lots(&mut change, event_id)?;
         let clawback = change.wallet.clawback_event(event_id, now);
         change.entries.extend(clawback.entries);
         for (offer, amount) in &clawback.by_offer {
@@ -800,6 +852,7 @@ impl WalletActor {
         )?;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "return");
         change.entries = change.wallet.expire_due(now);
+        self.restore_lots(&mut change, job.purchase_id)?;
         let clawback = if purchase.amounts.total.is_positive() {
             change.wallet.clawback_share(
                 job.purchase_id,

@@ -911,6 +911,30 @@ impl Wallet {
         Ok((amount, vec![entry]))
     }
 
+    /// Removes the lots with nothing left in commerce (redeemed, expired or clawed back in full),
+    /// so the wallet's state stays small however many awards it received. The caller keeps them:
+    /// they are needed again only to reverse their event, after [`Wallet::restore_lots`].
+    pub fn take_closed_lots(&mut self) -> Vec<Lot> {
+        if self.lots.iter().all(|l| !l.remaining.is_zero()) {
+            return Vec::new();
+        }
+        let (closed, open): (Vec<Lot>, Vec<Lot>) = std::mem::take(&mut self.lots)
+            .into_iter()
+            .partition(|l| l.remaining.is_zero());
+        self.lots = open;
+        closed
+    }
+
+    /// Puts closed lots back (to claw back an event's awards). A lot still in the wallet wins.
+    pub fn restore_lots(&mut self, lots: Vec<Lot>) {
+        for lot in lots {
+            assert!(lot.remaining.is_zero(), "only closed lots are restored");
+            if !self.lots.iter().any(|l| l.id == lot.id) {
+                self.lots.push(lot);
+            }
+        }
+    }
+
     /// Pays out the open money that came from `auto` redemptions (the payout model's run).
     pub fn payout_auto(&mut self, event_id: EventId, now: Timestamp) -> (Money, Vec<LedgerEntry>) {
         let amount = self.auto_payable.min(self.payable(now));

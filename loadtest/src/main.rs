@@ -59,6 +59,11 @@ pub struct Args {
     pub no_check: bool,
 }
 
+// Many small, short-lived allocations on many threads: glibc's allocator spent a third of the
+// server's time in its free lists under load; mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.connections >= 1, "--connections must be at least 1");

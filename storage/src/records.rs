@@ -2,7 +2,7 @@
 
 use crate::codec::Record;
 use rewards_core::contact::Contact;
-use rewards_core::wallet::{LedgerEntry, Wallet};
+use rewards_core::wallet::{LedgerEntry, Lot, Wallet};
 
 impl Record for Wallet {
     const VERSION: u8 = 1;
@@ -13,5 +13,9 @@ impl Record for Contact {
 }
 
 impl Record for LedgerEntry {
+    const VERSION: u8 = 1;
+}
+
+impl Record for Lot {
     const VERSION: u8 = 1;
 }

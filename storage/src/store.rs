@@ -38,10 +38,13 @@ pub enum Space {
     Counters,
     /// Server-level facts (format version, operator key state).
     Meta,
+    /// Award lots with nothing left in commerce, by wallet, event and lot: kept out of the
+    /// wallet's own record so it stays small, read back to reverse their event.
+    Lots,
 }
 
 impl Space {
-    pub const ALL: [Space; 11] = [
+    pub const ALL: [Space; 12] = [
         Space::Config,
         Space::Keys,
         Space::Contacts,
@@ -53,6 +56,7 @@ impl Space {
         Space::Identities,
         Space::Counters,
         Space::Meta,
+        Space::Lots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl Space {
             Space::Identities => "identities",
             Space::Counters => "counters",
             Space::Meta => "meta",
+            Space::Lots => "lots",
         }
     }
 

@@ -26,6 +26,11 @@ struct Cli {
     durability: Option<Durability>,
 }
 
+// Many small, short-lived allocations on many threads: glibc's allocator spent a third of the
+// server's time in its free lists under load; mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;

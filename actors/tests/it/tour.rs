@@ -179,3 +179,48 @@ async fn topups_void_returns_and_payouts_keep_the_ledger_balanced() {
     audit_wallet(&w, wallet_id).await;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voiding_a_purchase_claws_back_awards_already_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "sync");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let offer = w
+        .offer(json!({"name": "1 back", "goal": "spend", "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "instant"}))
+        .await;
+    let contact = w.contact(json!({"code": "C-1"})).await;
+    let wallet_id = contact["wallet_id"].as_str().unwrap();
+    let mut body = crate::support::basket(json!({"contact_code": "C-1"}), "4.00");
+    body["spend"] = json!({"amount": "all"});
+    let purchase = w.purchase(body.clone()).await.expect(201).clone();
+    assert_eq!(purchase["spend"]["spent"], "1.00");
+    // Another purchase in between, so the first one's lot is long closed when it is voided.
+    w.purchase(crate::support::basket(
+        json!({"contact_code": "C-1"}),
+        "2.00",
+    ))
+    .await
+    .expect(201);
+    let id = purchase["id"].as_str().unwrap();
+    api.post(&format!("/v1/purchases/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect(200);
+    let wallet = w.wallet(wallet_id).await;
+    // The second purchase's 1.00 stays; the first's award was clawed back and its spend refunded.
+    assert_eq!(wallet["balances"]["open"], "1.00");
+    assert_eq!(wallet["balances"]["commerce"], "0.00");
+    let stats = api
+        .get(
+            &format!(
+                "/v1/businesses/{}/offers/{}",
+                w.business,
+                offer["id"].as_str().unwrap()
+            ),
+            &w.key,
+        )
+        .await;
+    assert_eq!(stats.expect(200)["awarded_total"], "1.00");
+    audit_wallet(&w, wallet_id).await;
+    server.stop();
+}

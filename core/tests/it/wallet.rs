@@ -665,3 +665,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn closed_lots_leave_the_wallet_and_come_back_to_be_clawed_back() {
+    let mut w = new_wallet();
+    let mut all = Vec::new();
+    all.extend(
+        w.award(&award(1, 500, None, Redemption::Instant), Timestamp(0))
+            .unwrap(),
+    );
+    all.extend(
+        w.award(&award(2, 300, None, Redemption::Deferred), Timestamp(0))
+            .unwrap(),
+    );
+    let closed = w.take_closed_lots();
+    assert_eq!(closed.len(), 1, "the instant lot is fully redeemed");
+    assert_eq!(w.lots.len(), 1, "the deferred lot stays");
+    assert!(w.take_closed_lots().is_empty());
+    // Without its lot, the event has nothing to claw back; with it restored, all of it.
+    let mut without = w.clone();
+    assert_eq!(
+        without.clawback_event(event(1), Timestamp(1)).total,
+        Money::ZERO
+    );
+    w.restore_lots(closed);
+    let claw = w.clawback_event(event(1), Timestamp(1));
+    all.extend(claw.entries);
+    assert_eq!(claw.total, Money(500));
+    assert_eq!(w.open, Money::ZERO);
+    audit(&w, &all).unwrap();
+}
