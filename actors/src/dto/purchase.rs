@@ -8,7 +8,7 @@ use rewards_core::purchase::{LineInput, PurchaseAmounts, PurchaseInput};
 use rewards_core::wallet::{Balances, Wallet};
 use rewards_core::{Currency, Money, Timestamp};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value};
 
 #[derive(Deserialize, Clone)]
@@ -201,108 +201,235 @@ pub fn render_wallet(wallet: &Wallet, code: &str, now: Timestamp) -> Value {
     })
 }
 
-/// An event as API.md shows it; purchases carry their basket, amounts and spend.
-pub fn render_event(event: &EventRecord, currency: Currency) -> Value {
-    let c = currency;
-    let awards: Vec<Value> = event
-        .awards
-        .iter()
-        .map(|a| {
-            json!({
-                "offer_id": a.offer_id.to_string(),
-                "amount": c.format(a.amount),
-                "redeem": a.redeem.as_str(),
-                "expires_at": opt_time(a.expires_at),
-                "lot_id": a.lot_id.to_string(),
-            })
-        })
-        .collect();
-    let mut out = json!({
-        "id": event.id.to_string(),
-        "type": event.event_type.as_str(),
-        "business_id": event.business_id.to_string(),
-        "contact_id": event.contact_id.to_string(),
-        "wallet_id": event.wallet_id.to_string(),
-        "state": match event.state { EventState::Posted => "posted", EventState::Cancelled => "cancelled" },
-        "origin": event.origin,
-        "match_state": Value::Null,
-        "performed_on": event.performed_on.to_rfc3339(),
-        "created_at": event.created_at.to_rfc3339(),
-        "reference_number": event.reference_number,
-        "classification": event.classification,
-        "tap_code": event.tap_code,
-        "organisation_id": event.merchant_id.map_or(event.business_id.to_string(), |m| m.to_string()),
-        "external_system": event.external_system,
-        "external_reference": event.external_reference,
-        "awards": awards,
-        "wallet": render_balances(c, event.wallet_after, event.spendable_after),
-        "claim_code": Value::Null,
-    });
-    let map = out.as_object_mut().expect("an object");
-    if let Some(amount) = event.amount {
-        map.insert("amount".into(), json!(c.format(amount)));
+/// An event as API.md shows it; purchases carry their basket, amounts and spend. Serialized
+/// straight from the record (no intermediate JSON tree: this is on every purchase's path).
+pub fn render_event(event: &EventRecord, currency: Currency) -> EventView<'_> {
+    EventView { event, currency }
+}
+
+pub struct EventView<'a> {
+    event: &'a EventRecord,
+    currency: Currency,
+}
+
+struct MoneyView(Currency, Money);
+
+impl Serialize for MoneyView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.format(self.1))
     }
-    if let Some(p) = &event.purchase {
-        let oc = p.original_currency;
-        map.insert("currency".into(), json!(p.currency.code()));
-        map.insert("original_currency".into(), json!(oc.code()));
-        map.insert(
-            "exchange_rate".into(),
-            json!(p.exchange_rate.normalize().to_string()),
-        );
-        map.insert("amounts".into(), render_amounts(c, &p.amounts));
-        map.insert(
-            "original_amounts".into(),
-            render_amounts(oc, &p.original_amounts),
-        );
-        let lines: Vec<Value> = p
-            .lines
-            .iter()
-            .map(|l| {
-                json!({
-                    "sku": l.sku,
-                    "name": l.name,
-                    "family": l.family,
-                    "quantity": l.quantity.normalize().to_string(),
-                    "unit_price": price(l.unit_price, oc),
-                    "net_amount": c.format(l.net),
-                    "tax_amount": c.format(l.tax_amount),
-                    "total_amount": c.format(l.total),
-                })
-            })
-            .collect();
-        map.insert("lines".into(), Value::Array(lines));
-        map.insert(
-            "spend".into(),
-            match &event.spend {
-                None => Value::Null,
-                Some(s) => json!({
-                    "requested": s.requested.map_or("all".to_string(), |r| c.format(r)),
-                    "spent": c.format(s.spent),
-                    "reduction_method": if s.front_end { "front_end" } else { "back_end" },
-                }),
-            },
-        );
+}
+
+struct TimeView(Timestamp);
+
+impl Serialize for TimeView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_rfc3339())
     }
-    if let Some(pm) = &event.payment_medium {
-        map.insert(
-            "payment_medium".into(),
-            json!({"identifier": pm.identifier, "brand": pm.brand, "type": pm.kind}),
-        );
+}
+
+#[derive(Serialize)]
+struct AmountsView {
+    net: MoneyView,
+    tax: MoneyView,
+    discount: MoneyView,
+    total: MoneyView,
+}
+
+fn amounts_view(c: Currency, a: &PurchaseAmounts) -> AmountsView {
+    AmountsView {
+        net: MoneyView(c, a.net),
+        tax: MoneyView(c, a.tax),
+        discount: MoneyView(c, a.discount),
+        total: MoneyView(c, a.total),
     }
-    if event.state == EventState::Cancelled {
-        map.insert("cancelled_at".into(), opt_time(event.cancelled_at));
-        map.insert("cancel_reason".into(), json!(event.cancel_reason));
-    }
-    if !event.returns.returned_lines.is_empty() {
-        map.insert(
-            "returns".into(),
-            json!({
-                "returned_amount": c.format(event.returns.returned_amount),
-                "clawed_back": c.format(event.returns.clawed_back),
-                "refunded": c.format(event.returns.refunded),
+}
+
+#[derive(Serialize)]
+struct AwardView {
+    offer_id: String,
+    amount: MoneyView,
+    redeem: &'static str,
+    expires_at: Option<TimeView>,
+    lot_id: String,
+}
+
+#[derive(Serialize)]
+struct LineView<'a> {
+    sku: &'a str,
+    name: &'a Option<String>,
+    family: &'a Option<String>,
+    quantity: String,
+    unit_price: String,
+    net_amount: MoneyView,
+    tax_amount: MoneyView,
+    total_amount: MoneyView,
+}
+
+#[derive(Serialize)]
+struct SpendView {
+    requested: String,
+    spent: MoneyView,
+    reduction_method: &'static str,
+}
+
+#[derive(Serialize)]
+struct BalancesView {
+    commerce: MoneyView,
+    open: MoneyView,
+    reserved: MoneyView,
+    spendable: MoneyView,
+}
+
+#[derive(Serialize)]
+struct ReturnsView {
+    returned_amount: MoneyView,
+    clawed_back: MoneyView,
+    refunded: MoneyView,
+}
+
+#[derive(Serialize)]
+struct PaymentMediumView<'a> {
+    identifier: &'a Option<String>,
+    brand: &'a Option<String>,
+    #[serde(rename = "type")]
+    kind: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct EventJson<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    business_id: String,
+    contact_id: String,
+    wallet_id: String,
+    state: &'static str,
+    origin: &'a str,
+    match_state: Option<&'static str>,
+    performed_on: TimeView,
+    created_at: TimeView,
+    reference_number: &'a Option<String>,
+    classification: &'a Option<String>,
+    tap_code: &'a Option<String>,
+    organisation_id: String,
+    external_system: &'a str,
+    external_reference: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<MoneyView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    currency: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_currency: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange_rate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amounts: Option<AmountsView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_amounts: Option<AmountsView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lines: Option<Vec<LineView<'a>>>,
+    /// Present (possibly null) on purchases only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spend: Option<Option<SpendView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_medium: Option<PaymentMediumView<'a>>,
+    awards: Vec<AwardView>,
+    wallet: BalancesView,
+    claim_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancelled_at: Option<Option<TimeView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancel_reason: Option<&'a Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    returns: Option<ReturnsView>,
+}
+
+impl Serialize for EventView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let event = self.event;
+        let c = self.currency;
+        let purchase = event.purchase.as_ref();
+        let cancelled = event.state == EventState::Cancelled;
+        let view = EventJson {
+            id: event.id.to_string(),
+            event_type: event.event_type.as_str(),
+            business_id: event.business_id.to_string(),
+            contact_id: event.contact_id.to_string(),
+            wallet_id: event.wallet_id.to_string(),
+            state: if cancelled { "cancelled" } else { "posted" },
+            origin: &event.origin,
+            match_state: None,
+            performed_on: TimeView(event.performed_on),
+            created_at: TimeView(event.created_at),
+            reference_number: &event.reference_number,
+            classification: &event.classification,
+            tap_code: &event.tap_code,
+            organisation_id: event
+                .merchant_id
+                .map_or(event.business_id.to_string(), |m| m.to_string()),
+            external_system: &event.external_system,
+            external_reference: &event.external_reference,
+            amount: event.amount.map(|a| MoneyView(c, a)),
+            currency: purchase.map(|p| p.currency.code()),
+            original_currency: purchase.map(|p| p.original_currency.code()),
+            exchange_rate: purchase.map(|p| p.exchange_rate.normalize().to_string()),
+            amounts: purchase.map(|p| amounts_view(c, &p.amounts)),
+            original_amounts: purchase
+                .map(|p| amounts_view(p.original_currency, &p.original_amounts)),
+            lines: purchase.map(|p| {
+                p.lines
+                    .iter()
+                    .map(|l| LineView {
+                        sku: &l.sku,
+                        name: &l.name,
+                        family: &l.family,
+                        quantity: l.quantity.normalize().to_string(),
+                        unit_price: price(l.unit_price, p.original_currency),
+                        net_amount: MoneyView(c, l.net),
+                        tax_amount: MoneyView(c, l.tax_amount),
+                        total_amount: MoneyView(c, l.total),
+                    })
+                    .collect()
             }),
-        );
+            spend: purchase.map(|_| {
+                event.spend.as_ref().map(|s| SpendView {
+                    requested: s.requested.map_or("all".to_string(), |r| c.format(r)),
+                    spent: MoneyView(c, s.spent),
+                    reduction_method: if s.front_end { "front_end" } else { "back_end" },
+                })
+            }),
+            payment_medium: event.payment_medium.as_ref().map(|pm| PaymentMediumView {
+                identifier: &pm.identifier,
+                brand: &pm.brand,
+                kind: &pm.kind,
+            }),
+            awards: event
+                .awards
+                .iter()
+                .map(|a| AwardView {
+                    offer_id: a.offer_id.to_string(),
+                    amount: MoneyView(c, a.amount),
+                    redeem: a.redeem.as_str(),
+                    expires_at: a.expires_at.map(TimeView),
+                    lot_id: a.lot_id.to_string(),
+                })
+                .collect(),
+            wallet: BalancesView {
+                commerce: MoneyView(c, event.wallet_after.commerce),
+                open: MoneyView(c, event.wallet_after.open),
+                reserved: MoneyView(c, event.wallet_after.reserved),
+                spendable: MoneyView(c, event.spendable_after),
+            },
+            claim_code: None,
+            cancelled_at: cancelled.then(|| event.cancelled_at.map(TimeView)),
+            cancel_reason: cancelled.then_some(&event.cancel_reason),
+            returns: (!event.returns.returned_lines.is_empty()).then(|| ReturnsView {
+                returned_amount: MoneyView(c, event.returns.returned_amount),
+                clawed_back: MoneyView(c, event.returns.clawed_back),
+                refunded: MoneyView(c, event.returns.refunded),
+            }),
+        };
+        view.serialize(s)
     }
-    out
 }

@@ -525,7 +525,10 @@ async fn list_events(
                 && from.is_none_or(|f| event.created_at >= f)
                 && to.is_none_or(|t| event.created_at < t);
             if wanted {
-                items.push(render_event(&event, business.currency));
+                items.push(
+                    serde_json::to_value(render_event(&event, business.currency))
+                        .expect("serializes"),
+                );
                 if items.len() == limit {
                     next = Some(key.clone());
                     break 'scan;
