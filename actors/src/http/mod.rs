@@ -29,11 +29,13 @@ pub fn render_metrics_init() {
 
 /// Every route of the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // Routes are tried in order and every pattern with a path parameter is a regex: the hot
+    // path (purchases) comes first.
+    purchases::routes(cfg);
     ops::routes(cfg);
+    contacts::routes(cfg);
     operator::routes(cfg);
     config::routes(cfg);
-    contacts::routes(cfg);
-    purchases::routes(cfg);
 }
 
 /// A path id that does not parse names nothing: 404.
