@@ -11,6 +11,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod identities;
+pub mod ledger;
 pub mod limits;
 pub mod records;
 pub mod recovery;

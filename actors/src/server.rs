@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Arbiter;
+use actix::{Arbiter, ArbiterHandle};
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{web, ResponseError};
@@ -25,9 +25,9 @@ pub fn run(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
     system.block_on(serve(config, admin_key))
 }
 
-async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
-    crate::http::render_metrics_init();
-    let started = Instant::now();
+/// Opens the store, starts the wallet arbiters and recovers the registries: everything of a
+/// running server but its HTTP ingress. Must run inside an actix system.
+pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<ArbiterHandle>)> {
     let store = Store::open(
         &config.data_dir,
         StoreOptions {
@@ -43,7 +43,7 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
         },
     )
     .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let arbiters: Vec<_> = (0..config.wallet_arbiters())
+    let arbiters: Vec<ArbiterHandle> = (0..config.wallet_arbiters())
         .map(|_| Arbiter::new().handle())
         .collect();
     let wallets = WalletDirectory::new(
@@ -53,6 +53,13 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
     );
     let app = Arc::new(App::new(config.clone(), store.clone(), wallets));
     crate::recovery::recover(&app).context("recovering the registries from the store")?;
+    Ok((app, store, arbiters))
+}
+
+async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
+    crate::http::render_metrics_init();
+    let started = Instant::now();
+    let (app, store, arbiters) = open_app(&config)?;
     if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
         println!("Generated operator key (shown once, stored hashed): {secret}");
     }

@@ -368,26 +368,6 @@ impl Change {
     }
 }
 
-fn ledger_key(wallet: &Wallet, seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(24);
-    key.extend_from_slice(wallet.id.as_bytes());
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-fn lot_key(wallet: rewards_core::WalletId, event: EventId, lot: LotId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(48);
-    key.extend_from_slice(wallet.as_bytes());
-    key.extend_from_slice(event.as_bytes());
-    key.extend_from_slice(lot.as_bytes());
-    key
-}
-
-/// The prefix of a wallet's ledger entries.
-pub fn ledger_prefix(wallet: rewards_core::WalletId) -> Vec<u8> {
-    wallet.as_bytes().to_vec()
-}
-
 fn check_balanced(entries: &[LedgerEntry]) {
     for entry in entries {
         let sum: Money = entry.postings.iter().map(|p| p.amount).sum();
@@ -419,18 +399,13 @@ impl WalletActor {
     fn commit(&mut self, mut change: Change, reply: oneshot::Sender<Outcome>) {
         check_balanced(&change.entries);
         let closed = change.wallet.take_closed_lots();
-        for lot in &closed {
-            change.set.put(
-                Space::Lots,
-                lot_key(change.wallet.id, lot.event_id, lot.id),
-                lot,
-            );
-        }
-        for entry in &change.entries {
-            change
-                .set
-                .put(Space::Ledger, ledger_key(&change.wallet, entry.seq), entry);
-        }
+        crate::ledger::put_closed_lots(
+            &mut change.set,
+            change.wallet.id,
+            change.wallet.next_seq,
+            &closed,
+        );
+        crate::ledger::put_entries(&mut change.set, change.wallet.id, &change.entries);
         if let Some(key) = &change.idempotency {
             change.set.put(
                 Space::Idempotency,
@@ -497,15 +472,7 @@ impl WalletActor {
 
     /// Puts an event's closed lots back into the change's wallet, so its awards can be reversed.
     fn restore_lots(&self, change: &mut Change, event_id: EventId) -> Result<(), ApiError> {
-        let mut lots: HashMap<LotId, Lot> = HashMap::new();
-        let mut prefix = self.wallet.id.as_bytes().to_vec();
-        prefix.extend_from_slice(event_id.as_bytes());
-        self.app
-            .store
-            .for_each::<Lot>(Space::Lots, &prefix, |_, lot| {
-                lots.insert(lot.id, lot);
-                Ok(())
-            })?;
+        let mut lots = crate::ledger::closed_lots(&self.app.store, self.wallet.id, event_id)?;
         for lot in self.recent_lots.get(&event_id).into_iter().flatten() {
             lots.insert(lot.id, lot.clone());
         }
@@ -1142,11 +1109,7 @@ pub async fn create_contact(
         WalletActor::put_event(&mut change, event, true, now);
     }
     check_balanced(&change.entries);
-    for entry in &change.entries {
-        change
-            .set
-            .put(Space::Ledger, ledger_key(&change.wallet, entry.seq), entry);
-    }
+    crate::ledger::put_entries(&mut change.set, change.wallet.id, &change.entries);
     let contact_bytes = change.contact.id.as_bytes().to_vec();
     for key in identity_keys {
         change

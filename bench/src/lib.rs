@@ -1,5 +1,9 @@
 //! Fixtures shared by the benchmarks: a business's offers and a typical basket.
 
+// The server runs on mimalloc; so do its benchmarks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rewards_core::offer::*;
 use rewards_core::purchase::{LineInput, PurchaseInput};
 use rewards_core::*;
@@ -95,4 +99,20 @@ pub fn basket() -> PurchaseInput {
         ],
         ..Default::default()
     }
+}
+
+pub mod inproc;
+pub mod records;
+
+/// Ten offers of every award kind as API JSON, for the benchmarks that go through HTTP.
+pub fn http_offers() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    (0..10)
+        .map(|i| match i % 4 {
+            0 => json!({"name": format!("percent {i}"), "goal": "spend", "conditions": {"families": ["dairy"]}, "award": {"kind": "percent", "percent": "5"}, "redeem": "instant"}),
+            1 => json!({"name": format!("fixed {i}"), "goal": "spend", "conditions": {"min_amount": "2.00"}, "award": {"kind": "fixed", "amount": "0.10"}, "redeem": "deferred"}),
+            2 => json!({"name": format!("per unit {i}"), "goal": "spend", "award": {"kind": "per_unit", "amount": "0.01"}, "redeem": "instant"}),
+            _ => json!({"name": format!("step {i}"), "goal": "spend", "award": {"kind": "step", "step": "1.00", "amount": "0.01"}, "redeem": "deferred"}),
+        })
+        .collect()
 }

@@ -19,3 +19,13 @@ impl Record for LedgerEntry {
 impl Record for Lot {
     const VERSION: u8 = 1;
 }
+
+/// The ledger entries of one operation, stored as one record.
+impl Record for Vec<LedgerEntry> {
+    const VERSION: u8 = 1;
+}
+
+/// Lots of one event closed by one operation, stored as one record.
+impl Record for Vec<Lot> {
+    const VERSION: u8 = 1;
+}

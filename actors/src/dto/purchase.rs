@@ -424,7 +424,7 @@ impl Serialize for EventView<'_> {
             claim_code: None,
             cancelled_at: cancelled.then(|| event.cancelled_at.map(TimeView)),
             cancel_reason: cancelled.then_some(&event.cancel_reason),
-            returns: (!event.returns.returned_lines.is_empty()).then(|| ReturnsView {
+            returns: (!event.returns.returned_lines.is_empty()).then_some(ReturnsView {
                 returned_amount: MoneyView(c, event.returns.returned_amount),
                 clawed_back: MoneyView(c, event.returns.clawed_back),
                 refunded: MoneyView(c, event.returns.refunded),

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::scheme::SignUp;
-use rewards_core::wallet::{LedgerEntry, Wallet};
+use rewards_core::wallet::Wallet;
 use rewards_core::{ContactId, DomainError, EventId, KeyId, SchemeId, WalletId};
 use rewards_storage::Space;
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::json::{created, ok, parse, parse_or_default};
 use super::problem::{ApiError, ApiResult};
 use super::purchases::{answer, once};
-use super::{business_for, page_body, path_id, require_role, PageQuery};
+use super::{business_for, path_id, require_role, PageQuery};
 use crate::app::App;
 use crate::auth::{KeyRecord, Principal, Role};
 use crate::clock;
@@ -26,7 +26,7 @@ use crate::dto::{text, Dec};
 use crate::idempotency::IdempotencyKey;
 use crate::identities::{self, Kind, ReserveError};
 use crate::limits::{DEFAULT_SESSION_TTL_SECONDS, MAX_SESSION_TTL_SECONDS};
-use crate::wallets::{self, ledger_prefix, render_entry, Command};
+use crate::wallets::{self, render_entry, Command};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -390,18 +390,19 @@ async fn journal(
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let (wallet, _) = visible_wallet(&app, &principal, &path, &[Role::Business, Role::Contact])?;
-    let (entries, next) = app.store.page::<LedgerEntry>(
-        Space::Ledger,
-        &ledger_prefix(wallet.id),
-        query.cursor()?.as_deref(),
-        true,
-        query.limit()?,
-    )?;
-    let items = entries
-        .iter()
-        .map(|(_, e)| render_entry(&wallet, e))
-        .collect();
-    Ok(ok(&page_body(items, next)))
+    // The cursor of a journal page is the sequence number of its last entry.
+    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            c.parse::<u64>()
+                .map_err(|_| DomainError::validation("cursor", "is not a cursor"))?,
+        ),
+    };
+    let (entries, next) = crate::ledger::page(&app.store, wallet.id, before, query.limit()?)?;
+    let items: Vec<_> = entries.iter().map(|e| render_entry(&wallet, e)).collect();
+    Ok(ok(
+        &json!({"items": items, "next_cursor": next.map(|s| s.to_string())}),
+    ))
 }
 
 #[derive(Deserialize)]

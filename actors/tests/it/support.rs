@@ -235,13 +235,18 @@ impl Api {
 
     /// Every item of a paged list.
     pub async fn all(&self, path: &str, key: &str) -> Vec<Value> {
+        self.all_in_pages(path, key, 1000).await
+    }
+
+    /// Every item of a paged list, read `limit` at a time.
+    pub async fn all_in_pages(&self, path: &str, key: &str, limit: usize) -> Vec<Value> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let sep = if path.contains('?') { '&' } else { '?' };
             let url = match &cursor {
-                Some(c) => format!("{path}{sep}limit=1000&cursor={c}"),
-                None => format!("{path}{sep}limit=1000"),
+                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+                None => format!("{path}{sep}limit={limit}"),
             };
             let page = self.get(&url, key).await;
             let body = page.expect(200);

@@ -177,6 +177,20 @@ async fn topups_void_returns_and_payouts_keep_the_ledger_balanced() {
         .await;
     assert_eq!(payout.expect(201)["amount"], "5.00");
     audit_wallet(&w, wallet_id).await;
+    // Pages of any size walk the same journal, newest first, without gaps or repeats.
+    let journal = format!("/v1/wallets/{wallet_id}/journal");
+    let whole = api.all(&journal, &w.key).await;
+    assert!(whole.len() >= 8, "{} entries", whole.len());
+    for limit in [1, 2, 3, 7] {
+        assert_eq!(
+            api.all_in_pages(&journal, &w.key, limit).await,
+            whole,
+            "pages of {limit}"
+        );
+    }
+    let events = format!("/v1/businesses/{}/events", w.business);
+    let all_events = api.all(&events, &w.key).await;
+    assert_eq!(api.all_in_pages(&events, &w.key, 2).await, all_events);
     server.stop();
 }
 

@@ -1,0 +1,99 @@
+//! Ledger entries and closed lots in the store. The entries one operation posts are one record,
+//! keyed by wallet and the first entry's sequence number; the lots it closed are one record per
+//! event. Fewer, larger records keep the store's write path short.
+
+use std::collections::BTreeMap;
+
+use rewards_core::wallet::{LedgerEntry, Lot};
+use rewards_core::{EventId, LotId, WalletId};
+use rewards_storage::{Space, Store, StoreError, WriteSet};
+
+fn entries_key(wallet: WalletId, first_seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(24);
+    key.extend_from_slice(wallet.as_bytes());
+    key.extend_from_slice(&first_seq.to_be_bytes());
+    key
+}
+
+/// Writes the entries of one operation (consecutive sequence numbers of one wallet).
+pub fn put_entries(set: &mut WriteSet, wallet: WalletId, entries: &Vec<LedgerEntry>) {
+    if let Some(first) = entries.first() {
+        debug_assert!(entries.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        set.put(Space::Ledger, entries_key(wallet, first.seq), entries);
+    }
+}
+
+/// One page of a wallet's entries, newest first, below sequence number `before`. The second value
+/// is the cursor of the next page (the last entry's sequence number), if there may be more.
+pub fn page(
+    store: &Store,
+    wallet: WalletId,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<(Vec<LedgerEntry>, Option<u64>), StoreError> {
+    let cursor = before.map(|seq| entries_key(wallet, seq));
+    // Each record holds at least one entry, so `limit` records are enough for a page; a record
+    // that starts below the cursor may hold entries at or above it, which are skipped.
+    let (groups, _) = store.page::<Vec<LedgerEntry>>(
+        Space::Ledger,
+        wallet.as_bytes(),
+        cursor.as_deref(),
+        true,
+        limit,
+    )?;
+    let mut entries = Vec::with_capacity(limit);
+    for (_, group) in groups {
+        for entry in group.into_iter().rev() {
+            if before.is_some_and(|b| entry.seq >= b) {
+                continue;
+            }
+            if entries.len() == limit {
+                let next = entries.last().map(|e: &LedgerEntry| e.seq);
+                return Ok((entries, next));
+            }
+            entries.push(entry);
+        }
+    }
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten()
+        .filter(|&seq| seq > 0);
+    Ok((entries, next))
+}
+
+fn lots_prefix(wallet: WalletId, event: EventId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(40);
+    key.extend_from_slice(wallet.as_bytes());
+    key.extend_from_slice(event.as_bytes());
+    key
+}
+
+/// Writes lots closed by one operation, one record per event; `version` orders the records of
+/// one event (the wallet's next sequence number at the time), so a later state of a lot wins.
+pub fn put_closed_lots(set: &mut WriteSet, wallet: WalletId, version: u64, lots: &[Lot]) {
+    let mut by_event: BTreeMap<EventId, Vec<Lot>> = BTreeMap::new();
+    for lot in lots {
+        by_event.entry(lot.event_id).or_default().push(lot.clone());
+    }
+    for (event, lots) in by_event {
+        let mut key = lots_prefix(wallet, event);
+        key.extend_from_slice(&version.to_be_bytes());
+        set.put(Space::Lots, key, &lots);
+    }
+}
+
+/// The closed lots of an event, in their latest stored state.
+pub fn closed_lots(
+    store: &Store,
+    wallet: WalletId,
+    event: EventId,
+) -> Result<BTreeMap<LotId, Lot>, StoreError> {
+    let mut lots = BTreeMap::new();
+    store.for_each::<Vec<Lot>>(Space::Lots, &lots_prefix(wallet, event), |_, group| {
+        for lot in group {
+            lots.insert(lot.id, lot);
+        }
+        Ok(())
+    })?;
+    Ok(lots)
+}

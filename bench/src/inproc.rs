@@ -1,0 +1,216 @@
+//! The pipeline without HTTP: wallet actors and the store, driven from a background actix system,
+//! for the in-process benchmark.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rand::{Rng, SeedableRng};
+use rewards_actors::app::App;
+use rewards_actors::budgets::OfferRuntime;
+use rewards_actors::config::Config;
+use rewards_actors::registry::{BusinessEntry, BusinessSnapshot, OfferSet};
+use rewards_actors::wallets::{self, Command, PurchaseJob};
+use rewards_core::business::Business;
+use rewards_core::contact::{Contact, ContactRewards};
+use rewards_core::identity::Identity;
+use rewards_core::purchase::{validate_purchase, LineInput, PurchaseContext, PurchaseInput};
+use rewards_core::wallet::SpendAmount;
+use rewards_core::*;
+use rewards_storage::Durability;
+use rust_decimal::Decimal;
+
+enum Request {
+    /// Submit this many purchases at once (a share with spends) and answer the elapsed time.
+    Run {
+        purchases: usize,
+        answer: mpsc::Sender<Duration>,
+    },
+}
+
+/// A running in-process pipeline on a temporary store.
+pub struct InProcess {
+    sender: mpsc::Sender<Request>,
+    _dir: tempfile::TempDir,
+}
+
+fn basket(rng: &mut impl Rng) -> PurchaseInput {
+    let families = ["dairy", "bakery", "produce", "drinks", "household"];
+    PurchaseInput {
+        lines: (0..rng.gen_range(1..=10))
+            .map(|_| {
+                let family = families[rng.gen_range(0..families.len())];
+                LineInput {
+                    sku: format!("SKU-{family}-{}", rng.gen_range(0..10)),
+                    name: None,
+                    family: Some(family.into()),
+                    quantity: Decimal::from(rng.gen_range(1..=3)),
+                    unit_price: Decimal::new(rng.gen_range(50..2000), 2),
+                    tax_rate: Some(Decimal::new(19, 2)),
+                    tax_amount: None,
+                }
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+impl InProcess {
+    /// Starts the pipeline with `wallets` contacts and 10 active offers.
+    pub fn start(wallets: usize, durability: Durability) -> InProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            durability,
+            ..Config::default()
+        };
+        let (sender, receiver) = mpsc::channel::<Request>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let system = actix::System::new();
+            system.block_on(async move {
+                let (app, _store, _arbiters) =
+                    rewards_actors::server::open_app(&config).expect("the pipeline opens");
+                let snapshot = setup(&app).await;
+                let contacts = create_contacts(&app, &snapshot, wallets).await;
+                ready_tx.send(()).expect("ready");
+                let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+                while let Ok(Request::Run { purchases, answer }) = receiver.recv() {
+                    let jobs: Vec<(ContactId, PurchaseJob)> = (0..purchases)
+                        .map(|_| {
+                            let contact = contacts[rng.gen_range(0..contacts.len())];
+                            let spend = rng.gen_bool(0.3).then_some((SpendAmount::All, false));
+                            (contact, job(&snapshot, &mut rng, spend))
+                        })
+                        .collect();
+                    let started = Instant::now();
+                    let results = join_all(jobs.into_iter().map(|(contact, job)| {
+                        let app = app.clone();
+                        async move {
+                            wallets::call(&app, contact, Command::Purchase(Box::new(job))).await
+                        }
+                    }))
+                    .await;
+                    let elapsed = started.elapsed();
+                    let failed = results.iter().filter(|r| r.is_err()).count();
+                    assert_eq!(failed, 0, "purchases failed in the pipeline");
+                    let _ = answer.send(elapsed);
+                }
+            });
+        });
+        ready_rx.recv().expect("the pipeline started");
+        InProcess { sender, _dir: dir }
+    }
+
+    /// Submits `purchases` purchases concurrently and returns how long they took to be durable.
+    pub fn run(&self, purchases: usize) -> Duration {
+        let (answer, receive) = mpsc::channel();
+        self.sender
+            .send(Request::Run { purchases, answer })
+            .expect("the pipeline runs");
+        receive.recv().expect("an answer")
+    }
+}
+
+fn job(
+    snapshot: &BusinessSnapshot,
+    rng: &mut impl Rng,
+    spend: Option<(SpendAmount, bool)>,
+) -> PurchaseJob {
+    let business = &snapshot.business;
+    let purchase = validate_purchase(
+        Identity::ContactCode("bench".into()),
+        &basket(rng),
+        &PurchaseContext {
+            currency: business.currency,
+            exchange_rates: &business.exchange_rates,
+            amount_tolerance: business.settings.amount_tolerance,
+        },
+    )
+    .expect("valid basket");
+    PurchaseJob {
+        snapshot: snapshot.clone(),
+        event_id: EventId::from_random(rand::random()),
+        purchase,
+        performed_on: Timestamp(1_795_000_000_000),
+        reference_number: None,
+        classification: Some("grocery".into()),
+        tap_code: None,
+        merchant_id: None,
+        external_system: String::new(),
+        external_reference: None,
+        payment_medium: None,
+        origin: "pos".into(),
+        spend,
+        idempotency: None,
+    }
+}
+
+async fn setup(app: &Arc<App>) -> BusinessSnapshot {
+    let business = Business {
+        id: BusinessId::from_random(rand::random()),
+        name: "bench".into(),
+        currency: Currency::parse("EUR").expect("EUR"),
+        settings: Default::default(),
+        exchange_rates: Default::default(),
+    };
+    let entry = BusinessEntry::new(business.clone());
+    let runtimes = crate::offers(10).into_iter().map(|offer| {
+        let mut offer = (*offer).clone();
+        offer.business_id = business.id;
+        Arc::new(OfferRuntime::new(offer, Default::default()))
+    });
+    *entry.offers.write() = Arc::new(OfferSet::from_runtimes(runtimes));
+    let entry = Arc::new(entry);
+    app.registry.businesses.insert(business.id, entry.clone());
+    entry.snapshot()
+}
+
+async fn create_contacts(
+    app: &Arc<App>,
+    snapshot: &BusinessSnapshot,
+    count: usize,
+) -> Vec<ContactId> {
+    let mut ids = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(256) {
+        let created = join_all(chunk.iter().map(|i| {
+            let app = app.clone();
+            let snapshot = snapshot.clone();
+            async move {
+                let contact = Contact {
+                    id: ContactId::from_random(rand::random()),
+                    business_id: snapshot.business.id,
+                    code: Some(format!("c{i}")),
+                    cim: None,
+                    name: None,
+                    email: None,
+                    phone: None,
+                    payment_media: Vec::new(),
+                    gift_cards: Vec::new(),
+                    referral_code: format!("R{i}"),
+                    wallet_id: WalletId::from_random(rand::random()),
+                    wallet_code: format!("{i:016}"),
+                    scheme_ids: Vec::new(),
+                    spend_blocked: false,
+                    spend_block_reason: None,
+                    referred_by: None,
+                    created_at: Timestamp(1_795_000_000_000),
+                    rewards: ContactRewards::default(),
+                };
+                let keys = vec![rewards_actors::identities::contact_key(
+                    snapshot.business.id,
+                    contact.id,
+                )];
+                wallets::create_contact(&app, &snapshot, contact, keys)
+                    .await
+                    .expect("contact created")
+                    .0
+                    .id
+            }
+        }))
+        .await;
+        ids.extend(created);
+    }
+    ids
+}
