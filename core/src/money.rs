@@ -99,7 +99,25 @@ impl Currency {
 
     /// Writes an amount with exactly the currency's number of decimals (`"5.00"`, `"120"`).
     pub fn format(&self, money: Money) -> String {
-        self.to_decimal(money).to_string()
+        // Integer formatting: this is on every answer's path, and equal to the decimal's text.
+        use std::fmt::Write;
+        let units = self.minor_units();
+        let sign = if money.0 < 0 { "-" } else { "" };
+        let magnitude = money.0.unsigned_abs();
+        let mut out = String::with_capacity(24);
+        if units == 0 {
+            let _ = write!(out, "{sign}{magnitude}");
+        } else {
+            let scale = 10u64.pow(units);
+            let _ = write!(
+                out,
+                "{sign}{}.{:0width$}",
+                magnitude / scale,
+                magnitude % scale,
+                width = units as usize
+            );
+        }
+        out
     }
 
     /// Reads a caller-given money amount: refuses negatives and more decimals than the currency

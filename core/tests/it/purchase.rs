@@ -295,3 +295,13 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Money is written with exactly the currency's decimals, as its decimal value reads.
+    #[test]
+    fn money_text_is_its_decimal_text(minor in any::<i64>(), code in prop::sample::select(vec!["EUR", "JPY", "KWD", "CLF"])) {
+        let currency = Currency::parse(code).unwrap();
+        let money = Money(minor);
+        prop_assert_eq!(currency.format(money), currency.to_decimal(money).to_string());
+    }
+}
