@@ -53,6 +53,7 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
     );
     let app = Arc::new(App::new(config.clone(), store.clone(), wallets));
     crate::recovery::recover(&app).context("recovering the registries from the store")?;
+    WalletDirectory::start_sweeper(app.clone());
     Ok((app, store, arbiters))
 }
 

@@ -114,6 +114,9 @@ pub enum Command {
         email: Option<String>,
         code: Option<String>,
     },
+    /// Makes the wallet resident (warming a hot wallet before traffic) and answers its state as
+    /// the actor holds it. Writes nothing.
+    Touch,
 }
 
 enum Outcome {
@@ -181,11 +184,9 @@ impl WalletDirectory {
                     contact,
                     wallet,
                     in_flight: Arc::new(AtomicUsize::new(0)),
-                    last_used: Instant::now(),
+                    last_used: uptime_seconds(),
                     passivating: false,
-                    recent_events: HashMap::new(),
-                    recent_lots: HashMap::new(),
-                    idle: self.idle,
+                    recent: None,
                 };
                 let addr = WalletActor::start_in_arbiter(&self.arbiters[index], move |ctx| {
                     ctx.set_mailbox_capacity(capacity);
@@ -203,6 +204,31 @@ impl WalletDirectory {
                 Ok(addr)
             }
         }
+    }
+
+    /// Asks every resident actor to passivate if it has been idle long enough.
+    pub fn sweep(&self) {
+        let idle = self.idle;
+        let residents: Vec<Addr<WalletActor>> = self
+            .actors
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        for addr in residents {
+            // A full mailbox means the actor is busy: it is not idle, so nothing is lost.
+            let _ = addr.try_send(Passivate { idle });
+        }
+    }
+
+    /// Runs [`WalletDirectory::sweep`] every half idle time, on the current arbiter.
+    pub fn start_sweeper(app: Arc<App>) {
+        let every = (app.wallets.idle / 2).max(Duration::from_millis(500));
+        actix::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                app.wallets.sweep();
+            }
+        });
     }
 
     fn remove_if_same(&self, contact_id: ContactId, addr: &Addr<WalletActor>) -> bool {
@@ -250,26 +276,50 @@ pub struct WalletActor {
     wallet: Wallet,
     /// Write sets handed to the writer and not yet acknowledged.
     in_flight: Arc<AtomicUsize>,
-    last_used: Instant,
+    /// [`uptime_seconds`] of the last command: a coarse clock is enough to find idle actors.
+    last_used: u32,
     passivating: bool,
-    /// Events this actor changed lately, newer than (or as new as) the store's copies.
-    recent_events: HashMap<EventId, EventRecord>,
-    /// Lots this actor closed lately, by event: newer than (or as new as) the store's copies.
-    recent_lots: HashMap<EventId, Vec<Lot>>,
-    idle: Duration,
+    /// What this actor wrote that may not be in the store yet; `None` while nothing is in
+    /// flight (then the store is as new as the actor), which keeps idle actors small.
+    recent: Option<Box<Recent>>,
 }
 
-/// Events kept in `recent_events` before it is cleared (only when nothing is in flight).
-const RECENT_EVENTS: usize = 64;
+#[derive(Default)]
+struct Recent {
+    /// Events this actor changed, newer than (or as new as) the store's copies.
+    events: HashMap<EventId, EventRecord>,
+    /// Lots this actor closed, by event: newer than (or as new as) the store's copies.
+    lots: HashMap<EventId, Vec<Lot>>,
+}
+
+/// Seconds since the process started, as a `u32` (136 years).
+fn uptime_seconds() -> u32 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs() as u32
+}
+
 /// How long a passivating actor still answers `Retry` before it stops.
 const PASSIVATION_GRACE: Duration = Duration::from_secs(5);
 
 impl Actor for WalletActor {
     type Context = Context<Self>;
+}
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        let every = (self.idle / 2).max(Duration::from_millis(500));
-        ctx.run_interval(every, |actor, ctx| actor.maybe_passivate(ctx));
+/// Asks an actor to passivate if it has been idle for `idle` (sent by the directory's sweeper, so
+/// no actor carries a timer of its own).
+struct Passivate {
+    idle: Duration,
+}
+
+impl Message for Passivate {
+    type Result = ();
+}
+
+impl Handler<Passivate> for WalletActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Passivate, ctx: &mut Self::Context) {
+        self.maybe_passivate(ctx, message.idle);
     }
 }
 
@@ -281,16 +331,20 @@ impl Handler<Envelope> for WalletActor {
             let _ = envelope.reply.send(Outcome::Retry(envelope.command));
             return;
         }
-        self.last_used = Instant::now();
+        self.last_used = uptime_seconds();
         if self.in_flight.load(Ordering::Acquire) == 0 {
-            if self.recent_events.len() > RECENT_EVENTS {
-                self.recent_events.clear();
-            }
-            if self.recent_lots.len() > RECENT_EVENTS {
-                self.recent_lots.clear();
-            }
+            // Everything this actor wrote is durable and visible in the store.
+            self.recent = None;
         }
         let reply = envelope.reply;
+        if let Command::Touch = envelope.command {
+            let body = render_wallet(&self.wallet, &self.contact.wallet_code, clock::now());
+            let _ = reply.send(Outcome::Done(Ok(Reply {
+                status: StatusCode::OK,
+                body: serde_json::to_vec(&body).expect("serializes"),
+            })));
+            return;
+        }
         let result = match envelope.command {
             Command::Purchase(job) => self.purchase(*job),
             Command::Void {
@@ -323,6 +377,7 @@ impl Handler<Envelope> for WalletActor {
                 email,
                 code,
             } => self.scheme(&snapshot, sign_up, scheme_id, email, code),
+            Command::Touch => unreachable!("answered above"),
         };
         match result {
             Ok(change) => self.commit(change, reply),
@@ -377,9 +432,9 @@ fn check_balanced(entries: &[LedgerEntry]) {
 }
 
 impl WalletActor {
-    fn maybe_passivate(&mut self, ctx: &mut Context<Self>) {
+    fn maybe_passivate(&mut self, ctx: &mut Context<Self>, idle: Duration) {
         if self.passivating
-            || self.last_used.elapsed() < self.idle
+            || u64::from(uptime_seconds().saturating_sub(self.last_used)) < idle.as_secs()
             || self.in_flight.load(Ordering::Acquire) != 0
         {
             return;
@@ -459,11 +514,12 @@ impl WalletActor {
         if self.app.store.submit(change.set, ack).is_ok() {
             self.contact = change.contact;
             self.wallet = change.wallet;
+            let recent = self.recent.get_or_insert_with(Box::default);
             for event in change.events {
-                self.recent_events.insert(event.id, event);
+                recent.events.insert(event.id, event);
             }
             for lot in closed {
-                let lots = self.recent_lots.entry(lot.event_id).or_default();
+                let lots = recent.lots.entry(lot.event_id).or_default();
                 lots.retain(|l| l.id != lot.id);
                 lots.push(lot);
             }
@@ -473,7 +529,8 @@ impl WalletActor {
     /// Puts an event's closed lots back into the change's wallet, so its awards can be reversed.
     fn restore_lots(&self, change: &mut Change, event_id: EventId) -> Result<(), ApiError> {
         let mut lots = crate::ledger::closed_lots(&self.app.store, self.wallet.id, event_id)?;
-        for lot in self.recent_lots.get(&event_id).into_iter().flatten() {
+        let recent = self.recent.as_ref().and_then(|r| r.lots.get(&event_id));
+        for lot in recent.into_iter().flatten() {
             lots.insert(lot.id, lot.clone());
         }
         let mut lots: Vec<Lot> = lots.into_values().collect();
@@ -483,7 +540,7 @@ impl WalletActor {
     }
 
     fn load_event(&self, event_id: EventId) -> Result<EventRecord, ApiError> {
-        if let Some(event) = self.recent_events.get(&event_id) {
+        if let Some(event) = self.recent.as_ref().and_then(|r| r.events.get(&event_id)) {
             return Ok(event.clone());
         }
         let event: EventRecord = self

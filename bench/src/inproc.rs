@@ -147,7 +147,8 @@ fn job(
     }
 }
 
-async fn setup(app: &Arc<App>) -> BusinessSnapshot {
+/// A business with 10 active offers, in memory only.
+pub async fn setup(app: &Arc<App>) -> BusinessSnapshot {
     let business = Business {
         id: BusinessId::from_random(rand::random()),
         name: "bench".into(),
@@ -167,7 +168,8 @@ async fn setup(app: &Arc<App>) -> BusinessSnapshot {
     entry.snapshot()
 }
 
-async fn create_contacts(
+/// Creates `count` contacts (with their wallets) through the wallet layer, 256 at a time.
+pub async fn create_contacts(
     app: &Arc<App>,
     snapshot: &BusinessSnapshot,
     count: usize,

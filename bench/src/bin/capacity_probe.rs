@@ -1,0 +1,88 @@
+//! `capacity-probe`: start-up recovery time with many wallets in the store, and the memory a
+//! resident wallet actor takes.
+//!
+//! `capacity-probe [WALLETS]` (default 100,000): creates WALLETS contacts with their wallets in a
+//! temporary store, closes it, reopens it as `rewardsd` does (timing the recovery), then makes
+//! every wallet's actor resident and reports the resident memory per actor.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use rewards_actors::config::Config;
+use rewards_actors::wallets::{self, Command};
+use rewards_bench::inproc::{create_contacts, setup};
+use rewards_storage::Durability;
+
+/// Resident set size of this process, in bytes.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("rss");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page
+}
+
+fn main() -> anyhow::Result<()> {
+    let wallets: usize = std::env::args().nth(1).map_or(Ok(100_000), |w| w.parse())?;
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        durability: Durability::Buffered,
+        wallet_idle_seconds: 3600,
+        ..Config::default()
+    };
+
+    let created = Instant::now();
+    let contacts = actix::System::new().block_on({
+        let config = config.clone();
+        async move {
+            let (app, store, _arbiters) = rewards_actors::server::open_app(&config)?;
+            let snapshot = setup(&app).await;
+            let contacts = create_contacts(&app, &snapshot, wallets).await;
+            store.close();
+            anyhow::Ok(contacts)
+        }
+    })?;
+    println!(
+        "created {wallets} contacts and wallets in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
+
+    actix::System::new().block_on(async move {
+        let started = Instant::now();
+        let (app, store, _arbiters) = rewards_actors::server::open_app(&config)?;
+        let recovery = started.elapsed();
+        println!(
+            "start-up recovery with {wallets} wallets in the store: {} ms (store on disk: {} MiB)",
+            recovery.as_millis(),
+            store.disk_space() / (1 << 20)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = rss_bytes();
+        for chunk in contacts.chunks(1000) {
+            let answers = join_all(chunk.iter().map(|c| wallets::call(&app, *c, Command::Touch))).await;
+            anyhow::ensure!(answers.iter().all(Result::is_ok), "a wallet did not answer");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = rss_bytes();
+        let resident = app.wallets.resident();
+        println!(
+            "{resident} resident wallet actors: resident memory {:.0} MiB -> {:.0} MiB, {:.0} bytes per actor",
+            before as f64 / (1 << 20) as f64,
+            after as f64 / (1 << 20) as f64,
+            (after.saturating_sub(before)) as f64 / resident as f64
+        );
+        println!(
+            "inline sizes: wallet actor {} bytes (contact {}, wallet {})",
+            std::mem::size_of::<wallets::WalletActor>(),
+            std::mem::size_of::<rewards_core::contact::Contact>(),
+            std::mem::size_of::<rewards_core::wallet::Wallet>()
+        );
+        store.close();
+        anyhow::Ok(())
+    })
+}
