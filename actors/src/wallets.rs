@@ -689,7 +689,7 @@ impl WalletActor {
         );
         change.contact.rewards.tier = tier_change.tier;
         if let Some(level) = tier_change.reached {
-            let event_id = EventId::from_random(clock::id_bytes());
+            let event_id = clock::event_id();
             let awards = Self::reward(
                 change,
                 snapshot,
@@ -1065,7 +1065,7 @@ impl WalletActor {
                 );
             }
             change.contact.scheme_ids.push(scheme_id);
-            let event_id = EventId::from_random(clock::id_bytes());
+            let event_id = clock::event_id();
             let awards = Self::reward(
                 &mut change,
                 snapshot,
@@ -1145,7 +1145,7 @@ pub async fn create_contact(
         business.currency,
     );
     let mut change = Change::new(contact, wallet, "sign_up");
-    let event_id = EventId::from_random(clock::id_bytes());
+    let event_id = clock::event_id();
     let mut awards = Vec::new();
     let auto_schemes: Vec<SchemeId> = change.contact.scheme_ids.clone();
     for scheme_id in std::iter::once(None).chain(auto_schemes.into_iter().map(Some)) {

@@ -131,7 +131,7 @@ fn job(
     .expect("valid basket");
     PurchaseJob {
         snapshot: snapshot.clone(),
-        event_id: EventId::from_random(rand::random()),
+        event_id: rewards_actors::clock::event_id(),
         purchase,
         performed_on: Timestamp(1_795_000_000_000),
         reference_number: None,

@@ -266,7 +266,9 @@ pub fn evaluate(
         {
             candidate.counter.cumulative_awarded = true;
         }
-        evaluation.counters.push((offer.id, candidate.counter));
+        if keeps_counter(offer) {
+            evaluation.counters.push((offer.id, candidate.counter));
+        }
         evaluation.awards.push(ProposedAward {
             offer_id: offer.id,
             amount: candidate.amount,
@@ -287,6 +289,21 @@ pub fn evaluate(
         }
     }
     evaluation
+}
+
+/// Whether an offer needs a per-contact counter: limits, visits and monthly targets do; an offer
+/// without them would only make every contact's state grow with every offer it ever earned.
+fn keeps_counter(offer: &Offer) -> bool {
+    offer.limits.per_contact.is_some()
+        || offer.limits.per_contact_monthly.is_some()
+        || matches!(offer.goal, Goal::Visits { .. })
+        || matches!(
+            offer.goal,
+            Goal::Achievement(AchievementConditions {
+                cumulative_monthly_amount: Some(_),
+                ..
+            })
+        )
 }
 
 fn set_counter(counters: &mut Vec<(OfferId, OfferCounter)>, offer: OfferId, counter: OfferCounter) {

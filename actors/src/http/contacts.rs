@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::scheme::SignUp;
 use rewards_core::wallet::Wallet;
-use rewards_core::{ContactId, DomainError, EventId, KeyId, SchemeId, WalletId};
+use rewards_core::{ContactId, DomainError, KeyId, SchemeId, WalletId};
 use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::json;
@@ -462,7 +462,7 @@ async fn run_topup(
             Command::Topup {
                 snapshot,
                 amount,
-                event_id: EventId::from_random(clock::id_bytes()),
+                event_id: clock::event_id(),
                 external_system,
                 external_reference: body.external_reference.clone(),
                 idempotency,
@@ -497,7 +497,7 @@ async fn payout(
         contact.id,
         Command::Payout {
             amount,
-            payout_id: EventId::from_random(clock::id_bytes()),
+            payout_id: clock::event_id(),
         },
     )
     .await?;

@@ -222,7 +222,7 @@ pub async fn submit_purchase(
     once(app, key, move |idempotency| async move {
         let job = PurchaseJob {
             snapshot,
-            event_id: EventId::from_random(clock::id_bytes()),
+            event_id: clock::event_id(),
             purchase,
             performed_on,
             reference_number: body.reference_number.clone(),
@@ -436,7 +436,7 @@ async fn run_return(
         let job = ReturnJob {
             snapshot,
             purchase_id,
-            return_id: EventId::from_random(clock::id_bytes()),
+            return_id: clock::event_id(),
             lines,
             idempotency,
         };

@@ -770,3 +770,45 @@ fn referral_daily_limit_and_schemes_sign_up() {
     assert!(check_sign_up(&code, None, Some(false)).is_err());
     check_sign_up(&scheme(SignUp::SelfService), None, None).unwrap();
 }
+
+#[test]
+fn only_offers_with_limits_or_progress_keep_a_counter() {
+    let lines = dairy_lines();
+    let now = monday_10am();
+    let free = offer(
+        1,
+        Goal::Spend(SpendConditions::default()),
+        AwardKind::Fixed { amount: Money(100) },
+    );
+    let mut limited = offer(
+        2,
+        Goal::Spend(SpendConditions::default()),
+        AwardKind::Fixed { amount: Money(100) },
+    );
+    limited.limits.per_contact_monthly = Some(3);
+    let offers = vec![Arc::new(free.clone()), Arc::new(limited.clone())];
+    let counters = OfferCounters::default();
+    let e = evaluate(
+        &EngineContext {
+            currency: eur(),
+            resolution: RewardResolution::All,
+            schemes: &[],
+            now,
+        },
+        &EventFacts::Purchase(purchase(&lines, now)),
+        &ContactFacts {
+            tier: None,
+            scheme_ids: &[],
+            counters: &counters,
+        },
+        &offers,
+        &mut Unlimited,
+    );
+    assert_eq!(e.awards.len(), 2);
+    let kept: Vec<_> = e
+        .counters
+        .iter()
+        .map(|(id, c)| (*id, c.awards_total))
+        .collect();
+    assert_eq!(kept, vec![(limited.id, 1)]);
+}
