@@ -1,63 +1,8 @@
-//! `rewards-load`: sets up its own world on a running `rewardsd` through the API, drives it with
-//! reproducible purchase traffic (closed loop, or open loop at a target rate), reports throughput
-//! and latency percentiles, and checks at the end that the money the server reported adds up to
-//! what the wallets hold.
-
-mod report;
-mod setup;
-mod traffic;
-
-use std::path::PathBuf;
-use std::time::Duration;
+//! `rewards-load`: the load generator's command line (see the library for what it does).
 
 use anyhow::Context;
 use clap::Parser;
-
-/// Load generator for rewardsd.
-#[derive(Parser, Clone, Debug)]
-#[command(version, about)]
-pub struct Args {
-    /// Base URL of the server.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub target: String,
-    /// The operator key (defaults to REWARDS_ADMIN_KEY).
-    #[arg(long, env = "REWARDS_ADMIN_KEY")]
-    pub admin_key: String,
-    /// Contacts (wallets) to create and spread the traffic over.
-    #[arg(long, default_value_t = 100_000)]
-    pub contacts: usize,
-    /// Concurrent connections (closed loop: requests in flight).
-    #[arg(long, default_value_t = 64)]
-    pub connections: usize,
-    /// Open loop: requests per second to send, latency measured from each request's intended
-    /// send time. Without it the load is a closed loop.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// How long to send traffic (after setup), e.g. 30s, 2m.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
-    /// Purchases per batch request; 0 sends single purchases.
-    #[arg(long, default_value_t = 0)]
-    pub batch_size: usize,
-    /// Share of purchases that carry a spend request.
-    #[arg(long, default_value_t = 0.3)]
-    pub spend_share: f64,
-    /// Share of requests that read a wallet instead of submitting purchases.
-    #[arg(long, default_value_t = 0.05)]
-    pub read_share: f64,
-    /// Active offers to create (every award kind is among them).
-    #[arg(long, default_value_t = 10)]
-    pub offers: usize,
-    /// Seed of all random choices: the same seed sends the same traffic.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Write the report as JSON to this file too.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Skip the final money check (it reads every wallet the run touched).
-    #[arg(long)]
-    pub no_check: bool,
-}
+use rewards_loadtest::Args;
 
 // Many small, short-lived allocations on many threads: glibc's allocator spent a third of the
 // server's time in its free lists under load; mimalloc does not.
@@ -66,41 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(args.connections >= 1, "--connections must be at least 1");
-    anyhow::ensure!(args.contacts >= 1, "--contacts must be at least 1");
-    anyhow::ensure!(args.batch_size <= 1000, "--batch-size must be at most 1000");
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&args.spend_share) && (0.0..=1.0).contains(&args.read_share),
-        "shares must be between 0 and 1"
-    );
-    if let Some(rate) = args.rate {
-        anyhow::ensure!(rate > 0.0, "--rate must be above zero");
-    }
+    args.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(run(args))
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let world = setup::build(&client, &args).await?;
-    let outcome = traffic::drive(&client, &args, &world).await;
-    let check = if args.no_check {
-        None
-    } else {
-        Some(traffic::check_money(&client, &args, &world, &outcome).await?)
-    };
-    let report = report::Report::new(&args, &world.business, &outcome, check);
+    let report = runtime.block_on(rewards_loadtest::run(args))?;
     report.print();
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report.to_json())?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
     if report.money_mismatches() > 0 {
         anyhow::bail!("the money check failed");
     }

@@ -15,7 +15,7 @@ fn ms(us: u64) -> f64 {
 }
 
 impl Report {
-    pub fn new(
+    pub(crate) fn new(
         args: &Args,
         business: &str,
         outcome: &Outcome,

@@ -6,6 +6,7 @@ mod errors;
 mod features;
 mod idempotency;
 mod isolation;
+mod load;
 mod restart;
 mod support;
 mod tour;

@@ -1,0 +1,103 @@
+//! `rewards-load`: sets up its own world on a running `rewardsd` through the API, drives it with
+//! reproducible purchase traffic (closed loop, or open loop at a target rate), reports throughput
+//! and latency percentiles, and checks at the end that the money the server reported adds up to
+//! what the wallets hold. The binary is `src/main.rs`; this library is what it runs, so tests can
+//! drive a server the same way.
+
+mod report;
+mod setup;
+mod traffic;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+pub use report::Report;
+
+/// Load generator for rewardsd.
+#[derive(Parser, Clone, Debug)]
+#[command(version, about)]
+pub struct Args {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// The operator key (defaults to REWARDS_ADMIN_KEY).
+    #[arg(long, env = "REWARDS_ADMIN_KEY")]
+    pub admin_key: String,
+    /// Contacts (wallets) to create and spread the traffic over.
+    #[arg(long, default_value_t = 100_000)]
+    pub contacts: usize,
+    /// Concurrent connections (closed loop: requests in flight).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Open loop: requests per second to send, latency measured from each request's intended
+    /// send time. Without it the load is a closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// How long to send traffic (after setup), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Purchases per batch request; 0 sends single purchases.
+    #[arg(long, default_value_t = 0)]
+    pub batch_size: usize,
+    /// Share of purchases that carry a spend request.
+    #[arg(long, default_value_t = 0.3)]
+    pub spend_share: f64,
+    /// Share of requests that read a wallet instead of submitting purchases.
+    #[arg(long, default_value_t = 0.05)]
+    pub read_share: f64,
+    /// Active offers to create (every award kind is among them).
+    #[arg(long, default_value_t = 10)]
+    pub offers: usize,
+    /// Seed of all random choices: the same seed sends the same traffic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the report as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Skip the final money check (it reads every wallet the run touched).
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+impl Args {
+    /// Refuses flags whose values make no sense, before anything is sent.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.connections >= 1, "--connections must be at least 1");
+        anyhow::ensure!(self.contacts >= 1, "--contacts must be at least 1");
+        anyhow::ensure!(self.batch_size <= 1000, "--batch-size must be at most 1000");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.spend_share) && (0.0..=1.0).contains(&self.read_share),
+            "shares must be between 0 and 1"
+        );
+        if let Some(rate) = self.rate {
+            anyhow::ensure!(rate > 0.0, "--rate must be above zero");
+        }
+        Ok(())
+    }
+}
+
+/// Sets up the world, drives the traffic, checks the money and returns the report (also
+/// written to `--json` when given). A failed money check is an error after the report is out.
+pub async fn run(args: Args) -> anyhow::Result<Report> {
+    args.validate()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let world = setup::build(&client, &args).await?;
+    let outcome = traffic::drive(&client, &args, &world).await;
+    let check = if args.no_check {
+        None
+    } else {
+        Some(traffic::check_money(&client, &args, &world, &outcome).await?)
+    };
+    let report = Report::new(&args, &world.business, &outcome, check);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report.to_json())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report)
+}
