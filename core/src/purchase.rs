@@ -216,6 +216,7 @@ pub fn validate_purchase(
         return Err(DomainError::ValidationFailed(errors));
     }
 
+    let converting = original_currency != business_currency;
     let mut lines = Vec::with_capacity(merged.len());
     let mut original = PurchaseAmounts::default();
     let mut converted = PurchaseAmounts::default();
@@ -228,8 +229,16 @@ pub fn validate_purchase(
         };
         let original_net = original_currency.round(net_exact);
         let original_tax = original_currency.round(tax_exact);
-        let net = business_currency.round(net_exact * exchange_rate);
-        let tax_amount = business_currency.round(tax_exact * exchange_rate);
+        // In the business currency the conversion is the identity: the same amounts, rounded
+        // once (and not computed twice).
+        let (net, tax_amount) = if converting {
+            (
+                business_currency.round(net_exact * exchange_rate),
+                business_currency.round(tax_exact * exchange_rate),
+            )
+        } else {
+            (original_net, original_tax)
+        };
         original.net += original_net;
         original.tax += original_tax;
         converted.net += net;
