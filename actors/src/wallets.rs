@@ -620,6 +620,24 @@ impl WalletActor {
         evaluation.awards
     }
 
+    /// What a claw-back took goes back to its offers: their totals now, their budgets once the
+    /// change is durable.
+    fn return_to_offers(
+        change: &mut Change,
+        snapshot: &BusinessSnapshot,
+        by_offer: &[(Option<rewards_core::OfferId>, Money)],
+    ) {
+        for (offer, amount) in by_offer {
+            let Some(offer) = offer else { continue };
+            change
+                .set
+                .add_counter(offer_totals_key(*offer), [-amount.minor(), 0]);
+            if let Some(runtime) = snapshot.offers.by_id.get(offer) {
+                change.give_back.push((runtime.clone(), *amount));
+            }
+        }
+    }
+
     fn credit(
         change: &mut Change,
         event_id: EventId,
@@ -811,16 +829,7 @@ impl WalletActor {
         self.restore_lots(&mut change, event_id)?;
         let clawback = change.wallet.clawback_event(event_id, now);
         change.entries.extend(clawback.entries);
-        for (offer, amount) in &clawback.by_offer {
-            if let Some(offer) = offer {
-                change
-                    .set
-                    .add_counter(offer_totals_key(*offer), [-amount.minor(), 0]);
-                if let Some(runtime) = snapshot.offers.by_id.get(offer) {
-                    change.give_back.push((runtime.clone(), *amount));
-                }
-            }
-        }
+        Self::return_to_offers(&mut change, snapshot, &clawback.by_offer);
         for award in &event.awards {
             change
                 .contact
@@ -887,16 +896,7 @@ impl WalletActor {
             Default::default()
         };
         change.entries.extend(clawback.entries);
-        for (offer, amount) in &clawback.by_offer {
-            if let Some(offer) = offer {
-                change
-                    .set
-                    .add_counter(offer_totals_key(*offer), [-amount.minor(), 0]);
-                if let Some(runtime) = snapshot.offers.by_id.get(offer) {
-                    change.give_back.push((runtime.clone(), *amount));
-                }
-            }
-        }
+        Self::return_to_offers(&mut change, snapshot, &clawback.by_offer);
         change
             .entries
             .extend(change.wallet.refund(plan.refund, job.purchase_id, now)?);
