@@ -134,9 +134,18 @@ impl Message for Envelope {
     type Result = ();
 }
 
+/// Counters an actor shares with its callers.
+#[derive(Default)]
+pub struct Gauges {
+    /// Commands sent and not yet taken by the actor: its mailbox's length.
+    queued: AtomicUsize,
+    /// Write sets handed to the writer and not yet acknowledged.
+    in_flight: AtomicUsize,
+}
+
 /// The resident wallet actors, by contact, spread over the wallet arbiters.
 pub struct WalletDirectory {
-    actors: DashMap<ContactId, Addr<WalletActor>>,
+    actors: DashMap<ContactId, (Addr<WalletActor>, Arc<Gauges>)>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     mailbox_capacity: usize,
@@ -163,9 +172,13 @@ impl WalletDirectory {
     }
 
     /// The contact's actor, started from the store when it is not resident.
-    fn get(&self, app: &Arc<App>, contact_id: ContactId) -> Result<Addr<WalletActor>, ApiError> {
+    fn get(
+        &self,
+        app: &Arc<App>,
+        contact_id: ContactId,
+    ) -> Result<(Addr<WalletActor>, Arc<Gauges>), ApiError> {
         match self.actors.entry(contact_id) {
-            Entry::Occupied(e) if e.get().connected() => Ok(e.get().clone()),
+            Entry::Occupied(e) if e.get().0.connected() => Ok(e.get().clone()),
             entry => {
                 let contact: Contact = app
                     .store
@@ -179,11 +192,12 @@ impl WalletDirectory {
                     })?;
                 let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
                 let capacity = self.mailbox_capacity;
+                let gauges = Arc::new(Gauges::default());
                 let actor = WalletActor {
                     app: app.clone(),
                     contact,
                     wallet,
-                    in_flight: Arc::new(AtomicUsize::new(0)),
+                    gauges: gauges.clone(),
                     last_used: uptime_seconds(),
                     passivating: false,
                     recent: None,
@@ -194,14 +208,14 @@ impl WalletDirectory {
                 });
                 match entry {
                     Entry::Occupied(mut e) => {
-                        e.insert(addr.clone());
+                        e.insert((addr.clone(), gauges.clone()));
                     }
                     Entry::Vacant(v) => {
-                        v.insert(addr.clone());
+                        v.insert((addr.clone(), gauges.clone()));
                     }
                 }
                 metrics::gauge!("rewards_wallet_actors_resident").set(self.actors.len() as f64);
-                Ok(addr)
+                Ok((addr, gauges))
             }
         }
     }
@@ -212,7 +226,7 @@ impl WalletDirectory {
         let residents: Vec<Addr<WalletActor>> = self
             .actors
             .iter()
-            .map(|entry| entry.value().clone())
+            .map(|entry| entry.value().0.clone())
             .collect();
         for addr in residents {
             // A full mailbox means the actor is busy: it is not idle, so nothing is lost.
@@ -234,7 +248,7 @@ impl WalletDirectory {
     fn remove_if_same(&self, contact_id: ContactId, addr: &Addr<WalletActor>) -> bool {
         let removed = self
             .actors
-            .remove_if(&contact_id, |_, resident| resident == addr)
+            .remove_if(&contact_id, |_, resident| &resident.0 == addr)
             .is_some();
         metrics::gauge!("rewards_wallet_actors_resident").set(self.actors.len() as f64);
         removed
@@ -250,12 +264,23 @@ pub async fn call(
 ) -> Result<Reply, ApiError> {
     let mut command = command;
     for _ in 0..4 {
-        let addr = app.wallets.get(app, contact_id)?;
+        let (addr, gauges) = app.wallets.get(app, contact_id)?;
+        // actix gives every sender a slot of its own beyond the mailbox's capacity, and each
+        // call sends through a fresh address clone, so the bound is kept here.
+        if gauges.queued.fetch_add(1, Ordering::AcqRel) >= app.wallets.mailbox_capacity {
+            gauges.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(DomainError::Overloaded.into());
+        }
         let (tx, rx) = oneshot::channel();
         match addr.try_send(Envelope { command, reply: tx }) {
             Ok(()) => {}
-            Err(SendError::Full(_)) => return Err(DomainError::Overloaded.into()),
+            Err(SendError::Full(envelope)) => {
+                gauges.queued.fetch_sub(1, Ordering::AcqRel);
+                drop(envelope);
+                return Err(DomainError::Overloaded.into());
+            }
             Err(SendError::Closed(envelope)) => {
+                gauges.queued.fetch_sub(1, Ordering::AcqRel);
                 app.wallets.remove_if_same(contact_id, &addr);
                 command = envelope.command;
                 continue;
@@ -274,8 +299,8 @@ pub struct WalletActor {
     app: Arc<App>,
     contact: Contact,
     wallet: Wallet,
-    /// Write sets handed to the writer and not yet acknowledged.
-    in_flight: Arc<AtomicUsize>,
+    /// Shared with the directory: commands queued for this actor, and writes in flight.
+    gauges: Arc<Gauges>,
     /// [`uptime_seconds`] of the last command: a coarse clock is enough to find idle actors.
     last_used: u32,
     passivating: bool,
@@ -327,12 +352,13 @@ impl Handler<Envelope> for WalletActor {
     type Result = ();
 
     fn handle(&mut self, envelope: Envelope, _ctx: &mut Self::Context) {
+        self.gauges.queued.fetch_sub(1, Ordering::AcqRel);
         if self.passivating {
             let _ = envelope.reply.send(Outcome::Retry(envelope.command));
             return;
         }
         self.last_used = uptime_seconds();
-        if self.in_flight.load(Ordering::Acquire) == 0 {
+        if self.gauges.in_flight.load(Ordering::Acquire) == 0 {
             // Everything this actor wrote is durable and visible in the store.
             self.recent = None;
         }
@@ -435,7 +461,7 @@ impl WalletActor {
     fn maybe_passivate(&mut self, ctx: &mut Context<Self>, idle: Duration) {
         if self.passivating
             || u64::from(uptime_seconds().saturating_sub(self.last_used)) < idle.as_secs()
-            || self.in_flight.load(Ordering::Acquire) != 0
+            || self.gauges.in_flight.load(Ordering::Acquire) != 0
         {
             return;
         }
@@ -482,15 +508,15 @@ impl WalletActor {
             change.contact.id.as_bytes().to_vec(),
             &change.contact,
         );
-        let in_flight = self.in_flight.clone();
-        in_flight.fetch_add(1, Ordering::AcqRel);
+        let gauges = self.gauges.clone();
+        gauges.in_flight.fetch_add(1, Ordering::AcqRel);
         let answer = change.reply;
         let held = change.held;
         let give_back = change.give_back;
         let event_type = change.event_type;
         let started = Instant::now();
         let ack = Box::new(move |result: Result<(), StoreError>| {
-            in_flight.fetch_sub(1, Ordering::AcqRel);
+            gauges.in_flight.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Ok(()) => {
                     held.commit();

@@ -99,6 +99,7 @@ pub struct Response {
     pub status: StatusCode,
     pub body: Value,
     pub replay: bool,
+    pub retry_after: Option<String>,
     pub content_type: String,
 }
 
@@ -169,6 +170,7 @@ impl Api {
                 .map(str::to_string)
         };
         let replay = header("idempotent-replay").as_deref() == Some("true");
+        let retry_after = header("retry-after");
         let content_type = header("content-type").unwrap_or_default();
         let bytes = response.bytes().await?;
         let body = if bytes.is_empty() {
@@ -181,6 +183,7 @@ impl Api {
             status,
             body,
             replay,
+            retry_after,
             content_type,
         })
     }
