@@ -6,6 +6,7 @@ pub mod auth;
 pub mod budgets;
 pub mod clock;
 pub mod config;
+pub mod contact_state;
 pub mod dto;
 pub mod events;
 pub mod http;

@@ -41,6 +41,7 @@ use tokio::sync::oneshot;
 use crate::app::App;
 use crate::budgets::{offer_totals_key, Held, Reservations};
 use crate::clock;
+use crate::contact_state::ContactState;
 use crate::dto::contact::render_contact;
 use crate::dto::purchase::{render_event, render_wallet};
 use crate::events::{
@@ -180,13 +181,15 @@ impl WalletDirectory {
         match self.actors.entry(contact_id) {
             Entry::Occupied(e) if e.get().0.connected() => Ok(e.get().clone()),
             entry => {
-                let contact: Contact = app
+                // The state is written with the profile when the contact is created.
+                let contact: ContactState = app
                     .store
-                    .get(Space::Contacts, contact_id.as_bytes())?
+                    .get(Space::ContactStates, contact_id.as_bytes())?
                     .ok_or(DomainError::ContactNotFound)?;
+                let wallet_id = contact.wallet_id;
                 let wallet: Wallet = app
                     .store
-                    .get(Space::Wallets, contact.wallet_id.as_bytes())?
+                    .get(Space::Wallets, wallet_id.as_bytes())?
                     .ok_or_else(|| {
                         ApiError::Internal(format!("wallet of contact {contact_id} is missing"))
                     })?;
@@ -297,7 +300,7 @@ pub async fn call(
 
 pub struct WalletActor {
     app: Arc<App>,
-    contact: Contact,
+    contact: ContactState,
     wallet: Wallet,
     /// Shared with the directory: commands queued for this actor, and writes in flight.
     gauges: Arc<Gauges>,
@@ -417,7 +420,7 @@ impl Handler<Envelope> for WalletActor {
 /// What an accepted operation produces: the new state, the records to write, the answer, and
 /// the budget reservations and budget give-backs to settle once it is durable.
 struct Change {
-    contact: Contact,
+    contact: ContactState,
     wallet: Wallet,
     set: WriteSet,
     entries: Vec<LedgerEntry>,
@@ -430,7 +433,7 @@ struct Change {
 }
 
 impl Change {
-    fn new(contact: Contact, wallet: Wallet, event_type: &'static str) -> Change {
+    fn new(contact: ContactState, wallet: Wallet, event_type: &'static str) -> Change {
         Change {
             contact,
             wallet,
@@ -503,11 +506,14 @@ impl WalletActor {
             change.wallet.id.as_bytes().to_vec(),
             &change.wallet,
         );
-        change.set.put(
-            Space::Contacts,
-            change.contact.id.as_bytes().to_vec(),
-            &change.contact,
-        );
+        // The contact's state changes only when its rewards, schemes or spend block do.
+        if change.contact != self.contact {
+            change.set.put(
+                Space::ContactStates,
+                change.contact.id.as_bytes().to_vec(),
+                &change.contact,
+            );
+        }
         let gauges = self.gauges.clone();
         gauges.in_flight.fetch_add(1, Ordering::AcqRel);
         let answer = change.reply;
@@ -563,6 +569,20 @@ impl WalletActor {
         lots.sort_by_key(|l| l.id);
         change.wallet.restore_lots(lots);
         Ok(())
+    }
+
+    /// The contact's profile from the store (the actor keeps only its state).
+    fn profile(&self) -> Result<Contact, ApiError> {
+        Ok(self
+            .app
+            .store
+            .get(Space::Contacts, self.contact.id.as_bytes())?
+            .ok_or(DomainError::ContactNotFound)?)
+    }
+
+    /// The whole contact with `state`, as the API shows it.
+    fn whole_contact(&self, state: &ContactState) -> Result<Contact, ApiError> {
+        Ok(state.apply_to(self.profile()?))
     }
 
     fn load_event(&self, event_id: EventId) -> Result<EventRecord, ApiError> {
@@ -1035,7 +1055,8 @@ impl WalletActor {
         change.contact.spend_block_reason = if blocked { reason } else { None };
         change.reply = Reply {
             status: StatusCode::OK,
-            body: serde_json::to_vec(&render_contact(&change.contact)).expect("serializes"),
+            body: serde_json::to_vec(&render_contact(&self.whole_contact(&change.contact)?))
+                .expect("serializes"),
         };
         Ok(change)
     }
@@ -1057,6 +1078,7 @@ impl WalletActor {
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "scheme");
         let member = change.contact.scheme_ids.contains(&scheme_id);
         if sign_up && !member {
+            let profile = self.profile()?;
             let business_id = snapshot.business.id;
             let claimed = match (&code, &scheme.sign_up) {
                 (Some(code), rewards_core::scheme::SignUp::Code) => {
@@ -1072,7 +1094,7 @@ impl WalletActor {
             };
             let checked = check_sign_up(
                 scheme,
-                email.as_deref().or(change.contact.email.as_deref()),
+                email.as_deref().or(profile.email.as_deref()),
                 claimed,
             );
             if let Err(error) = checked {
@@ -1111,7 +1133,8 @@ impl WalletActor {
         }
         change.reply = Reply {
             status: StatusCode::OK,
-            body: serde_json::to_vec(&render_contact(&change.contact)).expect("serializes"),
+            body: serde_json::to_vec(&render_contact(&self.whole_contact(&change.contact)?))
+                .expect("serializes"),
         };
         Ok(change)
     }
@@ -1170,7 +1193,7 @@ pub async fn create_contact(
         business.id,
         business.currency,
     );
-    let mut change = Change::new(contact, wallet, "sign_up");
+    let mut change = Change::new(ContactState::of(&contact), wallet, "sign_up");
     let event_id = clock::event_id();
     let mut awards = Vec::new();
     let auto_schemes: Vec<SchemeId> = change.contact.scheme_ids.clone();
@@ -1206,14 +1229,15 @@ pub async fn create_contact(
     );
     change
         .set
-        .put(Space::Contacts, contact_bytes, &change.contact);
+        .put(Space::ContactStates, contact_bytes.clone(), &change.contact);
+    change.set.put(Space::Contacts, contact_bytes, &contact);
     let held = std::mem::take(&mut change.held);
     match app.write(change.set).await {
         Ok(()) => {
             held.commit();
             metrics::counter!("rewards_events_total", "type" => "sign_up", "outcome" => "ok")
                 .increment(1);
-            Ok((change.contact, change.wallet))
+            Ok((change.contact.apply_to(contact), change.wallet))
         }
         Err(error) => {
             held.release();

@@ -41,10 +41,13 @@ pub enum Space {
     /// Award lots with nothing left in commerce, by wallet, event and lot: kept out of the
     /// wallet's own record so it stays small, read back to reverse their event.
     Lots,
+    /// The part of each contact its wallet actor owns (reward state, schemes, spend block), by
+    /// contact id; `Contacts` holds the profile.
+    ContactStates,
 }
 
 impl Space {
-    pub const ALL: [Space; 12] = [
+    pub const ALL: [Space; 13] = [
         Space::Config,
         Space::Keys,
         Space::Contacts,
@@ -57,6 +60,7 @@ impl Space {
         Space::Counters,
         Space::Meta,
         Space::Lots,
+        Space::ContactStates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +77,7 @@ impl Space {
             Space::Counters => "counters",
             Space::Meta => "meta",
             Space::Lots => "lots",
+            Space::ContactStates => "contact_states",
         }
     }
 

@@ -52,9 +52,7 @@ pub fn visible_contact(
     roles: &[Role],
 ) -> ApiResult<Contact> {
     require_role(principal, roles)?;
-    let contact: Contact = app
-        .store
-        .get(Space::Contacts, contact_id.as_bytes())?
+    let contact: Contact = crate::contact_state::load(&app.store, contact_id)?
         .ok_or(DomainError::NotFound("contact"))?;
     if !principal.can_see_contact(contact.business_id, contact.id, roles) {
         return Err(DomainError::NotFound("contact").into());

@@ -77,9 +77,9 @@ fn main() -> anyhow::Result<()> {
             (after.saturating_sub(before)) as f64 / resident as f64
         );
         println!(
-            "inline sizes: wallet actor {} bytes (contact {}, wallet {})",
+            "inline sizes: wallet actor {} bytes (contact state {}, wallet {})",
             std::mem::size_of::<wallets::WalletActor>(),
-            std::mem::size_of::<rewards_core::contact::Contact>(),
+            std::mem::size_of::<rewards_actors::contact_state::ContactState>(),
             std::mem::size_of::<rewards_core::wallet::Wallet>()
         );
         store.close();
