@@ -68,11 +68,44 @@ fn lots_prefix(wallet: WalletId, event: EventId) -> Vec<u8> {
     key
 }
 
-/// Writes lots closed by one operation, one record per event; `version` orders the records of
-/// one event (the wallet's next sequence number at the time), so a later state of a lot wins.
+/// A closed lot that was redeemed in full, nothing expired or clawed back: its state follows
+/// from its award (see [`plain_lot`]), so it is not stored. Most closed lots are these (instant
+/// awards, and deferred ones spent later).
+pub fn is_plain(lot: &Lot) -> bool {
+    lot.remaining.is_zero()
+        && lot.redeemed == lot.amount
+        && lot.expired_amount.is_zero()
+        && lot.clawed_back_commerce.is_zero()
+        && lot.clawed_back_open.is_zero()
+}
+
+/// The closed lot of an award that was redeemed in full (what [`is_plain`] leaves unstored).
+pub fn plain_lot(event: EventId, award: &crate::events::AwardRecord) -> Lot {
+    Lot {
+        id: award.lot_id,
+        amount: award.amount,
+        remaining: rewards_core::Money::ZERO,
+        expires_at: award.expires_at,
+        offer_id: Some(award.offer_id),
+        event_id: event,
+        funding: award.merchant_id.map_or(
+            rewards_core::wallet::Funding::Business,
+            rewards_core::wallet::Funding::Merchant,
+        ),
+        expired: false,
+        redeemed: award.amount,
+        expired_amount: rewards_core::Money::ZERO,
+        clawed_back_commerce: rewards_core::Money::ZERO,
+        clawed_back_open: rewards_core::Money::ZERO,
+    }
+}
+
+/// Writes the lots closed by one operation that are not plain, one record per event; `version`
+/// orders the records of one event (the wallet's next sequence number at the time), so a later
+/// state of a lot wins.
 pub fn put_closed_lots(set: &mut WriteSet, wallet: WalletId, version: u64, lots: &[Lot]) {
     let mut by_event: BTreeMap<EventId, Vec<Lot>> = BTreeMap::new();
-    for lot in lots {
+    for lot in lots.iter().filter(|l| !is_plain(l)) {
         by_event.entry(lot.event_id).or_default().push(lot.clone());
     }
     for (event, lots) in by_event {

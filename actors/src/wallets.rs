@@ -559,11 +559,19 @@ impl WalletActor {
     }
 
     /// Puts an event's closed lots back into the change's wallet, so its awards can be reversed.
-    fn restore_lots(&self, change: &mut Change, event_id: EventId) -> Result<(), ApiError> {
+    fn restore_lots(&self, change: &mut Change, event: &EventRecord) -> Result<(), ApiError> {
+        let event_id = event.id;
         let mut lots = crate::ledger::closed_lots(&self.app.store, self.wallet.id, event_id)?;
         let recent = self.recent.as_ref().and_then(|r| r.lots.get(&event_id));
         for lot in recent.into_iter().flatten() {
             lots.insert(lot.id, lot.clone());
+        }
+        // Lots neither stored nor in the wallet were redeemed in full: their awards say the rest.
+        for award in &event.awards {
+            let open = change.wallet.lots.iter().any(|l| l.id == award.lot_id);
+            if !open && !lots.contains_key(&award.lot_id) {
+                lots.insert(award.lot_id, crate::ledger::plain_lot(event_id, award));
+            }
         }
         let mut lots: Vec<Lot> = lots.into_values().collect();
         lots.sort_by_key(|l| l.id);
@@ -872,7 +880,7 @@ impl WalletActor {
         let currency = snapshot.business.currency;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "void");
         change.entries = change.wallet.expire_due(now);
-        self.restore_lots(&mut change, event_id)?;
+        self.restore_lots(&mut change, &event)?;
         let clawback = change.wallet.clawback_event(event_id, now);
         change.entries.extend(clawback.entries);
         Self::return_to_offers(&mut change, snapshot, &clawback.by_offer);
@@ -931,7 +939,7 @@ impl WalletActor {
         )?;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "return");
         change.entries = change.wallet.expire_due(now);
-        self.restore_lots(&mut change, job.purchase_id)?;
+        self.restore_lots(&mut change, &event)?;
         let clawback = if purchase.amounts.total.is_positive() {
             change.wallet.clawback_share(
                 job.purchase_id,

@@ -238,3 +238,57 @@ async fn voiding_a_purchase_claws_back_awards_already_spent() {
     audit_wallet(&w, wallet_id).await;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_then_a_void_claw_back_a_spent_award_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "sync");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    w.offer(json!({"name": "2 back", "goal": "spend", "award": {"kind": "fixed", "amount": "2.00"}, "redeem": "instant"}))
+        .await;
+    let contact = w.contact(json!({"code": "C-1"})).await;
+    let wallet_id = contact["wallet_id"].as_str().unwrap();
+    let purchase = w
+        .purchase(json!({
+            "identity": {"contact_code": "C-1"},
+            "lines": [{"sku": "SHOE", "quantity": "2", "unit_price": "5.00", "tax_rate": "0"}],
+            "spend": {"amount": "all"},
+        }))
+        .await;
+    let purchase = purchase.expect(201).clone();
+    assert_eq!(
+        purchase["spend"]["spent"], "2.00",
+        "the award was spent at once"
+    );
+    let id = purchase["id"].as_str().unwrap();
+    // Half returned: half the award clawed back from open, half the spend refunded.
+    let returned = api
+        .post(
+            &format!("/v1/purchases/{id}/returns"),
+            &w.key,
+            &json!({"lines": [{"sku": "SHOE", "quantity": "1"}]}),
+        )
+        .await;
+    let returned = returned.expect(201);
+    assert_eq!(returned["clawed_back"], "1.00");
+    assert_eq!(returned["refunded"], "1.00");
+    // The void takes back only what is left of the award, and refunds the rest of the spend.
+    api.post(&format!("/v1/purchases/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect(200);
+    let wallet = w.wallet(wallet_id).await;
+    assert_eq!(wallet["balances"]["open"], "0.00");
+    assert_eq!(wallet["balances"]["commerce"], "0.00");
+    let journal = api
+        .all(&format!("/v1/wallets/{wallet_id}/journal"), &w.key)
+        .await;
+    let clawed: i64 = journal
+        .iter()
+        .filter(|e| e["kind"] == "clawback")
+        .map(|e| crate::support::cents(&e["amount"]))
+        .sum();
+    assert_eq!(clawed, 200, "the award is clawed back once in all");
+    audit_wallet(&w, wallet_id).await;
+    server.stop();
+}
