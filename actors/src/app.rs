@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rewards_storage::{Store, WriteSet};
+use rewards_storage::{Space, Store, WriteSet};
+
+use crate::records::ConfigRecord;
 use tokio::sync::oneshot;
 
 use crate::auth::KeyIndex;
@@ -65,6 +67,15 @@ impl App {
             Ok(result) => result.map_err(ApiError::from),
             Err(_) => Err(ApiError::Internal("the writer dropped a write".into())),
         }
+    }
+}
+
+impl App {
+    /// Writes one configuration record and waits until it is durable.
+    pub async fn write_config(&self, key: Vec<u8>, record: &ConfigRecord) -> Result<(), ApiError> {
+        let mut set = WriteSet::new();
+        set.put(Space::Config, key, record);
+        self.write(set).await
     }
 }
 

@@ -92,15 +92,13 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
                 } else {
                     None
                 };
-                let call = refusal.is_none().then(|| service.call(request));
+                let call = match refusal {
+                    Some(error) => Err(error),
+                    None => Ok(service.call(request)),
+                };
                 async move {
-                    let response: ServiceResponse<EitherBody<BoxBody>> = match (call, refusal) {
-                        (Some(call), _) => call.await?.map_into_left_body(),
-                        (None, Some(error)) => {
-                            return Err(actix_web::Error::from(error));
-                        }
-                        (None, None) => unreachable!("a request is either refused or called"),
-                    };
+                    let response: ServiceResponse<EitherBody<BoxBody>> =
+                        call?.await?.map_into_left_body();
                     let endpoint = response
                         .request()
                         .match_pattern()

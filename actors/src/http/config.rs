@@ -85,13 +85,11 @@ async fn create_merchant(
         commercial_terms: terms,
     };
     let _guard = entry.config_lock.lock().await;
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(business.id, kind::MERCHANT, merchant.id.as_bytes()),
         &ConfigRecord::Merchant(merchant.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     let mut merchants = (**entry.merchants.read()).clone();
     merchants.insert(merchant.id, merchant.clone());
     *entry.merchants.write() = Arc::new(merchants);
@@ -144,13 +142,11 @@ async fn create_tap(
     if entry.taps.read().iter().any(|t| t.code == code) {
         return Err(DomainError::AlreadyExists(format!("TAP code {code}")).into());
     }
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(business.id, kind::TAP, tap.id.as_bytes()),
         &ConfigRecord::Tap(tap.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     let mut taps = (**entry.taps.read()).clone();
     taps.push(tap.clone());
     *entry.taps.write() = Arc::new(taps);
@@ -178,13 +174,11 @@ async fn put_rate(
     business
         .exchange_rates
         .insert(currency.code().to_string(), body.rate.0);
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(business.id, kind::BUSINESS, business.id.as_bytes()),
         &ConfigRecord::Business(business.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     *entry.business.write() = Arc::new(business);
     Ok(ok(
         &json!({"currency": currency.code(), "rate": body.rate.0.normalize().to_string()}),
@@ -263,13 +257,11 @@ async fn set_scheme_state(
     let _guard = entry.config_lock.lock().await;
     let mut scheme = entry.scheme(id).ok_or(DomainError::NotFound("scheme"))?;
     scheme.active = active;
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(scheme.business_id, kind::SCHEME, scheme.id.as_bytes()),
         &ConfigRecord::Scheme(scheme.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     let schemes: Vec<Scheme> = entry
         .schemes
         .read()
@@ -327,13 +319,11 @@ async fn put_tiers(
     )?;
     let business = entry.business();
     let _guard = entry.config_lock.lock().await;
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(business.id, kind::TIERS, business.id.as_bytes()),
         &ConfigRecord::Tiers(business.id, tiers.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     let rendered = render_tiers(&tiers);
     *entry.tiers.write() = Some(Arc::new(tiers));
     Ok(ok(&rendered))
@@ -399,13 +389,11 @@ async fn create_offer(
             .into());
         }
     }
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(business.id, kind::OFFER, offer.id.as_bytes()),
         &ConfigRecord::Offer(offer.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     let runtime = Arc::new(OfferRuntime::new(offer, BudgetTotals::default()));
     let rendered = render(&runtime.offer, business.currency, offer_stats(&runtime));
     publish_offer(&entry, runtime);
@@ -452,13 +440,11 @@ async fn set_offer_state(
     let runtime = find_offer(&entry, &o)?;
     let mut offer = (*runtime.offer).clone();
     offer.active = active;
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(offer.business_id, kind::OFFER, offer.id.as_bytes()),
         &ConfigRecord::Offer(offer.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     let updated = Arc::new(runtime.with_offer(offer));
     let rendered = render(
         &updated.offer,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::scheme::SignUp;
 use rewards_core::wallet::Wallet;
-use rewards_core::{ContactId, DomainError, KeyId, SchemeId, WalletId};
+use rewards_core::{ContactId, DomainError, FieldError, KeyId, SchemeId, WalletId};
 use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::json;
@@ -60,8 +60,8 @@ pub fn visible_contact(
     Ok(contact)
 }
 
-fn opt_text(field: &str, value: &Option<String>) -> Result<Option<String>, DomainError> {
-    Ok(value.as_deref().map(|v| text(field, v)).transpose()?)
+fn opt_text(field: &str, value: &Option<String>) -> Result<Option<String>, FieldError> {
+    value.as_deref().map(|v| text(field, v)).transpose()
 }
 
 /// `XXXXXXXX` in Crockford base32 from the secure source: a contact's referral code.
@@ -85,21 +85,11 @@ async fn create_contact(
     let snapshot = entry.snapshot();
     let business = snapshot.business.clone();
     let mut problems = crate::dto::Problems::default();
-    let code = problems
-        .take(opt_text("code", &body.code).map_err(first))
-        .flatten();
-    let cim = problems
-        .take(opt_text("cim", &body.cim).map_err(first))
-        .flatten();
-    let name = problems
-        .take(opt_text("name", &body.name).map_err(first))
-        .flatten();
-    let email = problems
-        .take(opt_text("email", &body.email).map_err(first))
-        .flatten();
-    let phone = problems
-        .take(opt_text("phone", &body.phone).map_err(first))
-        .flatten();
+    let code = problems.take(opt_text("code", &body.code)).flatten();
+    let cim = problems.take(opt_text("cim", &body.cim)).flatten();
+    let name = problems.take(opt_text("name", &body.name)).flatten();
+    let email = problems.take(opt_text("email", &body.email)).flatten();
+    let phone = problems.take(opt_text("phone", &body.phone)).flatten();
     if let Some(e) = &email {
         if !e.contains('@') {
             problems.add("email", "is not an email address");
@@ -154,7 +144,7 @@ async fn create_contact(
             identities::key(b, Kind::PaymentMedium, &m.identifier),
         ));
     }
-    let mut fixed = keys.len();
+    let fixed = keys.len();
     let mut attempts = 0;
     let (reserved, wallet_code, referral) = loop {
         // Wallet and referral codes are random: a clash with another contact's draws again.
@@ -184,8 +174,6 @@ async fn create_contact(
             Err(ReserveError::Store(e)) => return Err(e.into()),
         }
     };
-    fixed = 0;
-    let _ = fixed;
     let scheme_ids: Vec<SchemeId> = snapshot
         .schemes
         .iter()
@@ -217,13 +205,6 @@ async fn create_contact(
         wallets::create_contact(&app, &snapshot, contact, identity_keys).await?;
     drop(reserved);
     Ok(created(&render_contact(&contact)))
-}
-
-fn first(e: DomainError) -> rewards_core::FieldError {
-    match e {
-        DomainError::ValidationFailed(mut fields) if !fields.is_empty() => fields.remove(0),
-        other => rewards_core::FieldError::new("body", other.to_string()),
-    }
 }
 
 async fn get_contact(

@@ -105,13 +105,11 @@ async fn patch_settings(
     let _guard = entry.config_lock.lock().await;
     let mut business = (*entry.business()).clone();
     business.settings = patch.apply(&business.settings, business.currency)?;
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(business.id, kind::BUSINESS, business.id.as_bytes()),
         &ConfigRecord::Business(business.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     let rendered = render_settings(&business.settings, business.currency);
     *entry.business.write() = std::sync::Arc::new(business);
     Ok(ok(&rendered))
@@ -133,13 +131,11 @@ async fn create_processor(
         id: ProcessorId::from_random(clock::id_bytes()),
         name: text("name", &body.name)?,
     };
-    let mut set = WriteSet::new();
-    set.put(
-        Space::Config,
+    app.write_config(
         config_key(BusinessId::NIL, kind::PROCESSOR, processor.id.as_bytes()),
         &ConfigRecord::Processor(processor.clone()),
-    );
-    app.write(set).await?;
+    )
+    .await?;
     app.registry
         .processors
         .insert(processor.id, processor.clone());
