@@ -178,6 +178,12 @@ impl WalletDirectory {
         app: &Arc<App>,
         contact_id: ContactId,
     ) -> Result<(Addr<WalletActor>, Arc<Gauges>), ApiError> {
+        // The common case, a resident actor, takes only a read lock on its shard.
+        if let Some(resident) = self.actors.get(&contact_id) {
+            if resident.0.connected() {
+                return Ok(resident.clone());
+            }
+        }
         match self.actors.entry(contact_id) {
             Entry::Occupied(e) if e.get().0.connected() => Ok(e.get().clone()),
             entry => {
