@@ -1,15 +1,13 @@
-//! Claim codes for unclaimed purchases and the match predicate of processor routing (SPEC
-//! section 7).
+//! Claim codes for unclaimed purchases (SPEC section 7); the match book is in `matching`.
 
-use crate::money::Money;
-use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Crockford's base32 alphabet: no I, L, O or U, so codes read aloud cannot be confused.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// Eight base32 characters (40 bits), shown as `XXXX-XXXX`.
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct ClaimCode([u8; 8]);
 
 impl ClaimCode {
@@ -56,55 +54,4 @@ impl fmt::Display for ClaimCode {
         let text = std::str::from_utf8(&self.0).expect("ascii");
         write!(f, "{}-{}", &text[..4], &text[4..])
     }
-}
-
-/// A processor transaction as matching sees it.
-#[derive(Clone, Debug)]
-pub struct TransactionFacts<'a> {
-    pub tap_code: &'a str,
-    pub transaction_reference: &'a str,
-    pub total: Money,
-    pub at: Timestamp,
-}
-
-/// A POS purchase waiting for its processor transaction.
-#[derive(Clone, Debug)]
-pub struct PosPurchaseFacts<'a> {
-    pub tap_code: &'a str,
-    pub total: Money,
-    pub at: Timestamp,
-    /// The processor's reference, when the POS knows it: then only that transaction matches.
-    pub transaction_reference: Option<&'a str>,
-}
-
-fn within(a: Timestamp, b: Timestamp, window_seconds: u32) -> bool {
-    (a.0 - b.0).abs() <= i64::from(window_seconds) * 1000
-}
-
-/// Same TAP, same total, times within the window; a given transaction reference must be equal.
-pub fn matches(tx: &TransactionFacts<'_>, pos: &PosPurchaseFacts<'_>, window_seconds: u32) -> bool {
-    if let Some(reference) = pos.transaction_reference {
-        return reference == tx.transaction_reference && tx.tap_code == pos.tap_code;
-    }
-    tx.tap_code == pos.tap_code && tx.total == pos.total && within(tx.at, pos.at, window_seconds)
-}
-
-/// Claim by receipt: the TAP, the total, the time within the window, and the receipt number if
-/// the contact gave one.
-#[allow(clippy::too_many_arguments)]
-pub fn receipt_matches(
-    tap_code: &str,
-    total: Money,
-    at: Timestamp,
-    reference_number: Option<&str>,
-    claimed_tap: &str,
-    claimed_total: Money,
-    claimed_at: Timestamp,
-    claimed_reference: Option<&str>,
-    window_seconds: u32,
-) -> bool {
-    tap_code == claimed_tap
-        && total == claimed_total
-        && within(at, claimed_at, window_seconds)
-        && claimed_reference.is_none_or(|r| reference_number == Some(r))
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod estimate;
 pub mod identity;
 pub mod ids;
+pub mod matching;
 pub mod money;
 pub mod offer;
 pub mod purchase;

@@ -2,9 +2,7 @@
 //! and claim codes.
 
 use rewards_core::business::{CommercialTerms, Fee, FeeKind, RewardResolution};
-use rewards_core::claim::{
-    matches, receipt_matches, ClaimCode, PosPurchaseFacts, TransactionFacts,
-};
+use rewards_core::claim::ClaimCode;
 use rewards_core::engine::{
     evaluate, ContactFacts, EngineContext, EventFacts, OfferCounters, PurchaseFacts, Unlimited,
 };
@@ -455,62 +453,4 @@ fn claim_codes_and_matching() {
         ClaimCode::from_random([0; 5]),
         ClaimCode::from_random([0, 0, 0, 0, 1])
     );
-
-    let tx = TransactionFacts {
-        tap_code: "T-1",
-        transaction_reference: "NET-1",
-        total: Money(4200),
-        at: Timestamp(1_000_000),
-    };
-    let pos = |tap, total, at, reference| PosPurchaseFacts {
-        tap_code: tap,
-        total: Money(total),
-        at: Timestamp(at),
-        transaction_reference: reference,
-    };
-    let cases = [
-        (
-            "same tap, total, within window",
-            pos("T-1", 4200, 1_500_000, None),
-            true,
-        ),
-        ("other tap", pos("T-2", 4200, 1_000_000, None), false),
-        ("other total", pos("T-1", 4201, 1_000_000, None), false),
-        ("outside window", pos("T-1", 4200, 1_600_001, None), false),
-        (
-            "reference wins over amount",
-            pos("T-1", 1, 9_000_000, Some("NET-1")),
-            true,
-        ),
-        (
-            "other reference",
-            pos("T-1", 4200, 1_000_000, Some("NET-2")),
-            false,
-        ),
-    ];
-    for (name, p, expected) in cases {
-        assert_eq!(matches(&tx, &p, 600), expected, "{name}");
-    }
-    assert!(receipt_matches(
-        "T-1",
-        Money(10),
-        Timestamp(0),
-        Some("R1"),
-        "T-1",
-        Money(10),
-        Timestamp(1000),
-        None,
-        600
-    ));
-    assert!(!receipt_matches(
-        "T-1",
-        Money(10),
-        Timestamp(0),
-        Some("R1"),
-        "T-1",
-        Money(10),
-        Timestamp(1000),
-        Some("R2"),
-        600
-    ));
 }
