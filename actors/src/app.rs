@@ -16,6 +16,7 @@ use crate::idempotency::IdempotencyTable;
 use crate::identities::Reservations;
 use crate::registry::Registry;
 use crate::scheme_codes::SchemeCodes;
+use crate::router::RouterDirectory;
 use crate::wallets::WalletDirectory;
 
 pub struct App {
@@ -24,6 +25,7 @@ pub struct App {
     pub registry: Registry,
     pub keys: KeyIndex,
     pub wallets: WalletDirectory,
+    pub routers: RouterDirectory,
     pub idempotency: Arc<IdempotencyTable>,
     pub identities: Reservations,
     pub scheme_codes: SchemeCodes,
@@ -32,7 +34,14 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, store: Store, wallets: WalletDirectory) -> App {
+        // Routers share the wallet actors' arbiters: both are short, non-blocking handlers.
+        let routers = RouterDirectory::new(
+            wallets.arbiters(),
+            config.router_mailbox_capacity,
+            std::time::Duration::from_secs(config.wallet_idle_seconds),
+        );
         App {
+            routers,
             config,
             store,
             registry: Registry::default(),

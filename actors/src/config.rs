@@ -19,6 +19,7 @@ pub struct Config {
     pub wallet_arbiters: usize,
     pub wallet_idle_seconds: u64,
     pub wallet_mailbox_capacity: usize,
+    pub router_mailbox_capacity: usize,
     pub writer_queue_capacity: usize,
     pub writer_max_batch_sets: usize,
     pub log: String,
@@ -35,6 +36,7 @@ struct PartialConfig {
     wallet_arbiters: Option<usize>,
     wallet_idle_seconds: Option<u64>,
     wallet_mailbox_capacity: Option<usize>,
+    router_mailbox_capacity: Option<usize>,
     writer_queue_capacity: Option<usize>,
     writer_max_batch_sets: Option<usize>,
     log: Option<String>,
@@ -75,6 +77,7 @@ impl Config {
             wallet_arbiters,
             wallet_idle_seconds,
             wallet_mailbox_capacity,
+            router_mailbox_capacity,
             writer_queue_capacity,
             writer_max_batch_sets,
             log
@@ -86,6 +89,10 @@ impl Config {
         anyhow::ensure!(
             self.wallet_mailbox_capacity >= 1,
             "wallet_mailbox_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            self.router_mailbox_capacity >= 1,
+            "router_mailbox_capacity must be at least 1"
         );
         anyhow::ensure!(
             self.writer_queue_capacity >= 1,

@@ -9,10 +9,11 @@ use rewards_core::offer::Redemption;
 use rewards_core::purchase::ValidatedPurchase;
 use rewards_core::wallet::Balances;
 use rewards_core::{
-    BusinessId, ContactId, EventId, LotId, MerchantId, Money, OfferId, Timestamp, WalletId,
+    BusinessId, ContactId, EventId, LotId, MerchantId, Money, OfferId, ProcessorId, Timestamp,
+    WalletId,
 };
 use rewards_storage::keys::KeyBuilder;
-use rewards_storage::Record;
+use rewards_storage::{codec, CodecError, Record};
 use serde::{Deserialize, Serialize};
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -121,10 +122,52 @@ pub struct EventRecord {
     pub returns: ReturnsRecord,
     pub cancelled_at: Option<Timestamp>,
     pub cancel_reason: Option<String>,
+    /// How processor routing brought the purchase about, when it did.
+    pub route: Option<RouteFacts>,
+}
+
+/// Where a POS purchase stands in `match` mode (API.md `match_state`).
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum MatchState {
+    Pending,
+    Matched,
+    Unmatched,
+}
+
+impl MatchState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchState::Pending => "pending",
+            MatchState::Matched => "matched",
+            MatchState::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// What a purchase owes to processor routing: its match, its claim, its transaction.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct RouteFacts {
+    pub match_state: Option<MatchState>,
+    /// The code it was claimed with, shown `XXXX-XXXX`.
+    pub claim_code: Option<String>,
+    pub transaction_reference: Option<String>,
+    pub processor_id: Option<ProcessorId>,
 }
 
 impl Record for EventRecord {
-    const VERSION: u8 = 1;
+    /// Version 2 added `route`, the last field.
+    const VERSION: u8 = 2;
+
+    fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
+        // A version 1 record is a version 2 record without its last field; bincode writes an
+        // absent `Option` as one 0 byte, so appending it reads the old record as the new one.
+        (version == 1).then(|| {
+            let mut upgraded = Vec::with_capacity(body.len() + 1);
+            upgraded.extend_from_slice(body);
+            upgraded.push(0);
+            codec::decode_body(&upgraded)
+        })
+    }
 }
 
 pub fn event_key(id: EventId) -> Vec<u8> {

@@ -57,6 +57,45 @@ impl IdempotencyKey {
     }
 }
 
+impl IdempotencyKey {
+    /// A processor purchase: its transaction reference, unique per processor.
+    pub fn for_processor(
+        processor: rewards_core::ProcessorId,
+        transaction_reference: &str,
+        body: &[u8],
+    ) -> IdempotencyKey {
+        IdempotencyKey {
+            key: KeyBuilder::new()
+                .bytes(processor.as_bytes())
+                .str("processor")
+                .str(transaction_reference)
+                .finish(),
+            body_hash: body_hash(body),
+        }
+    }
+
+    /// The key of one business's part of a processor purchase: each part stores its answer
+    /// with its own change, so a retry after a partial failure completes only what is missing.
+    pub fn for_route(&self, business: BusinessId) -> IdempotencyKey {
+        let mut key = self.key.clone();
+        key.push(0xff);
+        key.extend_from_slice(business.as_bytes());
+        IdempotencyKey {
+            key,
+            body_hash: self.body_hash,
+        }
+    }
+
+    /// This key's first answer, to store in the commit of the change it describes.
+    pub fn stored(&self, status: u16, body: Vec<u8>) -> StoredResponse {
+        StoredResponse {
+            body_hash: self.body_hash,
+            status,
+            body,
+        }
+    }
+}
+
 /// The hash of a request body as JSON: keys sorted and whitespace dropped, so two encodings of the
 /// same request are equal. A body that is not JSON is hashed as it is.
 fn body_hash(body: &[u8]) -> [u8; 32] {

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod records;
 pub mod recovery;
 pub mod registry;
+pub mod router;
 pub mod scheme_codes;
 pub mod server;
 pub mod wallets;

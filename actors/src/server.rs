@@ -53,7 +53,11 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
     );
     let app = Arc::new(App::new(config.clone(), store.clone(), wallets));
     crate::recovery::recover(&app).context("recovering the registries from the store")?;
+    let routers = crate::router::RouterDirectory::recover(&app)
+        .map_err(|e| anyhow::anyhow!("recovering the routers from the store: {e}"))?;
+    tracing::info!(routers, "routers with waiting purchases started");
     WalletDirectory::start_sweeper(app.clone());
+    crate::router::RouterDirectory::start_sweeper(app.clone());
     Ok((app, store, arbiters))
 }
 

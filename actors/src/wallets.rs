@@ -74,6 +74,18 @@ pub struct PurchaseJob {
     pub origin: String,
     pub spend: Option<(SpendAmount, bool)>,
     pub idempotency: Option<IdempotencyKey>,
+    /// Processor routing: what the purchase owes to a match or a claim.
+    pub route: Option<RoutedPurchase>,
+}
+
+/// A purchase completed by processor routing: the router's records change in the purchase's
+/// own commit, so "rewarded once" is one write.
+pub struct RoutedPurchase {
+    pub facts: crate::events::RouteFacts,
+    /// When the route record was created: the event keeps its time (and its index entries).
+    pub created_at: Timestamp,
+    /// The router's record changes (pending or unclaimed record removed, route answer stored).
+    pub records: WriteSet,
 }
 
 pub struct ReturnJob {
@@ -170,6 +182,10 @@ impl WalletDirectory {
 
     pub fn resident(&self) -> usize {
         self.actors.len()
+    }
+
+    pub fn arbiters(&self) -> Vec<ArbiterHandle> {
+        self.arbiters.clone()
     }
 
     /// The contact's actor, started from the store when it is not resident.
@@ -862,6 +878,11 @@ impl WalletActor {
         event.payment_medium = job.payment_medium;
         event.awards = awards;
         event.spend = spend;
+        if let Some(route) = job.route {
+            event.created_at = route.created_at;
+            event.route = Some(route.facts);
+            change.set.append(route.records);
+        }
         Self::put_event(&mut change, event, true, now);
         let event = change.events.last().expect("just put");
         change.reply = Reply {
@@ -1188,6 +1209,7 @@ fn new_event(
         returns: ReturnsRecord::default(),
         cancelled_at: None,
         cancel_reason: None,
+        route: None,
     }
 }
 

@@ -144,6 +144,7 @@ fn job(
         origin: "pos".into(),
         spend,
         idempotency: None,
+            route: None,
     }
 }
 

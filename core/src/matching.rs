@@ -117,6 +117,7 @@ pub struct MatchBook {
     by_total: HashMap<Money, Vec<EventId>>,
     /// Entries that carry a transaction reference, by it.
     by_reference: HashMap<String, Vec<EventId>>,
+    counts: Counts,
 }
 
 /// How many entries rest in each state (in-flight ones count where they came from).
@@ -180,21 +181,23 @@ impl MatchBook {
         self.entries.values()
     }
 
+    /// How many entries rest in each state, kept as they change.
     pub fn counts(&self) -> Counts {
-        let mut counts = Counts::default();
-        for entry in self.entries.values() {
-            let resting = match entry.state {
-                EntryState::Pending => Resting::Pending,
-                EntryState::Unclaimed => Resting::Unclaimed,
-                EntryState::InFlight { was } => was,
-            };
-            match (resting, entry.side) {
-                (Resting::Pending, Side::Pos) => counts.pending_pos += 1,
-                (Resting::Pending, Side::Transaction) => counts.pending_transactions += 1,
-                (Resting::Unclaimed, _) => counts.unclaimed += 1,
-            }
-        }
-        counts
+        self.counts
+    }
+
+    fn count(&mut self, entry: &Entry, delta: isize) {
+        let resting = match entry.state {
+            EntryState::Pending => Resting::Pending,
+            EntryState::Unclaimed => Resting::Unclaimed,
+            EntryState::InFlight { was } => was,
+        };
+        let counter = match (resting, entry.side) {
+            (Resting::Pending, Side::Pos) => &mut self.counts.pending_pos,
+            (Resting::Pending, Side::Transaction) => &mut self.counts.pending_transactions,
+            (Resting::Unclaimed, _) => &mut self.counts.unclaimed,
+        };
+        *counter = counter.wrapping_add_signed(delta);
     }
 
     /// The earliest deadline of a pending entry: when [`MatchBook::expire`] has work.
@@ -226,11 +229,15 @@ impl MatchBook {
                 ids.push(entry.id);
             }
         }
-        self.entries.insert(entry.id, entry);
+        self.count(&entry, 1);
+        if let Some(old) = self.entries.insert(entry.id, entry) {
+            self.count(&old, -1);
+        }
     }
 
     fn remove(&mut self, id: EventId) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
+        self.count(&entry, -1);
         unindex(&mut self.by_total, &entry.total, id);
         if let Some(reference) = &entry.transaction_reference {
             unindex(&mut self.by_reference, reference, id);
@@ -329,6 +336,8 @@ impl MatchBook {
                         .expect("due entries are in the book");
                     entry.state = EntryState::Unclaimed;
                     entry.claim_code = Some(code);
+                    self.counts.pending_transactions -= 1;
+                    self.counts.unclaimed += 1;
                     expired.push(Expiry::Unclaimed(id, code));
                 }
             }

@@ -10,6 +10,13 @@ use serde::Serialize;
 pub trait Record: Serialize + DeserializeOwned {
     /// The format version written in the first byte of every encoded record.
     const VERSION: u8;
+
+    /// Decodes a record written in an older format `version` (the bytes after the version
+    /// byte), or `None` when the version is not one this type knows.
+    fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +44,16 @@ pub fn encode<T: Record>(value: &T) -> Vec<u8> {
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != T::VERSION {
-        return Err(CodecError::UnknownVersion {
+        return T::decode_old(version, body).unwrap_or(Err(CodecError::UnknownVersion {
             found: version,
             expected: T::VERSION,
-        });
+        }));
     }
+    decode_body(body)
+}
+
+/// Decodes the bincode body of a record (after its version byte); every byte must be used.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
     let (value, read) = bincode::serde::decode_from_slice(body, config())
         .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if read != body.len() {

@@ -44,10 +44,13 @@ pub enum Space {
     /// The part of each contact its wallet actor owns (reward state, schemes, spend block), by
     /// contact id; `Contacts` holds the profile.
     ContactStates,
+    /// Processor routing: purchases waiting for their match or their claim, by id; the live
+    /// ones by TAP code (what a router rebuilds from); claim codes by business.
+    Routes,
 }
 
 impl Space {
-    pub const ALL: [Space; 13] = [
+    pub const ALL: [Space; 14] = [
         Space::Config,
         Space::Keys,
         Space::Contacts,
@@ -61,6 +64,7 @@ impl Space {
         Space::Meta,
         Space::Lots,
         Space::ContactStates,
+        Space::Routes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Space {
             Space::Meta => "meta",
             Space::Lots => "lots",
             Space::ContactStates => "contact_states",
+            Space::Routes => "routes",
         }
     }
 
@@ -168,6 +173,7 @@ impl Default for StoreOptions {
     }
 }
 
+#[derive(Clone)]
 pub(crate) enum Op {
     Put(Space, Vec<u8>, Vec<u8>),
     Delete(Space, Vec<u8>),
@@ -175,7 +181,7 @@ pub(crate) enum Op {
 }
 
 /// Records that commit together or not at all.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct WriteSet {
     pub(crate) ops: Vec<Op>,
 }
@@ -202,6 +208,11 @@ impl WriteSet {
     /// additions in commit order, so concurrent writers never lose an update.
     pub fn add_counter(&mut self, key: Vec<u8>, deltas: [i64; 2]) {
         self.ops.push(Op::AddCounter(key, deltas));
+    }
+
+    /// Adds every record of `other`, after this set's own: they commit together.
+    pub fn append(&mut self, mut other: WriteSet) {
+        self.ops.append(&mut other.ops);
     }
 
     pub fn len(&self) -> usize {

@@ -1,10 +1,12 @@
 //! Purchase JSON of API.md: the submitted body and the purchase shown back.
 
 use super::Dec;
-use crate::events::{EventRecord, EventState};
+use crate::events::{EventRecord, EventState, MatchState};
+use crate::router::records::{RouteRecord, RouteState};
+use rewards_core::matching::Side;
 use rewards_core::identity::IdentityInput;
 use rewards_core::money::parse_decimal;
-use rewards_core::purchase::{LineInput, PurchaseAmounts, PurchaseInput};
+use rewards_core::purchase::{LineInput, PurchaseAmounts, PurchaseInput, ValidatedPurchase};
 use rewards_core::wallet::{Balances, Wallet};
 use rewards_core::{Currency, Money, Timestamp};
 use rust_decimal::Decimal;
@@ -24,6 +26,20 @@ pub struct LineBody {
     pub tax_rate: Option<Dec>,
     #[serde(default)]
     pub tax_amount: Option<Dec>,
+}
+
+impl LineBody {
+    pub fn input(&self) -> LineInput {
+        LineInput {
+            sku: self.sku.clone(),
+            name: self.name.clone(),
+            family: self.family.clone(),
+            quantity: self.quantity.0,
+            unit_price: self.unit_price.0,
+            tax_rate: self.tax_rate.map(|d| d.0),
+            tax_amount: self.tax_amount.map(|d| d.0),
+        }
+    }
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -115,19 +131,7 @@ impl PurchaseBody {
     pub fn purchase_input(&self) -> PurchaseInput {
         PurchaseInput {
             currency: self.currency.clone(),
-            lines: self
-                .lines
-                .iter()
-                .map(|l| LineInput {
-                    sku: l.sku.clone(),
-                    name: l.name.clone(),
-                    family: l.family.clone(),
-                    quantity: l.quantity.0,
-                    unit_price: l.unit_price.0,
-                    tax_rate: l.tax_rate.map(|d| d.0),
-                    tax_amount: l.tax_amount.map(|d| d.0),
-                })
-                .collect(),
+            lines: self.lines.iter().map(LineBody::input).collect(),
             discount_amount: self.discount_amount.map(|d| d.0),
             net_amount: self.net_amount.map(|d| d.0),
             tax_amount: self.tax_amount.map(|d| d.0),
@@ -266,6 +270,22 @@ struct LineView<'a> {
     total_amount: MoneyView,
 }
 
+fn lines_view(c: Currency, p: &ValidatedPurchase) -> Vec<LineView<'_>> {
+    p.lines
+        .iter()
+        .map(|l| LineView {
+            sku: &l.sku,
+            name: &l.name,
+            family: &l.family,
+            quantity: l.quantity.normalize().to_string(),
+            unit_price: price(l.unit_price, p.original_currency),
+            net_amount: MoneyView(c, l.net),
+            tax_amount: MoneyView(c, l.tax_amount),
+            total_amount: MoneyView(c, l.total),
+        })
+        .collect()
+}
+
 #[derive(Serialize)]
 struct SpendView {
     requested: String,
@@ -307,6 +327,8 @@ struct EventJson<'a> {
     state: &'static str,
     origin: &'a str,
     match_state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_reference: Option<&'a str>,
     performed_on: TimeView,
     created_at: TimeView,
     reference_number: &'a Option<String>,
@@ -359,7 +381,15 @@ impl Serialize for EventView<'_> {
             wallet_id: event.wallet_id.to_string(),
             state: if cancelled { "cancelled" } else { "posted" },
             origin: &event.origin,
-            match_state: None,
+            match_state: event
+                .route
+                .as_ref()
+                .and_then(|r| r.match_state)
+                .map(MatchState::as_str),
+            transaction_reference: event
+                .route
+                .as_ref()
+                .and_then(|r| r.transaction_reference.as_deref()),
             performed_on: TimeView(event.performed_on),
             created_at: TimeView(event.created_at),
             reference_number: &event.reference_number,
@@ -377,21 +407,7 @@ impl Serialize for EventView<'_> {
             amounts: purchase.map(|p| amounts_view(c, &p.amounts)),
             original_amounts: purchase
                 .map(|p| amounts_view(p.original_currency, &p.original_amounts)),
-            lines: purchase.map(|p| {
-                p.lines
-                    .iter()
-                    .map(|l| LineView {
-                        sku: &l.sku,
-                        name: &l.name,
-                        family: &l.family,
-                        quantity: l.quantity.normalize().to_string(),
-                        unit_price: price(l.unit_price, p.original_currency),
-                        net_amount: MoneyView(c, l.net),
-                        tax_amount: MoneyView(c, l.tax_amount),
-                        total_amount: MoneyView(c, l.total),
-                    })
-                    .collect()
-            }),
+            lines: purchase.map(|p| lines_view(c, p)),
             spend: purchase.map(|_| {
                 event.spend.as_ref().map(|s| SpendView {
                     requested: s.requested.map_or("all".to_string(), |r| c.format(r)),
@@ -421,7 +437,7 @@ impl Serialize for EventView<'_> {
                 reserved: MoneyView(c, event.wallet_after.reserved),
                 spendable: MoneyView(c, event.spendable_after),
             },
-            claim_code: None,
+            claim_code: event.route.as_ref().and_then(|r| r.claim_code.as_deref()),
             cancelled_at: cancelled.then(|| event.cancelled_at.map(TimeView)),
             cancel_reason: cancelled.then_some(&event.cancel_reason),
             returns: (!event.returns.returned_lines.is_empty()).then_some(ReturnsView {
@@ -432,4 +448,78 @@ impl Serialize for EventView<'_> {
         };
         view.serialize(s)
     }
+}
+
+/// A purchase that processor routing still holds (waiting for its match or its claim, or
+/// unmatched), shown like a purchase: no contact until it is claimed, no awards yet.
+pub fn render_route(record: &RouteRecord, currency: Currency) -> RouteJson<'_> {
+    let p = &record.purchase;
+    let pos = record.pos.as_ref();
+    RouteJson {
+        id: record.id.to_string(),
+        event_type: "purchase",
+        business_id: record.business_id.to_string(),
+        contact_id: pos.map(|pos| pos.contact_id.to_string()),
+        wallet_id: None,
+        state: "posted",
+        origin: pos.map_or("processor", |pos| pos.origin.as_str()),
+        match_state: match (record.side, record.state) {
+            (_, RouteState::PendingMatch) => Some(MatchState::Pending.as_str()),
+            (Side::Pos, RouteState::Unmatched) => Some(MatchState::Unmatched.as_str()),
+            _ => None,
+        },
+        transaction_reference: record.transaction_reference.as_deref(),
+        performed_on: TimeView(record.performed_on),
+        created_at: TimeView(record.created_at),
+        reference_number: &record.reference_number,
+        tap_code: &record.tap_code,
+        organisation_id: record
+            .merchant_id
+            .map_or(record.business_id.to_string(), |m| m.to_string()),
+        currency: p.currency.code(),
+        original_currency: p.original_currency.code(),
+        exchange_rate: p.exchange_rate.normalize().to_string(),
+        amounts: amounts_view(currency, &p.amounts),
+        original_amounts: amounts_view(p.original_currency, &p.original_amounts),
+        lines: lines_view(currency, p),
+        spend: None,
+        payment_medium: record.payment_medium.as_ref().map(|pm| PaymentMediumView {
+            identifier: &pm.identifier,
+            brand: &pm.brand,
+            kind: &pm.kind,
+        }),
+        awards: [],
+        wallet: None,
+        claim_code: record.claim_code.map(|c| c.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+pub struct RouteJson<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    business_id: String,
+    contact_id: Option<String>,
+    wallet_id: Option<String>,
+    state: &'static str,
+    origin: &'a str,
+    match_state: Option<&'static str>,
+    transaction_reference: Option<&'a str>,
+    performed_on: TimeView,
+    created_at: TimeView,
+    reference_number: &'a Option<String>,
+    tap_code: &'a str,
+    organisation_id: String,
+    currency: &'a str,
+    original_currency: &'a str,
+    exchange_rate: String,
+    amounts: AmountsView,
+    original_amounts: AmountsView,
+    lines: Vec<LineView<'a>>,
+    spend: Option<SpendView>,
+    payment_medium: Option<PaymentMediumView<'a>>,
+    awards: [AwardView; 0],
+    wallet: Option<BalancesView>,
+    claim_code: Option<String>,
 }

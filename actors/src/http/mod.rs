@@ -8,6 +8,7 @@ pub mod json;
 mod operator;
 mod ops;
 pub mod problem;
+mod processor;
 mod purchases;
 
 use actix_web::web;
@@ -30,7 +31,8 @@ pub fn render_metrics_init() {
 /// Every route of the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Routes are tried in order and every pattern with a path parameter is a regex: the hot
-    // path (purchases) comes first.
+    // paths (processor purchases, whose patterns are static, then purchases) come first.
+    processor::routes(cfg);
     purchases::routes(cfg);
     ops::routes(cfg);
     contacts::routes(cfg);

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::future::join_all;
+use rewards_core::business::ProcessorMode;
 use rewards_core::purchase::{validate_purchase, PurchaseContext};
 use rewards_core::wallet::SpendAmount;
 use rewards_core::{BusinessId, ContactId, DomainError, EventId, Timestamp};
@@ -15,12 +16,12 @@ use std::sync::Arc;
 
 use super::contacts::visible_contact;
 use super::json::{ok, parse, parse_or_default};
-use super::problem::ApiResult;
+use super::problem::{ApiError, ApiResult};
 use super::{business_for, page_body, path_id, require_role, PageQuery};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::clock;
-use crate::dto::purchase::{render_event, PurchaseBody, SpendAmountBody};
+use crate::dto::purchase::{render_event, render_route, PurchaseBody, SpendAmountBody};
 use crate::dto::{parse_id, text, Dec};
 use crate::events::{
     business_index_prefix, contact_index_prefix, event_key, EventRecord, EventType,
@@ -28,6 +29,8 @@ use crate::events::{
 };
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use crate::limits::{MAX_BATCH_ITEMS, MAX_PURCHASE_LINES};
+use crate::router::flows::{self, PosPurchase};
+use crate::router::records::{record_key, PosFacts, RouteRecord};
 use crate::wallets::{self, Command, PurchaseJob, Reply, ReturnJob};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -216,6 +219,42 @@ pub async fn submit_purchase(
         brand: m.brand.clone(),
         kind: m.kind.clone(),
     });
+    // In match mode a POS purchase at a terminal waits for its processor transaction.
+    let matching = business.settings.processor_mode == ProcessorMode::Match && origin == "pos";
+    if let (true, Some(tap)) = (matching, &tap) {
+        let transaction_reference = body
+            .transaction_reference
+            .as_deref()
+            .map(|r| text("transaction_reference", r))
+            .transpose()?;
+        let pos = PosPurchase {
+            snapshot,
+            event_id: clock::event_id(),
+            contact_id,
+            tap_code: tap.code.clone(),
+            purchase,
+            performed_on,
+            reference_number: body.reference_number.clone(),
+            transaction_reference,
+            payment_medium,
+            facts: PosFacts {
+                contact_id,
+                spend: spend.map(|(amount, full)| match amount {
+                    SpendAmount::Exact(m) => (Some(m), full),
+                    SpendAmount::All => (None, full),
+                }),
+                classification: body.classification.clone(),
+                external_system,
+                external_reference: body.external_reference.clone(),
+                merchant_id,
+                origin,
+            },
+        };
+        return once(app, key, move |idempotency| async move {
+            flows::place_pos(app, pos, idempotency).await
+        })
+        .await;
+    }
     once(app, key, move |idempotency| async move {
         let job = PurchaseJob {
             snapshot,
@@ -232,6 +271,7 @@ pub async fn submit_purchase(
             origin,
             spend,
             idempotency,
+            route: None,
         };
         wallets::call(app, contact_id, Command::Purchase(Box::new(job))).await
     })
@@ -318,11 +358,44 @@ async fn get_purchase(
     principal: Principal,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let event = visible_event(&app, &principal, &path)?;
-    Ok(ok(&render_event(
-        &event,
-        currency_of(&app, event.business_id)?,
-    )))
+    match visible_event(&app, &principal, &path) {
+        Ok(event) => Ok(ok(&render_event(
+            &event,
+            currency_of(&app, event.business_id)?,
+        ))),
+        // Not a purchase yet: processor routing may hold it (waiting, unclaimed, unmatched).
+        Err(ApiError::Domain(DomainError::NotFound(_))) => {
+            let route = visible_route(&app, &principal, &path)?;
+            Ok(ok(&render_route(
+                &route,
+                currency_of(&app, route.business_id)?,
+            )))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// A purchase that processor routing holds, if the key may see it: business and pos keys
+/// their business's, a contact key a POS purchase of its own.
+fn visible_route(app: &App, principal: &Principal, id: &str) -> ApiResult<RouteRecord> {
+    let id: EventId = path_id(id, "purchase")?;
+    let route: RouteRecord = app
+        .store
+        .get(Space::Routes, &record_key(id))?
+        .ok_or(DomainError::NotFound("purchase"))?;
+    let visible = match principal.role {
+        Role::Operator => true,
+        Role::Business | Role::Pos => principal.business_id == Some(route.business_id),
+        Role::Contact => route
+            .pos
+            .as_ref()
+            .is_some_and(|p| principal.contact_id == Some(p.contact_id)),
+        Role::Processor => false,
+    };
+    if !visible {
+        return Err(DomainError::NotFound("purchase").into());
+    }
+    Ok(route)
 }
 
 #[derive(Deserialize, Default)]
@@ -508,10 +581,26 @@ async fn list_events(
             let Ok(id) = <[u8; 16]>::try_from(value.as_slice()) else {
                 continue;
             };
-            let Some(event) = app
-                .store
-                .get::<EventRecord>(Space::Events, &event_key(EventId::from_bytes(id)))?
-            else {
+            let id = EventId::from_bytes(id);
+            let Some(event) = app.store.get::<EventRecord>(Space::Events, &event_key(id))? else {
+                // A purchase that processor routing still holds is listed as it stands.
+                let route = app.store.get::<RouteRecord>(Space::Routes, &record_key(id))?;
+                let wanted = route.as_ref().is_some_and(|r| {
+                    r.business_id == business.id
+                        && event_type.is_none_or(|t| t == EventType::Purchase)
+                        && from.is_none_or(|f| r.created_at >= f)
+                        && to.is_none_or(|t| r.created_at < t)
+                });
+                if let (true, Some(route)) = (wanted, route) {
+                    items.push(
+                        serde_json::to_value(render_route(&route, business.currency))
+                            .expect("serializes"),
+                    );
+                    if items.len() == limit {
+                        next = Some(key.clone());
+                        break 'scan;
+                    }
+                }
                 continue;
             };
             let wanted = event.business_id == business.id

@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 use rewards_core::claim::ClaimCode;
 use rewards_core::matching::{
-    ClaimBy, ClaimRefusal, Entry, EntryState, Expiry, MatchBook, Placement, Side,
+    ClaimBy, ClaimRefusal, Counts, Entry, EntryState, Expiry, MatchBook, Placement, Resting,
+    Side,
 };
 use rewards_core::*;
 
@@ -415,11 +416,21 @@ impl Run {
                 "{id}: in the book {in_book}, ended {ended}"
             );
         }
-        let counts = self.book.counts();
-        assert_eq!(
-            counts.pending_pos + counts.pending_transactions + counts.unclaimed,
-            self.book.len()
-        );
+        // The kept counts equal a recount.
+        let mut recount = Counts::default();
+        for entry in self.book.entries() {
+            let resting = match entry.state {
+                EntryState::InFlight { was } => was,
+                EntryState::Pending => Resting::Pending,
+                EntryState::Unclaimed => Resting::Unclaimed,
+            };
+            match (resting, entry.side) {
+                (Resting::Pending, Side::Pos) => recount.pending_pos += 1,
+                (Resting::Pending, Side::Transaction) => recount.pending_transactions += 1,
+                (Resting::Unclaimed, _) => recount.unclaimed += 1,
+            }
+        }
+        assert_eq!(self.book.counts(), recount);
     }
 }
 

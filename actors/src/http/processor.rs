@@ -1,0 +1,281 @@
+//! Transaction processors' calls (processor keys only) and claims of unclaimed purchases.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use futures::future::join_all;
+use rewards_core::claim::ClaimCode;
+use rewards_core::purchase::PurchaseInput;
+use rewards_core::{BusinessId, DomainError, Timestamp};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::json::{ok, parse};
+use super::problem::ApiResult;
+use super::purchases::{answer, once};
+use super::require_role;
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use crate::clock;
+use crate::dto::purchase::{LineBody, PaymentMediumBody};
+use crate::dto::{parse_id, text, Dec};
+use crate::events::PaymentMediumRecord;
+use crate::idempotency::IdempotencyKey;
+use crate::limits::{MAX_BATCH_ITEMS, MAX_PURCHASE_LINES};
+use crate::router::flows::{self, TransactionInput};
+use crate::router::ClaimQuery;
+use crate::wallets::Reply;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/v1/processor/purchases",
+        web::post().to(post_processor_purchase),
+    )
+    .route(
+        "/v1/processor/purchases:batch",
+        web::post().to(post_processor_batch),
+    )
+    .route("/v1/purchases/claims", web::post().to(post_claim));
+}
+
+#[derive(Deserialize)]
+struct ProcessorPurchaseBody {
+    tap_code: String,
+    transaction_reference: String,
+    #[serde(default)]
+    total_amount: Option<Dec>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    performed_on: Option<String>,
+    #[serde(default)]
+    payment_medium: Option<PaymentMediumBody>,
+    #[serde(default)]
+    lines: Vec<LineBody>,
+}
+
+fn time(field: &str, value: Option<&str>) -> ApiResult<Timestamp> {
+    match value {
+        Some(t) => Timestamp::parse_rfc3339(t)
+            .ok_or_else(|| DomainError::validation(field, "must be an RFC 3339 time").into()),
+        None => Ok(clock::now()),
+    }
+}
+
+fn opt_text(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
+    Ok(value.as_deref().map(|v| text(field, v)).transpose()?)
+}
+
+/// Validates one processor purchase and routes it, exactly once per transaction reference.
+async fn submit(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<(Reply, bool)> {
+    require_processor(principal)?;
+    let processor_id = principal.processor_id.ok_or(DomainError::Forbidden)?;
+    let body: ProcessorPurchaseBody = parse(raw)?;
+    let tap_code = text("tap_code", &body.tap_code)?;
+    let transaction_reference = text("transaction_reference", &body.transaction_reference)?;
+    if body.lines.len() > MAX_PURCHASE_LINES {
+        return Err(DomainError::validation(
+            "lines",
+            format!("at most {MAX_PURCHASE_LINES} lines"),
+        )
+        .into());
+    }
+    for (i, line) in body.lines.iter().enumerate() {
+        text(&format!("lines[{i}].sku"), &line.sku)?;
+    }
+    if body.lines.is_empty() && body.total_amount.is_none() {
+        return Err(DomainError::validation(
+            "total_amount",
+            "is required when there are no lines",
+        )
+        .into());
+    }
+    let medium = body.payment_medium.unwrap_or_default();
+    let payment_medium = PaymentMediumRecord {
+        identifier: opt_text("payment_medium.identifier", &medium.identifier)?,
+        brand: opt_text("payment_medium.brand", &medium.brand)?,
+        kind: opt_text("payment_medium.type", &medium.kind)?,
+    };
+    let purchase = PurchaseInput {
+        currency: body.currency.clone(),
+        lines: body.lines.iter().map(LineBody::input).collect(),
+        discount_amount: None,
+        net_amount: None,
+        tax_amount: None,
+        total_amount: body.total_amount.map(|d| d.0),
+    };
+    let input = TransactionInput {
+        processor_id,
+        tap_code,
+        transaction_reference,
+        performed_on: time("performed_on", body.performed_on.as_deref())?,
+        payment_medium,
+        purchase,
+    };
+    let key = IdempotencyKey::for_processor(processor_id, &input.transaction_reference, raw);
+    once(app, Some(key.clone()), move |_| async move {
+        flows::route_transaction(app, input, key).await
+    })
+    .await
+}
+
+fn require_processor(principal: &Principal) -> ApiResult<()> {
+    if principal.role == Role::Processor {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden.into())
+    }
+}
+
+async fn post_processor_purchase(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    answer(submit(&app, &principal, &body).await)
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    items: Vec<Box<RawValue>>,
+}
+
+/// `{status, body}` of one batch item's outcome.
+pub fn item_result(outcome: ApiResult<(Reply, bool)>) -> Value {
+    let (status, body) = match outcome {
+        Ok((reply, _)) => (reply.status, reply.body),
+        Err(error) => error.to_parts(),
+    };
+    json!({
+        "status": status.as_u16(),
+        "body": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+    })
+}
+
+async fn post_processor_batch(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let app = app.into_inner();
+    require_processor(&principal)?;
+    let batch: BatchBody = parse(&body)?;
+    if batch.items.len() > MAX_BATCH_ITEMS {
+        return Err(DomainError::validation(
+            "items",
+            format!("a batch holds at most {MAX_BATCH_ITEMS} items"),
+        )
+        .into());
+    }
+    let results = join_all(batch.items.iter().map(|item| {
+        let app = &app;
+        let principal = &principal;
+        async move { item_result(submit(app, principal, item.get().as_bytes()).await) }
+    }))
+    .await;
+    Ok(ok(&json!({ "results": results })))
+}
+
+#[derive(Deserialize, Default)]
+struct ClaimBody {
+    #[serde(default)]
+    business_id: Option<String>,
+    #[serde(default)]
+    identity: Option<rewards_core::identity::IdentityInput>,
+    #[serde(default)]
+    claim_code: Option<String>,
+    #[serde(default)]
+    tap_code: Option<String>,
+    #[serde(default)]
+    total_amount: Option<Dec>,
+    #[serde(default)]
+    performed_on: Option<String>,
+    #[serde(default)]
+    reference_number: Option<String>,
+}
+
+/// A contact claims a purchase with its session; a business claims one for a contact it names.
+async fn post_claim(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    answer(run_claim(&app, &principal, &body).await.map(|r| (r, false)))
+}
+
+async fn run_claim(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<Reply> {
+    require_role(principal, &[Role::Contact, Role::Business])?;
+    let body: ClaimBody = parse(raw)?;
+    let named: Option<BusinessId> = body
+        .business_id
+        .as_deref()
+        .map(|b| parse_id("business_id", b))
+        .transpose()?;
+    let business_id = principal.business_for(named)?;
+    let entry = app
+        .registry
+        .business(business_id)
+        .ok_or(DomainError::NotFound("business"))?;
+    let snapshot = entry.snapshot();
+    let contact = match principal.role {
+        Role::Contact => principal.contact_id.ok_or(DomainError::Forbidden)?,
+        _ => {
+            let identity = body
+                .identity
+                .as_ref()
+                .ok_or_else(|| {
+                    DomainError::validation("identity", "a business key names the contact")
+                })?
+                .validate("identity")?;
+            crate::identities::resolve(&app.store, business_id, &identity)?
+        }
+    };
+    let (query, tap_code) = match (&body.claim_code, &body.tap_code) {
+        (Some(code), _) => {
+            let code = ClaimCode::parse(code).ok_or_else(|| {
+                DomainError::validation("claim_code", "is not a claim code (XXXX-XXXX)")
+            })?;
+            (ClaimQuery::Code(code), None)
+        }
+        (None, Some(tap)) => {
+            let tap = text("tap_code", tap)?;
+            let total = body.total_amount.ok_or_else(|| {
+                DomainError::validation("total_amount", "is required with a receipt")
+            })?;
+            let total = snapshot
+                .business
+                .currency
+                .parse_amount("total_amount", total.0)?;
+            let at = match body.performed_on.as_deref() {
+                Some(t) => time("performed_on", Some(t))?,
+                None => {
+                    return Err(DomainError::validation(
+                        "performed_on",
+                        "is required with a receipt",
+                    )
+                    .into())
+                }
+            };
+            if snapshot.tap_by_code(&tap).is_none() {
+                return Err(DomainError::TapNotFound(tap).into());
+            }
+            let query = ClaimQuery::Receipt {
+                total,
+                at,
+                reference_number: opt_text("reference_number", &body.reference_number)?,
+            };
+            (query, Some(tap))
+        }
+        (None, None) => {
+            return Err(DomainError::validation(
+                "claim_code",
+                "give a claim code, or a receipt's tap_code, total_amount and performed_on",
+            )
+            .into())
+        }
+    };
+    flows::claim(app, snapshot, contact, query, tap_code).await
+}
