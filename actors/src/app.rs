@@ -15,8 +15,8 @@ use crate::http::problem::ApiError;
 use crate::idempotency::IdempotencyTable;
 use crate::identities::Reservations;
 use crate::registry::Registry;
-use crate::scheme_codes::SchemeCodes;
 use crate::router::RouterDirectory;
+use crate::scheme_codes::SchemeCodes;
 use crate::wallets::WalletDirectory;
 
 pub struct App {

@@ -144,7 +144,7 @@ fn job(
         origin: "pos".into(),
         spend,
         idempotency: None,
-            route: None,
+        route: None,
     }
 }
 

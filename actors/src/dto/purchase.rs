@@ -3,8 +3,8 @@
 use super::Dec;
 use crate::events::{EventRecord, EventState, MatchState};
 use crate::router::records::{RouteRecord, RouteState};
-use rewards_core::matching::Side;
 use rewards_core::identity::IdentityInput;
+use rewards_core::matching::Side;
 use rewards_core::money::parse_decimal;
 use rewards_core::purchase::{LineInput, PurchaseAmounts, PurchaseInput, ValidatedPurchase};
 use rewards_core::wallet::{Balances, Wallet};

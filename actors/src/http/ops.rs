@@ -56,7 +56,8 @@ pub fn render_metrics(app: &App) -> String {
     metrics::gauge!("rewards_idempotency_in_flight").set(app.idempotency.in_flight() as f64);
     metrics::gauge!("rewards_router_actors_resident").set(app.routers.resident() as f64);
     let routes = app.routers.counts();
-    metrics::gauge!("rewards_route_entries", "state" => "pending_pos").set(routes.pending_pos as f64);
+    metrics::gauge!("rewards_route_entries", "state" => "pending_pos")
+        .set(routes.pending_pos as f64);
     metrics::gauge!("rewards_route_entries", "state" => "pending_transaction")
         .set(routes.pending_transactions as f64);
     metrics::gauge!("rewards_route_entries", "state" => "unclaimed").set(routes.unclaimed as f64);

@@ -85,11 +85,9 @@ async fn submit(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<
         text(&format!("lines[{i}].sku"), &line.sku)?;
     }
     if body.lines.is_empty() && body.total_amount.is_none() {
-        return Err(DomainError::validation(
-            "total_amount",
-            "is required when there are no lines",
-        )
-        .into());
+        return Err(
+            DomainError::validation("total_amount", "is required when there are no lines").into(),
+        );
     }
     let medium = body.payment_medium.unwrap_or_default();
     let payment_medium = PaymentMediumRecord {
@@ -197,11 +195,7 @@ struct ClaimBody {
 }
 
 /// A contact claims a purchase with its session; a business claims one for a contact it names.
-async fn post_claim(
-    app: web::Data<App>,
-    principal: Principal,
-    body: web::Bytes,
-) -> HttpResponse {
+async fn post_claim(app: web::Data<App>, principal: Principal, body: web::Bytes) -> HttpResponse {
     let app = app.into_inner();
     answer(run_claim(&app, &principal, &body).await.map(|r| (r, false)))
 }

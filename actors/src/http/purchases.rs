@@ -582,9 +582,14 @@ async fn list_events(
                 continue;
             };
             let id = EventId::from_bytes(id);
-            let Some(event) = app.store.get::<EventRecord>(Space::Events, &event_key(id))? else {
+            let Some(event) = app
+                .store
+                .get::<EventRecord>(Space::Events, &event_key(id))?
+            else {
                 // A purchase that processor routing still holds is listed as it stands.
-                let route = app.store.get::<RouteRecord>(Space::Routes, &record_key(id))?;
+                let route = app
+                    .store
+                    .get::<RouteRecord>(Space::Routes, &record_key(id))?;
                 let wanted = route.as_ref().is_some_and(|r| {
                     r.business_id == business.id
                         && event_type.is_none_or(|t| t == EventType::Purchase)

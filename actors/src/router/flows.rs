@@ -10,7 +10,9 @@ use futures::future::join_all;
 use rewards_core::business::{ProcessorMode, Tap};
 use rewards_core::identity::Identity;
 use rewards_core::matching::Side;
-use rewards_core::purchase::{validate_purchase, PurchaseContext, PurchaseInput, ValidatedPurchase};
+use rewards_core::purchase::{
+    validate_purchase, PurchaseContext, PurchaseInput, ValidatedPurchase,
+};
 use rewards_core::wallet::SpendAmount;
 use rewards_core::{BusinessId, ContactId, DomainError, EventId, Money, ProcessorId, Timestamp};
 use rewards_storage::{Space, WriteSet};
@@ -345,7 +347,8 @@ async fn complete_match(
             .clone()
             .or_else(|| pos_record.payment_medium.clone()),
         origin: pos.origin.clone(),
-        spend: spend.map(|(amount, full)| (amount.map_or(SpendAmount::All, SpendAmount::Exact), full)),
+        spend: spend
+            .map(|(amount, full)| (amount.map_or(SpendAmount::All, SpendAmount::Exact), full)),
         idempotency: idempotency.clone(),
         route: Some(RoutedPurchase {
             facts: RouteFacts {
@@ -366,7 +369,9 @@ async fn complete_match(
     let refused_spend = matches!(
         &result,
         Err(ApiError::Domain(
-            DomainError::InsufficientFunds { .. } | DomainError::SpendBlocked | DomainError::SpendLimit(_)
+            DomainError::InsufficientFunds { .. }
+                | DomainError::SpendBlocked
+                | DomainError::SpendLimit(_)
         ))
     );
     if refused_spend && pos.spend.is_some() && waiting.side == Side::Pos {
@@ -464,7 +469,15 @@ pub async fn place_pos(
             let mut arrived = arrived;
             // The purchase takes the waiting transaction's id; the POS purchase's own is unused.
             arrived.id = tx.id;
-            complete_match(app, &pos.snapshot, *tx, &arrived, WriteSet::new(), idempotency).await
+            complete_match(
+                app,
+                &pos.snapshot,
+                *tx,
+                &arrived,
+                WriteSet::new(),
+                idempotency,
+            )
+            .await
         }
         _ => Err(ApiError::Internal("unexpected router answer".into())),
     };
@@ -495,7 +508,10 @@ pub async fn claim(
                 .and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
                 .map(EventId::from_bytes)
                 .ok_or(DomainError::NotFound("unclaimed purchase"))?;
-            match app.store.get::<RouteRecord>(Space::Routes, &record_key(id))? {
+            match app
+                .store
+                .get::<RouteRecord>(Space::Routes, &record_key(id))?
+            {
                 Some(record) => record.tap_code,
                 // Its record left in the commit that made it a purchase: claimed.
                 None if app.store.contains(Space::Events, &event_key(id))? => {

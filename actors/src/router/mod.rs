@@ -20,9 +20,7 @@ use actix::prelude::*;
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 use rewards_core::claim::ClaimCode;
-use rewards_core::matching::{
-    ClaimBy, ClaimRefusal, Counts, Expiry, MatchBook, Placement,
-};
+use rewards_core::matching::{ClaimBy, ClaimRefusal, Counts, Expiry, MatchBook, Placement};
 use rewards_core::{BusinessId, DomainError, EventId, Money, Timestamp};
 use rewards_storage::{Space, StoreError, WriteSet};
 use tokio::sync::oneshot;
@@ -153,8 +151,10 @@ impl RouterDirectory {
 
     fn add_counts(&self, before: Counts, after: Counts) {
         let delta = |a: usize, b: usize| b as i64 - a as i64;
-        self.pending_pos
-            .fetch_add(delta(before.pending_pos, after.pending_pos), Ordering::AcqRel);
+        self.pending_pos.fetch_add(
+            delta(before.pending_pos, after.pending_pos),
+            Ordering::AcqRel,
+        );
         self.pending_transactions.fetch_add(
             delta(before.pending_transactions, after.pending_transactions),
             Ordering::AcqRel,
@@ -166,8 +166,7 @@ impl RouterDirectory {
             .set(now.pending_pos as f64);
         metrics::gauge!("rewards_route_entries", "state" => "pending_transaction")
             .set(now.pending_transactions as f64);
-        metrics::gauge!("rewards_route_entries", "state" => "unclaimed")
-            .set(now.unclaimed as f64);
+        metrics::gauge!("rewards_route_entries", "state" => "unclaimed").set(now.unclaimed as f64);
     }
 
     /// A claim code of `business` that no live or past purchase of it has, reserved until
@@ -195,7 +194,11 @@ impl RouterDirectory {
     }
 
     /// The router of `tap_code`, started from the store's live records when not resident.
-    fn get(&self, app: &Arc<App>, tap_code: &str) -> Result<(Addr<RouterActor>, Arc<Gauges>), ApiError> {
+    fn get(
+        &self,
+        app: &Arc<App>,
+        tap_code: &str,
+    ) -> Result<(Addr<RouterActor>, Arc<Gauges>), ApiError> {
         if let Some(resident) = self.actors.get(tap_code) {
             if resident.0.connected() {
                 return Ok(resident.clone());
@@ -213,11 +216,16 @@ impl RouterDirectory {
                         Ok(())
                     })?;
                 for id in ids {
-                    let Some(record) = app.store.get::<RouteRecord>(Space::Routes, &record_key(id))?
+                    let Some(record) = app
+                        .store
+                        .get::<RouteRecord>(Space::Routes, &record_key(id))?
                     else {
                         continue;
                     };
-                    books.entry(record.business_id).or_default().restore(record.entry());
+                    books
+                        .entry(record.business_id)
+                        .or_default()
+                        .restore(record.entry());
                     records.insert(id, record);
                 }
                 let gauges = Arc::new(Gauges::default());
@@ -273,7 +281,10 @@ impl RouterDirectory {
                 Ok(())
             })?;
         for id in ids {
-            if let Some(record) = app.store.get::<RouteRecord>(Space::Routes, &record_key(id))? {
+            if let Some(record) = app
+                .store
+                .get::<RouteRecord>(Space::Routes, &record_key(id))?
+            {
                 if !taps.contains(&record.tap_code) {
                     taps.push(record.tap_code);
                 }
@@ -328,8 +339,7 @@ pub async fn call(
     for _ in 0..4 {
         let (addr, gauges) = app.routers.get(app, tap_code)?;
         let settle = matches!(command, RouterCommand::Settle { .. });
-        if gauges.queued.fetch_add(1, Ordering::AcqRel) >= app.routers.mailbox_capacity && !settle
-        {
+        if gauges.queued.fetch_add(1, Ordering::AcqRel) >= app.routers.mailbox_capacity && !settle {
             gauges.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(DomainError::Overloaded.into());
         }
@@ -407,7 +417,11 @@ impl Handler<Passivate> for RouterActor {
         {
             return;
         }
-        if self.app.routers.remove_if_same(&self.tap_code, &ctx.address()) {
+        if self
+            .app
+            .routers
+            .remove_if_same(&self.tap_code, &ctx.address())
+        {
             self.passivating = true;
             ctx.run_later(PASSIVATION_GRACE, |_, ctx| ctx.stop());
         }
@@ -632,7 +646,8 @@ impl RouterActor {
                 record.put(&mut set, false);
                 if state == RouteState::Unmatched {
                     self.records.remove(&id);
-                    metrics::counter!("rewards_routes_total", "outcome" => "unmatched").increment(1);
+                    metrics::counter!("rewards_routes_total", "outcome" => "unmatched")
+                        .increment(1);
                 } else {
                     metrics::counter!("rewards_routes_total", "outcome" => "expired_unclaimed")
                         .increment(1);
@@ -646,7 +661,11 @@ impl RouterActor {
 
     /// Keeps one timer, at the earliest deadline of any book.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        let next = self.books.values().filter_map(MatchBook::next_deadline).min();
+        let next = self
+            .books
+            .values()
+            .filter_map(MatchBook::next_deadline)
+            .min();
         match (next, &self.timer) {
             (Some(at), Some((set_for, _))) if *set_for <= at => return,
             (None, None) => return,

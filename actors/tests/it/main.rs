@@ -7,6 +7,7 @@ mod features;
 mod idempotency;
 mod isolation;
 mod load;
+mod processor;
 mod restart;
 mod support;
 mod tour;

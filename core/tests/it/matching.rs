@@ -8,8 +8,7 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 use rewards_core::claim::ClaimCode;
 use rewards_core::matching::{
-    ClaimBy, ClaimRefusal, Counts, Entry, EntryState, Expiry, MatchBook, Placement, Resting,
-    Side,
+    ClaimBy, ClaimRefusal, Counts, Entry, EntryState, Expiry, MatchBook, Placement, Resting, Side,
 };
 use rewards_core::*;
 
