@@ -10,9 +10,12 @@ use rand::{Rng, SeedableRng};
 use rewards_actors::app::App;
 use rewards_actors::budgets::OfferRuntime;
 use rewards_actors::config::Config;
+use rewards_actors::events::PaymentMediumRecord;
+use rewards_actors::idempotency::IdempotencyKey;
 use rewards_actors::registry::{BusinessEntry, BusinessSnapshot, OfferSet};
+use rewards_actors::router::flows::{self, TransactionInput};
 use rewards_actors::wallets::{self, Command, PurchaseJob};
-use rewards_core::business::Business;
+use rewards_core::business::{Business, ProcessorMode, Tap};
 use rewards_core::contact::{Contact, ContactRewards};
 use rewards_core::identity::Identity;
 use rewards_core::purchase::{validate_purchase, LineInput, PurchaseContext, PurchaseInput};
@@ -27,7 +30,16 @@ enum Request {
         purchases: usize,
         answer: mpsc::Sender<Duration>,
     },
+    /// Submit this many processor purchases at once on the TAP shared by three businesses
+    /// (award with known cards, match, claim) and answer the elapsed time.
+    Route {
+        transactions: usize,
+        answer: mpsc::Sender<Duration>,
+    },
 }
+
+/// The TAP code the bench's three businesses share.
+pub const SHARED_TAP: &str = "T-BENCH";
 
 /// A running in-process pipeline on a temporary store.
 pub struct InProcess {
@@ -74,28 +86,43 @@ impl InProcess {
                     rewards_actors::server::open_app(&config).expect("the pipeline opens");
                 let snapshot = setup(&app).await;
                 let contacts = create_contacts(&app, &snapshot, wallets).await;
+                for mode in [ProcessorMode::Match, ProcessorMode::Claim] {
+                    let other = setup(&app).await;
+                    let mut business = (*other.business).clone();
+                    business.settings.processor_mode = mode;
+                    register_tap(&app, business).await;
+                }
+                register_tap(&app, (*snapshot.business).clone()).await;
+                let processor = ProcessorId::from_random(rand::random());
                 ready_tx.send(()).expect("ready");
                 let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-                while let Ok(Request::Run { purchases, answer }) = receiver.recv() {
-                    let jobs: Vec<(ContactId, PurchaseJob)> = (0..purchases)
-                        .map(|_| {
-                            let contact = contacts[rng.gen_range(0..contacts.len())];
-                            let spend = rng.gen_bool(0.3).then_some((SpendAmount::All, false));
-                            (contact, job(&snapshot, &mut rng, spend))
-                        })
-                        .collect();
-                    let started = Instant::now();
-                    let results = join_all(jobs.into_iter().map(|(contact, job)| {
-                        let app = app.clone();
-                        async move {
-                            wallets::call(&app, contact, Command::Purchase(Box::new(job))).await
+                let mut sent = 0u64;
+                while let Ok(request) = receiver.recv() {
+                    match request {
+                        Request::Run { purchases, answer } => {
+                            let _ = answer.send(
+                                run_purchases(&app, &snapshot, &contacts, &mut rng, purchases)
+                                    .await,
+                            );
                         }
-                    }))
-                    .await;
-                    let elapsed = started.elapsed();
-                    let failed = results.iter().filter(|r| r.is_err()).count();
-                    assert_eq!(failed, 0, "purchases failed in the pipeline");
-                    let _ = answer.send(elapsed);
+                        Request::Route {
+                            transactions,
+                            answer,
+                        } => {
+                            let started = Instant::now();
+                            let results = join_all((0..transactions).map(|_| {
+                                sent += 1;
+                                let card = rng.gen_range(0..contacts.len());
+                                let total = Decimal::new(rng.gen_range(100..10_000), 2);
+                                route(&app, processor, sent, card, total)
+                            }))
+                            .await;
+                            let elapsed = started.elapsed();
+                            let failed = results.iter().filter(|r| r.is_err()).count();
+                            assert_eq!(failed, 0, "processor purchases failed in the pipeline");
+                            let _ = answer.send(elapsed);
+                        }
+                    }
                 }
             });
         });
@@ -111,6 +138,92 @@ impl InProcess {
             .expect("the pipeline runs");
         receive.recv().expect("an answer")
     }
+
+    /// Submits `transactions` processor purchases concurrently, each routed to three
+    /// businesses, and returns how long they took to be durable.
+    pub fn route(&self, transactions: usize) -> Duration {
+        let (answer, receive) = mpsc::channel();
+        self.sender
+            .send(Request::Route {
+                transactions,
+                answer,
+            })
+            .expect("the pipeline runs");
+        receive.recv().expect("an answer")
+    }
+}
+
+async fn run_purchases(
+    app: &Arc<App>,
+    snapshot: &BusinessSnapshot,
+    contacts: &[ContactId],
+    rng: &mut rand::rngs::StdRng,
+    purchases: usize,
+) -> Duration {
+    let jobs: Vec<(ContactId, PurchaseJob)> = (0..purchases)
+        .map(|_| {
+            let contact = contacts[rng.gen_range(0..contacts.len())];
+            let spend = rng.gen_bool(0.3).then_some((SpendAmount::All, false));
+            (contact, job(snapshot, rng, spend))
+        })
+        .collect();
+    let started = Instant::now();
+    let results = join_all(jobs.into_iter().map(|(contact, job)| {
+        let app = app.clone();
+        async move { wallets::call(&app, contact, Command::Purchase(Box::new(job))).await }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(failed, 0, "purchases failed in the pipeline");
+    elapsed
+}
+
+/// Registers the shared TAP for `business` (with its settings) in memory.
+async fn register_tap(app: &Arc<App>, business: Business) {
+    let entry = app.registry.business(business.id).expect("set up");
+    let tap = Tap {
+        id: TapId::from_random(rand::random()),
+        business_id: business.id,
+        code: SHARED_TAP.into(),
+        merchant_id: None,
+        ip_address: None,
+    };
+    *entry.business.write() = Arc::new(business);
+    *entry.taps.write() = Arc::new(vec![tap]);
+    app.registry.add_tap_code(SHARED_TAP, entry.business().id);
+}
+
+/// One processor purchase paid with contact `card`'s card, routed to every business.
+async fn route(
+    app: &Arc<App>,
+    processor: ProcessorId,
+    n: u64,
+    card: usize,
+    total: Decimal,
+) -> Result<(), String> {
+    let reference = format!("BENCH-{n}");
+    let body = format!("{{\"ref\": \"{reference}\"}}");
+    let input = TransactionInput {
+        processor_id: processor,
+        tap_code: SHARED_TAP.into(),
+        transaction_reference: reference.clone(),
+        performed_on: rewards_actors::clock::now(),
+        payment_medium: PaymentMediumRecord {
+            identifier: Some(format!("pm{card}")),
+            brand: Some("visa".into()),
+            kind: None,
+        },
+        purchase: PurchaseInput {
+            total_amount: Some(total),
+            ..Default::default()
+        },
+    };
+    let key = IdempotencyKey::for_processor(processor, &reference, body.as_bytes());
+    flows::route_transaction(app, input, key)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn job(
@@ -201,10 +314,14 @@ pub async fn create_contacts(
                     created_at: Timestamp(1_795_000_000_000),
                     rewards: ContactRewards::default(),
                 };
-                let keys = vec![rewards_actors::identities::contact_key(
-                    snapshot.business.id,
-                    contact.id,
-                )];
+                let keys = vec![
+                    rewards_actors::identities::contact_key(snapshot.business.id, contact.id),
+                    rewards_actors::identities::key(
+                        snapshot.business.id,
+                        rewards_actors::identities::Kind::PaymentMedium,
+                        &format!("pm{i}"),
+                    ),
+                ];
                 wallets::create_contact(&app, &snapshot, contact, keys)
                     .await
                     .expect("contact created")

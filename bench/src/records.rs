@@ -56,6 +56,7 @@ pub fn purchase_record() -> EventRecord {
         returns: ReturnsRecord::default(),
         cancelled_at: None,
         cancel_reason: None,
+        route: None,
     }
 }
 

@@ -1,5 +1,8 @@
 //! kill -9 under load: every acknowledged purchase survives whole, nothing is half applied, and
-//! every wallet equals its ledger. `REWARDS_CRASH_ROUNDS` sets the number of rounds (default 3).
+//! every wallet equals its ledger. Processor traffic runs beside it on a TAP shared by an award,
+//! a match and a claim business: every acknowledged route is there after a restart, nothing is
+//! rewarded twice, and windows that ended while the server was down end at start-up.
+//! `REWARDS_CRASH_ROUNDS` sets the number of rounds (default 3).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +11,8 @@ use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::support::{audit_wallet, basket, cents, world, Server, World};
+use crate::processor::{business, processor_key};
+use crate::support::{audit_wallet, basket, cents, world, Api, Server, World};
 
 const CONTACTS: usize = 8;
 const CLIENTS: usize = 6;
@@ -34,13 +38,18 @@ async fn acknowledged_purchases_survive_sigkill() {
     w.offer(json!({"name": "deferred 1", "goal": "spend", "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "deferred"}))
         .await;
     let mut wallets = Vec::new();
+    api_setup_taps(&w).await;
     for i in 0..CONTACTS {
-        let contact = w.contact(json!({"code": format!("C-{i}")})).await;
+        let contact = w
+            .contact(json!({"code": format!("C-{i}"), "payment_media": [{"identifier": format!("tok-{i}")}]}))
+            .await;
         let wallet = contact["wallet_id"].as_str().unwrap().to_string();
         w.topup(&wallet, "50.00").await;
         wallets.push(wallet);
     }
+    let network = Network::new(&w.api).await;
     let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let routed: Arc<Mutex<Routed>> = Arc::default();
     let mut server = Some(server);
     let mut w = w;
     for round in 0..rounds {
@@ -87,6 +96,7 @@ async fn acknowledged_purchases_survive_sigkill() {
                 }
             }));
         }
+        clients.extend(network.traffic(&api, round, rng.gen(), &routed));
         let delay = rng.gen_range(300..1200);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         running.kill();
@@ -105,12 +115,15 @@ async fn acknowledged_purchases_survive_sigkill() {
         };
         let answered = acknowledged.lock().clone();
         check(&w, &answered, &wallets).await;
+        let routed_now = std::mem::take(&mut *routed.lock());
+        network.check(&restarted.client(), &w, &routed_now).await;
         server = Some(restarted);
     }
     assert!(
         !acknowledged.lock().is_empty(),
         "the load acknowledged nothing"
     );
+    network.claim_some(&server.as_ref().unwrap().client()).await;
     server.take().unwrap().stop();
 }
 
@@ -167,5 +180,237 @@ async fn check(w: &World, acknowledged: &[Value], wallets: &[String]) {
         assert_eq!(sum("award"), awarded, "awards of purchase {id}");
         let spent = event["spend"].get("spent").map_or(0, cents);
         assert_eq!(sum("spend"), spent, "spend of purchase {id}");
+    }
+}
+
+const TAP: &str = "T-CRASH";
+
+async fn api_setup_taps(w: &World) {
+    w.api
+        .post(
+            &format!("/v1/businesses/{}/taps", w.business),
+            &w.key,
+            &json!({"code": TAP}),
+        )
+        .await
+        .expect(201);
+}
+
+/// What the processor and match-mode POS clients were answered.
+#[derive(Default)]
+struct Routed {
+    /// Processor answers with the bodies that got them.
+    transactions: Vec<(Value, Value)>,
+    /// POS purchases answered 202 (waiting) or 201 (completed a match).
+    pos: Vec<Value>,
+}
+
+/// A processor, a match business (2 s window) and a claim business on the shared TAP.
+struct Network {
+    key: String,
+    matching: World,
+    claiming: World,
+    wallets: Vec<String>,
+}
+
+impl Network {
+    async fn new(api: &Api) -> Network {
+        let key = processor_key(api).await;
+        let matching = business(api, "match", TAP, 2).await;
+        let claiming = business(api, "claim", TAP, 2).await;
+        let mut wallets = Vec::new();
+        for i in 0..CONTACTS {
+            let contact = matching.contact(json!({"code": format!("M-{i}")})).await;
+            wallets.push(contact["wallet_id"].as_str().unwrap().to_string());
+        }
+        Network {
+            key,
+            matching,
+            claiming,
+            wallets,
+        }
+    }
+
+    /// Two processor clients and two POS clients of the match business, on a few totals so
+    /// that matches happen, until the server dies.
+    fn traffic(
+        &self,
+        api: &Api,
+        round: usize,
+        seed: u64,
+        routed: &Arc<Mutex<Routed>>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut clients = Vec::new();
+        for client in 0..4 {
+            let api = api.clone();
+            let routed = routed.clone();
+            let key = self.key.clone();
+            let pos_key = self.matching.pos_key.clone();
+            clients.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ client as u64);
+                for n in 0.. {
+                    let total = format!("{}.00", rng.gen_range(1..6));
+                    let contact = rng.gen_range(0..CONTACTS);
+                    let (path, key, body) = if client < 2 {
+                        let body = json!({"tap_code": TAP,
+                            "transaction_reference": format!("P{round}-{client}-{n}"),
+                            "total_amount": total,
+                            "payment_medium": {"identifier": format!("tok-{contact}")}});
+                        ("/v1/processor/purchases", &key, body)
+                    } else {
+                        let mut body =
+                            basket(json!({"contact_code": format!("M-{contact}")}), &total);
+                        body["tap_code"] = json!(TAP);
+                        body["external_reference"] = json!(format!("Q{round}-{client}-{n}"));
+                        ("/v1/purchases", &pos_key, body)
+                    };
+                    let sent = api
+                        .send(
+                            reqwest::Method::POST,
+                            path,
+                            Some(key),
+                            Some(serde_json::to_vec(&body).unwrap()),
+                        )
+                        .await;
+                    match sent {
+                        Ok(answer) if answer.status == 200 => {
+                            routed.lock().transactions.push((body, answer.body))
+                        }
+                        Ok(answer) if answer.status == 201 || answer.status == 202 => {
+                            routed.lock().pos.push(answer.body)
+                        }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+        clients
+    }
+
+    fn key_of(&self, w: &World, business: &str) -> String {
+        if business == self.matching.business {
+            self.matching.key.clone()
+        } else if business == self.claiming.business {
+            self.claiming.key.clone()
+        } else {
+            assert_eq!(business, w.business);
+            w.key.clone()
+        }
+    }
+
+    async fn check(&self, api: &Api, w: &World, routed: &Routed) {
+        // Every acknowledged transaction replays its first answer and routed to all three.
+        for (body, answer) in &routed.transactions {
+            let again = api.post("/v1/processor/purchases", &self.key, body).await;
+            assert!(again.replay, "{body} was not stored");
+            assert_eq!(&again.body, answer);
+            assert_eq!(answer["routes"].as_array().unwrap().len(), 3);
+        }
+        // Every route and POS purchase answered is there; those that waited reach an end.
+        let mut waiting: Vec<(String, String)> = Vec::new();
+        for (_, answer) in &routed.transactions {
+            for route in answer["routes"].as_array().unwrap() {
+                let business = route["business_id"].as_str().unwrap();
+                let id = route["purchase_id"].as_str().unwrap().to_string();
+                let key = self.key_of(w, business);
+                let stored = api.get(&format!("/v1/purchases/{id}"), &key).await;
+                let stored = stored.expect(200);
+                match route["outcome"].as_str().unwrap() {
+                    "rewarded" | "matched" => assert_eq!(stored["state"], "posted"),
+                    "unclaimed" => assert_eq!(stored["claim_code"], route["claim_code"]),
+                    "pending_match" => waiting.push((key, id)),
+                    other => panic!("unexpected outcome {other}"),
+                }
+            }
+        }
+        for answer in &routed.pos {
+            let id = answer["id"].as_str().unwrap().to_string();
+            if answer["match_state"] == "pending" {
+                waiting.push((self.matching.key.clone(), id));
+            } else {
+                let stored = api
+                    .get(&format!("/v1/purchases/{id}"), &self.matching.key)
+                    .await;
+                assert_eq!(stored.expect(200)["awards"], answer["awards"]);
+            }
+        }
+        for (key, id) in waiting {
+            let mut ended = false;
+            for _ in 0..200 {
+                let stored = api.get(&format!("/v1/purchases/{id}"), &key).await;
+                let stored = stored.expect(200).clone();
+                if stored["match_state"] != "pending" {
+                    ended = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(ended, "purchase {id} still waits after its window");
+        }
+        // Nothing is rewarded twice: a transaction completes at most one purchase per business.
+        for business in [&self.matching, w] {
+            let events = api
+                .all(
+                    &format!("/v1/businesses/{}/events?type=purchase", business.business),
+                    &business.key,
+                )
+                .await;
+            let mut seen = std::collections::HashSet::new();
+            for event in &events {
+                if let Some(reference) = event["transaction_reference"].as_str() {
+                    if event["state"] == "posted" && !event["awards"].as_array().unwrap().is_empty()
+                    {
+                        assert!(
+                            seen.insert(reference.to_string()),
+                            "{reference} rewarded twice"
+                        );
+                    }
+                }
+            }
+        }
+        for wallet in &self.wallets {
+            audit_wallet(
+                &World {
+                    api: api.clone(),
+                    ..self.matching.clone()
+                },
+                wallet,
+            )
+            .await;
+        }
+    }
+
+    /// Claims a few unclaimed purchases of the claim business once each.
+    async fn claim_some(&self, api: &Api) {
+        let events = api
+            .all(
+                &format!(
+                    "/v1/businesses/{}/events?type=purchase",
+                    self.claiming.business
+                ),
+                &self.claiming.key,
+            )
+            .await;
+        let codes: Vec<String> = events
+            .iter()
+            .filter_map(|e| e["claim_code"].as_str().map(str::to_string))
+            .take(3)
+            .collect();
+        let claiming = World {
+            api: api.clone(),
+            ..self.claiming.clone()
+        };
+        assert!(!codes.is_empty(), "the claim business kept nothing");
+        for (i, code) in codes.iter().enumerate() {
+            let contact = claiming.contact(json!({"code": format!("K-{i}")})).await;
+            let claim = json!({"identity": {"contact_id": contact["id"]}, "claim_code": code});
+            api.post("/v1/purchases/claims", &self.claiming.key, &claim)
+                .await
+                .expect(200);
+            api.post("/v1/purchases/claims", &self.claiming.key, &claim)
+                .await
+                .expect_error(409, "already_claimed");
+        }
     }
 }

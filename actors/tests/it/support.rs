@@ -263,6 +263,7 @@ impl Api {
 }
 
 /// A business with a business key and a POS key.
+#[derive(Clone)]
 pub struct World {
     pub api: Api,
     pub business: String,
