@@ -60,6 +60,21 @@ pub struct Args {
     /// Skip the final money check (it reads every wallet the run touched).
     #[arg(long)]
     pub no_check: bool,
+    /// Share of requests that are processor purchases on TAP codes shared by three businesses
+    /// (this award business, a match business and a claim business).
+    #[arg(long, default_value_t = 0.0)]
+    pub processor_share: f64,
+    /// Share of processor purchases with a POS purchase of the match business on the same
+    /// terminal and total (sent before or after the transaction, at random).
+    #[arg(long, default_value_t = 0.5)]
+    pub match_share: f64,
+    /// Share of the claim business's unclaimed purchases that a contact claims at once.
+    #[arg(long, default_value_t = 0.2)]
+    pub claim_share: f64,
+    /// Share of processor purchases paid with a card no contact has (award mode keeps them
+    /// unclaimed).
+    #[arg(long, default_value_t = 0.1)]
+    pub unknown_card_share: f64,
 }
 
 impl Args {
@@ -69,7 +84,16 @@ impl Args {
         anyhow::ensure!(self.contacts >= 1, "--contacts must be at least 1");
         anyhow::ensure!(self.batch_size <= 1000, "--batch-size must be at most 1000");
         anyhow::ensure!(
-            (0.0..=1.0).contains(&self.spend_share) && (0.0..=1.0).contains(&self.read_share),
+            [
+                self.spend_share,
+                self.read_share,
+                self.processor_share,
+                self.match_share,
+                self.claim_share,
+                self.unknown_card_share,
+            ]
+            .iter()
+            .all(|share| (0.0..=1.0).contains(share)),
             "shares must be between 0 and 1"
         );
         if let Some(rate) = self.rate {

@@ -49,6 +49,22 @@ impl Report {
                 "max": ms(h.max()),
                 "mean": h.mean() / 1000.0,
             },
+            "processor": (args.processor_share > 0.0).then(|| {
+                let r = &outcome.routing;
+                json!({
+                    "processor_share": args.processor_share,
+                    "transactions": r.transactions,
+                    "transactions_per_second": r.transactions as f64 / seconds,
+                    "routes": r.routes(),
+                    "routes_per_second": r.routes() as f64 / seconds,
+                    "outcomes": r.outcomes,
+                    "latency_ms": {
+                        "p50": ms(r.latency_us.value_at_quantile(0.50)),
+                        "p99": ms(r.latency_us.value_at_quantile(0.99)),
+                        "max": ms(r.latency_us.max()),
+                    },
+                })
+            }),
             "money_check": check.as_ref().map(|c| json!({
                 "wallets_checked": c.wallets_checked,
                 "mismatches": c.mismatches.len(),
@@ -87,6 +103,24 @@ impl Report {
             l["p999"].as_f64().unwrap_or(0.0),
             l["max"].as_f64().unwrap_or(0.0),
         );
+        if let Some(p) = j["processor"].as_object() {
+            let outcomes: Vec<String> = p["outcomes"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!(
+                "processor: {} transactions ({:.0}/s), {} routes ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms; {}",
+                p["transactions"],
+                p["transactions_per_second"].as_f64().unwrap_or(0.0),
+                p["routes"],
+                p["routes_per_second"].as_f64().unwrap_or(0.0),
+                p["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+                p["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
+                outcomes.join(", ")
+            );
+        }
         let errors = j["errors"].as_object().cloned().unwrap_or_default();
         if errors.is_empty() {
             println!("errors: none");

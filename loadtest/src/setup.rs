@@ -17,6 +17,131 @@ pub struct World {
     pub pos_key: String,
     pub wallets: Vec<String>,
     pub taps: Vec<String>,
+    /// Present when the run sends processor purchases.
+    pub routing: Option<Routing>,
+}
+
+/// A processor and the two businesses that share the main business's TAP codes.
+pub struct Routing {
+    pub processor_key: String,
+    pub claim_business: String,
+    pub match_pos_key: String,
+    pub claim_key: String,
+    /// Contacts in each of the two businesses (`m{i}` and `k{i}`).
+    pub contacts: usize,
+}
+
+/// A key of `role` for `business`.
+async fn key_for(
+    client: &reqwest::Client,
+    target: &str,
+    admin: &str,
+    body: Value,
+) -> anyhow::Result<String> {
+    let answer = post(client, &format!("{target}/v1/keys"), admin, &body, 201).await?;
+    Ok(answer["key"].as_str().context("key")?.to_string())
+}
+
+/// A business in `mode` on the main business's TAP codes, with two offers and `contacts`
+/// contacts coded `{prefix}{i}`; answers its id, business key and POS key.
+async fn sharing_business(
+    client: &reqwest::Client,
+    args: &Args,
+    target: &str,
+    mode: &str,
+    taps: &[String],
+    contacts: usize,
+    prefix: &str,
+) -> anyhow::Result<(String, String, String)> {
+    let admin = &args.admin_key;
+    let business = post(
+        client,
+        &format!("{target}/v1/businesses"),
+        admin,
+        &json!({"name": format!("rewards-load {mode} seed {}", args.seed), "currency": "EUR",
+                "settings": {"processor_mode": mode, "match_window_seconds": 60}}),
+        201,
+    )
+    .await?;
+    let id = business["id"].as_str().context("business id")?.to_string();
+    let key = key_for(
+        client,
+        target,
+        admin,
+        json!({"role": "business", "business_id": id}),
+    )
+    .await?;
+    let pos = key_for(
+        client,
+        target,
+        admin,
+        json!({"role": "pos", "business_id": id}),
+    )
+    .await?;
+    let base = format!("{target}/v1/businesses/{id}");
+    for tap in taps {
+        post(
+            client,
+            &format!("{base}/taps"),
+            &key,
+            &json!({"code": tap}),
+            201,
+        )
+        .await?;
+    }
+    for offer in offers(2) {
+        post(client, &format!("{base}/offers"), &key, &offer, 201).await?;
+    }
+    let url = format!("{base}/contacts");
+    let created: Vec<anyhow::Result<Value>> = stream::iter(0..contacts)
+        .map(|i| {
+            let body = json!({"code": format!("{prefix}{i}")});
+            let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            async move { post(&client, &url, &key, &body, 201).await }
+        })
+        .buffer_unordered(args.connections)
+        .collect()
+        .await;
+    for result in created {
+        result?;
+    }
+    Ok((id, key, pos))
+}
+
+/// The processor and the match and claim businesses sharing `taps`.
+async fn routing(
+    client: &reqwest::Client,
+    args: &Args,
+    target: &str,
+    taps: &[String],
+) -> anyhow::Result<Routing> {
+    let processor = post(
+        client,
+        &format!("{target}/v1/processors"),
+        &args.admin_key,
+        &json!({"name": "rewards-load network"}),
+        201,
+    )
+    .await?;
+    let processor_key = key_for(
+        client,
+        target,
+        &args.admin_key,
+        json!({"role": "processor", "processor_id": processor["id"]}),
+    )
+    .await?;
+    let contacts = args.contacts.min(1000);
+    let (_, _, match_pos_key) =
+        sharing_business(client, args, target, "match", taps, contacts, "m").await?;
+    let (claim_business, claim_key, _) =
+        sharing_business(client, args, target, "claim", taps, contacts, "k").await?;
+    Ok(Routing {
+        processor_key,
+        claim_business,
+        match_pos_key,
+        claim_key,
+        contacts,
+    })
 }
 
 /// Posts JSON and returns the answer, failing on anything but `expected`.
@@ -114,7 +239,9 @@ pub async fn build(client: &reqwest::Client, args: &Args) -> anyhow::Result<Worl
             201,
         )
         .await?;
-        let code = format!("T-{}", m + 1);
+        // Unique per run: a TAP code shared with businesses of earlier runs would route
+        // processor purchases to them too.
+        let code = format!("T-{}-{}", m + 1, &business[..8]);
         post(
             client,
             &format!("{base}/taps"),
@@ -125,7 +252,10 @@ pub async fn build(client: &reqwest::Client, args: &Args) -> anyhow::Result<Worl
         .await?;
         taps.push(code);
     }
-    for offer in offers(args.offers) {
+    for mut offer in offers(args.offers) {
+        if offer["conditions"]["tap_codes"].is_array() {
+            offer["conditions"]["tap_codes"] = json!([taps[0]]);
+        }
         post(
             client,
             &format!("{base}/offers"),
@@ -175,6 +305,17 @@ pub async fn build(client: &reqwest::Client, args: &Args) -> anyhow::Result<Worl
         args.contacts,
         args.contacts as f64 / elapsed
     );
+    let routing = if args.processor_share > 0.0 {
+        let routing = routing(client, args, &target, &taps).await?;
+        eprintln!(
+            "setup: a processor, a match and a claim business on TAPs {}, {} contacts each",
+            taps.join(", "),
+            routing.contacts
+        );
+        Some(routing)
+    } else {
+        None
+    };
     Ok(World {
         target,
         business,
@@ -182,5 +323,6 @@ pub async fn build(client: &reqwest::Client, args: &Args) -> anyhow::Result<Worl
         pos_key,
         wallets,
         taps,
+        routing,
     })
 }

@@ -34,6 +34,49 @@ pub struct WorkerOutcome {
     pub money: HashMap<usize, Money>,
     /// Contacts with a request whose fate is unknown (no answer): left out of the money check.
     pub uncertain: HashSet<usize>,
+    pub routing: RoutingOutcome,
+}
+
+/// What processor traffic saw.
+pub struct RoutingOutcome {
+    /// Latency of the processor purchase requests alone.
+    pub latency_us: Histogram<u64>,
+    pub transactions: u64,
+    /// Routes by outcome, and the POS purchases and claims that went with them.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Processor purchases rewarded to a contact of the main business: (contact, purchase id),
+    /// whose awards the money check reads back.
+    pub rewarded: Vec<(usize, String)>,
+}
+
+impl RoutingOutcome {
+    fn new() -> RoutingOutcome {
+        RoutingOutcome {
+            latency_us: histogram(),
+            transactions: 0,
+            outcomes: BTreeMap::new(),
+            rewarded: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, other: RoutingOutcome) {
+        self.latency_us.add(&other.latency_us).expect("same bounds");
+        self.transactions += other.transactions;
+        for (outcome, count) in other.outcomes {
+            *self.outcomes.entry(outcome).or_default() += count;
+        }
+        self.rewarded.extend(other.rewarded);
+    }
+
+    pub fn routes(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(k, _)| {
+                ["rewarded", "matched", "pending_match", "unclaimed"].contains(&k.as_str())
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 pub struct Outcome {
@@ -43,6 +86,7 @@ pub struct Outcome {
     pub errors: BTreeMap<String, u64>,
     pub money: HashMap<usize, Money>,
     pub uncertain: HashSet<usize>,
+    pub routing: RoutingOutcome,
     pub elapsed: Duration,
 }
 
@@ -114,6 +158,8 @@ struct Worker<'a> {
     client: &'a reqwest::Client,
     args: &'a Args,
     world: &'a World,
+    index: usize,
+    sent: u64,
     rng: StdRng,
     outcome: WorkerOutcome,
     live_requests: &'a AtomicU64,
@@ -142,9 +188,156 @@ impl Worker<'_> {
         }
     }
 
-    /// Sends one request (a purchase, a batch or a read) and records what came back.
+    fn count(&mut self, outcome: &str) {
+        *self
+            .outcome
+            .routing
+            .outcomes
+            .entry(outcome.to_string())
+            .or_default() += 1;
+    }
+
+    /// Posts JSON, counted as a request; `None` when no answer came.
+    async fn post(&mut self, path: &str, key: &str, body: &Value) -> Option<(u16, Value)> {
+        let answer = self
+            .client
+            .post(format!("{}{path}", self.world.target))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await;
+        self.outcome.requests += 1;
+        self.live_requests.fetch_add(1, Ordering::Relaxed);
+        match answer {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                match r.json::<Value>().await {
+                    Ok(body) => Some((status, body)),
+                    Err(_) => {
+                        self.error("transport");
+                        None
+                    }
+                }
+            }
+            Err(_) => {
+                self.error("transport");
+                None
+            }
+        }
+    }
+
+    /// A POS purchase of the match business, the companion of a processor purchase.
+    async fn pos_companion(&mut self, body: &Value) {
+        let Some(routing) = &self.world.routing else {
+            return;
+        };
+        let key = routing.match_pos_key.clone();
+        match self.post("/v1/purchases", &key, body).await {
+            Some((201, _)) => self.count("pos_matched"),
+            Some((202, _)) => self.count("pos_pending"),
+            Some((_, body)) => self.error(body["code"].as_str().unwrap_or("unknown")),
+            None => {}
+        }
+    }
+
+    /// A processor purchase on a shared TAP, maybe with its POS purchase in the match
+    /// business, maybe claimed at once in the claim business.
+    async fn processor(&mut self) {
+        let Some(routing) = &self.world.routing else {
+            return;
+        };
+        let processor_key = routing.processor_key.clone();
+        let claim_business = routing.claim_business.clone();
+        let claim_key = routing.claim_key.clone();
+        let routing_contacts = routing.contacts;
+        let contact = self.rng.gen_range(0..self.args.contacts);
+        let card = if self.rng.gen_bool(self.args.unknown_card_share) {
+            format!("unknown-{contact}")
+        } else {
+            format!("pm{contact}")
+        };
+        let total = format!(
+            "{}.{:02}",
+            self.rng.gen_range(1..100),
+            self.rng.gen_range(0..100)
+        );
+        let tap = self.world.taps[self.rng.gen_range(0..self.world.taps.len())].clone();
+        self.sent += 1;
+        // The business id makes references unique per run, the worker and count per request.
+        let reference = format!(
+            "L{}-{}-{}",
+            &self.world.business[..8],
+            self.index,
+            self.sent
+        );
+        let companion = self.rng.gen_bool(self.args.match_share).then(|| {
+            let m = self.rng.gen_range(0..routing_contacts);
+            let body = json!({"identity": {"contact_code": format!("m{m}")}, "tap_code": tap,
+                "lines": [{"sku": "SKU-CARD", "quantity": "1", "unit_price": total, "tax_rate": "0"}]});
+            (self.rng.gen_bool(0.5), body)
+        });
+        if let Some((true, body)) = &companion {
+            self.pos_companion(body).await;
+        }
+        let body = json!({"tap_code": tap, "transaction_reference": reference, "total_amount": total,
+            "currency": "EUR", "payment_medium": {"identifier": card, "brand": "visa"}});
+        let started = Instant::now();
+        let answer = self
+            .post("/v1/processor/purchases", &processor_key, &body)
+            .await;
+        let latency = started.elapsed().as_micros() as u64;
+        self.outcome
+            .routing
+            .latency_us
+            .saturating_record(latency.max(1));
+        self.outcome.routing.transactions += 1;
+        match answer {
+            Some((200, answer)) => {
+                for route in answer["routes"].as_array().into_iter().flatten() {
+                    let outcome = route["outcome"].as_str().unwrap_or("unknown").to_string();
+                    self.count(&outcome);
+                    let id = route["purchase_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let business = route["business_id"].as_str().unwrap_or_default();
+                    if outcome == "rewarded" && business == self.world.business {
+                        self.outcome.routing.rewarded.push((contact, id));
+                    } else if outcome == "unclaimed"
+                        && business == claim_business
+                        && self.rng.gen_bool(self.args.claim_share)
+                    {
+                        let k = self.rng.gen_range(0..routing_contacts);
+                        let claim = json!({"identity": {"contact_code": format!("k{k}")},
+                            "claim_code": route["claim_code"]});
+                        match self.post("/v1/purchases/claims", &claim_key, &claim).await {
+                            Some((200, _)) => self.count("claimed"),
+                            Some((_, body)) => {
+                                self.error(body["code"].as_str().unwrap_or("unknown"))
+                            }
+                            None => {}
+                        }
+                    }
+                }
+            }
+            Some((_, body)) => self.error(body["code"].as_str().unwrap_or("unknown")),
+            None => {
+                self.outcome.uncertain.insert(contact);
+            }
+        }
+        if let Some((false, body)) = &companion {
+            self.pos_companion(body).await;
+        }
+    }
+
+    /// Sends one request (a purchase, a batch, a processor purchase or a read) and records
+    /// what came back.
     async fn one(&mut self) {
         let target = &self.world.target;
+        if self.world.routing.is_some() && self.rng.gen_bool(self.args.processor_share) {
+            self.processor().await;
+            return;
+        }
         if self.rng.gen_bool(self.args.read_share) {
             let contact = self.rng.gen_range(0..self.args.contacts);
             let url = format!("{target}/v1/wallets/{}", self.world.wallets[contact]);
@@ -269,6 +462,8 @@ pub async fn drive(client: &reqwest::Client, args: &Args, world: &World) -> Outc
                 client,
                 args,
                 world,
+                index,
+                sent: 0,
                 rng: StdRng::seed_from_u64(
                     args.seed.wrapping_mul(1_000_003).wrapping_add(index as u64),
                 ),
@@ -279,6 +474,7 @@ pub async fn drive(client: &reqwest::Client, args: &Args, world: &World) -> Outc
                     errors: BTreeMap::new(),
                     money: HashMap::new(),
                     uncertain: HashSet::new(),
+                    routing: RoutingOutcome::new(),
                 },
                 live_requests: live.0,
                 live_events: live.1,
@@ -322,6 +518,7 @@ pub async fn drive(client: &reqwest::Client, args: &Args, world: &World) -> Outc
         errors: BTreeMap::new(),
         money: HashMap::new(),
         uncertain: HashSet::new(),
+        routing: RoutingOutcome::new(),
         elapsed,
     };
     for outcome in outcomes {
@@ -340,6 +537,7 @@ pub async fn drive(client: &reqwest::Client, args: &Args, world: &World) -> Outc
             entry.spent += money.spent;
         }
         total.uncertain.extend(outcome.uncertain);
+        total.routing.add(outcome.routing);
     }
     total
 }
@@ -358,8 +556,12 @@ pub async fn check_money(
     world: &World,
     outcome: &Outcome,
 ) -> anyhow::Result<MoneyCheck> {
-    let candidates: Vec<(usize, Money)> = outcome
-        .money
+    let processor_awards = processor_awards(client, args, world, outcome).await?;
+    let mut money = outcome.money.clone();
+    for (contact, awarded) in processor_awards {
+        money.entry(contact).or_default().awarded += awarded;
+    }
+    let candidates: Vec<(usize, Money)> = money
         .iter()
         .filter(|(contact, _)| !outcome.uncertain.contains(contact))
         .map(|(c, m)| (*c, *m))
@@ -406,4 +608,42 @@ pub async fn check_money(
         }
     }
     Ok(check)
+}
+
+/// The awards of the processor purchases rewarded to contacts of the main business, read back
+/// (a processor's answer names the purchase, not its awards), by contact, in cents.
+async fn processor_awards(
+    client: &reqwest::Client,
+    args: &Args,
+    world: &World,
+    outcome: &Outcome,
+) -> anyhow::Result<HashMap<usize, i64>> {
+    let results: Vec<anyhow::Result<(usize, i64)>> =
+        stream::iter(outcome.routing.rewarded.iter().cloned())
+            .map(|(contact, id)| {
+                let url = format!("{}/v1/purchases/{id}", world.target);
+                let key = world.business_key.clone();
+                async move {
+                    let purchase: Value = client
+                        .get(url)
+                        .bearer_auth(key)
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    let awarded = purchase["awards"]
+                        .as_array()
+                        .map_or(0, |a| a.iter().map(|x| cents(&x["amount"])).sum());
+                    Ok((contact, awarded))
+                }
+            })
+            .buffer_unordered(args.connections)
+            .collect()
+            .await;
+    let mut awards: HashMap<usize, i64> = HashMap::new();
+    for result in results {
+        let (contact, awarded) = result?;
+        *awards.entry(contact).or_default() += awarded;
+    }
+    Ok(awards)
 }

@@ -1,5 +1,6 @@
-//! The load generator against a real server: it sets up its world, sends traffic in each mode,
-//! reports what the contract of its JSON report promises, and its money check passes.
+//! The load generator against a real server: it sets up its world, sends traffic in each mode
+//! (processor traffic too), reports what the contract of its JSON report promises, and its money
+//! check passes.
 
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ fn args(target: &str, json: &std::path::Path) -> Args {
         seed: 42,
         json: Some(json.to_path_buf()),
         no_check: false,
+        processor_share: 0.0,
+        match_share: 0.5,
+        claim_share: 0.2,
+        unknown_card_share: 0.1,
     }
 }
 
@@ -39,7 +44,17 @@ async fn the_load_generator_reports_and_checks_the_money() {
         rate: Some(200.0),
         ..args(&server.base, &json)
     };
-    for (mode, run) in [("closed", closed), ("batched", batched), ("open", open)] {
+    let processor = Args {
+        processor_share: 0.5,
+        seed: 43,
+        ..args(&server.base, &json)
+    };
+    for (mode, run) in [
+        ("closed", closed),
+        ("batched", batched),
+        ("open", open),
+        ("processor", processor),
+    ] {
         let report = rewards_loadtest::run(run).await.expect("the run completes");
         assert_eq!(report.money_mismatches(), 0, "{mode}");
         let written: serde_json::Value =
@@ -68,6 +83,26 @@ async fn the_load_generator_reports_and_checks_the_money() {
             written["money_check"]["wallets_checked"].as_u64().unwrap() > 0,
             "{mode}"
         );
+        if mode == "processor" {
+            let p = &written["processor"];
+            assert!(p["routes_per_second"].as_f64().unwrap() > 0.0, "{p}");
+            // Three businesses share each TAP: every transaction has three routes.
+            assert_eq!(
+                p["routes"].as_u64().unwrap(),
+                3 * p["transactions"].as_u64().unwrap(),
+                "{p}"
+            );
+            let outcomes = p["outcomes"].as_object().unwrap();
+            for outcome in ["rewarded", "unclaimed"] {
+                assert!(outcomes.contains_key(outcome), "{outcome} in {p}");
+            }
+            assert!(
+                outcomes.contains_key("matched") || outcomes.contains_key("pos_matched"),
+                "no match in {p}"
+            );
+        } else {
+            assert!(written["processor"].is_null(), "{mode}");
+        }
         let errors = written["errors"].as_object().unwrap();
         assert!(
             errors.keys().all(|code| code != "transport"),
