@@ -403,7 +403,7 @@ impl Run {
 
     /// Every live entry is in the book exactly when it has not ended.
     fn check(&self) {
-        for (id, _) in &self.placed {
+        for id in self.placed.keys() {
             let in_book = self.book.get(*id).is_some();
             let ended = self.ended.contains_key(id);
             let arrived_in_flight = self
