@@ -207,3 +207,59 @@ pub fn contact_index_prefix(contact: ContactId) -> Vec<u8> {
         .bytes(contact.as_bytes())
         .finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rewards_storage::codec;
+
+    #[test]
+    fn a_version_1_event_reads_as_version_2_without_route() {
+        let event = EventRecord {
+            id: EventId::from_bytes([1; 16]),
+            event_type: EventType::Purchase,
+            business_id: BusinessId::from_bytes([2; 16]),
+            contact_id: ContactId::from_bytes([3; 16]),
+            wallet_id: WalletId::from_bytes([4; 16]),
+            state: EventState::Posted,
+            origin: "pos".into(),
+            performed_on: Timestamp(5),
+            created_at: Timestamp(6),
+            classification: Some("grocery".into()),
+            reference_number: None,
+            tap_code: Some("T-1".into()),
+            merchant_id: None,
+            external_system: String::new(),
+            external_reference: Some("R-1".into()),
+            identity: None,
+            purchase: None,
+            payment_medium: None,
+            amount: Some(Money(700)),
+            awards: Vec::new(),
+            spend: None,
+            wallet_after: Default::default(),
+            spendable_after: Money(0),
+            returns: ReturnsRecord::default(),
+            cancelled_at: None,
+            cancel_reason: None,
+            route: None,
+        };
+        let v2 = codec::encode(&event);
+        assert_eq!(v2[0], 2);
+        // Version 1 wrote the same fields without the last one.
+        let mut v1 = v2[..v2.len() - 1].to_vec();
+        v1[0] = 1;
+        assert_eq!(codec::decode::<EventRecord>(&v1).unwrap(), event);
+        let mut routed = event.clone();
+        routed.route = Some(RouteFacts {
+            match_state: Some(MatchState::Matched),
+            ..RouteFacts::default()
+        });
+        assert_eq!(
+            codec::decode::<EventRecord>(&codec::encode(&routed)).unwrap(),
+            routed
+        );
+        v1[0] = 9;
+        assert!(codec::decode::<EventRecord>(&v1).is_err());
+    }
+}

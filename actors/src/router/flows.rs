@@ -296,7 +296,8 @@ async fn keep_unclaimed(
     let mut attached = WriteSet::new();
     put_route_answer(&mut attached, key, &view);
     let tap_code = record.tap_code.clone();
-    router_call(
+    let business = record.business_id;
+    let added = router_call(
         app,
         &tap_code,
         RouterCommand::AddUnclaimed {
@@ -304,7 +305,12 @@ async fn keep_unclaimed(
             attached,
         },
     )
-    .await?;
+    .await;
+    if added.is_err() {
+        // Refused before the router took it (or its write failed): the code is free again.
+        app.routers.issued(&[(business, code)]);
+    }
+    added?;
     Ok(view)
 }
 

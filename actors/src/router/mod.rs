@@ -187,7 +187,7 @@ impl RouterDirectory {
     }
 
     /// The codes' records are durable (or failed): the store answers for them now.
-    fn issued(&self, codes: &[(BusinessId, ClaimCode)]) {
+    pub(crate) fn issued(&self, codes: &[(BusinessId, ClaimCode)]) {
         for code in codes {
             self.issuing.remove(code);
         }
