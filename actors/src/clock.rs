@@ -26,6 +26,14 @@ pub fn secure_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Random bytes from the thread's cryptographically secure generator (ChaCha, seeded and
+/// reseeded from the operating system): for codes drawn on the hot path, without a system call.
+pub fn csprng_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes
+}
+
 /// A uniformly random decimal string of `digits` digits from the secure source.
 pub fn secure_digits(digits: usize) -> String {
     let mut out = String::with_capacity(digits);

@@ -77,13 +77,19 @@ impl IdempotencyKey {
     /// The key of one business's part of a processor purchase: each part stores its answer
     /// with its own change, so a retry after a partial failure completes only what is missing.
     pub fn for_route(&self, business: BusinessId) -> IdempotencyKey {
-        let mut key = self.key.clone();
-        key.push(0xff);
+        let mut key = self.routes_prefix();
         key.extend_from_slice(business.as_bytes());
         IdempotencyKey {
             key,
             body_hash: self.body_hash,
         }
+    }
+
+    /// The prefix of every [`IdempotencyKey::for_route`] key of this key.
+    pub fn routes_prefix(&self) -> Vec<u8> {
+        let mut prefix = self.key.clone();
+        prefix.push(0xff);
+        prefix
     }
 
     /// This key's first answer, to store in the commit of the change it describes.

@@ -82,10 +82,20 @@ pub struct PurchaseJob {
 /// own commit, so "rewarded once" is one write.
 pub struct RoutedPurchase {
     pub facts: crate::events::RouteFacts,
+    /// What the caller reads of the answer.
+    pub answer: Answer,
     /// When the route record was created: the event keeps its time (and its index entries).
     pub created_at: Timestamp,
     /// The router's record changes (pending or unclaimed record removed, route answer stored).
     pub records: WriteSet,
+}
+
+/// What the caller of a routed purchase reads of its answer: a processor's route needs only
+/// to know it is durable, so the purchase is not rendered for it.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Answer {
+    Purchase,
+    StatusOnly,
 }
 
 pub struct ReturnJob {
@@ -878,16 +888,23 @@ impl WalletActor {
         event.payment_medium = job.payment_medium;
         event.awards = awards;
         event.spend = spend;
+        let mut answer = Answer::Purchase;
         if let Some(route) = job.route {
             event.created_at = route.created_at;
             event.route = Some(route.facts);
+            answer = route.answer;
             change.set.append(route.records);
         }
         Self::put_event(&mut change, event, true, now);
         let event = change.events.last().expect("just put");
         change.reply = Reply {
             status: StatusCode::CREATED,
-            body: serde_json::to_vec(&render_event(event, currency)).expect("serializes"),
+            body: match answer {
+                Answer::Purchase => {
+                    serde_json::to_vec(&render_event(event, currency)).expect("serializes")
+                }
+                Answer::StatusOnly => Vec::new(),
+            },
         };
         change.idempotency = job.idempotency;
         Ok(change)

@@ -1,4 +1,4 @@
-//! The router path beside the POS path, in one run: processor purchases on a TAP shared by
+//! The router path beside the POS path, in one run: processor purchases on TAPs shared by
 //! three businesses (award with a known card: rewarded; match: waits; claim: kept unclaimed),
 //! against single POS purchases, 1000 at a time, durable (`SyncData`). `BENCH_WALLETS` sets
 //! the number of wallets (default 10,000).

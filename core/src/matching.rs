@@ -10,7 +10,7 @@
 //! whether the change it started became durable: [`MatchBook::settle`] removes it for good,
 //! [`MatchBook::abort`] puts it back as it was. While in flight nothing else can take it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::claim::ClaimCode;
 use crate::ids::EventId;
@@ -117,6 +117,8 @@ pub struct MatchBook {
     by_total: HashMap<Money, Vec<EventId>>,
     /// Entries that carry a transaction reference, by it.
     by_reference: HashMap<String, Vec<EventId>>,
+    /// Pending entries by deadline: the window ends in order, without a scan.
+    deadlines: BTreeSet<(Timestamp, EventId)>,
     counts: Counts,
 }
 
@@ -202,11 +204,21 @@ impl MatchBook {
 
     /// The earliest deadline of a pending entry: when [`MatchBook::expire`] has work.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.entries
-            .values()
-            .filter(|e| e.state == EntryState::Pending)
-            .map(|e| e.deadline)
-            .min()
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Moves an entry to `state`, keeping the deadline index (pending entries only).
+    fn set_state(&mut self, id: EventId, state: EntryState) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if entry.state == EntryState::Pending {
+            self.deadlines.remove(&(entry.deadline, id));
+        }
+        if state == EntryState::Pending {
+            self.deadlines.insert((entry.deadline, id));
+        }
+        entry.state = state;
     }
 
     /// Puts an entry back as it is stored (start-up); its state must be a resting one.
@@ -230,6 +242,9 @@ impl MatchBook {
             }
         }
         self.count(&entry, 1);
+        if entry.state == EntryState::Pending {
+            self.deadlines.insert((entry.deadline, entry.id));
+        }
         if let Some(old) = self.entries.insert(entry.id, entry) {
             self.count(&old, -1);
         }
@@ -238,6 +253,7 @@ impl MatchBook {
     fn remove(&mut self, id: EventId) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
         self.count(&entry, -1);
+        self.deadlines.remove(&(entry.deadline, id));
         unindex(&mut self.by_total, &entry.total, id);
         if let Some(reference) = &entry.transaction_reference {
             unindex(&mut self.by_reference, reference, id);
@@ -281,13 +297,12 @@ impl MatchBook {
         };
         match self.best_counterpart(&new, wanted, window_seconds) {
             Some(id) => {
-                let entry = self
-                    .entries
-                    .get_mut(&id)
-                    .expect("a candidate is in the book");
-                entry.state = EntryState::InFlight {
-                    was: Resting::Pending,
-                };
+                self.set_state(
+                    id,
+                    EntryState::InFlight {
+                        was: Resting::Pending,
+                    },
+                );
                 Placement::Matched(id)
             }
             None => {
@@ -313,16 +328,15 @@ impl MatchBook {
     /// Ends the wait of every pending entry whose deadline is at or before `now`: POS purchases
     /// leave the book unmatched, transactions stay as unclaimed with a code from `codes`.
     pub fn expire(&mut self, now: Timestamp, mut codes: impl FnMut() -> ClaimCode) -> Vec<Expiry> {
-        let mut due: Vec<EventId> = self
-            .entries
-            .values()
-            .filter(|e| e.state == EntryState::Pending && e.deadline <= now)
-            .map(|e| e.id)
-            .collect();
-        due.sort();
-        let mut expired = Vec::with_capacity(due.len());
-        for id in due {
-            let side = self.entries[&id].side;
+        let mut expired = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            let Some(side) = self.entries.get(&id).map(|e| e.side) else {
+                self.deadlines.remove(&(deadline, id));
+                continue;
+            };
             match side {
                 Side::Pos => {
                     self.remove(id);
@@ -330,12 +344,10 @@ impl MatchBook {
                 }
                 Side::Transaction => {
                     let code = codes();
-                    let entry = self
-                        .entries
-                        .get_mut(&id)
-                        .expect("due entries are in the book");
-                    entry.state = EntryState::Unclaimed;
-                    entry.claim_code = Some(code);
+                    self.set_state(id, EntryState::Unclaimed);
+                    if let Some(entry) = self.entries.get_mut(&id) {
+                        entry.claim_code = Some(code);
+                    }
                     self.counts.pending_transactions -= 1;
                     self.counts.unclaimed += 1;
                     expired.push(Expiry::Unclaimed(id, code));
@@ -380,10 +392,12 @@ impl MatchBook {
         };
         match found {
             Some((id, EntryState::Unclaimed)) => {
-                let entry = self.entries.get_mut(&id).expect("found in the book");
-                entry.state = EntryState::InFlight {
-                    was: Resting::Unclaimed,
-                };
+                self.set_state(
+                    id,
+                    EntryState::InFlight {
+                        was: Resting::Unclaimed,
+                    },
+                );
                 Ok(id)
             }
             Some((_, EntryState::InFlight { .. })) => Err(ClaimRefusal::AlreadyClaimed),
@@ -402,10 +416,8 @@ impl MatchBook {
 
     /// The change an in-flight entry started failed: it rests again as it was.
     pub fn abort(&mut self, id: EventId) {
-        if let Some(entry) = self.entries.get_mut(&id) {
-            if let EntryState::InFlight { was } = entry.state {
-                entry.state = was.state();
-            }
+        if let Some(EntryState::InFlight { was }) = self.entries.get(&id).map(|e| e.state) {
+            self.set_state(id, was.state());
         }
     }
 

@@ -27,7 +27,7 @@ use crate::events::{event_key, MatchState, PaymentMediumRecord, RouteFacts};
 use crate::http::problem::{ApiError, ApiResult};
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;
-use crate::wallets::{self, Command, PurchaseJob, Reply, RoutedPurchase};
+use crate::wallets::{self, Answer, Command, PurchaseJob, Reply, RoutedPurchase};
 
 /// A processor purchase as submitted, before it is validated for each business.
 pub struct TransactionInput {
@@ -76,12 +76,14 @@ pub async fn route_transaction(
     input: TransactionInput,
     key: IdempotencyKey,
 ) -> ApiResult<Reply> {
-    let businesses: Vec<BusinessId> = app
+    let mut businesses: Vec<BusinessId> = app
         .registry
         .taps_by_code
         .get(&input.tap_code)
         .map(|b| b.clone())
         .unwrap_or_default();
+    // Routes in a stable order, whatever order the businesses registered the code in.
+    businesses.sort();
     if businesses.is_empty() {
         return Err(DomainError::TapNotFound(input.tap_code.clone()).into());
     }
@@ -108,13 +110,24 @@ pub async fn route_transaction(
         )?;
         parts.push((snapshot, tap, purchase));
     }
+    // The parts a failed earlier try made durable, in one read (usually there are none).
+    let (done, _) = app.store.page::<StoredResponse>(
+        Space::Idempotency,
+        &key.routes_prefix(),
+        None,
+        false,
+        parts.len().max(1),
+    )?;
     let input = &input;
     let key = &key;
-    let results = join_all(
-        parts
-            .into_iter()
-            .map(|(snapshot, tap, purchase)| route_one(app, input, key, snapshot, tap, purchase)),
-    )
+    let results = join_all(parts.into_iter().map(|(snapshot, tap, purchase)| {
+        let route_key = key.for_route(snapshot.business.id);
+        let stored = done
+            .iter()
+            .find(|(k, _)| *k == route_key.key)
+            .map(|(_, stored)| stored.clone());
+        route_one(app, input, route_key, stored, snapshot, tap, purchase)
+    }))
     .await;
     let routes = results.into_iter().collect::<ApiResult<Vec<RouteView>>>()?;
     let body = json_bytes(&TransactionView {
@@ -143,20 +156,19 @@ fn put_route_answer(set: &mut WriteSet, key: &IdempotencyKey, view: &RouteView) 
     );
 }
 
+/// One business's part of a processor purchase; `stored` is its answer if an earlier try
+/// made it durable.
 async fn route_one(
     app: &Arc<App>,
     input: &TransactionInput,
-    key: &IdempotencyKey,
+    key: IdempotencyKey,
+    stored: Option<StoredResponse>,
     snapshot: BusinessSnapshot,
     tap: Tap,
     purchase: ValidatedPurchase,
 ) -> ApiResult<RouteView> {
     let business = snapshot.business.id;
-    let key = key.for_route(business);
-    if let Some(stored) = app
-        .store
-        .get::<StoredResponse>(Space::Idempotency, &key.key)?
-    {
+    if let Some(stored) = stored {
         if stored.body_hash != key.body_hash {
             return Err(DomainError::IdempotencyConflict.into());
         }
@@ -270,6 +282,7 @@ async fn reward(
                 transaction_reference: record.transaction_reference,
                 processor_id: record.processor_id,
             },
+            answer: Answer::StatusOnly,
             created_at: record.created_at,
             records,
         }),
@@ -362,6 +375,11 @@ async fn complete_match(
                 claim_code: None,
                 transaction_reference: tx_record.transaction_reference.clone(),
                 processor_id: tx_record.processor_id,
+            },
+            // The POS caller reads its purchase; a processor only its route.
+            answer: match arrived.side {
+                Side::Pos => Answer::Purchase,
+                Side::Transaction => Answer::StatusOnly,
             },
             created_at: waiting.created_at,
             records,
@@ -571,6 +589,7 @@ pub async fn claim(
                 transaction_reference: record.transaction_reference.clone(),
                 processor_id: record.processor_id,
             },
+            answer: Answer::Purchase,
             created_at: record.created_at,
             records,
         }),

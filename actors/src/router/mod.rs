@@ -172,7 +172,7 @@ impl RouterDirectory {
     /// A claim code of `business` that no live or past purchase of it has, reserved until
     /// [`RouterDirectory::issued`] (40 random bits: a second draw is already very rare).
     fn new_code(&self, app: &App, business: BusinessId) -> ClaimCode {
-        let mut code = ClaimCode::from_random(clock::secure_bytes::<5>());
+        let mut code = ClaimCode::from_random(clock::csprng_bytes::<5>());
         for _ in 0..64 {
             let stored = app
                 .store
@@ -181,7 +181,7 @@ impl RouterDirectory {
             if !stored && self.issuing.insert((business, code), ()).is_none() {
                 break;
             }
-            code = ClaimCode::from_random(clock::secure_bytes::<5>());
+            code = ClaimCode::from_random(clock::csprng_bytes::<5>());
         }
         code
     }

@@ -430,6 +430,14 @@ impl Run {
             }
         }
         assert_eq!(self.book.counts(), recount);
+        // The deadline index holds exactly the pending entries.
+        let earliest = self
+            .book
+            .entries()
+            .filter(|e| e.state == EntryState::Pending)
+            .map(|e| e.deadline)
+            .min();
+        assert_eq!(self.book.next_deadline(), earliest);
     }
 }
 
