@@ -647,3 +647,87 @@ async fn batches_currencies_and_concurrent_copies() {
     assert!(text.contains("rewards_route_entries"), "{text}");
     server.stop();
 }
+
+/// The `rewards_router_actors_resident` gauge of the server's metrics.
+async fn resident_routers(api: &Api) -> u64 {
+    let metrics = api.get("/metrics", ADMIN_KEY).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("rewards_router_actors_resident "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_router_answers_overloaded_and_an_idle_empty_one_is_passivated() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rewardsd.toml");
+    std::fs::write(
+        &config,
+        "router_mailbox_capacity = 1\nwallet_idle_seconds = 1\n",
+    )
+    .unwrap();
+    let server = Server::start_with(dir.path(), "sync", Some(&config));
+    let api = server.client();
+    let network = processor_key(&api).await;
+    let shop = business(&api, "claim", "T-O", 600).await;
+
+    // 100 transactions at one terminal at once: a mailbox of one cannot queue them all.
+    let answers = futures::future::join_all((0..100).map(|n| {
+        let body = transaction("T-O", &format!("O-{n}"), "3.00", "tok_1");
+        let (api, network) = (&api, &network);
+        async move { api.post("/v1/processor/purchases", network, &body).await }
+    }))
+    .await;
+    let overloaded: Vec<_> = answers.iter().filter(|a| a.status == 503).collect();
+    assert!(!overloaded.is_empty(), "a mailbox of one never filled");
+    for answer in &overloaded {
+        answer.expect_error(503, "overloaded");
+        assert!(answer.retry_after.is_some());
+    }
+    // What was refused left nothing behind: a retry routes it once, and what was accepted is
+    // listed once.
+    for (n, answer) in answers.iter().enumerate() {
+        if answer.status == 503 {
+            let body = transaction("T-O", &format!("O-{n}"), "3.00", "tok_1");
+            let mut retried = api.post("/v1/processor/purchases", &network, &body).await;
+            while retried.status == 503 {
+                retried = api.post("/v1/processor/purchases", &network, &body).await;
+            }
+            assert!(!retried.replay);
+            retried.expect(200);
+        }
+    }
+    let listed = api
+        .all(
+            &format!("/v1/businesses/{}/events?type=purchase", shop.business),
+            &shop.key,
+        )
+        .await;
+    assert_eq!(listed.len(), 100);
+
+    // A match-mode terminal whose book empties is passivated after the idle time, and comes
+    // back from the store on its next purchase.
+    let matching = business(&api, "match", "T-P", 600).await;
+    matching.contact(json!({"code": "ADA"})).await;
+    let mut pos = basket(json!({"contact_code": "ADA"}), "4.00");
+    pos["tap_code"] = json!("T-P");
+    pos["performed_on"] = json!("2026-11-22T10:00:00Z");
+    matching.purchase(pos.clone()).await.expect(202);
+    api.post(
+        "/v1/processor/purchases",
+        &network,
+        &transaction("T-P", "P-1", "4.00", "tok_1"),
+    )
+    .await
+    .expect(200);
+    // T-O keeps its unclaimed purchases (not empty); T-P is empty now.
+    let mut waited = 0;
+    while resident_routers(&api).await > 1 {
+        waited += 1;
+        assert!(waited < 600, "the idle router was never passivated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    matching.purchase(pos).await.expect(202);
+    server.stop();
+}
