@@ -79,6 +79,12 @@ impl Currency {
         u32::from(self.minor_units)
     }
 
+    /// [`Currency::round`] of an amount whose size is not known to be bounded: `None` when it is
+    /// not below [`MAX_AMOUNT_UNITS`] (either sign).
+    pub fn checked_round(&self, amount: Decimal) -> Option<Money> {
+        (amount.abs() < Decimal::from(MAX_AMOUNT_UNITS)).then(|| self.round(amount))
+    }
+
     /// Rounds a decimal amount to this currency's minor unit, half away from zero. This is the only
     /// rounding of money in the system; call it once, at the end of a computation.
     pub fn round(&self, amount: Decimal) -> Money {
@@ -136,8 +142,11 @@ impl Currency {
                 ),
             ));
         }
-        if amount > Decimal::from(MAX_AMOUNT_UNITS) {
-            return Err(FieldError::new(field, "is too large"));
+        if amount >= Decimal::from(MAX_AMOUNT_UNITS) {
+            return Err(FieldError::new(
+                field,
+                format!("must be below {MAX_AMOUNT_UNITS}"),
+            ));
         }
         Ok(self.round(amount))
     }
@@ -149,9 +158,11 @@ impl fmt::Display for Currency {
     }
 }
 
-/// The largest amount, in whole currency units, accepted from a caller: far above any real
-/// purchase, far below where minor-unit arithmetic in i64 could overflow.
-pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000_000;
+/// Every amount a caller gives or a purchase computes is below this, in whole currency units
+/// (SPEC section 12): far above any real purchase, far below where minor-unit arithmetic in i64
+/// could overflow (10^10 units of a 4-decimal currency are 10^14 minor units; a million of them
+/// still fit).
+pub const MAX_AMOUNT_UNITS: i64 = 10_000_000_000;
 
 /// An amount in minor units of a currency that the holder knows (a wallet's, a business's).
 #[derive(
@@ -219,11 +230,24 @@ impl<'a> Sum<&'a Money> for Money {
     }
 }
 
-/// Parses a decimal from its string form, as clients send money and quantities.
+/// The longest decimal text accepted: far more digits than any bounded amount has.
+pub const MAX_DECIMAL_CHARS: usize = 40;
+
+/// Parses a decimal from its text, as clients send money and quantities: an optional `-`,
+/// digits, and an optional `.` followed by digits; nothing else (no spaces, `+`, `_` or
+/// exponents), at most [`MAX_DECIMAL_CHARS`] characters.
 pub fn parse_decimal(text: &str) -> Option<Decimal> {
-    let text = text.trim();
-    if text.is_empty() || text.contains(['e', 'E']) {
-        return Decimal::from_scientific(text).ok();
+    if text.is_empty() || text.len() > MAX_DECIMAL_CHARS {
+        return None;
+    }
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
+        return None;
     }
     text.parse::<Decimal>().ok()
 }
@@ -288,14 +312,24 @@ pub mod decimal_input {
             Ok(Decimal::from(v))
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
-            parse_decimal(&v.to_string()).ok_or_else(|| E::custom("number out of range"))
+            Decimal::from_f64_retain(v)
+                .filter(|d| d.abs() < Decimal::from(super::MAX_AMOUNT_UNITS))
+                .ok_or_else(|| E::custom("number out of range"))
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Decimal, A::Error> {
             // serde_json with `arbitrary_precision` hands numbers over as a one-entry map whose
             // value is the number's literal text.
-            let Some((_, text)) = map.next_entry::<String, String>()? else {
-                return Err(de::Error::custom("expected a number"));
-            };
+            // Anything else is an object where a number belongs: refused here, at the field,
+            // without descending into it.
+            match map.next_key::<String>()? {
+                Some(key) if key == "$serde_json::private::Number" => {}
+                _ => {
+                    return Err(de::Error::custom(
+                        "must be a decimal number or a string holding one",
+                    ))
+                }
+            }
+            let text: String = map.next_value()?;
             parse_decimal(&text)
                 .ok_or_else(|| de::Error::custom(format!("`{text}` is not a decimal number")))
         }

@@ -6,7 +6,7 @@
 
 use crate::error::{DomainError, FieldError};
 use crate::identity::Identity;
-use crate::money::{Currency, Money};
+use crate::money::{Currency, Money, MAX_AMOUNT_UNITS};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -134,12 +134,24 @@ pub fn validate_purchase(
                 format!("lines[{i}].quantity"),
                 "must be above zero",
             ));
+        } else if let Err(message) = bounded(line.quantity, Decimal::from(MAX_QUANTITY)) {
+            errors.push(FieldError::new(format!("lines[{i}].quantity"), message));
         }
         if line.unit_price.is_sign_negative() && !line.unit_price.is_zero() {
             errors.push(FieldError::new(
                 format!("lines[{i}].unit_price"),
                 "must not be negative",
             ));
+        } else if let Err(message) = bounded(line.unit_price, max_amount()) {
+            errors.push(FieldError::new(format!("lines[{i}].unit_price"), message));
+        }
+        for (field, value, max) in [
+            ("tax_rate", line.tax_rate, Decimal::from(MAX_TAX_RATE)),
+            ("tax_amount", line.tax_amount, max_amount()),
+        ] {
+            if let Some(Err(message)) = value.map(|v| bounded(v.abs(), max)) {
+                errors.push(FieldError::new(format!("lines[{i}].{field}"), message));
+            }
         }
         let tax = match (line.tax_rate, line.tax_amount) {
             (Some(_), Some(_)) => {
@@ -194,9 +206,6 @@ pub fn validate_purchase(
     }
 
     let discount = input.discount_amount.unwrap_or(Decimal::ZERO);
-    if discount.is_sign_negative() && !discount.is_zero() {
-        errors.push(FieldError::new("discount_amount", "must not be negative"));
-    }
     if input.lines.is_empty() && input.total_amount.is_none() {
         errors.push(FieldError::new(
             "total_amount",
@@ -207,9 +216,12 @@ pub fn validate_purchase(
         ("net_amount", input.net_amount),
         ("tax_amount", input.tax_amount),
         ("total_amount", input.total_amount),
+        ("discount_amount", input.discount_amount),
     ] {
         if value.is_some_and(|v| v.is_sign_negative() && !v.is_zero()) {
             errors.push(FieldError::new(field, "must not be negative"));
+        } else if let Some(Err(message)) = value.map(|v| bounded(v, max_amount())) {
+            errors.push(FieldError::new(field, message));
         }
     }
     if !errors.is_empty() {
@@ -220,21 +232,35 @@ pub fn validate_purchase(
     let mut lines = Vec::with_capacity(merged.len());
     let mut original = PurchaseAmounts::default();
     let mut converted = PurchaseAmounts::default();
+    let too_large = || {
+        DomainError::validation(
+            "lines",
+            format!("the purchase's amounts must be below {MAX_AMOUNT_UNITS}"),
+        )
+    };
     for m in merged {
-        let net_exact = m.quantity * m.unit_price;
+        // Inputs are bounded, so these products are far inside Decimal's range; the results
+        // are bounded again before they become money.
+        let net_exact = m.quantity.checked_mul(m.unit_price).ok_or_else(too_large)?;
         let tax_exact = match m.tax {
-            TaxInput::Rate(rate) => net_exact * rate,
+            TaxInput::Rate(rate) => net_exact.checked_mul(rate).ok_or_else(too_large)?,
             TaxInput::Amount(amount) => amount,
             TaxInput::None => Decimal::ZERO,
         };
-        let original_net = original_currency.round(net_exact);
-        let original_tax = original_currency.round(tax_exact);
+        let round = |currency: Currency, amount: Decimal, rate: Decimal| {
+            amount
+                .checked_mul(rate)
+                .and_then(|a| currency.checked_round(a))
+                .ok_or_else(too_large)
+        };
+        let original_net = round(original_currency, net_exact, Decimal::ONE)?;
+        let original_tax = round(original_currency, tax_exact, Decimal::ONE)?;
         // In the business currency the conversion is the identity: the same amounts, rounded
         // once (and not computed twice).
         let (net, tax_amount) = if converting {
             (
-                business_currency.round(net_exact * exchange_rate),
-                business_currency.round(tax_exact * exchange_rate),
+                round(business_currency, net_exact, exchange_rate)?,
+                round(business_currency, tax_exact, exchange_rate)?,
             )
         } else {
             (original_net, original_tax)
@@ -263,14 +289,38 @@ pub fn validate_purchase(
         });
     }
 
+    let convert = |amount: Decimal| {
+        amount
+            .checked_mul(exchange_rate)
+            .and_then(|a| business_currency.checked_round(a))
+            .ok_or_else(too_large)
+    };
     if lines.is_empty() {
         // A purchase without a basket is its total: all net, no tax.
-        let total = input.total_amount.expect("checked above");
-        original.net = original_currency.round(total);
-        converted.net = business_currency.round(total * exchange_rate);
+        let total = input.total_amount.ok_or_else(too_large)?;
+        original.net = original_currency
+            .checked_round(total)
+            .ok_or_else(too_large)?;
+        converted.net = convert(total)?;
     }
-    original.discount = original_currency.round(discount);
-    converted.discount = business_currency.round(discount * exchange_rate);
+    original.discount = original_currency
+        .checked_round(discount)
+        .ok_or_else(too_large)?;
+    converted.discount = convert(discount)?;
+    // Sums of bounded lines fit in i64; the purchase as a whole is bounded like its parts.
+    let max_minor = |currency: Currency| {
+        currency
+            .checked_round(Decimal::from(MAX_AMOUNT_UNITS - 1))
+            .map_or(i64::MAX, |m| m.minor())
+    };
+    for (amounts, currency) in [
+        (&original, original_currency),
+        (&converted, business_currency),
+    ] {
+        if (amounts.net + amounts.tax).minor() > max_minor(currency) {
+            return Err(too_large());
+        }
+    }
     let original_gross = original.net + original.tax;
     if original.discount > original_gross {
         return Err(DomainError::validation(
@@ -308,6 +358,28 @@ pub fn validate_purchase(
         amounts: converted,
         original_amounts: original,
     })
+}
+
+/// The largest quantity of one line.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+/// The largest tax rate (1000 %).
+pub const MAX_TAX_RATE: i64 = 10;
+/// The most decimals of a quantity, a unit price or a rate.
+pub const MAX_INPUT_SCALE: u32 = 6;
+
+fn max_amount() -> Decimal {
+    Decimal::from(MAX_AMOUNT_UNITS)
+}
+
+/// A caller's decimal within its bound: below `max`, with at most [`MAX_INPUT_SCALE`] decimals.
+fn bounded(value: Decimal, max: Decimal) -> Result<(), String> {
+    if value > max {
+        return Err(format!("must be at most {max}"));
+    }
+    if value.normalize().scale() > MAX_INPUT_SCALE {
+        return Err(format!("must have at most {MAX_INPUT_SCALE} decimals"));
+    }
+    Ok(())
 }
 
 enum TaxInput {

@@ -11,5 +11,8 @@ mod store;
 mod writer;
 
 pub use codec::{CodecError, Record};
-pub use store::{Durability, PoisonHook, Space, Store, StoreError, StoreOptions, WriteSet};
+pub use store::{
+    Durability, PoisonHook, Space, Store, StoreError, StoreOptions, WriteSet, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+};
 pub use writer::{Ack, WriterStats};

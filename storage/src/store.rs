@@ -117,10 +117,20 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// The longest key the store takes (fjall's own limit is 65,535 bytes): callers bound their
+/// inputs far below it, and a longer key is refused here instead of failing inside fjall.
+pub const MAX_KEY_BYTES: usize = 16 * 1024;
+/// The largest value the store takes.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the writer's queue is full")]
     Overloaded,
+    /// A write set the store cannot take (a key or value beyond its limits): refused whole,
+    /// nothing written, the store unharmed.
+    #[error("write refused: {0}")]
+    Refused(String),
     #[error("a commit failed earlier; the store accepts no more writes")]
     Poisoned,
     #[error("the store is closed")]
@@ -222,6 +232,29 @@ impl WriteSet {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// What makes this set one the store cannot take, if anything.
+    pub(crate) fn oversized(&self) -> Option<String> {
+        self.ops.iter().find_map(|op| {
+            let (space, key, value) = match op {
+                Op::Put(space, key, value) => (space.name(), key, value.len()),
+                Op::Delete(space, key) => (space.name(), key, 0),
+                Op::AddCounter(key, _) => (Space::Counters.name(), key, 0),
+            };
+            if key.is_empty() || key.len() > MAX_KEY_BYTES {
+                Some(format!("a key of {} bytes in {space}", key.len()))
+            } else if value > MAX_VALUE_BYTES {
+                Some(format!("a value of {value} bytes in {space}"))
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// A key no write could have stored: a read of it finds nothing, without asking fjall.
+fn unstorable(key: &[u8]) -> bool {
+    key.is_empty() || key.len() > MAX_KEY_BYTES
 }
 
 pub(crate) struct Inner {
@@ -290,10 +323,16 @@ impl Store {
     }
 
     pub fn get_raw(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if unstorable(key) {
+            return Ok(None);
+        }
         Ok(self.inner.space(space).get(key)?.map(|v| v.to_vec()))
     }
 
     pub fn get<T: Record>(&self, space: Space, key: &[u8]) -> Result<Option<T>, StoreError> {
+        if unstorable(key) {
+            return Ok(None);
+        }
         match self.inner.space(space).get(key)? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes)
@@ -303,11 +342,17 @@ impl Store {
     }
 
     pub fn contains(&self, space: Space, key: &[u8]) -> Result<bool, StoreError> {
+        if unstorable(key) {
+            return Ok(false);
+        }
         Ok(self.inner.space(space).contains_key(key)?)
     }
 
     /// The two counters at `key` (zero when never added to).
     pub fn counter(&self, key: &[u8]) -> Result<[i64; 2], StoreError> {
+        if unstorable(key) {
+            return Ok([0, 0]);
+        }
         Ok(self
             .inner
             .space(Space::Counters)
@@ -347,6 +392,9 @@ impl Store {
         reverse: bool,
         limit: usize,
     ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>), StoreError> {
+        if prefix.len() > MAX_KEY_BYTES || cursor.is_some_and(|c| c.len() > MAX_KEY_BYTES) {
+            return Ok((Vec::new(), None));
+        }
         let keyspace = self.inner.space(space);
         let end = match prefix_end(prefix) {
             Some(end) => Bound::Excluded(end),

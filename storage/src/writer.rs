@@ -88,6 +88,10 @@ impl Writer {
     }
 
     pub(crate) fn submit(&self, set: WriteSet, ack: Ack) -> Result<(), StoreError> {
+        if let Some(problem) = set.oversized() {
+            ack(Err(StoreError::Refused(problem.clone())));
+            return Err(StoreError::Refused(problem));
+        }
         if self.is_poisoned() {
             ack(Err(StoreError::Poisoned));
             return Err(StoreError::Poisoned);
@@ -155,6 +159,8 @@ fn run(
     durability: Durability,
     on_poison: Option<PoisonHook>,
 ) {
+    // However this thread ends, a store whose writer is gone takes no more writes and says so.
+    let _poison_on_exit = PoisonOnExit(shared.clone(), on_poison.clone());
     let mut counters: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let durability_label = match durability {
@@ -177,7 +183,19 @@ fn run(
             continue;
         }
         let started = Instant::now();
-        let result = commit(&inner, &jobs, &mut counters, durability, &shared);
+        // A panic inside the commit (fjall's or ours) must poison like a failed fsync: nothing
+        // of this batch is acknowledged, and no later write is taken.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit(&inner, &jobs, &mut counters, durability, &shared)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(StoreError::Io(format!("the commit panicked: {what}")))
+        });
         let elapsed = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
@@ -202,6 +220,21 @@ fn run(
                 if let Some(hook) = &on_poison {
                     hook(&message);
                 }
+            }
+        }
+    }
+}
+
+/// Marks the store poisoned when the writer thread ends by a panic (an acknowledgement that
+/// panicked, say): `is_poisoned` and readiness then tell the truth.
+struct PoisonOnExit(Arc<Shared>, Option<PoisonHook>);
+
+impl Drop for PoisonOnExit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poisoned.store(true, Ordering::Release);
+            if let Some(hook) = &self.1 {
+                hook("the writer thread panicked");
             }
         }
     }
@@ -252,9 +285,14 @@ fn commit(
                     if !pending.contains_key(key) {
                         touched.push(key.clone());
                     }
+                    // Saturating: totals of bounded amounts never come near i64's range, and a
+                    // counter must never stop the writer.
                     pending.insert(
                         key.clone(),
-                        [current[0] + deltas[0], current[1] + deltas[1]],
+                        [
+                            current[0].saturating_add(deltas[0]),
+                            current[1].saturating_add(deltas[1]),
+                        ],
                     );
                 }
             }

@@ -305,3 +305,104 @@ proptest! {
         prop_assert_eq!(currency.format(money), currency.to_decimal(money).to_string());
     }
 }
+
+#[test]
+fn hostile_amounts_are_refused_at_their_field() {
+    let one = |l: LineInput| PurchaseInput {
+        lines: vec![l],
+        ..Default::default()
+    };
+    // (input, exchange rates, the field the refusal names)
+    let cases: Vec<(PurchaseInput, Vec<(&str, &str)>, &str)> = vec![
+        (
+            one(line("A", "1e15", "1", None, None)),
+            vec![],
+            "lines[0].quantity",
+        ),
+        (
+            one(line(
+                "A",
+                "1000000000000000",
+                "1000000000000000",
+                None,
+                None,
+            )),
+            vec![],
+            "lines[0].quantity",
+        ),
+        (
+            one(line("A", "99999999999999999999999.99", "1", None, None)),
+            vec![],
+            "lines[0].quantity",
+        ),
+        (
+            one(line("A", "1", "92233720368547758.07", None, None)),
+            vec![],
+            "lines[0].unit_price",
+        ),
+        (
+            one(line("A", "1", "1", Some("92233720368547758.07"), None)),
+            vec![],
+            "lines[0].tax_rate",
+        ),
+        (
+            one(line("A", "0.0000001", "1", None, None)),
+            vec![],
+            "lines[0].quantity",
+        ),
+        (
+            PurchaseInput {
+                total_amount: Some(d("92233720368547758.07")),
+                ..Default::default()
+            },
+            vec![],
+            "total_amount",
+        ),
+        // Each line within bounds, the purchase above them.
+        (
+            PurchaseInput {
+                lines: vec![
+                    line("A", "1000000", "9999.99", None, None),
+                    line("B", "1000000", "9999.99", None, None),
+                ],
+                ..Default::default()
+            },
+            vec![],
+            "lines",
+        ),
+        // Converted above the bound by a large rate.
+        (
+            PurchaseInput {
+                currency: Some("USD".into()),
+                total_amount: Some(d("9000000000")),
+                ..Default::default()
+            },
+            vec![("USD", "1000000")],
+            "lines",
+        ),
+    ];
+    for (input, rates, field) in cases {
+        match validate("EUR", &input, &rates) {
+            Err(DomainError::ValidationFailed(errors)) => assert!(
+                errors.iter().any(|e| e.field == field),
+                "{input:?}: {errors:?} does not name {field}"
+            ),
+            other => panic!("{input:?} was not refused: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn decimal_text_is_digits_and_one_point() {
+    use rewards_core::money::parse_decimal;
+    for good in ["0", "12", "12.50", "-3.1", "0.000001"] {
+        assert!(parse_decimal(good).is_some(), "{good}");
+    }
+    for bad in [
+        "", " 1", "1 ", "1_000", "1__", "+1", "1e5", "1E5", ".5", "5.", "1.2.3", "--1", "0x10",
+        "NaN", "inf", "1,5",
+    ] {
+        assert!(parse_decimal(bad).is_none(), "{bad:?} was accepted");
+    }
+    assert!(parse_decimal(&"9".repeat(41)).is_none());
+}

@@ -243,3 +243,38 @@ fn deletes_commit_with_puts_in_one_set() {
         b"raw"
     );
 }
+
+#[test]
+fn an_oversized_key_is_refused_whole_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Buffered);
+    // fjall's own limit is 65,535 bytes; a key past it once took the writer thread down.
+    let huge = vec![b'k'; 70_000];
+    let mut set = WriteSet::new();
+    set.put(Space::Events, b"fine".to_vec(), &thing(1));
+    set.put(Space::Events, huge.clone(), &thing(2));
+    let refused = store.write(set);
+    assert!(
+        matches!(refused, Err(StoreError::Refused(_))),
+        "{refused:?}"
+    );
+    // Nothing of the set was written, reads of such a key find nothing, writes go on.
+    assert!(store
+        .get::<Thing>(Space::Events, b"fine")
+        .unwrap()
+        .is_none());
+    assert!(store.get::<Thing>(Space::Events, &huge).unwrap().is_none());
+    assert!(!store.contains(Space::Events, &huge).unwrap());
+    let (page, next) = store
+        .page_raw(Space::Events, &huge, Some(&huge), false, 10)
+        .unwrap();
+    assert!(page.is_empty() && next.is_none());
+    assert!(!store.is_poisoned());
+    let mut set = WriteSet::new();
+    set.put(Space::Events, b"fine".to_vec(), &thing(3));
+    store.write(set).unwrap();
+    assert_eq!(
+        store.get::<Thing>(Space::Events, b"fine").unwrap(),
+        Some(thing(3))
+    );
+}
