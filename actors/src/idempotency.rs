@@ -146,6 +146,10 @@ impl IdempotencyTable {
                 if e.get().body_hash != key.body_hash {
                     return Err(DomainError::IdempotencyConflict.into());
                 }
+                // Copies of one request wait for it, but not without bound.
+                if e.get().waiters.len() >= crate::limits::MAX_IDEMPOTENCY_WAITERS {
+                    return Err(DomainError::Overloaded.into());
+                }
                 let (tx, rx) = oneshot::channel();
                 e.get_mut().waiters.push(tx);
                 Ok(Claim::Wait(rx))

@@ -7,16 +7,19 @@ use std::time::{Duration, Instant};
 
 use actix::{Arbiter, ArbiterHandle};
 use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::Payload;
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::{web, ResponseError};
+use actix_web::error::PayloadError;
+use actix_web::{web, HttpMessage, ResponseError};
 use anyhow::Context;
+use futures::StreamExt;
 use rewards_core::DomainError;
 use rewards_storage::{Store, StoreOptions};
 
 use crate::app::App;
 use crate::config::Config;
 use crate::http::problem::ApiError;
-use crate::limits::MAX_BODY_BYTES;
+use crate::limits::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_BODY_BYTES, STORE_FILE_RESERVE};
 use crate::wallets::WalletDirectory;
 
 /// Runs the server until SIGTERM or Ctrl-C. `on_listening` is told the bound address.
@@ -76,7 +79,11 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
             .app_data(web::QueryConfig::default().error_handler(|error, _| {
                 ApiError::from(rewards_core::FieldError::new("query", error.to_string())).into()
             }))
-            .wrap_fn(|request, service| {
+            .wrap_fn(|mut request, service| {
+                // The whole body must arrive within the deadline: a client that sends headers
+                // and then trickles (or withholds) its body cannot hold a connection forever.
+                let payload = request.take_payload();
+                request.set_payload(timed_payload(payload, BODY_READ_TIMEOUT));
                 let limited = request
                     .headers()
                     .get(actix_web::http::header::CONTENT_LENGTH)
@@ -101,8 +108,24 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
                     None => Ok(service.call(request)),
                 };
                 async move {
-                    let response: ServiceResponse<EitherBody<BoxBody>> =
+                    let mut response: ServiceResponse<EitherBody<BoxBody>> =
                         call?.await?.map_into_left_body();
+                    // A body that broke off or came too late is a client error, answered as
+                    // every other: problem+json with the field at fault.
+                    let body_failed = response
+                        .response()
+                        .error()
+                        .is_some_and(|e| e.as_error::<PayloadError>().is_some_and(|p| !matches!(p, PayloadError::Overflow)));
+                    if body_failed {
+                        let problem = ApiError::from(rewards_core::FieldError::new(
+                            "body",
+                            "was not received whole in time",
+                        ))
+                        .error_response()
+                        .map_into_boxed_body()
+                        .map_into_left_body();
+                        response = response.into_response(problem);
+                    }
                     let endpoint = response
                         .request()
                         .match_pattern()
@@ -121,6 +144,8 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
             }))
     })
     .workers(config.http_workers())
+    .client_request_timeout(HEADER_READ_TIMEOUT)
+    .max_connections(connections_per_worker(config.http_workers()))
     .shutdown_timeout(30)
     .bind(config.listen)
     .with_context(|| format!("binding {}", config.listen))?;
@@ -142,4 +167,58 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
     }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// `payload`, cut off with an error when it is not complete by `timeout` from now.
+fn timed_payload(payload: Payload, timeout: Duration) -> Payload {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stream = futures::stream::unfold(Some(payload), move |state| async move {
+        let mut payload = state?;
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the body did not arrive in time",
+                ))),
+                None,
+            )),
+        }
+    });
+    let stream: std::pin::Pin<Box<dyn futures::Stream<Item = Result<web::Bytes, PayloadError>>>> =
+        Box::pin(stream);
+    Payload::from(stream)
+}
+
+/// How many connections each HTTP worker may hold: the process's file descriptors (its soft
+/// limit raised to the hard one) less a reserve for the store, shared among the workers. Past
+/// it a worker stops accepting until connections close, so running out of descriptors refuses
+/// clients instead of failing the store (which needs descriptors for its journal and tables).
+fn connections_per_worker(workers: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    let descriptors = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            1024
+        } else {
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit = raised;
+                }
+            }
+            limit.rlim_cur.min(1 << 20) as usize
+        }
+    };
+    let per_worker = descriptors.saturating_sub(STORE_FILE_RESERVE) / workers.max(1);
+    let per_worker = per_worker.max(8);
+    tracing::info!(descriptors, per_worker, "connection limit");
+    per_worker
 }

@@ -4,6 +4,9 @@ use crate::error::{DomainError, FieldError};
 use crate::ids::ContactId;
 use serde::{Deserialize, Serialize};
 
+/// The longest identifier (codes, card numbers, tokens): identities are keys of the store.
+pub const MAX_IDENTIFIER_CHARS: usize = 256;
+
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub enum Identity {
     WalletCode(String),
@@ -13,6 +16,21 @@ pub enum Identity {
     Cim(String),
     GiftCard(String),
     PaymentMediumIdentifier(String),
+}
+
+impl Identity {
+    /// The identity object's field that names this kind of identity.
+    pub fn field_name(&self) -> &'static str {
+        match self {
+            Identity::WalletCode(_) => "wallet_code",
+            Identity::Otp(_) => "otp",
+            Identity::ContactId(_) => "contact_id",
+            Identity::ContactCode(_) => "contact_code",
+            Identity::Cim(_) => "cim",
+            Identity::GiftCard(_) => "gift_card",
+            Identity::PaymentMediumIdentifier(_) => "payment_medium_identifier",
+        }
+    }
 }
 
 /// The identity object as a caller sends it: every field optional, exactly one must be given.
@@ -58,6 +76,15 @@ impl IdentityInput {
                 let identity = found.pop().expect("one");
                 if identity_text(&identity).is_some_and(str::is_empty) {
                     return Err(FieldError::new(field, "must not be empty").into());
+                }
+                if identity_text(&identity)
+                    .is_some_and(|t| t.chars().count() > MAX_IDENTIFIER_CHARS)
+                {
+                    return Err(FieldError::new(
+                        format!("{field}.{}", identity.field_name()),
+                        format!("must be at most {MAX_IDENTIFIER_CHARS} characters"),
+                    )
+                    .into());
                 }
                 Ok(identity)
             }

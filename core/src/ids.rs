@@ -33,12 +33,33 @@ macro_rules! id_type {
         }
 
         impl FromStr for $name {
-            type Err = uuid::Error;
+            type Err = NotAnId;
+            /// Only the canonical form: 36 characters, lower-case hex and hyphens. Other
+            /// spellings of the same UUID (upper case, braces, URNs, no hyphens) name nothing.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
+                let canonical = s.len() == 36
+                    && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'));
+                if !canonical {
+                    return Err(NotAnId);
+                }
+                let id = Uuid::parse_str(s).map_err(|_| NotAnId)?;
+                if id.hyphenated().to_string() != s {
+                    return Err(NotAnId);
+                }
+                Ok(Self(id))
             }
         }
     )*};
+}
+
+/// A text that is not the canonical form of an id.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct NotAnId;
+
+impl fmt::Display for NotAnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a canonical lower-case UUID")
+    }
 }
 
 id_type!(

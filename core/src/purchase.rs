@@ -308,11 +308,7 @@ pub fn validate_purchase(
         .ok_or_else(too_large)?;
     converted.discount = convert(discount)?;
     // Sums of bounded lines fit in i64; the purchase as a whole is bounded like its parts.
-    let max_minor = |currency: Currency| {
-        currency
-            .checked_round(Decimal::from(MAX_AMOUNT_UNITS - 1))
-            .map_or(i64::MAX, |m| m.minor())
-    };
+    let max_minor = |currency: Currency| MAX_AMOUNT_UNITS * 10i64.pow(currency.minor_units()) - 1;
     for (amounts, currency) in [
         (&original, original_currency),
         (&converted, business_currency),

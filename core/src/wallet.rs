@@ -885,8 +885,9 @@ impl Wallet {
             Some(a) => a,
             None => payable,
         };
+        // Nothing to pay out is refused: a payout of 0.00 would be a record of nothing.
         if amount.is_zero() {
-            return Ok((Money::ZERO, Vec::new()));
+            return Err(insufficient(self.currency, amount, payable));
         }
         self.open -= amount;
         self.auto_payable = self.auto_payable.min(self.open);

@@ -20,6 +20,20 @@ impl<'de> Deserialize<'de> for Dec {
     }
 }
 
+/// A decimal serializes as its normalized text, so `"1"`, `1` and `"1.00"` read the same: the
+/// parsed request, not its bytes, is what an idempotent repeat is compared by.
+impl serde::Serialize for Dec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.normalize().to_string())
+    }
+}
+
+/// The canonical bytes of a parsed request: what its idempotency key's body hash is taken of
+/// (unknown fields are gone, numbers are normalized).
+pub fn canonical<T: serde::Serialize>(parsed: &T) -> Vec<u8> {
+    serde_json::to_vec(parsed).expect("request bodies serialize")
+}
+
 /// Collects field errors so one response names every problem of a request.
 #[derive(Default)]
 pub struct Problems(pub Vec<FieldError>);
@@ -69,6 +83,21 @@ pub fn format_money(currency: Currency, amount: Money) -> String {
 
 pub fn format_opt_money(currency: Currency, amount: Option<Money>) -> Option<String> {
     amount.map(|a| currency.format(a))
+}
+
+/// An external system or reference as given (a part of an idempotency key): refuses overlong
+/// values, keeps the rest as it is.
+pub fn key_part(field: &str, value: Option<&str>) -> Result<(), FieldError> {
+    match value {
+        Some(v) if v.chars().count() > crate::limits::MAX_TEXT_CHARS => Err(FieldError::new(
+            field,
+            format!(
+                "must be at most {} characters",
+                crate::limits::MAX_TEXT_CHARS
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Trims a text field and refuses empty or overlong values.

@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value};
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Serialize, Clone)]
 pub struct LineBody {
     pub sku: String,
     #[serde(default)]
@@ -42,7 +42,7 @@ impl LineBody {
     }
 }
 
-#[derive(Deserialize, Clone, Default)]
+#[derive(Deserialize, Serialize, Clone, Default)]
 pub struct PaymentMediumBody {
     #[serde(default)]
     pub identifier: Option<String>,
@@ -57,6 +57,15 @@ pub struct PaymentMediumBody {
 pub enum SpendAmountBody {
     All,
     Amount(Decimal),
+}
+
+impl Serialize for SpendAmountBody {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SpendAmountBody::All => s.serialize_str("all"),
+            SpendAmountBody::Amount(d) => s.serialize_str(&d.normalize().to_string()),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for SpendAmountBody {
@@ -78,14 +87,14 @@ impl<'de> Deserialize<'de> for SpendAmountBody {
     }
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Serialize, Clone)]
 pub struct SpendBody {
     pub amount: SpendAmountBody,
     #[serde(default)]
     pub require_full: bool,
 }
 
-#[derive(Deserialize, Clone, Default)]
+#[derive(Deserialize, Serialize, Clone, Default)]
 pub struct PurchaseBody {
     #[serde(default)]
     pub business_id: Option<String>,

@@ -166,8 +166,23 @@ async fn put_rate(
     let body: RateBody = parse(&body)?;
     let currency = Currency::parse(currency_path.trim())
         .ok_or_else(|| DomainError::validation("currency", "must be an ISO 4217 code"))?;
-    if body.rate.0 <= rust_decimal::Decimal::ZERO {
-        return Err(DomainError::validation("rate", "must be above zero").into());
+    if currency == entry.business().currency {
+        return Err(DomainError::validation(
+            "currency",
+            "is the business's own currency, whose rate is always 1",
+        )
+        .into());
+    }
+    let (min, max) = (
+        rust_decimal::Decimal::new(1, crate::limits::MIN_EXCHANGE_RATE_SCALE),
+        rust_decimal::Decimal::from(crate::limits::MAX_EXCHANGE_RATE),
+    );
+    if body.rate.0 < min || body.rate.0 > max || body.rate.0.normalize().scale() > 12 {
+        return Err(DomainError::validation(
+            "rate",
+            format!("must be between {min} and {max}, with at most 12 decimals"),
+        )
+        .into());
     }
     let _guard = entry.config_lock.lock().await;
     let mut business = (*entry.business()).clone();

@@ -384,7 +384,7 @@ async fn journal(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct TopupBody {
     amount: Dec,
     #[serde(default)]
@@ -423,6 +423,8 @@ async fn run_topup(
     if !amount.is_positive() {
         return Err(DomainError::validation("amount", "must be above zero").into());
     }
+    crate::dto::key_part("external_system", body.external_system.as_deref())?;
+    crate::dto::key_part("external_reference", body.external_reference.as_deref())?;
     let external_system = body.external_system.clone().unwrap_or_default();
     let key = body.external_reference.as_deref().map(|reference| {
         IdempotencyKey::new(
@@ -430,7 +432,7 @@ async fn run_topup(
             "topup",
             &external_system,
             reference,
-            raw,
+            &crate::dto::canonical(&body),
         )
     });
     let contact_id = contact.id;

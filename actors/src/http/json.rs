@@ -7,9 +7,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::problem::ApiError;
+use crate::limits::MAX_STRING_BYTES;
 
-/// Parses a JSON body; malformed JSON, wrong types and missing fields name the field at fault.
+/// Parses a JSON body; malformed JSON, wrong types and missing fields name the field at fault,
+/// and so does a string longer than [`MAX_STRING_BYTES`] anywhere in it (strings become keys
+/// of the store and must stay far below its key limit).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if longest_string(bytes) > MAX_STRING_BYTES {
+        return Err(overlong_string(bytes));
+    }
+    parse_envelope(bytes)
+}
+
+/// [`parse`] of a batch's envelope, whose items are checked one by one so that each gets its
+/// own result.
+pub fn parse_envelope<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
@@ -65,4 +77,60 @@ pub fn ok<T: Serialize>(body: &T) -> HttpResponse {
 
 pub fn created<T: Serialize>(body: &T) -> HttpResponse {
     respond(StatusCode::CREATED, body)
+}
+
+/// The byte length of the longest string literal in a JSON text (a fast scan; escapes count
+/// as they are written). Malformed JSON is left to the parser.
+fn longest_string(bytes: &[u8]) -> usize {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            let start = i + 1;
+            let mut j = start;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            longest = longest.max(j.saturating_sub(start));
+            i = j + 1;
+        } else {
+            i += 1;
+        }
+    }
+    longest
+}
+
+/// The refusal of a body with an overlong string, naming its path (the slow path: only for
+/// bodies already known to be refused).
+fn overlong_string(bytes: &[u8]) -> ApiError {
+    fn find(value: &serde_json::Value, path: &str) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) if s.len() > MAX_STRING_BYTES => Some(path.to_string()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| find(v, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                if k.len() > MAX_STRING_BYTES {
+                    return Some(path.to_string());
+                }
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                find(v, &child)
+            }),
+            _ => None,
+        }
+    }
+    let field = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| find(&v, ""))
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "body".to_string());
+    ApiError::from(FieldError::new(
+        field,
+        format!("must be at most {MAX_STRING_BYTES} bytes"),
+    ))
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::json::{ok, parse};
+use super::json::{ok, parse, parse_envelope};
 use super::problem::ApiResult;
 use super::purchases::{answer, once};
 use super::require_role;
@@ -39,7 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/v1/purchases/claims", web::post().to(post_claim));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct ProcessorPurchaseBody {
     tap_code: String,
     transaction_reference: String,
@@ -89,7 +89,8 @@ async fn submit(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<
             DomainError::validation("total_amount", "is required when there are no lines").into(),
         );
     }
-    let medium = body.payment_medium.unwrap_or_default();
+    let canonical_body = crate::dto::canonical(&body);
+    let medium = body.payment_medium.clone().unwrap_or_default();
     let payment_medium = PaymentMediumRecord {
         identifier: opt_text("payment_medium.identifier", &medium.identifier)?,
         brand: opt_text("payment_medium.brand", &medium.brand)?,
@@ -111,7 +112,8 @@ async fn submit(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<
         payment_medium,
         purchase,
     };
-    let key = IdempotencyKey::for_processor(processor_id, &input.transaction_reference, raw);
+    let key =
+        IdempotencyKey::for_processor(processor_id, &input.transaction_reference, &canonical_body);
     once(app, Some(key.clone()), move |_| async move {
         flows::route_transaction(app, input, key).await
     })
@@ -159,7 +161,7 @@ async fn post_processor_batch(
 ) -> ApiResult<HttpResponse> {
     let app = app.into_inner();
     require_processor(&principal)?;
-    let batch: BatchBody = parse(&body)?;
+    let batch: BatchBody = parse_envelope(&body)?;
     if batch.items.len() > MAX_BATCH_ITEMS {
         return Err(DomainError::validation(
             "items",

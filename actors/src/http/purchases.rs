@@ -15,20 +15,20 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::contacts::visible_contact;
-use super::json::{ok, parse, parse_or_default};
+use super::json::{ok, parse, parse_envelope, parse_or_default};
 use super::problem::{ApiError, ApiResult};
 use super::{business_for, page_body, path_id, require_role, PageQuery};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::clock;
 use crate::dto::purchase::{render_event, render_route, PurchaseBody, SpendAmountBody};
-use crate::dto::{parse_id, text, Dec};
+use crate::dto::{canonical, key_part, parse_id, text, Dec};
 use crate::events::{
     business_index_prefix, contact_index_prefix, event_key, EventRecord, EventType,
     PaymentMediumRecord,
 };
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
-use crate::limits::{MAX_BATCH_ITEMS, MAX_PURCHASE_LINES};
+use crate::limits::{MAX_BATCH_ITEMS, MAX_EVENT_SCAN, MAX_PURCHASE_LINES};
 use crate::router::flows::{self, PosPurchase};
 use crate::router::records::{record_key, PosFacts, RouteRecord};
 use crate::wallets::{self, Command, PurchaseJob, Reply, ReturnJob};
@@ -209,9 +209,19 @@ pub async fn submit_purchase(
     if body.estimate_id.is_some() {
         return Err(DomainError::NotFound("estimate").into());
     }
+    key_part("external_system", body.external_system.as_deref())?;
+    key_part("external_reference", body.external_reference.as_deref())?;
+    key_part("reference_number", body.reference_number.as_deref())?;
+    key_part("classification", body.classification.as_deref())?;
     let external_system = body.external_system.clone().unwrap_or_default();
     let key = body.external_reference.as_deref().map(|reference| {
-        IdempotencyKey::new(business_id, "event", &external_system, reference, raw)
+        IdempotencyKey::new(
+            business_id,
+            "event",
+            &external_system,
+            reference,
+            &canonical(&body),
+        )
     });
     let contact_id = crate::identities::resolve(&app.store, business_id, &identity)?;
     let payment_medium = body.payment_medium.as_ref().map(|m| PaymentMediumRecord {
@@ -291,7 +301,7 @@ async fn post_batch(
 ) -> ApiResult<HttpResponse> {
     let app = app.into_inner();
     require_role(&principal, &[Role::Business, Role::Pos])?;
-    let batch: BatchBody = parse(&body)?;
+    let batch: BatchBody = parse_envelope(&body)?;
     if batch.items.len() > MAX_BATCH_ITEMS {
         return Err(DomainError::validation(
             "items",
@@ -437,13 +447,13 @@ async fn void_purchase(
     Ok(answer(Ok((reply, false))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct ReturnLineBody {
     sku: String,
     quantity: Dec,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct ReturnBody {
     lines: Vec<ReturnLineBody>,
     #[serde(default)]
@@ -487,6 +497,8 @@ async fn run_return(
         .business(event.business_id)
         .ok_or(DomainError::NotFound("business"))?
         .snapshot();
+    key_part("external_system", body.external_system.as_deref())?;
+    key_part("external_reference", body.external_reference.as_deref())?;
     let external_system = body.external_system.clone().unwrap_or_default();
     let key = body.external_reference.as_deref().map(|reference| {
         IdempotencyKey::new(
@@ -494,7 +506,7 @@ async fn run_return(
             "return",
             &external_system,
             reference,
-            raw,
+            &canonical(&body),
         )
     });
     let contact = event.contact_id;
@@ -569,6 +581,10 @@ async fn list_events(
     let mut items = Vec::with_capacity(limit);
     let mut next = None;
     // Index entries are scanned newest first in chunks until the page is full.
+    // A filter that matches little must not read the whole index for one page: past
+    // MAX_EVENT_SCAN entries the page ends early, and its cursor goes on from there.
+    let mut scanned = 0usize;
+    let mut last_read: Option<Vec<u8>> = None;
     'scan: loop {
         let (chunk, chunk_next) = app.store.page_raw(
             Space::EventIndex,
@@ -578,6 +594,13 @@ async fn list_events(
             limit.max(64),
         )?;
         for (key, value) in &chunk {
+            scanned += 1;
+            if scanned > MAX_EVENT_SCAN {
+                // The next page starts after the last entry read (this one was not).
+                next = last_read.take();
+                break 'scan;
+            }
+            last_read = Some(key.clone());
             let Ok(id) = <[u8; 16]>::try_from(value.as_slice()) else {
                 continue;
             };

@@ -4,6 +4,7 @@ mod concurrency;
 mod crash;
 mod errors;
 mod features;
+mod hostile;
 mod idempotency;
 mod isolation;
 mod load;

@@ -313,7 +313,12 @@ fn hostile_amounts_are_refused_at_their_field() {
         ..Default::default()
     };
     // (input, exchange rates, the field the refusal names)
-    let cases: Vec<(PurchaseInput, Vec<(&str, &str)>, &str)> = vec![
+    type Case = (
+        PurchaseInput,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             one(line("A", "1e15", "1", None, None)),
             vec![],
