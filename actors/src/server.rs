@@ -37,6 +37,11 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
             durability: config.durability,
             queue_capacity: config.writer_queue_capacity,
             max_batch_sets: config.writer_max_batch_sets,
+            // Fault injection for the fault tests only: `REWARDS_FAIL_COMMIT_AFTER=N` makes the
+            // commit after N successful ones fail as a broken disk would.
+            fail_commit_after: std::env::var("REWARDS_FAIL_COMMIT_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             on_poison: Some(Arc::new(|error: &str| {
                 // Nothing that failed was acknowledged; stop rather than run on a broken store.
                 tracing::error!(error, "storage failed: exiting");

@@ -170,6 +170,9 @@ pub struct StoreOptions {
     pub max_batch_sets: usize,
     /// Called once, from the writer thread, when a commit or fsync fails.
     pub on_poison: Option<PoisonHook>,
+    /// Fault injection for tests: the commit after this many successful ones fails as a
+    /// broken disk's fsync would.
+    pub fail_commit_after: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -179,6 +182,7 @@ impl Default for StoreOptions {
             queue_capacity: 65_536,
             max_batch_sets: 4_096,
             on_poison: None,
+            fail_commit_after: None,
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct WriterStats {
 struct Shared {
     poisoned: AtomicBool,
     inject_failure: AtomicBool,
+    fail_commit_after: Option<u64>,
     commits: AtomicU64,
     sets: AtomicU64,
 }
@@ -60,6 +61,7 @@ impl Writer {
         let shared = Arc::new(Shared {
             poisoned: AtomicBool::new(false),
             inject_failure: AtomicBool::new(false),
+            fail_commit_after: options.fail_commit_after,
             commits: AtomicU64::new(0),
             sets: AtomicU64::new(0),
         });
@@ -247,7 +249,10 @@ fn commit(
     durability: Durability,
     shared: &Shared,
 ) -> Result<(), StoreError> {
-    if shared.inject_failure.swap(false, Ordering::AcqRel) {
+    let due = shared
+        .fail_commit_after
+        .is_some_and(|after| shared.commits.load(Ordering::Relaxed) >= after);
+    if shared.inject_failure.swap(false, Ordering::AcqRel) || due {
         return Err(StoreError::Io("injected commit failure".into()));
     }
     if counters.len() > COUNTER_CACHE_KEYS {

@@ -3,6 +3,7 @@
 mod concurrency;
 mod crash;
 mod errors;
+mod faults;
 mod features;
 mod hostile;
 mod idempotency;

@@ -23,9 +23,40 @@ impl Server {
 
     /// Starts `rewardsd` with a config file.
     pub fn start_with(dir: &Path, durability: &str, config: Option<&Path>) -> Server {
+        Server::start_custom(dir, durability, config, &[], None)
+    }
+
+    /// Starts `rewardsd` with a config file, extra environment variables and, if given, a
+    /// limit on its open files (as `ulimit -n` would set).
+    pub fn start_custom(
+        dir: &Path,
+        durability: &str,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+        max_files: Option<u64>,
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rewardsd"));
         if let Some(config) = config {
             command.arg("--config").arg(config);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        if let Some(files) = max_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child about to exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: files,
+                        rlim_max: files,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = command
             .args([
@@ -56,6 +87,18 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server { child, base }
+    }
+
+    /// Waits for the process to end by itself (at most `timeout`) and answers its exit code.
+    pub fn wait_exit(mut self, timeout: Duration) -> Option<i32> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// SIGKILL: the process ends at once, as in a crash.
