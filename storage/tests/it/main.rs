@@ -204,7 +204,7 @@ fn a_full_queue_is_overloaded_not_a_wait() {
             durability: Durability::Sync,
             queue_capacity: 1,
             max_batch_sets: 1,
-            on_poison: None,
+            ..StoreOptions::default()
         },
     )
     .unwrap();
