@@ -39,7 +39,7 @@ fn writer(c: &mut Criterion) {
                 durability: Durability::Sync,
                 queue_capacity: 4096,
                 max_batch_sets: batch,
-                on_poison: None,
+                ..StoreOptions::default()
             },
         )
         .unwrap();
