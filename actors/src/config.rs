@@ -19,6 +19,7 @@ pub struct Config {
     pub wallet_arbiters: usize,
     pub wallet_idle_seconds: u64,
     pub wallet_mailbox_capacity: usize,
+    pub max_resident_wallets: usize,
     pub router_mailbox_capacity: usize,
     pub writer_queue_capacity: usize,
     pub writer_max_batch_sets: usize,
@@ -36,6 +37,7 @@ struct PartialConfig {
     wallet_arbiters: Option<usize>,
     wallet_idle_seconds: Option<u64>,
     wallet_mailbox_capacity: Option<usize>,
+    max_resident_wallets: Option<usize>,
     router_mailbox_capacity: Option<usize>,
     writer_queue_capacity: Option<usize>,
     writer_max_batch_sets: Option<usize>,
@@ -77,6 +79,7 @@ impl Config {
             wallet_arbiters,
             wallet_idle_seconds,
             wallet_mailbox_capacity,
+            max_resident_wallets,
             router_mailbox_capacity,
             writer_queue_capacity,
             writer_max_batch_sets,
@@ -89,6 +92,10 @@ impl Config {
         anyhow::ensure!(
             self.wallet_mailbox_capacity >= 1,
             "wallet_mailbox_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_resident_wallets >= 1,
+            "max_resident_wallets must be at least 1"
         );
         anyhow::ensure!(
             self.router_mailbox_capacity >= 1,

@@ -58,7 +58,8 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
         arbiters.clone(),
         config.wallet_mailbox_capacity,
         Duration::from_secs(config.wallet_idle_seconds),
-    );
+    )
+    .with_max_resident(config.max_resident_wallets);
     let app = Arc::new(App::new(config.clone(), store.clone(), wallets));
     crate::recovery::recover(&app).context("recovering the registries from the store")?;
     let routers = crate::router::RouterDirectory::recover(&app)

@@ -173,6 +173,9 @@ pub struct WalletDirectory {
     next_arbiter: AtomicUsize,
     mailbox_capacity: usize,
     idle: Duration,
+    /// Most wallet actors resident at once; starting one more is `overloaded` (the sweeper
+    /// passivates idle ones, so the set shrinks back).
+    max_resident: usize,
 }
 
 impl WalletDirectory {
@@ -187,7 +190,14 @@ impl WalletDirectory {
             next_arbiter: AtomicUsize::new(0),
             mailbox_capacity,
             idle,
+            max_resident: usize::MAX,
         }
+    }
+
+    /// Bounds the number of resident wallet actors.
+    pub fn with_max_resident(mut self, max_resident: usize) -> Self {
+        self.max_resident = max_resident.max(1);
+        self
     }
 
     pub fn resident(&self) -> usize {
@@ -209,6 +219,11 @@ impl WalletDirectory {
             if resident.0.connected() {
                 return Ok(resident.clone());
             }
+        }
+        // Counted before the entry is taken: `len` reads every shard, the entry holds one.
+        // Concurrent starts may pass it together, so the bound is kept within a few actors.
+        if self.actors.len() >= self.max_resident {
+            return Err(DomainError::Overloaded.into());
         }
         match self.actors.entry(contact_id) {
             Entry::Occupied(e) if e.get().0.connected() => Ok(e.get().clone()),

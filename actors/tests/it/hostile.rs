@@ -322,3 +322,43 @@ async fn a_body_that_never_arrives_is_cut_off() {
     still_writes(&w).await;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resident_wallet_actors_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rewardsd.toml");
+    std::fs::write(
+        &config,
+        "max_resident_wallets = 2\nwallet_idle_seconds = 1\n",
+    )
+    .unwrap();
+    let server = Server::start_with(dir.path(), "sync", Some(&config));
+    let w = world(&server.client(), "EUR").await;
+    for code in ["C-1", "C-2", "C-3"] {
+        w.contact(json!({ "code": code })).await;
+    }
+    for code in ["C-1", "C-2"] {
+        w.purchase(basket(json!({ "contact_code": code }), "1.00"))
+            .await
+            .expect(201);
+    }
+    let third = w
+        .purchase(basket(json!({"contact_code": "C-3"}), "1.00"))
+        .await;
+    third.expect_error(503, "overloaded");
+    // Once the idle ones are passivated, the third wallet comes in.
+    let mut waited = 0;
+    loop {
+        let answer = w
+            .purchase(basket(json!({"contact_code": "C-3"}), "1.00"))
+            .await;
+        if answer.status == 201 {
+            break;
+        }
+        answer.expect_error(503, "overloaded");
+        waited += 1;
+        assert!(waited < 300, "idle wallet actors were never passivated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop();
+}
