@@ -40,10 +40,11 @@ pub fn offer_totals_key(offer: OfferId) -> Vec<u8> {
 }
 
 /// Reserves budget on the offers' shared runtimes and remembers what it reserved, so the caller
-/// commits it when the event is durable or releases it when the event is refused.
+/// commits it when the event is durable or releases it when the event is refused. What is still
+/// here when it is dropped is released: an early return can never leave budget reserved.
 pub struct Reservations<'a> {
     offers: &'a HashMap<OfferId, Arc<OfferRuntime>>,
-    pub reserved: Vec<(Arc<OfferRuntime>, Money)>,
+    reserved: Vec<(Arc<OfferRuntime>, Money)>,
 }
 
 impl<'a> Reservations<'a> {
@@ -51,6 +52,14 @@ impl<'a> Reservations<'a> {
         Reservations {
             offers,
             reserved: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Reservations<'_> {
+    fn drop(&mut self) {
+        for (runtime, amount) in self.reserved.drain(..) {
+            runtime.budget.release(amount);
         }
     }
 }
@@ -69,19 +78,31 @@ impl BudgetGate for Reservations<'_> {
     }
 }
 
-/// Reservations taken out of their gate: settled once the event's fate is known.
+/// Reservations taken out of their gate until the event's fate is known: [`Held::commit`] once
+/// it is durable; dropped (or [`Held::release`]d) otherwise, which gives the budget back.
 #[derive(Default)]
-pub struct Held(pub Vec<(Arc<OfferRuntime>, Money)>);
+pub struct Held(Vec<(Arc<OfferRuntime>, Money)>);
 
 impl Held {
-    pub fn commit(self) {
-        for (runtime, amount) in self.0 {
+    /// Takes over what `gate` reserved.
+    pub fn absorb(&mut self, gate: &mut Reservations<'_>) {
+        self.0.append(&mut gate.reserved);
+    }
+
+    pub fn commit(mut self) {
+        for (runtime, amount) in std::mem::take(&mut self.0) {
             runtime.budget.commit(amount);
         }
     }
 
     pub fn release(self) {
-        for (runtime, amount) in self.0 {
+        // Dropping releases.
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for (runtime, amount) in self.0.drain(..) {
             runtime.budget.release(amount);
         }
     }

@@ -716,7 +716,7 @@ impl WalletActor {
             &snapshot.offers.active,
             &mut gate,
         );
-        change.held.0.append(&mut gate.reserved);
+        change.held.absorb(&mut gate);
         change.contact.rewards.counters.apply(&evaluation.counters);
         evaluation.awards
     }
