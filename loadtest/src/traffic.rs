@@ -363,29 +363,11 @@ impl Worker<'_> {
         }
         if self.args.batch_size == 0 {
             let (contact, body) = purchase(&mut self.rng, self.args, self.world);
-            let answer = self
-                .client
-                .post(format!("{target}/v1/purchases"))
-                .bearer_auth(&self.world.pos_key)
-                .json(&body)
-                .send()
-                .await;
-            self.outcome.requests += 1;
-            self.live_requests.fetch_add(1, Ordering::Relaxed);
-            match answer {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    match r.json::<Value>().await {
-                        Ok(body) => self.record_purchase(contact, status, &body),
-                        Err(_) => {
-                            self.outcome.uncertain.insert(contact);
-                            self.error("transport");
-                        }
-                    }
-                }
-                Err(_) => {
+            let pos_key = self.world.pos_key.clone();
+            match self.post("/v1/purchases", &pos_key, &body).await {
+                Some((status, body)) => self.record_purchase(contact, status, &body),
+                None => {
                     self.outcome.uncertain.insert(contact);
-                    self.error("transport");
                 }
             }
         } else {

@@ -69,6 +69,24 @@ fn business_for(
         .ok_or_else(|| DomainError::NotFound("business").into())
 }
 
+/// The configuration of the business a request body names (`business_id`, for operator keys)
+/// or the key works for, taken once at the top of the request.
+fn named_business(
+    app: &App,
+    principal: &Principal,
+    named: Option<&str>,
+) -> Result<crate::registry::BusinessSnapshot, ApiError> {
+    let named: Option<BusinessId> = named
+        .map(|b| crate::dto::parse_id("business_id", b))
+        .transpose()?;
+    let business_id = principal.business_for(named)?;
+    let entry = app
+        .registry
+        .business(business_id)
+        .ok_or(DomainError::NotFound("business"))?;
+    Ok(entry.snapshot())
+}
+
 /// Refuses a role that has no right to a call at all.
 fn require_role(principal: &Principal, roles: &[Role]) -> Result<(), ApiError> {
     if principal.is_operator() || roles.contains(&principal.role) {

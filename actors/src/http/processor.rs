@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use futures::future::join_all;
 use rewards_core::claim::ClaimCode;
 use rewards_core::purchase::PurchaseInput;
-use rewards_core::{BusinessId, DomainError, Timestamp};
+use rewards_core::{DomainError, Timestamp};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::clock;
 use crate::dto::purchase::{LineBody, PaymentMediumBody};
-use crate::dto::{parse_id, text, Dec};
+use crate::dto::{text, Dec};
 use crate::events::PaymentMediumRecord;
 use crate::idempotency::IdempotencyKey;
 use crate::limits::{MAX_BATCH_ITEMS, MAX_PURCHASE_LINES};
@@ -205,17 +205,8 @@ async fn post_claim(app: web::Data<App>, principal: Principal, body: web::Bytes)
 async fn run_claim(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<Reply> {
     require_role(principal, &[Role::Contact, Role::Business])?;
     let body: ClaimBody = parse(raw)?;
-    let named: Option<BusinessId> = body
-        .business_id
-        .as_deref()
-        .map(|b| parse_id("business_id", b))
-        .transpose()?;
-    let business_id = principal.business_for(named)?;
-    let entry = app
-        .registry
-        .business(business_id)
-        .ok_or(DomainError::NotFound("business"))?;
-    let snapshot = entry.snapshot();
+    let snapshot = super::named_business(app, principal, body.business_id.as_deref())?;
+    let business_id = snapshot.business.id;
     let contact = match principal.role {
         Role::Contact => principal.contact_id.ok_or(DomainError::Forbidden)?,
         _ => {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::contacts::visible_contact;
 use super::json::{ok, parse, parse_envelope, parse_or_default};
 use super::problem::{ApiError, ApiResult};
-use super::{business_for, page_body, path_id, require_role, PageQuery};
+use super::{business_for, named_business, page_body, path_id, require_role, PageQuery};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::clock;
@@ -131,18 +131,9 @@ pub async fn submit_purchase(
 ) -> ApiResult<(Reply, bool)> {
     require_role(principal, &[Role::Business, Role::Pos])?;
     let body: PurchaseBody = parse(raw)?;
-    let named: Option<BusinessId> = body
-        .business_id
-        .as_deref()
-        .map(|b| parse_id("business_id", b))
-        .transpose()?;
-    let business_id = principal.business_for(named)?;
-    let entry = app
-        .registry
-        .business(business_id)
-        .ok_or(DomainError::NotFound("business"))?;
-    let snapshot = entry.snapshot();
+    let snapshot = named_business(app, principal, body.business_id.as_deref())?;
     let business = snapshot.business.clone();
+    let business_id = business.id;
     let currency = business.currency;
     let origin = origin_of(principal, body.origin.as_deref())?;
     let identity = body
