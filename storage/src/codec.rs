@@ -33,6 +33,18 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Decoding claims at most this many bytes: a corrupt length prefix is an error, never an
+/// allocation of whatever size it says (found by the `codec` fuzz target).
+const DECODE_LIMIT_BYTES: usize = crate::store::MAX_VALUE_BYTES;
+
+fn decode_config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DECODE_LIMIT_BYTES>,
+> {
+    bincode::config::standard().with_limit::<DECODE_LIMIT_BYTES>()
+}
+
 pub fn encode<T: Record>(value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.push(T::VERSION);
@@ -54,7 +66,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
 
 /// Decodes the bincode body of a record (after its version byte); every byte must be used.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
-    let (value, read) = bincode::serde::decode_from_slice(body, config())
+    let (value, read) = bincode::serde::decode_from_slice(body, decode_config())
         .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if read != body.len() {
         return Err(CodecError::Corrupt(format!(

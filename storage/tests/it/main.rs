@@ -278,3 +278,14 @@ fn an_oversized_key_is_refused_whole_and_the_store_goes_on() {
         Some(thing(3))
     );
 }
+
+#[test]
+fn a_corrupt_length_is_an_error_not_an_allocation() {
+    // The version byte, then a string length of 2^64 - 1 (bincode's varint: 253 and 8 bytes).
+    let mut bytes = vec![Thing::VERSION, 253];
+    bytes.extend_from_slice(&[0xff; 8]);
+    assert!(decode::<Thing>(&bytes).is_err());
+    let mut bytes = vec![Thing::VERSION, 253];
+    bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(decode::<Thing>(&bytes).is_err());
+}
