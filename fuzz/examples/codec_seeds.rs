@@ -1,0 +1,280 @@
+//! Writes the `codec` fuzz target's seeds: one encoded record of each fuzzed type, as the server
+//! would store it.
+//!
+//! Run it from the repository root with `cargo run --manifest-path fuzz/Cargo.toml --example
+//! codec_seeds -- fuzz/seeds/codec` after a change to a record's format. Without valid records
+//! to start from, libFuzzer would spend most of a short run rediscovering the bincode layout of
+//! a record before it reaches the deeper fields.
+
+use rewards_actors::events::{
+    AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, ReturnsRecord,
+    RouteFacts, SpendRecord,
+};
+use rewards_actors::idempotency::StoredResponse;
+use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
+use rewards_core::claim::ClaimCode;
+use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
+use rewards_core::identity::Identity;
+use rewards_core::matching::Side;
+use rewards_core::offer::Redemption;
+use rewards_core::purchase::{validate_purchase, LineInput, PurchaseContext, PurchaseInput};
+use rewards_core::wallet::{AwardInput, Funding, SpendAmount, SpendRequest, Wallet};
+use rewards_core::*;
+use rewards_storage::codec::{self, Record};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const NOW: Timestamp = Timestamp(1_795_000_000_000);
+
+fn eur() -> Currency {
+    Currency::parse("EUR").expect("EUR")
+}
+
+/// A two-line basket paid in dollars, so the record carries a conversion and both tax kinds.
+fn purchase() -> rewards_core::purchase::ValidatedPurchase {
+    let rates = BTreeMap::from([("USD".to_string(), Decimal::new(9, 1))]);
+    let input = PurchaseInput {
+        currency: Some("USD".into()),
+        lines: vec![
+            LineInput {
+                sku: "MILK-1L".into(),
+                name: Some("Milk".into()),
+                family: Some("dairy".into()),
+                quantity: Decimal::new(2, 0),
+                unit_price: Decimal::new(120, 2),
+                tax_rate: Some(Decimal::new(19, 2)),
+                tax_amount: None,
+            },
+            LineInput {
+                sku: "BREAD".into(),
+                name: None,
+                family: Some("bakery".into()),
+                quantity: Decimal::new(15, 1),
+                unit_price: Decimal::new(300, 2),
+                tax_rate: None,
+                tax_amount: Some(Decimal::new(21, 2)),
+            },
+        ],
+        ..Default::default()
+    };
+    validate_purchase(
+        Identity::Cim("CARD-0001".into()),
+        &input,
+        &PurchaseContext {
+            currency: eur(),
+            exchange_rates: &rates,
+            amount_tolerance: Decimal::new(1, 2),
+        },
+    )
+    .expect("the seed basket is valid")
+}
+
+/// A wallet after an instant award that was partly spent, and the entries that did it.
+fn wallet_and_entries() -> (Wallet, Vec<rewards_core::wallet::LedgerEntry>) {
+    let mut wallet = Wallet::new(
+        WalletId::from_bytes([3; 16]),
+        ContactId::from_bytes([2; 16]),
+        BusinessId::from_bytes([1; 16]),
+        eur(),
+    );
+    let event = EventId::from_bytes([7; 16]);
+    let mut entries = wallet
+        .award(
+            &AwardInput {
+                event_id: event,
+                lot_id: LotId::for_event(event, 0),
+                offer_id: Some(OfferId::from_bytes([4; 16])),
+                amount: Money(250),
+                expires_at: Some(Timestamp(1_800_000_000_000)),
+                redeem: Redemption::Instant,
+                funding: Funding::Business,
+            },
+            NOW,
+        )
+        .expect("award");
+    let spent = wallet
+        .spend(
+            &SpendRequest {
+                event_id: event,
+                amount: SpendAmount::Exact(Money(100)),
+                require_full: false,
+                limit: Money(2000),
+                min_spend: None,
+                max_spend: None,
+                blocked: false,
+                hold: None,
+            },
+            NOW,
+        )
+        .expect("spend");
+    entries.extend(spent.entries);
+    (wallet, entries)
+}
+
+fn event_record() -> EventRecord {
+    let purchase = purchase();
+    let event = EventId::from_bytes([7; 16]);
+    EventRecord {
+        id: event,
+        event_type: EventType::Purchase,
+        business_id: BusinessId::from_bytes([1; 16]),
+        contact_id: ContactId::from_bytes([2; 16]),
+        wallet_id: WalletId::from_bytes([3; 16]),
+        state: EventState::Cancelled,
+        origin: "pos".into(),
+        performed_on: NOW,
+        created_at: NOW,
+        classification: Some("grocery".into()),
+        reference_number: Some("R-1001".into()),
+        tap_code: Some("MALL-7".into()),
+        merchant_id: Some(MerchantId::from_bytes([5; 16])),
+        external_system: "pos-1".into(),
+        external_reference: Some("R-1001".into()),
+        identity: Some(purchase.identity.clone()),
+        purchase: Some(purchase),
+        payment_medium: Some(PaymentMediumRecord {
+            identifier: Some("tok_ben".into()),
+            brand: Some("visa".into()),
+            kind: Some("debit".into()),
+        }),
+        amount: Some(Money(705)),
+        awards: vec![AwardRecord {
+            offer_id: OfferId::from_bytes([4; 16]),
+            amount: Money(250),
+            redeem: Redemption::Instant,
+            expires_at: Some(Timestamp(1_800_000_000_000)),
+            lot_id: LotId::for_event(event, 0),
+            merchant_id: None,
+        }],
+        spend: Some(SpendRecord {
+            requested: Some(Money(100)),
+            spent: Money(100),
+            front_end: true,
+        }),
+        wallet_after: Default::default(),
+        spendable_after: Money(150),
+        returns: ReturnsRecord {
+            returned_lines: vec![("BREAD".into(), Decimal::new(5, 1))],
+            returned_amount: Money(150),
+            clawed_back: Money(20),
+            refunded: Money(130),
+        },
+        cancelled_at: Some(Timestamp(1_795_000_060_000)),
+        cancel_reason: Some("duplicate".into()),
+        route: Some(RouteFacts {
+            match_state: None,
+            claim_code: Some("ABCD-EFGH".into()),
+            transaction_reference: Some("NET-000123".into()),
+            processor_id: Some(ProcessorId::from_bytes([6; 16])),
+        }),
+    }
+}
+
+fn contact() -> Contact {
+    Contact {
+        id: ContactId::from_bytes([2; 16]),
+        business_id: BusinessId::from_bytes([1; 16]),
+        code: Some("C-1".into()),
+        cim: Some("CARD-0001".into()),
+        name: Some("Ben".into()),
+        email: Some("ben@example.com".into()),
+        phone: None,
+        payment_media: vec![PaymentMedium {
+            identifier: "tok_ben".into(),
+            brand: Some("visa".into()),
+            kind: None,
+        }],
+        gift_cards: vec!["GC-1".into()],
+        referral_code: "REF-1".into(),
+        wallet_id: WalletId::from_bytes([3; 16]),
+        wallet_code: "1234567890123456".into(),
+        scheme_ids: vec![SchemeId::from_bytes([8; 16])],
+        spend_blocked: true,
+        spend_block_reason: Some("fraud review".into()),
+        referred_by: Some(ContactId::from_bytes([9; 16])),
+        created_at: NOW,
+        rewards: ContactRewards::default(),
+    }
+}
+
+fn route_record() -> RouteRecord {
+    RouteRecord {
+        id: EventId::from_bytes([10; 16]),
+        business_id: BusinessId::from_bytes([1; 16]),
+        tap_code: "MALL-7".into(),
+        side: Side::Pos,
+        state: RouteState::PendingMatch,
+        performed_on: NOW,
+        created_at: NOW,
+        deadline: Timestamp(1_795_000_300_000),
+        transaction_reference: Some("NET-000123".into()),
+        reference_number: Some("R-1001".into()),
+        claim_code: Some(ClaimCode::from_random([1, 2, 3, 4, 5])),
+        processor_id: None,
+        merchant_id: None,
+        payment_medium: None,
+        purchase: purchase(),
+        pos: Some(PosFacts {
+            contact_id: ContactId::from_bytes([2; 16]),
+            spend: Some((None, true)),
+            classification: None,
+            external_system: "pos-1".into(),
+            external_reference: Some("R-1001".into()),
+            merchant_id: None,
+            origin: "pos".into(),
+        }),
+    }
+}
+
+/// Encodes `value` into `dir/name`, after checking that it decodes back to itself (a seed the
+/// codec rejects would only slow the fuzzer down).
+fn write<T: Record + PartialEq + std::fmt::Debug>(dir: &Path, name: &str, value: &T) -> Vec<u8> {
+    let bytes = codec::encode(value);
+    let back: T = codec::decode(&bytes).expect("a seed decodes");
+    assert_eq!(&back, value, "seed {name} round trips");
+    std::fs::write(dir.join(name), &bytes).expect("write a seed");
+    bytes
+}
+
+fn main() {
+    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or("fuzz/seeds/codec".into()));
+    std::fs::create_dir_all(&dir).expect("create the seed directory");
+
+    let (wallet, entries) = wallet_and_entries();
+    write(&dir, "wallet.bin", &wallet);
+    write(&dir, "ledger_entries.bin", &entries);
+    let event = write(&dir, "event.bin", &event_record());
+    write(&dir, "contact.bin", &contact());
+    write(&dir, "route.bin", &route_record());
+    write(
+        &dir,
+        "stored_response.bin",
+        &StoredResponse {
+            body_hash: [0xab; 32],
+            status: 201,
+            body: br#"{"id":"0707","state":"posted"}"#.to_vec(),
+        },
+    );
+
+    // A version 1 event (before `route` was added) takes the upgrade path of `decode_old`. It is
+    // an event without a route, written with version 1 and without the trailing absent-route byte.
+    let mut old = event_record();
+    old.route = None;
+    let mut v1 = codec::encode(&old);
+    assert_eq!(
+        v1.pop(),
+        Some(0),
+        "an absent route is one 0 byte at the end"
+    );
+    v1[0] = 1;
+    let upgraded: EventRecord = codec::decode(&v1).expect("a version 1 event decodes");
+    assert_eq!(upgraded, old);
+    std::fs::write(dir.join("event_v1.bin"), &v1).expect("write a seed");
+
+    println!(
+        "wrote 7 seeds to {} (the event is {} bytes)",
+        dir.display(),
+        event.len()
+    );
+}
