@@ -475,6 +475,8 @@ struct Change {
     reply: Reply,
     idempotency: Option<IdempotencyKey>,
     held: Held,
+    /// Scheme codes this change uses: claimed until its write is acknowledged.
+    claims: Vec<crate::scheme_codes::CodeClaim>,
     give_back: Vec<(Arc<crate::budgets::OfferRuntime>, Money)>,
     event_type: &'static str,
 }
@@ -493,6 +495,7 @@ impl Change {
             },
             idempotency: None,
             held: Held::default(),
+            claims: Vec::new(),
             give_back: Vec::new(),
             event_type,
         }
@@ -565,10 +568,13 @@ impl WalletActor {
         gauges.in_flight.fetch_add(1, Ordering::AcqRel);
         let answer = change.reply;
         let held = change.held;
+        let claims = change.claims;
         let give_back = change.give_back;
         let event_type = change.event_type;
         let started = Instant::now();
         let ack = Box::new(move |result: Result<(), StoreError>| {
+            // The store answers for the codes now (used, or free if the write failed).
+            drop(claims);
             gauges.in_flight.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Ok(()) => {
@@ -1147,30 +1153,26 @@ impl WalletActor {
         if sign_up && !member {
             let profile = self.profile()?;
             let business_id = snapshot.business.id;
-            let claimed = match (&code, &scheme.sign_up) {
+            let (claimed, claim) = match (&code, &scheme.sign_up) {
                 (Some(code), rewards_core::scheme::SignUp::Code) => {
-                    Some(self.app.scheme_codes.try_claim(
+                    let claim = self.app.scheme_codes.try_claim(
                         &self.app.store,
                         business_id,
                         scheme_id,
                         code,
                         self.contact.id,
-                    )?)
+                    )?;
+                    (Some(claim.is_some()), claim)
                 }
-                _ => None,
+                _ => (None, None),
             };
-            let checked = check_sign_up(
+            // A refusal drops the claim, which frees the code.
+            check_sign_up(
                 scheme,
                 email.as_deref().or(profile.email.as_deref()),
                 claimed,
-            );
-            if let Err(error) = checked {
-                if let (Some(true), Some(code)) = (claimed, &code) {
-                    self.app.scheme_codes.release(business_id, scheme_id, code);
-                }
-                return Err(error.into());
-            }
-            if let (Some(true), Some(code)) = (claimed, &code) {
+            )?;
+            if let (Some(claim), Some(code)) = (claim, &code) {
                 crate::scheme_codes::record_use(
                     &mut change.set,
                     business_id,
@@ -1178,6 +1180,7 @@ impl WalletActor {
                     code,
                     self.contact.id,
                 );
+                change.claims.push(claim);
             }
             change.contact.scheme_ids.push(scheme_id);
             let event_id = clock::event_id();
