@@ -29,6 +29,21 @@ pub struct LineBody {
 }
 
 impl LineBody {
+    /// What the edge checks of a basket before validation: its size and every line's SKU.
+    pub fn check_all(lines: &[LineBody]) -> Result<(), rewards_core::DomainError> {
+        use crate::limits::MAX_PURCHASE_LINES;
+        if lines.len() > MAX_PURCHASE_LINES {
+            return Err(rewards_core::DomainError::validation(
+                "lines",
+                format!("at most {MAX_PURCHASE_LINES} lines"),
+            ));
+        }
+        for (i, line) in lines.iter().enumerate() {
+            super::text(&format!("lines[{i}].sku"), &line.sku)?;
+        }
+        Ok(())
+    }
+
     pub fn input(&self) -> LineInput {
         LineInput {
             sku: self.sku.clone(),

@@ -22,7 +22,7 @@ use crate::dto::purchase::{LineBody, PaymentMediumBody};
 use crate::dto::{text, Dec};
 use crate::events::PaymentMediumRecord;
 use crate::idempotency::IdempotencyKey;
-use crate::limits::{MAX_BATCH_ITEMS, MAX_PURCHASE_LINES};
+use crate::limits::MAX_BATCH_ITEMS;
 use crate::router::flows::{self, TransactionInput};
 use crate::router::ClaimQuery;
 use crate::wallets::Reply;
@@ -74,16 +74,7 @@ async fn submit(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<
     let body: ProcessorPurchaseBody = parse(raw)?;
     let tap_code = text("tap_code", &body.tap_code)?;
     let transaction_reference = text("transaction_reference", &body.transaction_reference)?;
-    if body.lines.len() > MAX_PURCHASE_LINES {
-        return Err(DomainError::validation(
-            "lines",
-            format!("at most {MAX_PURCHASE_LINES} lines"),
-        )
-        .into());
-    }
-    for (i, line) in body.lines.iter().enumerate() {
-        text(&format!("lines[{i}].sku"), &line.sku)?;
-    }
+    LineBody::check_all(&body.lines)?;
     if body.lines.is_empty() && body.total_amount.is_none() {
         return Err(
             DomainError::validation("total_amount", "is required when there are no lines").into(),

@@ -21,14 +21,14 @@ use super::{business_for, named_business, page_body, path_id, require_role, Page
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::clock;
-use crate::dto::purchase::{render_event, render_route, PurchaseBody, SpendAmountBody};
+use crate::dto::purchase::{render_event, render_route, LineBody, PurchaseBody, SpendAmountBody};
 use crate::dto::{canonical, key_part, parse_id, text, Dec};
 use crate::events::{
     business_index_prefix, contact_index_prefix, event_key, EventRecord, EventType,
     PaymentMediumRecord,
 };
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
-use crate::limits::{MAX_BATCH_ITEMS, MAX_EVENT_SCAN, MAX_PURCHASE_LINES};
+use crate::limits::{MAX_BATCH_ITEMS, MAX_EVENT_SCAN};
 use crate::router::flows::{self, PosPurchase};
 use crate::router::records::{record_key, PosFacts, RouteRecord};
 use crate::wallets::{self, Command, PurchaseJob, Reply, ReturnJob};
@@ -141,16 +141,7 @@ pub async fn submit_purchase(
         .as_ref()
         .ok_or_else(|| DomainError::validation("identity", "exactly one identity is required"))?
         .validate("identity")?;
-    if body.lines.len() > MAX_PURCHASE_LINES {
-        return Err(DomainError::validation(
-            "lines",
-            format!("at most {MAX_PURCHASE_LINES} lines"),
-        )
-        .into());
-    }
-    for (i, line) in body.lines.iter().enumerate() {
-        text(&format!("lines[{i}].sku"), &line.sku)?;
-    }
+    LineBody::check_all(&body.lines)?;
     // The TAP: named, else the caller's IP, else none (the business itself).
     let tap = match body.tap_code.as_deref().map(str::trim) {
         Some(code) => Some(
