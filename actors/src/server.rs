@@ -145,9 +145,7 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
                 }
             })
             .configure(crate::http::routes)
-            .default_service(web::to(|| async {
-                ApiError::Domain(DomainError::NotFound("resource")).error_response()
-            }))
+            .default_service(web::to(crate::http::openapi::method_not_allowed))
     })
     .workers(config.http_workers())
     .client_request_timeout(HEADER_READ_TIMEOUT)

@@ -35,14 +35,22 @@ impl Identity {
 
 /// The identity object as a caller sends it: every field optional, exactly one must be given.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct IdentityInput {
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub wallet_code: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub otp: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub contact_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub contact_code: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub cim: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub gift_card: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub payment_medium_identifier: Option<String>,
 }
 

@@ -12,8 +12,9 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct BusinessBody {
+    #[schema(max_length = 256)]
     pub name: String,
     pub currency: String,
     #[serde(default)]
@@ -21,7 +22,7 @@ pub struct BusinessBody {
 }
 
 /// Any subset of the settings; `min_spend`/`max_spend` may be set to null explicitly.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SettingsPatch {
     pub reward_resolution: Option<RewardResolution>,
     pub spend_model: Option<SpendModel>,
@@ -160,14 +161,14 @@ pub fn render_business(b: &Business) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct FeeBody {
     #[serde(rename = "type")]
     pub kind: FeeKind,
     pub value: Dec,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct TermsBody {
     #[serde(default)]
     pub award_contribution_percent: Option<Dec>,
@@ -179,8 +180,9 @@ pub struct TermsBody {
     pub reduction_method: Option<ReductionMethod>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct MerchantBody {
+    #[schema(max_length = 256)]
     pub name: String,
     #[serde(default)]
     pub commercial_terms: Option<TermsBody>,
@@ -258,8 +260,9 @@ pub fn render_merchant(m: &Merchant) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TapBody {
+    #[schema(max_length = 256)]
     pub code: String,
     #[serde(default)]
     pub merchant_id: Option<String>,
@@ -278,13 +281,14 @@ pub fn render_tap(t: &Tap) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RateBody {
     pub rate: Dec,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SchemeBody {
+    #[schema(max_length = 256)]
     pub name: String,
     pub sign_up: String,
     #[serde(default)]
@@ -355,7 +359,7 @@ pub fn render_scheme(s: &Scheme) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TiersBody {
     pub period_days: u32,
     #[serde(default)]
@@ -363,8 +367,9 @@ pub struct TiersBody {
     pub levels: Vec<LevelBody>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LevelBody {
+    #[schema(max_length = 256)]
     pub name: String,
     pub value_units: Dec,
 }

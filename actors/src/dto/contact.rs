@@ -4,8 +4,9 @@ use rewards_core::contact::Contact;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize, Clone, Default)]
+#[derive(Deserialize, Clone, Default, utoipa::ToSchema)]
 pub struct PaymentMediumInput {
+    #[schema(max_length = 256)]
     pub identifier: String,
     #[serde(default)]
     pub brand: Option<String>,
@@ -13,17 +14,22 @@ pub struct PaymentMediumInput {
     pub kind: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ContactBody {
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub code: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub cim: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub email: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub phone: Option<String>,
     #[serde(default)]
     pub payment_media: Vec<PaymentMediumInput>,
@@ -33,24 +39,27 @@ pub struct ContactBody {
     pub referred_by: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SpendBlockBody {
     pub blocked: bool,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SchemeActionBody {
     pub action: String,
     pub scheme_id: String,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub email: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub code: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct SessionBody {
     #[serde(default)]
     pub ttl_seconds: Option<u64>,

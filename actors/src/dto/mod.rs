@@ -20,6 +20,40 @@ impl<'de> Deserialize<'de> for Dec {
     }
 }
 
+/// A decimal in the OpenAPI document: the grammar `parse_decimal` accepts, as a string or a
+/// JSON number.
+impl utoipa::PartialSchema for Dec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        decimal_schema("A decimal: an optional `-`, digits, an optional `.` and digits")
+    }
+}
+
+impl utoipa::ToSchema for Dec {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+}
+
+/// A decimal string (the grammar of [`rewards_core::money::parse_decimal`]) or a JSON number.
+pub fn decimal_schema(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(DECIMAL_PATTERN))
+                .max_length(Some(rewards_core::money::MAX_DECIMAL_CHARS)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .description(Some(description))
+        .into()
+}
+
+/// What [`rewards_core::money::parse_decimal`] accepts, as a regular expression.
+pub const DECIMAL_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?$";
+
 /// A decimal serializes as its normalized text, so `"1"`, `1` and `"1.00"` read the same: the
 /// parsed request, not its bytes, is what an idempotent repeat is compared by.
 impl serde::Serialize for Dec {

@@ -12,8 +12,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct OfferBody {
+    #[schema(max_length = 256)]
     pub name: String,
     #[serde(default)]
     pub scheme_id: Option<String>,
@@ -41,7 +42,7 @@ pub struct OfferBody {
     pub limits: LimitsBody,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ConditionsBody {
     #[serde(default)]
     pub classifications: Vec<String>,
@@ -79,13 +80,13 @@ pub struct ConditionsBody {
     pub award_referred: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct VisitsBody {
     pub count: u32,
     pub period_days: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AwardBody {
     pub kind: String,
     #[serde(default)]
@@ -98,7 +99,7 @@ pub struct AwardBody {
     pub cap: Option<Dec>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct LimitsBody {
     #[serde(default)]
     pub per_contact: Option<u32>,

@@ -13,8 +13,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value};
 
-#[derive(Deserialize, Serialize, Clone)]
+#[derive(Deserialize, Serialize, Clone, utoipa::ToSchema)]
 pub struct LineBody {
+    #[schema(max_length = 256)]
     pub sku: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -57,7 +58,7 @@ impl LineBody {
     }
 }
 
-#[derive(Deserialize, Serialize, Clone, Default)]
+#[derive(Deserialize, Serialize, Clone, Default, utoipa::ToSchema)]
 pub struct PaymentMediumBody {
     #[serde(default)]
     pub identifier: Option<String>,
@@ -73,6 +74,23 @@ pub enum SpendAmountBody {
     All,
     Amount(Decimal),
 }
+
+impl utoipa::PartialSchema for SpendAmountBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["all"])),
+            )
+            .item(super::decimal_schema("An amount to spend"))
+            .description(Some("`\"all\"` (everything spendable) or an amount"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SpendAmountBody {}
 
 impl Serialize for SpendAmountBody {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -102,34 +120,40 @@ impl<'de> Deserialize<'de> for SpendAmountBody {
     }
 }
 
-#[derive(Deserialize, Serialize, Clone)]
+#[derive(Deserialize, Serialize, Clone, utoipa::ToSchema)]
 pub struct SpendBody {
     pub amount: SpendAmountBody,
     #[serde(default)]
     pub require_full: bool,
 }
 
-#[derive(Deserialize, Serialize, Clone, Default)]
+#[derive(Deserialize, Serialize, Clone, Default, utoipa::ToSchema)]
 pub struct PurchaseBody {
     #[serde(default)]
     pub business_id: Option<String>,
     #[serde(default)]
     pub identity: Option<IdentityInput>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub tap_code: Option<String>,
     #[serde(default)]
     pub performed_on: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub reference_number: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub external_system: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub external_reference: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub classification: Option<String>,
     #[serde(default)]
     pub currency: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub lines: Vec<LineBody>,
     #[serde(default)]
     pub discount_amount: Option<Dec>,
@@ -146,6 +170,7 @@ pub struct PurchaseBody {
     #[serde(default)]
     pub estimate_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub transaction_reference: Option<String>,
     #[serde(default)]
     pub origin: Option<String>,

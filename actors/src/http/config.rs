@@ -63,6 +63,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/merchants",
+    tag = "configuration",
+    summary = "Add a merchant with its commercial terms",
+    request_body = MerchantBody,
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 201, description = "The merchant", body = serde_json::Value),
+    )
+)]
 async fn create_merchant(
     app: web::Data<App>,
     principal: Principal,
@@ -96,6 +109,19 @@ async fn create_merchant(
     Ok(created(&render_merchant(&merchant)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/taps",
+    tag = "configuration",
+    summary = "Add a terminal (TAP) of the business",
+    request_body = TapBody,
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 201, description = "The TAP", body = serde_json::Value),
+    )
+)]
 async fn create_tap(
     app: web::Data<App>,
     principal: Principal,
@@ -154,6 +180,20 @@ async fn create_tap(
     Ok(created(&render_tap(&tap)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/businesses/{b}/exchange-rates/{currency}",
+    tag = "configuration",
+    summary = "Set the exchange rate of a foreign currency",
+    request_body = RateBody,
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+        ("currency" = String, Path, description = "An ISO 4217 currency code"),
+    ),
+    responses(
+        (status = 200, description = "The rate", body = serde_json::Value),
+    )
+)]
 async fn put_rate(
     app: web::Data<App>,
     principal: Principal,
@@ -200,6 +240,19 @@ async fn put_rate(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/schemes",
+    tag = "configuration",
+    summary = "Create a reward scheme",
+    request_body = SchemeBody,
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 201, description = "The scheme", body = serde_json::Value),
+    )
+)]
 async fn create_scheme(
     app: web::Data<App>,
     principal: Principal,
@@ -248,6 +301,18 @@ async fn create_scheme(
     Ok(created(&body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{b}/schemes",
+    tag = "configuration",
+    summary = "The business's schemes",
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 200, description = "The schemes", body = serde_json::Value),
+    )
+)]
 async fn list_schemes(
     app: web::Data<App>,
     principal: Principal,
@@ -293,6 +358,19 @@ async fn set_scheme_state(
     Ok(ok(&render_scheme(&scheme)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/schemes/{s}/activate",
+    tag = "configuration",
+    summary = "Activate a scheme",
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+        ("s" = uuid::Uuid, Path, description = "The scheme's id"),
+    ),
+    responses(
+        (status = 200, description = "The scheme", body = serde_json::Value),
+    )
+)]
 async fn activate_scheme(
     app: web::Data<App>,
     principal: Principal,
@@ -301,6 +379,19 @@ async fn activate_scheme(
     set_scheme_state(app, principal, path, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/schemes/{s}/deactivate",
+    tag = "configuration",
+    summary = "Deactivate a scheme",
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+        ("s" = uuid::Uuid, Path, description = "The scheme's id"),
+    ),
+    responses(
+        (status = 200, description = "The scheme", body = serde_json::Value),
+    )
+)]
 async fn deactivate_scheme(
     app: web::Data<App>,
     principal: Principal,
@@ -309,6 +400,19 @@ async fn deactivate_scheme(
     set_scheme_state(app, principal, path, false).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/businesses/{b}/tiers",
+    tag = "configuration",
+    summary = "Set the tier levels",
+    request_body = TiersBody,
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 200, description = "The tiers", body = serde_json::Value),
+    )
+)]
 async fn put_tiers(
     app: web::Data<App>,
     principal: Principal,
@@ -321,11 +425,14 @@ async fn put_tiers(
     let levels = body
         .levels
         .into_iter()
-        .map(|l| TierLevel {
-            name: l.name.trim().to_string(),
-            value_units: l.value_units.0,
+        .enumerate()
+        .map(|(i, l)| {
+            Ok(TierLevel {
+                name: text(&format!("levels[{i}].name"), &l.name)?,
+                value_units: l.value_units.0,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, rewards_core::FieldError>>()?;
     let tiers = TierConfig::new(
         body.period_days,
         body.conversion_rate
@@ -360,6 +467,19 @@ fn publish_offer(entry: &BusinessEntry, runtime: Arc<OfferRuntime>) {
     *entry.offers.write() = Arc::new(OfferSet::from_runtimes(runtimes.into_values()));
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/offers",
+    tag = "configuration",
+    summary = "Create a reward offer",
+    request_body = OfferBody,
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 201, description = "The offer", body = serde_json::Value),
+    )
+)]
 async fn create_offer(
     app: web::Data<App>,
     principal: Principal,
@@ -426,6 +546,19 @@ fn find_offer(entry: &BusinessEntry, id: &str) -> ApiResult<Arc<OfferRuntime>> {
         .ok_or_else(|| DomainError::NotFound("offer").into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{b}/offers/{o}",
+    tag = "configuration",
+    summary = "An offer with its statistics",
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+        ("o" = uuid::Uuid, Path, description = "The offer's id"),
+    ),
+    responses(
+        (status = 200, description = "The offer", body = serde_json::Value),
+    )
+)]
 async fn get_offer(
     app: web::Data<App>,
     principal: Principal,
@@ -470,6 +603,19 @@ async fn set_offer_state(
     Ok(ok(&rendered))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/offers/{o}/activate",
+    tag = "configuration",
+    summary = "Activate an offer",
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+        ("o" = uuid::Uuid, Path, description = "The offer's id"),
+    ),
+    responses(
+        (status = 200, description = "The offer", body = serde_json::Value),
+    )
+)]
 async fn activate_offer(
     app: web::Data<App>,
     principal: Principal,
@@ -478,6 +624,19 @@ async fn activate_offer(
     set_offer_state(app, principal, path, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/offers/{o}/deactivate",
+    tag = "configuration",
+    summary = "Deactivate an offer",
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+        ("o" = uuid::Uuid, Path, description = "The offer's id"),
+    ),
+    responses(
+        (status = 200, description = "The offer", body = serde_json::Value),
+    )
+)]
 async fn deactivate_offer(
     app: web::Data<App>,
     principal: Principal,

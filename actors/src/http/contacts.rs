@@ -73,6 +73,19 @@ fn referral_code() -> String {
         .collect()
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{b}/contacts",
+    tag = "contacts",
+    summary = "Register a contact and open its wallet",
+    request_body(content = Option<ContactBody>, description = "May be empty"),
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 201, description = "The contact", body = serde_json::Value),
+    )
+)]
 async fn create_contact(
     app: web::Data<App>,
     principal: Principal,
@@ -207,6 +220,18 @@ async fn create_contact(
     Ok(created(&render_contact(&contact)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/contacts/{c}",
+    tag = "contacts",
+    summary = "A contact",
+    params(
+        ("c" = uuid::Uuid, Path, description = "The contact's id"),
+    ),
+    responses(
+        (status = 200, description = "The contact", body = serde_json::Value),
+    )
+)]
 async fn get_contact(
     app: web::Data<App>,
     principal: Principal,
@@ -222,6 +247,19 @@ async fn get_contact(
     Ok(ok(&render_contact(&contact)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/contacts/{c}/spend-block",
+    tag = "contacts",
+    summary = "Block or unblock spending",
+    request_body = SpendBlockBody,
+    params(
+        ("c" = uuid::Uuid, Path, description = "The contact's id"),
+    ),
+    responses(
+        (status = 200, description = "The contact", body = serde_json::Value),
+    )
+)]
 async fn spend_block(
     app: web::Data<App>,
     principal: Principal,
@@ -245,6 +283,19 @@ async fn spend_block(
     Ok(answer(Ok((reply, false))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/contacts/{c}/schemes",
+    tag = "contacts",
+    summary = "Sign a contact up to a scheme or take it off",
+    request_body = SchemeActionBody,
+    params(
+        ("c" = uuid::Uuid, Path, description = "The contact's id"),
+    ),
+    responses(
+        (status = 200, description = "The contact's schemes", body = serde_json::Value),
+    )
+)]
 async fn scheme_action(
     app: web::Data<App>,
     principal: Principal,
@@ -284,6 +335,19 @@ async fn scheme_action(
     Ok(answer(Ok((reply, false))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/contacts/{c}/sessions",
+    tag = "contacts",
+    summary = "A session token for the consumer app",
+    request_body(content = Option<SessionBody>, description = "May be empty"),
+    params(
+        ("c" = uuid::Uuid, Path, description = "The contact's id"),
+    ),
+    responses(
+        (status = 201, description = "The session", body = serde_json::Value),
+    )
+)]
 async fn create_session(
     app: web::Data<App>,
     principal: Principal,
@@ -344,6 +408,18 @@ fn visible_wallet(
     Ok((wallet, contact))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/{w}",
+    tag = "wallets",
+    summary = "A wallet: balances and open lots",
+    params(
+        ("w" = uuid::Uuid, Path, description = "The wallet's id"),
+    ),
+    responses(
+        (status = 200, description = "The wallet", body = serde_json::Value),
+    )
+)]
 async fn get_wallet(
     app: web::Data<App>,
     principal: Principal,
@@ -362,6 +438,19 @@ async fn get_wallet(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/wallets/{w}/journal",
+    tag = "wallets",
+    summary = "The wallet's ledger entries, newest first",
+    params(
+        ("w" = uuid::Uuid, Path, description = "The wallet's id"),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of entries", body = super::Page),
+    )
+)]
 async fn journal(
     app: web::Data<App>,
     principal: Principal,
@@ -379,20 +468,36 @@ async fn journal(
     };
     let (entries, next) = crate::ledger::page(&app.store, wallet.id, before, query.limit()?)?;
     let items: Vec<_> = entries.iter().map(|e| render_entry(&wallet, e)).collect();
-    Ok(ok(
-        &json!({"items": items, "next_cursor": next.map(|s| s.to_string())}),
-    ))
+    Ok(ok(&super::Page {
+        items,
+        next_cursor: next.map(|s| s.to_string()),
+    }))
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 struct TopupBody {
     amount: Dec,
     #[serde(default)]
+    #[schema(max_length = 256)]
     external_system: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     external_reference: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{w}/topups",
+    tag = "wallets",
+    summary = "Add commerce money to a wallet",
+    request_body = TopupBody,
+    params(
+        ("w" = uuid::Uuid, Path, description = "The wallet's id"),
+    ),
+    responses(
+        (status = 201, description = "The top-up event", body = serde_json::Value),
+    )
+)]
 async fn topup(
     app: web::Data<App>,
     principal: Principal,
@@ -454,12 +559,25 @@ async fn run_topup(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct PayoutBody {
     #[serde(default)]
     amount: Option<Dec>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/wallets/{w}/payouts",
+    tag = "wallets",
+    summary = "Pay out the wallet's open money",
+    request_body(content = Option<PayoutBody>, description = "May be empty"),
+    params(
+        ("w" = uuid::Uuid, Path, description = "The wallet's id"),
+    ),
+    responses(
+        (status = 201, description = "The payout event", body = serde_json::Value),
+    )
+)]
 async fn payout(
     app: web::Data<App>,
     principal: Principal,

@@ -5,10 +5,11 @@ pub mod auth;
 mod config;
 mod contacts;
 pub mod json;
+pub mod openapi;
 mod operator;
 mod ops;
 pub mod problem;
-mod processor;
+pub mod processor;
 mod purchases;
 
 use actix_web::web;
@@ -38,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     contacts::routes(cfg);
     operator::routes(cfg);
     config::routes(cfg);
+    openapi::routes(cfg);
 }
 
 /// A path id that does not parse names nothing: 404.
@@ -96,8 +98,11 @@ fn require_role(principal: &Principal, roles: &[Role]) -> Result<(), ApiError> {
     }
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Items per page.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -127,6 +132,17 @@ impl PageQuery {
     }
 }
 
-fn page_body(items: Vec<serde_json::Value>, next: Option<Vec<u8>>) -> serde_json::Value {
-    serde_json::json!({"items": items, "next_cursor": next.map(hex::encode)})
+/// A page of a list: its items and the cursor of the next page (`null` on the last).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Page {
+    #[schema(max_items = 1000)]
+    pub items: Vec<serde_json::Value>,
+    pub next_cursor: Option<String>,
+}
+
+fn page_body(items: Vec<serde_json::Value>, next: Option<Vec<u8>>) -> Page {
+    Page {
+        items,
+        next_cursor: next.map(hex::encode),
+    }
 }

@@ -34,6 +34,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/keys/{id}", web::delete().to(revoke_key));
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/businesses",
+    tag = "operator",
+    summary = "Create a business",
+    request_body = BusinessBody,
+    responses(
+        (status = 201, description = "The business", body = serde_json::Value),
+    )
+)]
 async fn create_business(
     app: web::Data<App>,
     principal: Principal,
@@ -83,6 +93,18 @@ async fn create_business(
     Ok(created(&render_business(&business)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}",
+    tag = "operator",
+    summary = "A business",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 200, description = "The business", body = serde_json::Value),
+    )
+)]
 async fn get_business(
     app: web::Data<App>,
     principal: Principal,
@@ -93,6 +115,19 @@ async fn get_business(
     Ok(ok(&render_business(&entry.business())))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/businesses/{id}/settings",
+    tag = "operator",
+    summary = "Change some of a business's settings",
+    request_body(content = Option<SettingsPatch>, description = "May be empty"),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The business's id"),
+    ),
+    responses(
+        (status = 200, description = "The whole settings", body = serde_json::Value),
+    )
+)]
 async fn patch_settings(
     app: web::Data<App>,
     principal: Principal,
@@ -115,11 +150,22 @@ async fn patch_settings(
     Ok(ok(&rendered))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ProcessorBody {
+    #[schema(max_length = 256)]
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/processors",
+    tag = "operator",
+    summary = "Register a transaction processor",
+    request_body = ProcessorBody,
+    responses(
+        (status = 201, description = "The processor", body = serde_json::Value),
+    )
+)]
 async fn create_processor(
     app: web::Data<App>,
     principal: Principal,
@@ -144,7 +190,7 @@ async fn create_processor(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct KeyBody {
     role: Role,
     #[serde(default)]
@@ -197,6 +243,16 @@ pub async fn issue_key(app: &App, mut record: KeyRecord) -> ApiResult<serde_json
     Ok(body)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "operator",
+    summary = "Issue an API key (shown only in this answer)",
+    request_body = KeyBody,
+    responses(
+        (status = 201, description = "The key", body = serde_json::Value),
+    )
+)]
 async fn create_key(
     app: web::Data<App>,
     principal: Principal,
@@ -272,6 +328,18 @@ async fn create_key(
     Ok(created(&body))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    tag = "operator",
+    summary = "Revoke a key at once",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The key's id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+    )
+)]
 async fn revoke_key(
     app: web::Data<App>,
     principal: Principal,

@@ -13,10 +13,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics));
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    summary = "Liveness: 200 as soon as the process serves",
+    responses(
+        (status = 200, description = "Live", body = serde_json::Value),
+    )
+)]
 async fn live() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "live"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    summary = "Readiness: 200 while writes are accepted, 503 otherwise",
+    responses(
+        (status = 200, description = "Ready", body = serde_json::Value),
+    )
+)]
 async fn ready(app: web::Data<App>) -> HttpResponse {
     if app.is_ready() && !app.store.is_poisoned() {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
@@ -64,6 +82,15 @@ pub fn render_metrics(app: &App) -> String {
     prometheus().render()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    summary = "Prometheus metrics (text format)",
+    responses(
+        (status = 200, description = "The metrics", body = String, content_type = "text/plain"),
+    )
+)]
 async fn metrics(app: web::Data<App>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -13,6 +13,8 @@ use crate::limits::RETRY_AFTER_SECONDS;
 pub enum ApiError {
     Domain(DomainError),
     PayloadTooLarge,
+    /// The path exists, the method does not: 405 with the methods it has (`Allow`).
+    MethodNotAllowed(&'static str),
     /// A bug or a storage failure: logged, answered 500 without details.
     Internal(String),
 }
@@ -45,6 +47,7 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Domain(e) => fmt::Display::fmt(e, f),
             ApiError::PayloadTooLarge => f.write_str("the request body is too large"),
+            ApiError::MethodNotAllowed(allow) => write!(f, "this path answers only {allow}"),
             ApiError::Internal(e) => write!(f, "internal error: {e}"),
         }
     }
@@ -77,20 +80,28 @@ pub fn status_of(error: &DomainError) -> StatusCode {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An error answer (`application/problem+json`, RFC 9457) with the API's error `code`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     kind: &'static str,
     title: &'a str,
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// One of the error codes of the API.
+    #[schema(example = "validation_failed")]
     code: &'a str,
     detail: String,
+    /// The fields at fault, for `validation_failed` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<ProblemField<'a>>>,
 }
 
-#[derive(Serialize)]
-struct ProblemField<'a> {
+/// One field at fault and what is wrong with it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProblemField<'a> {
+    /// The field's path in the request, e.g. `lines[0].quantity`.
     field: &'a str,
     message: &'a str,
 }
@@ -104,6 +115,7 @@ impl ApiError {
         match self {
             ApiError::Domain(e) => e.code(),
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -149,6 +161,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Domain(e) => status_of(e),
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +175,9 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        }
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response.insert_header((header::ALLOW, *allow));
         }
         response.body(body)
     }

@@ -9,7 +9,7 @@ use rewards_core::purchase::PurchaseInput;
 use rewards_core::{DomainError, Timestamp};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::json::{ok, parse, parse_envelope};
 use super::problem::ApiResult;
@@ -36,12 +36,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/processor/purchases:batch",
         web::post().to(post_processor_batch),
     )
-    .route("/v1/purchases/claims", web::post().to(post_claim));
+    .route("/v1/purchases/claims", web::post().to(post_claim))
+    // Before `/v1/purchases/{id}` takes "claims" for an id: other methods are 405.
+    .route(
+        "/v1/purchases/claims",
+        web::route().to(super::openapi::method_not_allowed),
+    );
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 struct ProcessorPurchaseBody {
+    #[schema(max_length = 256)]
     tap_code: String,
+    #[schema(max_length = 256)]
     transaction_reference: String,
     #[serde(default)]
     total_amount: Option<Dec>,
@@ -52,6 +59,7 @@ struct ProcessorPurchaseBody {
     #[serde(default)]
     payment_medium: Option<PaymentMediumBody>,
     #[serde(default)]
+    #[schema(max_items = 1000)]
     lines: Vec<LineBody>,
 }
 
@@ -119,6 +127,16 @@ fn require_processor(principal: &Principal) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/processor/purchases",
+    tag = "processors",
+    summary = "A card purchase from a transaction processor, routed to every business on the terminal",
+    request_body = ProcessorPurchaseBody,
+    responses(
+        (status = 200, description = "What each business did with it", body = serde_json::Value),
+    )
+)]
 async fn post_processor_purchase(
     app: web::Data<App>,
     principal: Principal,
@@ -128,23 +146,51 @@ async fn post_processor_purchase(
     answer(submit(&app, &principal, &body).await)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ProcessorPurchaseBatch)]
 struct BatchBody {
+    /// Each item is parsed and answered on its own.
+    #[schema(value_type = Vec<ProcessorPurchaseBody>, max_items = 1000)]
     items: Vec<Box<RawValue>>,
 }
 
+/// The answer to a batch: one result per item, in the order of the items.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BatchResults {
+    pub results: Vec<ItemResult>,
+}
+
+/// One batch item's outcome: the status and body it would have had on its own.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ItemResult {
+    #[schema(minimum = 200, maximum = 599)]
+    pub status: u16,
+    /// The item's answer: the event, or a problem.
+    pub body: Value,
+}
+
 /// `{status, body}` of one batch item's outcome.
-pub fn item_result(outcome: ApiResult<(Reply, bool)>) -> Value {
+pub fn item_result(outcome: ApiResult<(Reply, bool)>) -> ItemResult {
     let (status, body) = match outcome {
         Ok((reply, _)) => (reply.status, reply.body),
         Err(error) => error.to_parts(),
     };
-    json!({
-        "status": status.as_u16(),
-        "body": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
-    })
+    ItemResult {
+        status: status.as_u16(),
+        body: serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+    }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/processor/purchases:batch",
+    tag = "processors",
+    summary = "Up to 1000 processor purchases; every item gets its own result",
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "One result per item, in order", body = BatchResults),
+    )
+)]
 async fn post_processor_batch(
     app: web::Data<App>,
     principal: Principal,
@@ -166,28 +212,42 @@ async fn post_processor_batch(
         async move { item_result(submit(app, principal, item.get().as_bytes()).await) }
     }))
     .await;
-    Ok(ok(&json!({ "results": results })))
+    Ok(ok(&BatchResults { results }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct ClaimBody {
     #[serde(default)]
     business_id: Option<String>,
     #[serde(default)]
     identity: Option<rewards_core::identity::IdentityInput>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     claim_code: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     tap_code: Option<String>,
     #[serde(default)]
     total_amount: Option<Dec>,
     #[serde(default)]
     performed_on: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     reference_number: Option<String>,
 }
 
 /// A contact claims a purchase with its session; a business claims one for a contact it names.
+#[utoipa::path(
+    post,
+    path = "/v1/purchases/claims",
+    tag = "purchases",
+    summary = "Claim an unclaimed card purchase by its code or receipt",
+    request_body = ClaimBody,
+    responses(
+        (status = 200, description = "The claimed purchase, now posted to the contact", body = serde_json::Value),
+        (status = 201, description = "The claimed purchase, now posted to the contact", body = serde_json::Value),
+    )
+)]
 async fn post_claim(app: web::Data<App>, principal: Principal, body: web::Bytes) -> HttpResponse {
     let app = app.into_inner();
     answer(run_claim(&app, &principal, &body).await.map(|r| (r, false)))

@@ -1,5 +1,6 @@
 //! Purchases: submission (single and batch), reads, void, returns, and the business's event list.
 
+use super::processor::{item_result, BatchResults};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::future::join_all;
@@ -10,7 +11,6 @@ use rewards_core::{BusinessId, ContactId, DomainError, EventId, Timestamp};
 use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/purchases:batch", web::post().to(post_batch))
         .route("/v1/purchases/{id}", web::get().to(get_purchase))
         .route("/v1/purchases/{id}/void", web::post().to(void_purchase))
-        .route("/v1/events/{id}/void", web::post().to(void_purchase))
+        .route("/v1/events/{id}/void", web::post().to(void_event))
         .route("/v1/purchases/{id}/returns", web::post().to(return_lines))
         .route("/v1/businesses/{b}/events", web::get().to(list_events));
 }
@@ -100,6 +100,18 @@ pub fn answer(result: ApiResult<(Reply, bool)>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchases",
+    tag = "purchases",
+    summary = "Submit a purchase: identify the customer, award, spend",
+    request_body = PurchaseBody,
+    responses(
+        (status = 201, description = "The posted purchase with its awards and spend", body = serde_json::Value),
+        (status = 202, description = "Match mode: the purchase waits for its card transaction", body = serde_json::Value),
+        (status = 200, description = "Match mode: matched with a waiting card transaction", body = serde_json::Value),
+    )
+)]
 async fn post_purchase(
     request: HttpRequest,
     app: web::Data<App>,
@@ -270,11 +282,24 @@ pub async fn submit_purchase(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PurchaseBatch)]
 struct BatchBody {
+    /// Each item is parsed and answered on its own.
+    #[schema(value_type = Vec<PurchaseBody>, max_items = 1000)]
     items: Vec<Box<RawValue>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchases:batch",
+    tag = "purchases",
+    summary = "Submit up to 1000 purchases; every item gets its own result",
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "One result per item, in order", body = crate::http::processor::BatchResults),
+    )
+)]
 async fn post_batch(
     request: HttpRequest,
     app: web::Data<App>,
@@ -293,29 +318,17 @@ async fn post_batch(
     }
     let peer = request.peer_addr().map(|a| a.ip().to_string());
     // Each item stands alone; they run concurrently (items of one wallet queue in its actor).
-    let results = join_all(batch.items.iter().map(|item| {
-        let app = &app;
-        let principal = &principal;
-        let peer = peer.as_deref();
-        async move {
-            let outcome = submit_purchase(app, principal, item.get().as_bytes(), peer).await;
-            match outcome {
-                Ok((reply, _)) => json!({
-                    "status": reply.status.as_u16(),
-                    "body": serde_json::from_slice::<Value>(&reply.body).unwrap_or(Value::Null),
-                }),
-                Err(error) => {
-                    let (status, body) = error.to_parts();
-                    json!({
-                        "status": status.as_u16(),
-                        "body": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
-                    })
-                }
+    let results =
+        join_all(batch.items.iter().map(|item| {
+            let app = &app;
+            let principal = &principal;
+            let peer = peer.as_deref();
+            async move {
+                item_result(submit_purchase(app, principal, item.get().as_bytes(), peer).await)
             }
-        }
-    }))
-    .await;
-    Ok(ok(&json!({"results": results})))
+        }))
+        .await;
+    Ok(ok(&BatchResults { results }))
 }
 
 /// An event the key may see: business and pos keys their business's, contact keys their own.
@@ -345,6 +358,18 @@ fn currency_of(app: &App, business: BusinessId) -> ApiResult<rewards_core::Curre
         .currency)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/purchases/{id}",
+    tag = "purchases",
+    summary = "A purchase (also waiting, unmatched or unclaimed ones)",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The event's id"),
+    ),
+    responses(
+        (status = 200, description = "The purchase", body = serde_json::Value),
+    )
+)]
 async fn get_purchase(
     app: web::Data<App>,
     principal: Principal,
@@ -390,12 +415,26 @@ fn visible_route(app: &App, principal: &Principal, id: &str) -> ApiResult<RouteR
     Ok(route)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct VoidBody {
     #[serde(default)]
+    #[schema(max_length = 256)]
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchases/{id}/void",
+    tag = "purchases",
+    summary = "Void a purchase: reverse its awards and spend",
+    request_body(content = Option<VoidBody>, description = "May be empty"),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The event's id"),
+    ),
+    responses(
+        (status = 200, description = "The voided purchase", body = serde_json::Value),
+    )
+)]
 async fn void_purchase(
     app: web::Data<App>,
     principal: Principal,
@@ -429,21 +468,59 @@ async fn void_purchase(
     Ok(answer(Ok((reply, false))))
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[utoipa::path(
+    post,
+    path = "/v1/events/{id}/void",
+    tag = "purchases",
+    summary = "Void an event: reverse what it did",
+    request_body(content = Option<VoidBody>, description = "May be empty"),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The event's id"),
+    ),
+    responses(
+        (status = 200, description = "The voided event", body = serde_json::Value),
+    )
+)]
+async fn void_event(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    void_purchase(app, principal, path, body).await
+}
+
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 struct ReturnLineBody {
+    #[schema(max_length = 256)]
     sku: String,
     quantity: Dec,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 struct ReturnBody {
     lines: Vec<ReturnLineBody>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     external_system: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     external_reference: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchases/{id}/returns",
+    tag = "purchases",
+    summary = "Return lines of a purchase: claw back their share of awards, refund their share of spend",
+    request_body = ReturnBody,
+    params(
+        ("id" = uuid::Uuid, Path, description = "The event's id"),
+    ),
+    responses(
+        (status = 201, description = "The return event", body = serde_json::Value),
+    )
+)]
 async fn return_lines(
     app: web::Data<App>,
     principal: Principal,
@@ -506,18 +583,34 @@ async fn run_return(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
     #[serde(rename = "type")]
     event_type: Option<String>,
     contact_id: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// Items per page.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
 /// The business's events, newest first, filtered by type, contact and time.
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{b}/events",
+    tag = "purchases",
+    summary = "The business's events, newest first, filtered by type, contact and time",
+    params(
+        ("b" = uuid::Uuid, Path, description = "The business's id"),
+        EventsQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = crate::http::Page),
+    )
+)]
 async fn list_events(
     app: web::Data<App>,
     principal: Principal,

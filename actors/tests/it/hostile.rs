@@ -362,3 +362,59 @@ async fn resident_wallet_actors_are_bounded() {
     }
     server.stop();
 }
+
+/// The contract is served without a key; a method a documented path lacks is 405 with `Allow`,
+/// not 404; a body that is not an object is refused as a whole, never read as a struct's
+/// fields in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_is_served_and_its_edges_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "sync");
+    let w = world(&server.client(), "EUR").await;
+    let document = w
+        .api
+        .send(reqwest::Method::GET, "/openapi.json", None, None)
+        .await
+        .unwrap();
+    assert_eq!(document.status, 200);
+    assert_eq!(document.body["openapi"], "3.1.0");
+    let paths = document.body["paths"].as_object().unwrap();
+    for path in [
+        "/v1/purchases",
+        "/v1/processor/purchases",
+        "/v1/purchases/claims",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
+    let page = w
+        .api
+        .send(reqwest::Method::GET, "/docs", None, None)
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.content_type.starts_with("text/html"));
+
+    // "claims" is not a purchase id: GET of the claims path is the wrong method.
+    let wrong = w.api.get("/v1/purchases/claims", &w.key).await;
+    wrong.expect_error(405, "method_not_allowed");
+    let wrong = w
+        .api
+        .send(reqwest::Method::DELETE, "/v1/purchases", Some(&w.key), None)
+        .await
+        .unwrap();
+    wrong.expect_error(405, "method_not_allowed");
+    let unknown = w.api.get("/v1/nothing-here", &w.key).await;
+    unknown.expect_error(404, "not_found");
+
+    let b = &w.business;
+    for body in [json!([null, null]), json!(["C-1"]), json!("C-1"), json!(7)] {
+        let answer = w
+            .api
+            .post(&format!("/v1/businesses/{b}/contacts"), &w.key, &body)
+            .await;
+        refused(&answer, "body");
+        let answer = w.api.post("/v1/purchases", &w.pos_key, &body).await;
+        refused(&answer, "body");
+    }
+    still_writes(&w).await;
+}
