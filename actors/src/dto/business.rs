@@ -17,7 +17,7 @@ pub struct BusinessBody {
     #[schema(max_length = 256)]
     pub name: String,
     pub currency: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub settings: Option<SettingsPatch>,
 }
 
@@ -172,9 +172,9 @@ pub struct FeeBody {
 pub struct TermsBody {
     #[serde(default)]
     pub award_contribution_percent: Option<Dec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub contribution_fee: Option<FeeBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub settlement_fee: Option<FeeBody>,
     #[serde(default)]
     pub reduction_method: Option<ReductionMethod>,
@@ -184,7 +184,7 @@ pub struct TermsBody {
 pub struct MerchantBody {
     #[schema(max_length = 256)]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub commercial_terms: Option<TermsBody>,
 }
 
@@ -364,6 +364,7 @@ pub struct TiersBody {
     pub period_days: u32,
     #[serde(default)]
     pub conversion_rate: Option<Dec>,
+    #[serde(deserialize_with = "crate::dto::object::list")]
     pub levels: Vec<LevelBody>,
 }
 

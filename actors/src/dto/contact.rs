@@ -31,7 +31,7 @@ pub struct ContactBody {
     #[serde(default)]
     #[schema(max_length = 256)]
     pub phone: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::list")]
     pub payment_media: Vec<PaymentMediumInput>,
     #[serde(default)]
     pub gift_cards: Vec<String>,

@@ -29,8 +29,9 @@ pub struct OfferBody {
     #[serde(default)]
     pub to: Option<String>,
     pub goal: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::one")]
     pub conditions: ConditionsBody,
+    #[serde(deserialize_with = "crate::dto::object::one")]
     pub award: AwardBody,
     #[serde(default)]
     pub validity_days: Option<u32>,
@@ -38,7 +39,7 @@ pub struct OfferBody {
     pub valid_until: Option<String>,
     #[serde(default)]
     pub redeem: Option<Redemption>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::one")]
     pub limits: LimitsBody,
 }
 
@@ -66,7 +67,7 @@ pub struct ConditionsBody {
     pub time_to: Option<String>,
     #[serde(default)]
     pub tier_levels: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub visits: Option<VisitsBody>,
     #[serde(default)]
     pub event_kinds: Vec<String>,

@@ -131,7 +131,7 @@ pub struct SpendBody {
 pub struct PurchaseBody {
     #[serde(default)]
     pub business_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub identity: Option<IdentityInput>,
     #[serde(default)]
     #[schema(max_length = 256)]
@@ -152,7 +152,7 @@ pub struct PurchaseBody {
     pub classification: Option<String>,
     #[serde(default)]
     pub currency: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::list")]
     #[schema(max_items = 1000)]
     pub lines: Vec<LineBody>,
     #[serde(default)]
@@ -163,9 +163,9 @@ pub struct PurchaseBody {
     pub tax_amount: Option<Dec>,
     #[serde(default)]
     pub total_amount: Option<Dec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub payment_medium: Option<PaymentMediumBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub spend: Option<SpendBody>,
     #[serde(default)]
     pub estimate_id: Option<String>,

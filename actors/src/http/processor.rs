@@ -56,9 +56,9 @@ struct ProcessorPurchaseBody {
     currency: Option<String>,
     #[serde(default)]
     performed_on: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     payment_medium: Option<PaymentMediumBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::list")]
     #[schema(max_items = 1000)]
     lines: Vec<LineBody>,
 }
@@ -219,7 +219,7 @@ async fn post_processor_batch(
 struct ClaimBody {
     #[serde(default)]
     business_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
     identity: Option<rewards_core::identity::IdentityInput>,
     #[serde(default)]
     #[schema(max_length = 256)]

@@ -499,6 +499,7 @@ struct ReturnLineBody {
 
 #[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 struct ReturnBody {
+    #[serde(deserialize_with = "crate::dto::object::list")]
     lines: Vec<ReturnLineBody>,
     #[serde(default)]
     #[schema(max_length = 256)]

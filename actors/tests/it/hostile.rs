@@ -416,5 +416,29 @@ async fn the_contract_is_served_and_its_edges_hold() {
         let answer = w.api.post("/v1/purchases", &w.pos_key, &body).await;
         refused(&answer, "body");
     }
+    // Nor is an array read as a nested object's fields.
+    w.contact(json!({"code": "C-1"})).await;
+    let purchase = |change: Value| {
+        let mut body = basket(json!({"contact_code": "C-1"}), "5.00");
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (change, field) in [
+        (json!({"spend": ["all"]}), "spend"),
+        (json!({"identity": ["C-1"]}), "identity"),
+        (
+            json!({"lines": [["A", null, null, "1", "5.00"]]}),
+            "lines[0]",
+        ),
+        (json!({"payment_medium": ["4111"]}), "payment_medium"),
+    ] {
+        let answer = w
+            .api
+            .post("/v1/purchases", &w.pos_key, &purchase(change))
+            .await;
+        refused(&answer, field);
+    }
     still_writes(&w).await;
 }
