@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::auth::KeyIndex;
 use crate::config::Config;
-use crate::http::problem::ApiError;
+use crate::error::Failure;
 use crate::idempotency::IdempotencyTable;
 use crate::identities::Reservations;
 use crate::registry::Registry;
@@ -64,7 +64,7 @@ impl App {
 
     /// Writes a set through the group-commit writer and waits, without blocking the thread, until
     /// it is durable.
-    pub async fn write(&self, set: WriteSet) -> Result<(), ApiError> {
+    pub async fn write(&self, set: WriteSet) -> Result<(), Failure> {
         let (tx, rx) = oneshot::channel();
         let _ = self.store.submit(
             set,
@@ -73,15 +73,15 @@ impl App {
             }),
         );
         match rx.await {
-            Ok(result) => result.map_err(ApiError::from),
-            Err(_) => Err(ApiError::Internal("the writer dropped a write".into())),
+            Ok(result) => result.map_err(Failure::from),
+            Err(_) => Err(Failure::Internal("the writer dropped a write".into())),
         }
     }
 }
 
 impl App {
     /// Writes one configuration record and waits until it is durable.
-    pub async fn write_config(&self, key: Vec<u8>, record: &ConfigRecord) -> Result<(), ApiError> {
+    pub async fn write_config(&self, key: Vec<u8>, record: &ConfigRecord) -> Result<(), Failure> {
         let mut set = WriteSet::new();
         set.put(Space::Config, key, record);
         self.write(set).await

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-use crate::http::problem::ApiError;
+use crate::error::Failure;
 
 /// The first response to a key, as stored and replayed.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub struct ClaimGuard {
 pub type IdempotencyTableRef = IdempotencyTable;
 
 impl IdempotencyTable {
-    pub fn claim(self: &Arc<Self>, store: &Store, key: &IdempotencyKey) -> Result<Claim, ApiError> {
+    pub fn claim(self: &Arc<Self>, store: &Store, key: &IdempotencyKey) -> Result<Claim, Failure> {
         match self.in_flight.entry(key.key.clone()) {
             Entry::Occupied(mut e) => {
                 if e.get().body_hash != key.body_hash {
@@ -159,7 +159,7 @@ impl IdempotencyTable {
                 // either still in flight (we wait) or already in the store (we replay).
                 let stored: Option<StoredResponse> = store
                     .get(Space::Idempotency, &key.key)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    .map_err(|e| Failure::Internal(e.to_string()))?;
                 if let Some(stored) = stored {
                     if stored.body_hash != key.body_hash {
                         return Err(DomainError::IdempotencyConflict.into());

@@ -8,7 +8,7 @@ use rewards_core::{BusinessId, ContactId, DomainError};
 use rewards_storage::keys::KeyBuilder;
 use rewards_storage::{Space, Store, StoreError};
 
-use crate::http::problem::ApiError;
+use crate::error::Failure;
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum Kind {
@@ -62,12 +62,12 @@ pub fn resolve(
     store: &Store,
     business: BusinessId,
     identity: &Identity,
-) -> Result<ContactId, ApiError> {
-    let lookup = |key: Vec<u8>| -> Result<Option<ContactId>, ApiError> {
+) -> Result<ContactId, Failure> {
+    let lookup = |key: Vec<u8>| -> Result<Option<ContactId>, Failure> {
         store
             .get_raw(Space::Identities, &key)
             .map(|v| v.and_then(|v| contact_of(&v)))
-            .map_err(ApiError::from)
+            .map_err(Failure::from)
     };
     let found = match identity {
         Identity::ContactId(id) => lookup(contact_key(business, *id))?,

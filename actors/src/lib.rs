@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod contact_state;
 pub mod dto;
+pub mod error;
 pub mod events;
 pub mod http;
 pub mod idempotency;

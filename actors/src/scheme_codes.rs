@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use rewards_core::{BusinessId, ContactId, SchemeId};
 use rewards_storage::{Space, Store, WriteSet};
 
-use crate::http::problem::ApiError;
+use crate::error::Failure;
 use crate::records::{scheme_code_key, ConfigRecord};
 
 #[derive(Default)]
@@ -43,7 +43,7 @@ impl SchemeCodes {
         scheme: SchemeId,
         code: &str,
         contact: ContactId,
-    ) -> Result<Option<CodeClaim>, ApiError> {
+    ) -> Result<Option<CodeClaim>, Failure> {
         let key = scheme_code_key(business, scheme, code.trim());
         match self.claimed.entry(key.clone()) {
             Entry::Occupied(_) => Ok(None),

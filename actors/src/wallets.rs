@@ -44,11 +44,11 @@ use crate::clock;
 use crate::contact_state::ContactState;
 use crate::dto::contact::render_contact;
 use crate::dto::purchase::{render_event, render_wallet};
+use crate::error::Failure;
 use crate::events::{
     business_index_key, contact_index_key, event_key, AwardRecord, EventRecord, EventState,
     EventType, PaymentMediumRecord, ReturnsRecord, SpendRecord,
 };
-use crate::http::problem::ApiError;
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;
 
@@ -143,7 +143,7 @@ pub enum Command {
 }
 
 enum Outcome {
-    Done(Result<Reply, ApiError>),
+    Done(Result<Reply, Failure>),
     /// The actor was passivating when the command arrived: send it again to a fresh actor.
     Retry(Command),
 }
@@ -213,7 +213,7 @@ impl WalletDirectory {
         &self,
         app: &Arc<App>,
         contact_id: ContactId,
-    ) -> Result<(Addr<WalletActor>, Arc<Gauges>), ApiError> {
+    ) -> Result<(Addr<WalletActor>, Arc<Gauges>), Failure> {
         // The common case, a resident actor, takes only a read lock on its shard.
         if let Some(resident) = self.actors.get(&contact_id) {
             if resident.0.connected() {
@@ -238,7 +238,7 @@ impl WalletDirectory {
                     .store
                     .get(Space::Wallets, wallet_id.as_bytes())?
                     .ok_or_else(|| {
-                        ApiError::Internal(format!("wallet of contact {contact_id} is missing"))
+                        Failure::Internal(format!("wallet of contact {contact_id} is missing"))
                     })?;
                 let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
                 let capacity = self.mailbox_capacity;
@@ -311,7 +311,7 @@ pub async fn call(
     app: &Arc<App>,
     contact_id: ContactId,
     command: Command,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Failure> {
     let mut command = command;
     for _ in 0..4 {
         let (addr, gauges) = app.wallets.get(app, contact_id)?;
@@ -339,7 +339,7 @@ pub async fn call(
         match rx.await {
             Ok(Outcome::Done(result)) => return result,
             Ok(Outcome::Retry(back)) => command = back,
-            Err(_) => return Err(ApiError::Internal("the wallet actor stopped".into())),
+            Err(_) => return Err(Failure::Internal("the wallet actor stopped".into())),
         }
     }
     Err(DomainError::Overloaded.into())
@@ -612,7 +612,7 @@ impl WalletActor {
     }
 
     /// Puts an event's closed lots back into the change's wallet, so its awards can be reversed.
-    fn restore_lots(&self, change: &mut Change, event: &EventRecord) -> Result<(), ApiError> {
+    fn restore_lots(&self, change: &mut Change, event: &EventRecord) -> Result<(), Failure> {
         let event_id = event.id;
         let mut lots = crate::ledger::closed_lots(&self.app.store, self.wallet.id, event_id)?;
         let recent = self.recent.as_ref().and_then(|r| r.lots.get(&event_id));
@@ -633,7 +633,7 @@ impl WalletActor {
     }
 
     /// The contact's profile from the store (the actor keeps only its state).
-    fn profile(&self) -> Result<Contact, ApiError> {
+    fn profile(&self) -> Result<Contact, Failure> {
         Ok(self
             .app
             .store
@@ -642,11 +642,11 @@ impl WalletActor {
     }
 
     /// The whole contact with `state`, as the API shows it.
-    fn whole_contact(&self, state: &ContactState) -> Result<Contact, ApiError> {
+    fn whole_contact(&self, state: &ContactState) -> Result<Contact, Failure> {
         Ok(state.apply_to(self.profile()?))
     }
 
-    fn load_event(&self, event_id: EventId) -> Result<EventRecord, ApiError> {
+    fn load_event(&self, event_id: EventId) -> Result<EventRecord, Failure> {
         if let Some(event) = self.recent.as_ref().and_then(|r| r.events.get(&event_id)) {
             return Ok(event.clone());
         }
@@ -829,7 +829,7 @@ impl WalletActor {
         }
     }
 
-    fn purchase(&mut self, job: PurchaseJob) -> Result<Change, ApiError> {
+    fn purchase(&mut self, job: PurchaseJob) -> Result<Change, Failure> {
         let now = clock::now();
         let snapshot = &job.snapshot;
         let business = &snapshot.business;
@@ -936,7 +936,7 @@ impl WalletActor {
         snapshot: &BusinessSnapshot,
         event_id: EventId,
         reason: Option<String>,
-    ) -> Result<Change, ApiError> {
+    ) -> Result<Change, Failure> {
         let now = clock::now();
         let mut event = self.load_event(event_id)?;
         if event.state == EventState::Cancelled {
@@ -981,7 +981,7 @@ impl WalletActor {
         Ok(change)
     }
 
-    fn return_lines(&mut self, job: ReturnJob) -> Result<Change, ApiError> {
+    fn return_lines(&mut self, job: ReturnJob) -> Result<Change, Failure> {
         let now = clock::now();
         let snapshot = &job.snapshot;
         let currency = snapshot.business.currency;
@@ -1059,7 +1059,7 @@ impl WalletActor {
         external_system: String,
         external_reference: Option<String>,
         idempotency: Option<IdempotencyKey>,
-    ) -> Result<Change, ApiError> {
+    ) -> Result<Change, Failure> {
         let now = clock::now();
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "top_up");
         change.entries = change.wallet.expire_due(now);
@@ -1103,7 +1103,7 @@ impl WalletActor {
         Ok(change)
     }
 
-    fn payout(&mut self, amount: Option<Money>, payout_id: EventId) -> Result<Change, ApiError> {
+    fn payout(&mut self, amount: Option<Money>, payout_id: EventId) -> Result<Change, Failure> {
         let now = clock::now();
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "payout");
         change.entries = change.wallet.expire_due(now);
@@ -1122,7 +1122,7 @@ impl WalletActor {
         Ok(change)
     }
 
-    fn spend_block(&mut self, blocked: bool, reason: Option<String>) -> Result<Change, ApiError> {
+    fn spend_block(&mut self, blocked: bool, reason: Option<String>) -> Result<Change, Failure> {
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "spend_block");
         change.contact.spend_blocked = blocked;
         change.contact.spend_block_reason = if blocked { reason } else { None };
@@ -1141,7 +1141,7 @@ impl WalletActor {
         scheme_id: SchemeId,
         email: Option<String>,
         code: Option<String>,
-    ) -> Result<Change, ApiError> {
+    ) -> Result<Change, Failure> {
         let now = clock::now();
         let scheme = snapshot
             .schemes
@@ -1255,7 +1255,7 @@ pub async fn create_contact(
     snapshot: &BusinessSnapshot,
     contact: Contact,
     identity_keys: Vec<Vec<u8>>,
-) -> Result<(Contact, Wallet), ApiError> {
+) -> Result<(Contact, Wallet), Failure> {
     let now = clock::now();
     let business = &snapshot.business;
     let wallet = Wallet::new(

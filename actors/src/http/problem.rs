@@ -6,6 +6,7 @@ use rewards_core::{DomainError, FieldError};
 use serde::Serialize;
 use std::fmt;
 
+use crate::error::Failure;
 use crate::limits::RETRY_AFTER_SECONDS;
 
 /// An error answered to an HTTP client.
@@ -25,14 +26,18 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<Failure> for ApiError {
+    fn from(e: Failure) -> ApiError {
+        match e {
+            Failure::Domain(e) => ApiError::Domain(e),
+            Failure::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<rewards_storage::StoreError> for ApiError {
     fn from(e: rewards_storage::StoreError) -> ApiError {
-        use rewards_storage::StoreError;
-        match e {
-            StoreError::Overloaded => ApiError::Domain(DomainError::Overloaded),
-            StoreError::Poisoned | StoreError::Closed => ApiError::Domain(DomainError::NotReady),
-            other => ApiError::Internal(other.to_string()),
-        }
+        Failure::from(e).into()
     }
 }
 

@@ -315,5 +315,5 @@ async fn run_claim(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResu
             .into())
         }
     };
-    flows::claim(app, snapshot, contact, query, tap_code).await
+    Ok(flows::claim(app, snapshot, contact, query, tap_code).await?)
 }

@@ -23,6 +23,7 @@ use crate::auth::{Principal, Role};
 use crate::clock;
 use crate::dto::purchase::{render_event, render_route, LineBody, PurchaseBody, SpendAmountBody};
 use crate::dto::{canonical, key_part, parse_id, text, Dec};
+use crate::error::Fallible;
 use crate::events::{
     business_index_prefix, contact_index_prefix, event_key, EventRecord, EventType,
     PaymentMediumRecord,
@@ -52,10 +53,10 @@ pub async fn once<F, Fut>(
 ) -> ApiResult<(Reply, bool)>
 where
     F: FnOnce(Option<IdempotencyKey>) -> Fut,
-    Fut: Future<Output = ApiResult<Reply>>,
+    Fut: Future<Output = Fallible<Reply>>,
 {
     let Some(key) = key else {
-        return run(None).await.map(|r| (r, false));
+        return Ok((run(None).await?, false));
     };
     let replay = |stored: &StoredResponse| Reply {
         status: StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
@@ -79,7 +80,7 @@ where
                         body: reply.body.clone(),
                     });
                 }
-                return result.map(|r| (r, false));
+                return Ok((result?, false));
             }
         }
     }

@@ -23,8 +23,8 @@ use super::{call as router_call, ClaimQuery, RouterAnswer, RouterCommand};
 use crate::app::App;
 use crate::clock;
 use crate::dto::purchase::render_route;
+use crate::error::{Failure, Fallible};
 use crate::events::{event_key, MatchState, PaymentMediumRecord, RouteFacts};
-use crate::http::problem::{ApiError, ApiResult};
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;
 use crate::wallets::{self, Answer, Command, PurchaseJob, Reply, RoutedPurchase};
@@ -75,7 +75,7 @@ pub async fn route_transaction(
     app: &Arc<App>,
     input: TransactionInput,
     key: IdempotencyKey,
-) -> ApiResult<Reply> {
+) -> Fallible<Reply> {
     let mut businesses: Vec<BusinessId> = app
         .registry
         .taps_by_code
@@ -129,7 +129,7 @@ pub async fn route_transaction(
         route_one(app, input, route_key, stored, snapshot, tap, purchase)
     }))
     .await;
-    let routes = results.into_iter().collect::<ApiResult<Vec<RouteView>>>()?;
+    let routes = results.into_iter().collect::<Fallible<Vec<RouteView>>>()?;
     let body = json_bytes(&TransactionView {
         transaction_reference: &input.transaction_reference,
         routes,
@@ -166,14 +166,14 @@ async fn route_one(
     snapshot: BusinessSnapshot,
     tap: Tap,
     purchase: ValidatedPurchase,
-) -> ApiResult<RouteView> {
+) -> Fallible<RouteView> {
     let business = snapshot.business.id;
     if let Some(stored) = stored {
         if stored.body_hash != key.body_hash {
             return Err(DomainError::IdempotencyConflict.into());
         }
         return serde_json::from_slice(&stored.body)
-            .map_err(|e| ApiError::Internal(format!("stored route answer: {e}")));
+            .map_err(|e| Failure::Internal(format!("stored route answer: {e}")));
     }
     let now = clock::now();
     let settings = &snapshot.business.settings;
@@ -204,7 +204,7 @@ async fn route_one(
                     &Identity::PaymentMediumIdentifier(identifier.clone()),
                 ) {
                     Ok(contact) => Some(contact),
-                    Err(ApiError::Domain(DomainError::ContactNotFound)) => None,
+                    Err(Failure::Domain(DomainError::ContactNotFound)) => None,
                     Err(error) => return Err(error),
                 },
                 None => None,
@@ -240,7 +240,7 @@ async fn route_one(
                     complete_match(app, &snapshot, *pos, &tx, records, None).await?;
                     view
                 }
-                _ => return Err(ApiError::Internal("unexpected router answer".into())),
+                _ => return Err(Failure::Internal("unexpected router answer".into())),
             }
         }
         ProcessorMode::Claim => keep_unclaimed(app, record, &key).await?,
@@ -256,7 +256,7 @@ async fn reward(
     record: RouteRecord,
     contact: ContactId,
     key: &IdempotencyKey,
-) -> ApiResult<RouteView> {
+) -> Fallible<RouteView> {
     let view = route_view(record.business_id, "rewarded", record.id, None);
     let mut records = WriteSet::new();
     put_route_answer(&mut records, key, &view);
@@ -296,7 +296,7 @@ async fn keep_unclaimed(
     app: &Arc<App>,
     mut record: RouteRecord,
     key: &IdempotencyKey,
-) -> ApiResult<RouteView> {
+) -> Fallible<RouteView> {
     let code = app.routers.new_code(app, record.business_id);
     record.claim_code = Some(code);
     record.state = RouteState::Unclaimed;
@@ -337,14 +337,14 @@ async fn complete_match(
     arrived: &RouteRecord,
     mut records: WriteSet,
     idempotency: Option<IdempotencyKey>,
-) -> ApiResult<Reply> {
+) -> Fallible<Reply> {
     let (pos_record, tx_record) = match waiting.side {
         Side::Pos => (&waiting, arrived),
         Side::Transaction => (arrived, &waiting),
     };
     let Some(pos) = pos_record.pos.clone() else {
         settle(app, &waiting, false).await;
-        return Err(ApiError::Internal(format!(
+        return Err(Failure::Internal(format!(
             "route {} has no POS facts",
             pos_record.id
         )));
@@ -392,7 +392,7 @@ async fn complete_match(
     // that arrives second is refused like any purchase, and its transaction waits on.
     let refused_spend = matches!(
         &result,
-        Err(ApiError::Domain(
+        Err(Failure::Domain(
             DomainError::InsufficientFunds { .. }
                 | DomainError::SpendBlocked
                 | DomainError::SpendLimit(_)
@@ -442,7 +442,7 @@ pub async fn place_pos(
     app: &Arc<App>,
     pos: PosPurchase,
     idempotency: Option<IdempotencyKey>,
-) -> ApiResult<Reply> {
+) -> Fallible<Reply> {
     let now = clock::now();
     let settings = &pos.snapshot.business.settings;
     let window_seconds = settings.match_window_seconds;
@@ -503,7 +503,7 @@ pub async fn place_pos(
             )
             .await
         }
-        _ => Err(ApiError::Internal("unexpected router answer".into())),
+        _ => Err(Failure::Internal("unexpected router answer".into())),
     };
     let label = match &outcome {
         Ok(reply) if reply.status == StatusCode::ACCEPTED => "pos_pending",
@@ -522,7 +522,7 @@ pub async fn claim(
     contact: ContactId,
     query: ClaimQuery,
     tap_code: Option<String>,
-) -> ApiResult<Reply> {
+) -> Fallible<Reply> {
     let business = snapshot.business.id;
     let tap_code = match (&query, tap_code) {
         (ClaimQuery::Code(code), _) => {
@@ -560,7 +560,7 @@ pub async fn claim(
     )
     .await?;
     let RouterAnswer::Claimed(record) = answer else {
-        return Err(ApiError::Internal("unexpected router answer".into()));
+        return Err(Failure::Internal("unexpected router answer".into()));
     };
     let record = *record;
     let mut records = WriteSet::new();

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use crate::app::App;
 use crate::clock;
-use crate::http::problem::ApiError;
+use crate::error::Failure;
 use records::{claim_code_key, id_of_live_key, live_prefix, record_key, RouteRecord, RouteState};
 
 /// What a claim names, owned so it can travel to the router.
@@ -78,7 +78,7 @@ pub enum RouterAnswer {
 }
 
 enum Outcome {
-    Done(Result<RouterAnswer, ApiError>),
+    Done(Result<RouterAnswer, Failure>),
     /// The router was passivating: send the command again to a fresh one.
     Retry(RouterCommand),
 }
@@ -198,7 +198,7 @@ impl RouterDirectory {
         &self,
         app: &Arc<App>,
         tap_code: &str,
-    ) -> Result<(Addr<RouterActor>, Arc<Gauges>), ApiError> {
+    ) -> Result<(Addr<RouterActor>, Arc<Gauges>), Failure> {
         if let Some(resident) = self.actors.get(tap_code) {
             if resident.0.connected() {
                 return Ok(resident.clone());
@@ -272,7 +272,7 @@ impl RouterDirectory {
 
     /// Starts the router of every TAP code with live records, so their windows end on time
     /// (those that ended while the server was down end at once).
-    pub fn recover(app: &Arc<App>) -> Result<usize, ApiError> {
+    pub fn recover(app: &Arc<App>) -> Result<usize, Failure> {
         let mut taps: Vec<String> = Vec::new();
         let mut ids = Vec::new();
         app.store
@@ -334,7 +334,7 @@ pub async fn call(
     app: &Arc<App>,
     tap_code: &str,
     command: RouterCommand,
-) -> Result<RouterAnswer, ApiError> {
+) -> Result<RouterAnswer, Failure> {
     let mut command = command;
     for _ in 0..4 {
         let (addr, gauges) = app.routers.get(app, tap_code)?;
@@ -368,7 +368,7 @@ pub async fn call(
         match rx.await {
             Ok(Outcome::Done(result)) => return result,
             Ok(Outcome::Retry(back)) => command = back,
-            Err(_) => return Err(ApiError::Internal("the router stopped".into())),
+            Err(_) => return Err(Failure::Internal("the router stopped".into())),
         }
     }
     Err(DomainError::Overloaded.into())
@@ -507,7 +507,7 @@ impl RouterActor {
                     Some(found) => Ok(RouterAnswer::Matched(Box::new(found.clone()))),
                     None => {
                         self.book(business).abort(waiting);
-                        Err(ApiError::Internal(format!("route {waiting} has no record")))
+                        Err(Failure::Internal(format!("route {waiting} has no record")))
                     }
                 };
                 let _ = reply.1.send(Outcome::Done(answer));
@@ -569,7 +569,7 @@ impl RouterActor {
         business: BusinessId,
         window_seconds: u32,
         query: &ClaimQuery,
-    ) -> Result<RouterAnswer, ApiError> {
+    ) -> Result<RouterAnswer, Failure> {
         let by = match query {
             ClaimQuery::Code(code) => ClaimBy::Code(*code),
             ClaimQuery::Receipt {
@@ -587,7 +587,7 @@ impl RouterActor {
                 Some(record) => Ok(RouterAnswer::Claimed(Box::new(record.clone()))),
                 None => {
                     self.book(business).abort(id);
-                    Err(ApiError::Internal(format!("route {id} has no record")))
+                    Err(Failure::Internal(format!("route {id} has no record")))
                 }
             },
             Err(ClaimRefusal::AlreadyClaimed) => Err(DomainError::AlreadyClaimed.into()),
