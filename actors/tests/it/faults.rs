@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{basket, world, Server, World};
 
@@ -117,5 +117,120 @@ async fn running_out_of_descriptors_refuses_connections_not_the_store() {
     }
     drop(idle);
     w.api.get("/health/ready", &w.key).await.expect(200);
+    server.stop();
+}
+
+/// A small tmpfs mounted for one test and unmounted after it.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// None where this process may not mount (not root): the test then says why it is skipped.
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { dir })
+    }
+
+    fn grow(&self, megabytes: u32) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={megabytes}m")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "remounting the disk larger failed");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_writes_and_loses_nothing_acknowledged() {
+    let Some(disk) = SmallDisk::mount(6) else {
+        eprintln!("skipped: mounting a small tmpfs needs root (CAP_SYS_ADMIN)");
+        return;
+    };
+    let data = disk.dir.path().join("data");
+    let server = Server::start_custom(&data, "sync", None, &[], None);
+    let w = world(&server.client(), "EUR").await;
+    w.contact(json!({"code": "C-1"})).await;
+    // Purchases with many lines fill the disk in a few seconds.
+    let lines: Vec<Value> = (0..40)
+        .map(|i| json!({"sku": format!("SKU-{i:04}-{}", "x".repeat(40)), "quantity": "1", "unit_price": "0.10", "tax_rate": "0"}))
+        .collect();
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..100_000 {
+        let body = json!({
+            "identity": {"contact_code": "C-1"},
+            "external_reference": format!("FULL-{n}"),
+            "lines": lines,
+        });
+        match w
+            .api
+            .send(
+                reqwest::Method::POST,
+                "/v1/purchases",
+                Some(&w.pos_key),
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await
+        {
+            Ok(answer) if answer.status == 201 => acknowledged.push(answer.body),
+            Ok(answer) => {
+                refused = Some(format!("{} {}", answer.status, answer.body));
+                break;
+            }
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the disk never filled");
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing fit on the disk: {refused}"
+    );
+    // Writes stop truthfully: readiness is 503 until the process exits non-zero.
+    if let Ok(ready) = w
+        .api
+        .send(reqwest::Method::GET, "/health/ready", None, None)
+        .await
+    {
+        assert_eq!(ready.status, 503, "ready while the disk is full");
+    }
+    let code = server.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(70), "rewardsd did not exit 70 on a full disk");
+
+    // With room again it starts cleanly with every acknowledged purchase and takes writes.
+    disk.grow(256);
+    let server = Server::start_custom(&data, "sync", None, &[], None);
+    let w = World {
+        api: server.client(),
+        ..w
+    };
+    w.api.get("/health/ready", &w.key).await.expect(200);
+    for answer in &acknowledged {
+        let id = answer["id"].as_str().unwrap();
+        let stored = w.api.get(&format!("/v1/purchases/{id}"), &w.key).await;
+        assert_eq!(stored.expect(200)["amounts"], answer["amounts"]);
+    }
+    w.purchase(basket(json!({"contact_code": "C-1"}), "1.00"))
+        .await
+        .expect(201);
     server.stop();
 }
