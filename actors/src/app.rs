@@ -28,7 +28,7 @@ pub struct App {
     pub routers: RouterDirectory,
     pub idempotency: Arc<IdempotencyTable>,
     pub identities: Reservations,
-    pub scheme_codes: Arc<SchemeCodes>,
+    pub scheme_codes: SchemeCodes,
     ready: AtomicBool,
 }
 
@@ -49,7 +49,7 @@ impl App {
             wallets,
             idempotency: Arc::new(IdempotencyTable::default()),
             identities: Reservations::default(),
-            scheme_codes: Arc::new(SchemeCodes::default()),
+            scheme_codes: SchemeCodes::default(),
             ready: AtomicBool::new(false),
         }
     }

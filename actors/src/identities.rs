@@ -1,13 +1,14 @@
 //! Identity indexes: (business, kind, identifier) to contact, in the store, and the in-memory
 //! reservations that make "unique within the business" hold under concurrent creations.
 
-use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
+use std::sync::Arc;
+
 use rewards_core::identity::Identity;
 use rewards_core::{BusinessId, ContactId, DomainError};
 use rewards_storage::keys::KeyBuilder;
 use rewards_storage::{Space, Store, StoreError};
 
+use crate::claims::{Claimed, KeyClaims};
 use crate::error::Failure;
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -83,50 +84,23 @@ pub fn resolve(
 
 /// Identifiers being created right now, so two concurrent creations cannot both take one.
 #[derive(Default)]
-pub struct Reservations {
-    taken: DashMap<Vec<u8>, ()>,
-}
-
-/// Holds reserved identifiers; dropping it frees them (after their records are durable, the
-/// store answers for them).
-pub struct Reserved<'a> {
-    table: &'a Reservations,
-    keys: Vec<Vec<u8>>,
-}
+pub struct Reservations(Arc<KeyClaims>);
 
 impl Reservations {
     /// Reserves every key, or none: `already_exists` names the first one taken (in the store or
-    /// by a concurrent creation).
-    pub fn reserve<'a>(
-        &'a self,
+    /// by a concurrent creation). The reservation lasts until the returned claim is dropped.
+    pub fn reserve(
+        &self,
         store: &Store,
         keys: Vec<(Kind, Vec<u8>)>,
-    ) -> Result<Reserved<'a>, ReserveError> {
-        let mut reserved = Reserved {
-            table: self,
-            keys: Vec::with_capacity(keys.len()),
-        };
-        for (kind, key) in keys {
-            match self.taken.entry(key.clone()) {
-                Entry::Occupied(_) => return Err(ReserveError::Taken(kind)),
-                Entry::Vacant(v) => {
-                    if store.contains(Space::Identities, &key)? {
-                        return Err(ReserveError::Taken(kind));
-                    }
-                    v.insert(());
-                    reserved.keys.push(key);
-                }
-            }
-        }
-        Ok(reserved)
-    }
-}
-
-impl Drop for Reserved<'_> {
-    fn drop(&mut self) {
-        for key in &self.keys {
-            self.table.taken.remove(key);
-        }
+    ) -> Result<Claimed, ReserveError> {
+        let kinds: Vec<Kind> = keys.iter().map(|(kind, _)| *kind).collect();
+        let claimed = self
+            .0
+            .claim_all(keys.into_iter().map(|(_, key)| key), |key| {
+                store.contains(Space::Identities, key).map(|stored| !stored)
+            })?;
+        claimed.map_err(|i| ReserveError::Taken(kinds.get(i).copied().unwrap_or(Kind::ContactId)))
     }
 }
 

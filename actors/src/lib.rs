@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod budgets;
+pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod contact_state;

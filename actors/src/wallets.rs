@@ -476,7 +476,7 @@ struct Change {
     idempotency: Option<IdempotencyKey>,
     held: Held,
     /// Scheme codes this change uses: claimed until its write is acknowledged.
-    claims: Vec<crate::scheme_codes::CodeClaim>,
+    claims: Vec<crate::claims::Claimed>,
     give_back: Vec<(Arc<crate::budgets::OfferRuntime>, Money)>,
     event_type: &'static str,
 }
@@ -1160,7 +1160,6 @@ impl WalletActor {
                         business_id,
                         scheme_id,
                         code,
-                        self.contact.id,
                     )?;
                     (Some(claim.is_some()), claim)
                 }
