@@ -106,7 +106,7 @@ impl IdempotencyKey {
 /// same request are equal. A body that is not JSON is hashed as it is.
 fn body_hash(body: &[u8]) -> [u8; 32] {
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => Sha256::digest(serde_json::to_vec(&value).expect("a value serializes")).into(),
+        Ok(value) => Sha256::digest(crate::json_bytes(&value)).into(),
         Err(_) => Sha256::digest(body).into(),
     }
 }

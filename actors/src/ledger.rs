@@ -18,7 +18,9 @@ fn entries_key(wallet: WalletId, first_seq: u64) -> Vec<u8> {
 /// Writes the entries of one operation (consecutive sequence numbers of one wallet).
 pub fn put_entries(set: &mut WriteSet, wallet: WalletId, entries: &Vec<LedgerEntry>) {
     if let Some(first) = entries.first() {
-        debug_assert!(entries.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        debug_assert!(entries
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if b.seq == a.seq + 1)));
         set.put(Space::Ledger, entries_key(wallet, first.seq), entries);
     }
 }

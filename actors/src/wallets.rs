@@ -252,7 +252,11 @@ impl WalletDirectory {
                     passivating: false,
                     recent: None,
                 };
-                let addr = WalletActor::start_in_arbiter(&self.arbiters[index], move |ctx| {
+                let arbiter = self
+                    .arbiters
+                    .get(index)
+                    .ok_or_else(|| Failure::Internal("no wallet arbiters".into()))?;
+                let addr = WalletActor::start_in_arbiter(arbiter, move |ctx| {
                     ctx.set_mailbox_capacity(capacity);
                     actor
                 });
@@ -417,7 +421,7 @@ impl Handler<Envelope> for WalletActor {
             let body = render_wallet(&self.wallet, &self.contact.wallet_code, clock::now());
             let _ = reply.send(Outcome::Done(Ok(Reply {
                 status: StatusCode::OK,
-                body: serde_json::to_vec(&body).expect("serializes"),
+                body: crate::json_bytes(&body),
             })));
             return;
         }
@@ -689,13 +693,13 @@ impl WalletActor {
         facts: &EventFacts<'_>,
         event_id: EventId,
         now: Timestamp,
-    ) -> Vec<AwardRecord> {
+    ) -> Result<Vec<AwardRecord>, Failure> {
         let proposed = Self::evaluate(change, snapshot, facts, now);
         let mut awards = Vec::new();
         for (index, award) in proposed.iter().enumerate() {
-            Self::credit(change, event_id, index, award, now, &mut awards);
+            Self::credit(change, event_id, index, award, now, &mut awards)?;
         }
-        awards
+        Ok(awards)
     }
 
     fn evaluate(
@@ -752,7 +756,7 @@ impl WalletActor {
         award: &ProposedAward,
         now: Timestamp,
         awards: &mut Vec<AwardRecord>,
-    ) {
+    ) -> Result<(), Failure> {
         let lot_id = LotId::for_event(event_id, index as u32);
         let entries = change
             .wallet
@@ -768,7 +772,9 @@ impl WalletActor {
                 },
                 now,
             )
-            .expect("the engine proposes positive awards with new lot ids");
+            // The engine proposes positive awards with new lot ids; a refusal here is a bug,
+            // answered as one (nothing of the change is written).
+            .map_err(|e| Failure::Internal(format!("an award the engine proposed: {e}")))?;
         change.entries.extend(entries);
         change
             .set
@@ -784,6 +790,7 @@ impl WalletActor {
                 Funding::Business => None,
             },
         });
+        Ok(())
     }
 
     /// Adds (or removes, with a negative total) a purchase's tier value units; a tier reached on
@@ -795,9 +802,9 @@ impl WalletActor {
         total: Money,
         at: Timestamp,
         now: Timestamp,
-    ) {
+    ) -> Result<(), Failure> {
         let Some(tiers) = &snapshot.tiers else {
-            return;
+            return Ok(());
         };
         let currency = snapshot.business.currency;
         let units = value_units(tiers, currency.to_decimal(total));
@@ -824,9 +831,10 @@ impl WalletActor {
             );
             let mut event = new_event(change, event_id, EventType::TierReached, snapshot, now);
             event.classification = Some(level);
-            event.awards = awards;
+            event.awards = awards?;
             Self::put_event(change, event, true, now);
         }
+        Ok(())
     }
 
     fn purchase(&mut self, job: PurchaseJob) -> Result<Change, Failure> {
@@ -851,7 +859,7 @@ impl WalletActor {
         // Instant and auto awards land in open first, so they can be spent on this purchase.
         for (index, award) in proposed.iter().enumerate() {
             if award.redeem != Redemption::Deferred {
-                Self::credit(&mut change, job.event_id, index, award, now, &mut awards);
+                Self::credit(&mut change, job.event_id, index, award, now, &mut awards)?;
             }
         }
         let spend = match job.spend {
@@ -891,10 +899,10 @@ impl WalletActor {
         };
         for (index, award) in proposed.iter().enumerate() {
             if award.redeem == Redemption::Deferred {
-                Self::credit(&mut change, job.event_id, index, award, now, &mut awards);
+                Self::credit(&mut change, job.event_id, index, award, now, &mut awards)?;
             }
         }
-        self.update_tier(&mut change, snapshot, total, job.performed_on, now);
+        self.update_tier(&mut change, snapshot, total, job.performed_on, now)?;
         let mut event = new_event(&change, job.event_id, EventType::Purchase, snapshot, now);
         event.origin = job.origin;
         event.performed_on = job.performed_on;
@@ -917,15 +925,18 @@ impl WalletActor {
             change.set.append(route.records);
         }
         Self::put_event(&mut change, event, true, now);
-        let event = change.events.last().expect("just put");
+        // The view is of the event as stored (put_event fills in the wallet after it).
+        let event = change
+            .events
+            .last()
+            .ok_or_else(|| Failure::Internal("the purchase was not put".into()))?;
+        let body = match answer {
+            Answer::Purchase => crate::json_bytes(&render_event(event, currency)),
+            Answer::StatusOnly => Vec::new(),
+        };
         change.reply = Reply {
             status: StatusCode::CREATED,
-            body: match answer {
-                Answer::Purchase => {
-                    serde_json::to_vec(&render_event(event, currency)).expect("serializes")
-                }
-                Answer::StatusOnly => Vec::new(),
-            },
+            body,
         };
         change.idempotency = job.idempotency;
         Ok(change)
@@ -967,16 +978,20 @@ impl WalletActor {
         }
         if let Some(purchase) = &event.purchase {
             let remaining = purchase.amounts.total - event.returns.returned_amount;
-            self.update_tier(&mut change, snapshot, -remaining, event.performed_on, now);
+            self.update_tier(&mut change, snapshot, -remaining, event.performed_on, now)?;
         }
         event.state = EventState::Cancelled;
         event.cancelled_at = Some(now);
         event.cancel_reason = reason;
         Self::put_event(&mut change, event, false, now);
-        let event = change.events.last().expect("just put");
+        let event = change
+            .events
+            .last()
+            .ok_or_else(|| Failure::Internal("the void was not put".into()))?;
+        let body = crate::json_bytes(&render_event(event, currency));
         change.reply = Reply {
             status: StatusCode::OK,
-            body: serde_json::to_vec(&render_event(event, currency)).expect("serializes"),
+            body,
         };
         Ok(change)
     }
@@ -1025,7 +1040,7 @@ impl WalletActor {
             -plan.returned_amount,
             event.performed_on,
             now,
-        );
+        )?;
         event
             .returns
             .returned_lines
@@ -1045,7 +1060,7 @@ impl WalletActor {
         });
         change.reply = Reply {
             status: StatusCode::CREATED,
-            body: serde_json::to_vec(&body).expect("serializes"),
+            body: crate::json_bytes(&body),
         };
         change.idempotency = job.idempotency;
         Ok(change)
@@ -1067,7 +1082,7 @@ impl WalletActor {
         let entry = topup_entries
             .first()
             .cloned()
-            .expect("a top-up posts one entry");
+            .ok_or_else(|| Failure::Internal("a top-up posted no entry".into()))?;
         change.entries.extend(topup_entries);
         // The top-up is also an achievement of classification `top_up`, so offers such as "top
         // up 100 within a month, get 5" see it.
@@ -1088,7 +1103,7 @@ impl WalletActor {
         event.amount = Some(amount);
         event.external_system = external_system;
         event.external_reference = external_reference;
-        event.awards = awards;
+        event.awards = awards?;
         Self::put_event(&mut change, event, true, now);
         let body = json!({
             "entry": render_entry(&change.wallet, &entry),
@@ -1097,7 +1112,7 @@ impl WalletActor {
         });
         change.reply = Reply {
             status: StatusCode::CREATED,
-            body: serde_json::to_vec(&body).expect("serializes"),
+            body: crate::json_bytes(&body),
         };
         change.idempotency = idempotency;
         Ok(change)
@@ -1117,7 +1132,7 @@ impl WalletActor {
         });
         change.reply = Reply {
             status: StatusCode::CREATED,
-            body: serde_json::to_vec(&body).expect("serializes"),
+            body: crate::json_bytes(&body),
         };
         Ok(change)
     }
@@ -1128,8 +1143,7 @@ impl WalletActor {
         change.contact.spend_block_reason = if blocked { reason } else { None };
         change.reply = Reply {
             status: StatusCode::OK,
-            body: serde_json::to_vec(&render_contact(&self.whole_contact(&change.contact)?))
-                .expect("serializes"),
+            body: crate::json_bytes(&render_contact(&self.whole_contact(&change.contact)?)),
         };
         Ok(change)
     }
@@ -1194,7 +1208,7 @@ impl WalletActor {
             );
             let mut event = new_event(&change, event_id, EventType::SignUp, snapshot, now);
             event.classification = Some(scheme.name.clone());
-            event.awards = awards;
+            event.awards = awards?;
             Self::put_event(&mut change, event, true, now);
         } else if !sign_up && member {
             check_sign_out(scheme)?;
@@ -1202,8 +1216,7 @@ impl WalletActor {
         }
         change.reply = Reply {
             status: StatusCode::OK,
-            body: serde_json::to_vec(&render_contact(&self.whole_contact(&change.contact)?))
-                .expect("serializes"),
+            body: crate::json_bytes(&render_contact(&self.whole_contact(&change.contact)?)),
         };
         Ok(change)
     }
@@ -1276,7 +1289,7 @@ pub async fn create_contact(
         );
         for award in &proposed {
             let index = awards.len();
-            WalletActor::credit(&mut change, event_id, index, award, now, &mut awards);
+            WalletActor::credit(&mut change, event_id, index, award, now, &mut awards)?;
         }
     }
     if !awards.is_empty() {

@@ -4,6 +4,18 @@
 //! Only this crate imports fjall. Everything above it sees [`Store`]: typed reads by key and
 //! prefix, and [`WriteSet`]s that the single writer commits in order, many to one fsync.
 
+// Every write of every request goes through here: nothing may panic on one. Where a panic
+// stays, it is allowed on the spot with the reason it cannot come from a request.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod codec;
 pub mod keys;
 mod records;

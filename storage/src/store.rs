@@ -86,6 +86,8 @@ impl Space {
         }
     }
 
+    // Every space is in ALL (a test opens a store with each).
+    #[allow(clippy::expect_used)]
     fn index(self) -> usize {
         Space::ALL
             .iter()
@@ -267,6 +269,8 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    // `spaces` holds one keyspace per entry of `Space::ALL`, in its order, from `open`.
+    #[allow(clippy::indexing_slicing)]
     pub(crate) fn space(&self, space: Space) -> &Keyspace {
         &self.spaces[space.index()]
     }
@@ -281,12 +285,17 @@ pub struct Store {
 }
 
 pub(crate) fn decode_counter(bytes: &[u8]) -> [i64; 2] {
-    let mut out = [0i64; 2];
+    let half = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, i64::from_be_bytes)
+    };
     if bytes.len() == 16 {
-        out[0] = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-        out[1] = i64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
+        [half(0..8), half(8..16)]
+    } else {
+        [0, 0]
     }
-    out
 }
 
 pub(crate) fn encode_counter(value: [i64; 2]) -> Vec<u8> {
@@ -309,7 +318,7 @@ impl Store {
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
             .collect::<Result<Vec<_>, _>>()?;
         let inner = Arc::new(Inner { db, spaces });
-        let writer = Writer::start(inner.clone(), &options);
+        let writer = Writer::start(inner.clone(), &options)?;
         tracing::info!(
             path = %path.display(),
             elapsed_ms = started.elapsed().as_millis() as u64,

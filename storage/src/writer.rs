@@ -56,7 +56,7 @@ pub(crate) struct Writer {
 const COUNTER_CACHE_KEYS: usize = 100_000;
 
 impl Writer {
-    pub(crate) fn start(inner: Arc<Inner>, options: &StoreOptions) -> Writer {
+    pub(crate) fn start(inner: Arc<Inner>, options: &StoreOptions) -> Result<Writer, StoreError> {
         let (sender, receiver) = crossbeam_channel::bounded(options.queue_capacity);
         let shared = Arc::new(Shared {
             poisoned: AtomicBool::new(false),
@@ -81,12 +81,12 @@ impl Writer {
                     on_poison,
                 )
             })
-            .expect("spawning the writer thread");
-        Writer {
+            .map_err(|e| StoreError::Io(format!("spawning the writer thread: {e}")))?;
+        Ok(Writer {
             sender: RwLock::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             shared,
-        }
+        })
     }
 
     pub(crate) fn submit(&self, set: WriteSet, ack: Ack) -> Result<(), StoreError> {
@@ -304,13 +304,15 @@ fn commit(
         }
     }
     for key in &touched {
-        let value = pending[key];
-        batch.insert(counter_space, key.as_slice(), encode_counter(value));
+        if let Some(&value) = pending.get(key) {
+            batch.insert(counter_space, key.as_slice(), encode_counter(value));
+        }
     }
     batch.commit()?;
     for key in touched {
-        let value = pending[&key];
-        counters.insert(key, value);
+        if let Some(&value) = pending.get(&key) {
+            counters.insert(key, value);
+        }
     }
     Ok(())
 }

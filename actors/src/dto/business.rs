@@ -147,7 +147,7 @@ mod erased {
     }
     impl<T: serde::Serialize> AsName for T {
         fn name(&self) -> Value {
-            serde_json::to_value(self).expect("enums serialize")
+            crate::json_value(self)
         }
     }
 }

@@ -65,7 +65,7 @@ impl serde::Serialize for Dec {
 /// The canonical bytes of a parsed request: what its idempotency key's body hash is taken of
 /// (unknown fields are gone, numbers are normalized).
 pub fn canonical<T: serde::Serialize>(parsed: &T) -> Vec<u8> {
-    serde_json::to_vec(parsed).expect("request bodies serialize")
+    crate::json_bytes(parsed)
 }
 
 /// Collects field errors so one response names every problem of a request.

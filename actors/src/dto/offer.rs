@@ -353,6 +353,10 @@ impl OfferBody {
             }
         }
         p.finish()?;
+        // Both were checked above (a missing one is a field error already returned).
+        let (Some(goal), Some(kind)) = (goal, kind) else {
+            return Err(DomainError::validation("goal", "is required"));
+        };
         Ok(Offer {
             id: origin.id,
             business_id: origin.business_id,
@@ -364,11 +368,8 @@ impl OfferBody {
             merchant_id,
             from,
             to,
-            goal: goal.expect("checked"),
-            award: Award {
-                kind: kind.expect("checked"),
-                cap,
-            },
+            goal,
+            award: Award { kind, cap },
             validity,
             redeem: self.redeem.unwrap_or(Redemption::Deferred),
             limits: Limits {

@@ -22,7 +22,7 @@ impl FromRequest for Principal {
 fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let app = req
         .app_data::<web::Data<App>>()
-        .expect("the app state is registered");
+        .ok_or_else(|| ApiError::Internal("the app state is not registered".into()))?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

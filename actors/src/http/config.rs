@@ -297,7 +297,9 @@ async fn create_scheme(
     schemes.push(scheme.clone());
     *entry.schemes.write() = Arc::new(schemes);
     let mut body = render_scheme(&scheme);
-    body["codes_imported"] = json!(codes.len());
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("codes_imported".into(), json!(codes.len()));
+    }
     Ok(created(&body))
 }
 

@@ -69,7 +69,7 @@ fn referral_code() -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     clock::secure_bytes::<8>()
         .iter()
-        .map(|b| ALPHABET[(b & 31) as usize] as char)
+        .map(|b| char::from(ALPHABET.get(usize::from(b & 31)).copied().unwrap_or(b'0')))
         .collect()
 }
 
@@ -381,8 +381,8 @@ async fn create_session(
     };
     let key = super::operator::issue_key(&app, record).await?;
     Ok(created(&json!({
-        "id": key["id"],
-        "token": key["key"],
+        "id": key.get("id"),
+        "token": key.get("key"),
         "expires_at": expires_at.to_rfc3339(),
         "contact_id": contact.id.to_string(),
     })))

@@ -67,10 +67,7 @@ fn strip_position(message: &str) -> String {
 }
 
 pub fn respond<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
-    respond_bytes(
-        status,
-        serde_json::to_vec(body).expect("responses serialize"),
-    )
+    respond_bytes(status, crate::json_bytes(body))
 }
 
 pub fn respond_bytes(status: StatusCode, body: Vec<u8>) -> HttpResponse {
@@ -91,21 +88,32 @@ pub fn created<T: Serialize>(body: &T) -> HttpResponse {
 /// as they are written). Malformed JSON is left to the parser.
 fn longest_string(bytes: &[u8]) -> usize {
     let mut longest = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'"' {
-            let start = i + 1;
-            let mut j = start;
-            while j < bytes.len() && bytes[j] != b'"' {
-                j += if bytes[j] == b'\\' { 2 } else { 1 };
+    let mut current: Option<usize> = None;
+    let mut escaped = false;
+    for &b in bytes {
+        match current.as_mut() {
+            None => {
+                if b == b'"' {
+                    current = Some(0);
+                }
             }
-            longest = longest.max(j.saturating_sub(start));
-            i = j + 1;
-        } else {
-            i += 1;
+            Some(length) => {
+                if escaped {
+                    escaped = false;
+                    *length += 1;
+                } else if b == b'\\' {
+                    escaped = true;
+                    *length += 1;
+                } else if b == b'"' {
+                    longest = longest.max(*length);
+                    current = None;
+                } else {
+                    *length += 1;
+                }
+            }
         }
     }
-    longest
+    longest.max(current.unwrap_or(0))
 }
 
 /// The refusal of a body with an overlong string, naming its path (the slow path: only for

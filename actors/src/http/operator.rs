@@ -239,7 +239,9 @@ pub async fn issue_key(app: &App, mut record: KeyRecord) -> ApiResult<serde_json
     app.write(set).await?;
     app.keys.insert(record.clone());
     let mut body = render_key(&record);
-    body["key"] = json!(secret);
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("key".into(), json!(secret));
+    }
     Ok(body)
 }
 

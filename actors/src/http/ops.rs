@@ -47,6 +47,8 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process's Prometheus recorder, installed on first use (once per process, however many
 /// servers a test starts).
+// Start-up only (the first metric), with constant bucket lists.
+#[allow(clippy::expect_used)]
 pub fn prometheus() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         PrometheusBuilder::new()

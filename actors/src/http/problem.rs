@@ -152,10 +152,7 @@ impl ApiError {
             detail,
             errors,
         };
-        (
-            status,
-            serde_json::to_vec(&problem).expect("problem serializes"),
-        )
+        (status, crate::json_bytes(&problem))
     }
 }
 

@@ -697,10 +697,7 @@ async fn list_events(
                         && to.is_none_or(|t| r.created_at < t)
                 });
                 if let (true, Some(route)) = (wanted, route) {
-                    items.push(
-                        serde_json::to_value(render_route(&route, business.currency))
-                            .expect("serializes"),
-                    );
+                    items.push(crate::json_value(&render_route(&route, business.currency)));
                     if items.len() == limit {
                         next = Some(key.clone());
                         break 'scan;
@@ -713,10 +710,7 @@ async fn list_events(
                 && from.is_none_or(|f| event.created_at >= f)
                 && to.is_none_or(|t| event.created_at < t);
             if wanted {
-                items.push(
-                    serde_json::to_value(render_event(&event, business.currency))
-                        .expect("serializes"),
-                );
+                items.push(crate::json_value(&render_event(&event, business.currency)));
                 if items.len() == limit {
                     next = Some(key.clone());
                     break 'scan;

@@ -64,7 +64,7 @@ fn route_view(business: BusinessId, outcome: &str, id: EventId, code: Option<Str
 }
 
 fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("views serialize")
+    crate::json_bytes(value)
 }
 
 /// Routes a processor purchase to every business that registered its TAP code and answers

@@ -242,7 +242,11 @@ impl RouterDirectory {
                 };
                 let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
                 let capacity = self.mailbox_capacity;
-                let addr = RouterActor::start_in_arbiter(&self.arbiters[index], move |ctx| {
+                let arbiter = self
+                    .arbiters
+                    .get(index)
+                    .ok_or_else(|| Failure::Internal("no router arbiters".into()))?;
+                let addr = RouterActor::start_in_arbiter(arbiter, move |ctx| {
                     ctx.set_mailbox_capacity(capacity);
                     actor
                 });
