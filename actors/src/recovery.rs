@@ -78,7 +78,7 @@ pub fn recover(app: &App) -> Result<Recovered, StoreError> {
                         let runtime = OfferRuntime::new(
                             offer.clone(),
                             BudgetTotals {
-                                awarded_total: Money(totals[0]),
+                                awarded_total: Money::from_minor(totals[0]),
                                 award_count: totals[1].max(0) as u64,
                             },
                         );

@@ -93,7 +93,7 @@ fn wallet_spend(c: &mut Criterion) {
                     event_id: event,
                     lot_id: LotId::for_event(event, 0),
                     offer_id: None,
-                    amount: Money(100_000),
+                    amount: Money::from_minor(100_000),
                     expires_at: Some(Timestamp(10_000_000 + i64::from(i))),
                     redeem: Redemption::Deferred,
                     funding: Funding::Business,
@@ -102,12 +102,14 @@ fn wallet_spend(c: &mut Criterion) {
             )
             .unwrap();
     }
-    wallet.top_up(Money(100_000), EventId::NIL, now).unwrap();
+    wallet
+        .top_up(Money::from_minor(100_000), EventId::NIL, now)
+        .unwrap();
     let request = SpendRequest {
         event_id: EventId::NIL,
-        amount: SpendAmount::Exact(Money(250)),
+        amount: SpendAmount::Exact(Money::from_minor(250)),
         require_full: true,
-        limit: Money(1000),
+        limit: Money::from_minor(1000),
         min_spend: None,
         max_spend: None,
         blocked: false,

@@ -31,7 +31,11 @@ pub fn offers(count: usize) -> Vec<Arc<Offer>> {
                 } else {
                     Vec::new()
                 },
-                min_amount: if i % 3 == 0 { Some(Money(200)) } else { None },
+                min_amount: if i % 3 == 0 {
+                    Some(Money::from_minor(200))
+                } else {
+                    None
+                },
                 days_of_week: if i % 6 == 5 {
                     vec![1, 2, 3, 4, 5]
                 } else {
@@ -43,11 +47,15 @@ pub fn offers(count: usize) -> Vec<Arc<Offer>> {
                 0 => AwardKind::Percent {
                     percent: Decimal::new(5, 0),
                 },
-                1 => AwardKind::Fixed { amount: Money(100) },
-                2 => AwardKind::PerUnit { amount: Money(10) },
+                1 => AwardKind::Fixed {
+                    amount: Money::from_minor(100),
+                },
+                2 => AwardKind::PerUnit {
+                    amount: Money::from_minor(10),
+                },
                 _ => AwardKind::Step {
-                    step: Money(1000),
-                    amount: Money(50),
+                    step: Money::from_minor(1000),
+                    amount: Money::from_minor(50),
                 },
             };
             Arc::new(Offer {
@@ -64,7 +72,7 @@ pub fn offers(count: usize) -> Vec<Arc<Offer>> {
                 goal: Goal::Spend(conditions),
                 award: Award {
                     kind,
-                    cap: Some(Money(1000)),
+                    cap: Some(Money::from_minor(1000)),
                 },
                 validity: Validity::Days(30),
                 redeem: if i % 2 == 0 {

@@ -77,16 +77,16 @@ impl Budget {
     }
 
     pub fn used(&self) -> Money {
-        Money(self.used.load(Ordering::Acquire))
+        Money::from_minor(self.used.load(Ordering::Acquire))
     }
 
     pub fn limit(&self) -> Option<Money> {
-        self.limit.map(Money)
+        self.limit.map(Money::from_minor)
     }
 
     pub fn totals(&self) -> BudgetTotals {
         BudgetTotals {
-            awarded_total: Money(self.awarded_total.load(Ordering::Acquire)),
+            awarded_total: Money::from_minor(self.awarded_total.load(Ordering::Acquire)),
             award_count: self.award_count.load(Ordering::Acquire),
         }
     }

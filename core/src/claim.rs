@@ -20,7 +20,11 @@ impl ClaimCode {
         let mut chars = [0u8; 8];
         for (i, c) in chars.iter_mut().enumerate() {
             let shift = 35 - 5 * i;
-            *c = ALPHABET[((value >> shift) & 31) as usize];
+            // Five bits index the 32 letters; the fallback is never taken.
+            *c = ALPHABET
+                .get(((value >> shift) & 31) as usize)
+                .copied()
+                .unwrap_or(b'0');
         }
         ClaimCode(chars)
     }
@@ -39,10 +43,11 @@ impl ClaimCode {
                 b'I' | b'L' => b'1',
                 c => c,
             };
-            if !ALPHABET.contains(&c) || n == 8 {
+            if !ALPHABET.contains(&c) {
                 return None;
             }
-            chars[n] = c;
+            // A ninth character is too many.
+            *chars.get_mut(n)? = c;
             n += 1;
         }
         (n == 8).then_some(ClaimCode(chars))
@@ -51,7 +56,7 @@ impl ClaimCode {
 
 impl fmt::Display for ClaimCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = std::str::from_utf8(&self.0).expect("ascii");
-        write!(f, "{}-{}", &text[..4], &text[4..])
+        let [a, b, c, d, e, g, h, i] = self.0.map(char::from);
+        write!(f, "{a}{b}{c}{d}-{e}{g}{h}{i}")
     }
 }

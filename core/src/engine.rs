@@ -222,8 +222,10 @@ pub fn evaluate(
         ) else {
             continue;
         };
-        let amount = offer.award.cap.map_or(amount, |cap| amount.min(cap));
-        if amount.is_positive() {
+        // An award is an amount a purchase computes: like every such amount it is below
+        // MAX_AMOUNT_UNITS (so balances that sum awards stay far inside i64). An award beyond
+        // that gives nothing rather than an amount no purchase could justify.
+        if amount.is_positive() && amount <= context.currency.max_amount() {
             candidates.push(Candidate {
                 offer,
                 amount,
@@ -357,7 +359,7 @@ fn goal_award(
     match (&offer.goal, event) {
         (Goal::Spend(conditions), EventFacts::Purchase(p)) => {
             let (amount, quantity) = eligible(conditions, offer, contact, p, purchase_quantity)?;
-            Some(award_amount(offer, amount, quantity))
+            award_amount(offer, amount, quantity)
         }
         (
             Goal::Visits {
@@ -375,7 +377,7 @@ fn goal_award(
             if counter.visits.len() < *count as usize {
                 return None;
             }
-            Some(award_amount(offer, amount, quantity))
+            award_amount(offer, amount, quantity)
         }
         (Goal::Achievement(conditions), EventFacts::Achievement(a)) => {
             if !conditions.classifications.is_empty()
@@ -404,21 +406,27 @@ fn goal_award(
                 if counter.cumulative_awarded || counter.cumulative_amount < target {
                     return None;
                 }
-                return Some(award_amount(offer, counter.cumulative_amount, Decimal::ONE));
+                return award_amount(offer, counter.cumulative_amount, Decimal::ONE);
             }
-            Some(award_amount(offer, amount, Decimal::ONE))
+            award_amount(offer, amount, Decimal::ONE)
         }
         (Goal::Membership(MembershipGoal::SignUp), EventFacts::SignUp { scheme_id }) => {
-            (offer.scheme_id == *scheme_id).then(|| award_amount(offer, Money::ZERO, Decimal::ONE))
+            (offer.scheme_id == *scheme_id)
+                .then(|| award_amount(offer, Money::ZERO, Decimal::ONE))
+                .flatten()
         }
         (
             Goal::Membership(MembershipGoal::Referral { award_referred }),
             EventFacts::Referral { referrer },
-        ) => (*referrer || *award_referred).then(|| award_amount(offer, Money::ZERO, Decimal::ONE)),
+        ) => (*referrer || *award_referred)
+            .then(|| award_amount(offer, Money::ZERO, Decimal::ONE))
+            .flatten(),
         (
             Goal::Membership(MembershipGoal::TierReached { level }),
             EventFacts::TierReached { level: reached },
-        ) => (level == reached).then(|| award_amount(offer, Money::ZERO, Decimal::ONE)),
+        ) => (level == reached)
+            .then(|| award_amount(offer, Money::ZERO, Decimal::ONE))
+            .flatten(),
         _ => None,
     }
 }
@@ -508,37 +516,49 @@ fn eligible(
     Some((amount, quantity))
 }
 
-/// Rounds a decimal count of minor units half away from zero.
-fn round_minor(minor: Decimal) -> Money {
+/// Rounds a decimal count of minor units half away from zero; `None` when it does not fit.
+fn round_minor(minor: Decimal) -> Option<Money> {
     let rounded =
         minor.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-    Money(
-        i64::try_from(rounded.mantissa() / 10i128.pow(rounded.scale()))
-            .expect("award out of range"),
-    )
+    // With no decimals left the mantissa is the integer (a scale above zero keeps only zeros).
+    let whole = 10i128
+        .checked_pow(rounded.scale())
+        .and_then(|scale| rounded.mantissa().checked_div(scale))?;
+    i64::try_from(whole).ok().map(Money::from_minor)
 }
 
-/// The award of an offer's kind for an eligible amount and quantity, rounded once.
-pub fn award_amount(offer: &Offer, eligible: Money, quantity: Decimal) -> Money {
+/// The award of an offer's kind for an eligible amount and quantity, rounded once and limited to
+/// the offer's cap; `None` when it is too large for any amount of money (a quantity or step
+/// multiple of a huge award) and the offer has no cap.
+pub fn award_amount(offer: &Offer, eligible: Money, quantity: Decimal) -> Option<Money> {
+    match (uncapped_award(offer, eligible, quantity), offer.award.cap) {
+        (Some(award), cap) => Some(cap.map_or(award, |cap| award.min(cap))),
+        // Too large for any amount of money is above every cap.
+        (None, cap) => cap,
+    }
+}
+
+fn uncapped_award(offer: &Offer, eligible: Money, quantity: Decimal) -> Option<Money> {
     match &offer.award.kind {
-        AwardKind::Fixed { amount } => *amount,
+        AwardKind::Fixed { amount } => Some(*amount),
         // Computed in minor units: `x / 100` is a change of scale, exact and far cheaper than a
         // decimal division; the one rounding is to whole minor units.
         AwardKind::Percent { percent } => {
-            let mut minor = Decimal::from(eligible.minor()) * *percent;
-            if minor.scale() + 2 <= 28 {
-                minor.set_scale(minor.scale() + 2).expect("scale checked");
-            } else {
-                minor /= Decimal::ONE_HUNDRED;
+            let mut minor = Decimal::from(eligible.minor()).checked_mul(*percent)?;
+            let scale = minor.scale().saturating_add(2);
+            if scale > 28 || minor.set_scale(scale).is_err() {
+                minor = minor.checked_div(Decimal::ONE_HUNDRED)?;
             }
             round_minor(minor)
         }
-        AwardKind::PerUnit { amount } => round_minor(Decimal::from(amount.minor()) * quantity),
+        AwardKind::PerUnit { amount } => {
+            round_minor(Decimal::from(amount.minor()).checked_mul(quantity)?)
+        }
         AwardKind::Step { step, amount } => {
             if step.is_positive() {
-                Money(eligible.0 / step.0 * amount.0)
+                amount.checked_mul_i64(eligible.checked_div(*step)?)
             } else {
-                Money::ZERO
+                Some(Money::ZERO)
             }
         }
     }

@@ -79,26 +79,26 @@ impl IdentityInput {
                 id.trim().parse::<ContactId>().unwrap_or(ContactId::NIL),
             ));
         }
-        match found.len() {
-            1 => {
-                let identity = found.pop().expect("one");
-                if identity_text(&identity).is_some_and(str::is_empty) {
-                    return Err(FieldError::new(field, "must not be empty").into());
-                }
-                if identity_text(&identity)
-                    .is_some_and(|t| t.chars().count() > MAX_IDENTIFIER_CHARS)
-                {
-                    return Err(FieldError::new(
-                        format!("{field}.{}", identity.field_name()),
-                        format!("must be at most {MAX_IDENTIFIER_CHARS} characters"),
-                    )
-                    .into());
-                }
-                Ok(identity)
+        let identity = match (found.pop(), found.is_empty()) {
+            (Some(identity), true) => identity,
+            (None, _) => {
+                return Err(FieldError::new(field, "exactly one identity is required").into())
             }
-            0 => Err(FieldError::new(field, "exactly one identity is required").into()),
-            _ => Err(FieldError::new(field, "give exactly one identity, not several").into()),
+            (Some(_), false) => {
+                return Err(FieldError::new(field, "give exactly one identity, not several").into())
+            }
+        };
+        if identity_text(&identity).is_some_and(str::is_empty) {
+            return Err(FieldError::new(field, "must not be empty").into());
         }
+        if identity_text(&identity).is_some_and(|t| t.chars().count() > MAX_IDENTIFIER_CHARS) {
+            return Err(FieldError::new(
+                format!("{field}.{}", identity.field_name()),
+                format!("must be at most {MAX_IDENTIFIER_CHARS} characters"),
+            )
+            .into());
+        }
+        Ok(identity)
     }
 }
 

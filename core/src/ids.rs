@@ -85,8 +85,8 @@ pub fn derive_id(parent: Uuid, salt: u8, index: u64) -> Uuid {
     let mut bytes = *parent.as_bytes();
     // Byte 7 carries no version bits, so the salt survives the fix-up below.
     bytes[7] ^= salt;
-    for (i, b) in index.to_be_bytes().iter().enumerate() {
-        bytes[8 + i] ^= b;
+    for (byte, b) in bytes.iter_mut().skip(8).zip(index.to_be_bytes()) {
+        *byte ^= b;
     }
     // Keep the version and variant bits of a v4 UUID so the result still parses as one.
     bytes[6] = (bytes[6] & 0x0f) | 0x40;

@@ -3,6 +3,19 @@
 //! Everything here is a function of its inputs: no I/O, no async, no clock reads, no global state and
 //! no threads. Time and randomness are arguments. A wallet actor owns a [`wallet::Wallet`] and a
 //! [`contact::Contact`] and calls these functions on them; storage encodes the same types.
+//!
+//! No request may make this code panic: the library does not unwrap, index or panic (tests may).
+//! The few money guards that do stop (an overflowing sum, an unbalanced ledger entry) allow it
+//! where they stand and say why a request cannot reach them.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod budget;
 pub mod business;

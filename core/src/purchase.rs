@@ -308,12 +308,11 @@ pub fn validate_purchase(
         .ok_or_else(too_large)?;
     converted.discount = convert(discount)?;
     // Sums of bounded lines fit in i64; the purchase as a whole is bounded like its parts.
-    let max_minor = |currency: Currency| MAX_AMOUNT_UNITS * 10i64.pow(currency.minor_units()) - 1;
     for (amounts, currency) in [
         (&original, original_currency),
         (&converted, business_currency),
     ] {
-        if (amounts.net + amounts.tax).minor() > max_minor(currency) {
+        if amounts.net + amounts.tax > currency.max_amount() {
             return Err(too_large());
         }
     }

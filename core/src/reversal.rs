@@ -9,18 +9,27 @@ use crate::money::{Currency, Money};
 use crate::purchase::ValidatedLine;
 use rust_decimal::Decimal;
 
-/// `amount x numerator / denominator`, rounded once. A zero denominator gives zero.
+/// `amount x numerator / denominator`, rounded once, half away from zero. The numerator is a part
+/// of the denominator: a zero denominator gives zero, and a part larger than the whole counts as
+/// the whole, so the share is never more than the amount.
 pub fn share_of(amount: Money, numerator: Money, denominator: Money, currency: Currency) -> Money {
-    if denominator.is_zero() {
+    let whole = i128::from(denominator.minor());
+    if whole == 0 {
         return Money::ZERO;
     }
-    let exact = Decimal::from(amount.minor()) * Decimal::from(numerator.minor())
-        / Decimal::from(denominator.minor());
-    // Minor units are integers: round the exact minor-unit value half away from zero.
-    let minor =
-        exact.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    let part = i128::from(numerator.minor()).clamp(-whole.abs(), whole.abs());
+    // Exact in i128: each factor is below 2^63 in magnitude, so the product is below 2^126.
+    let product = i128::from(amount.minor()) * part;
+    let (quotient, remainder) = (product / whole, product % whole);
+    // Minor units are integers: away from zero when the remainder is at least half the divisor.
+    let rounded = if remainder.abs() * 2 >= whole.abs() {
+        quotient + product.signum() * whole.signum()
+    } else {
+        quotient
+    };
     let _ = currency;
-    Money(i64::try_from(minor.mantissa() / 10i128.pow(minor.scale())).expect("in range"))
+    // At most the amount in magnitude; only i64::MIN taken -1 times is out of range.
+    i64::try_from(rounded).map_or(Money::from_minor(i64::MAX), Money::from_minor)
 }
 
 /// What a return of some lines takes back.

@@ -110,18 +110,16 @@ pub fn summarize<'a>(
 ) -> Vec<SettlementLine> {
     let mut lines: Vec<SettlementLine> = Vec::new();
     for e in entries {
-        let line = match lines
-            .iter_mut()
-            .position(|l| l.merchant_id == Some(e.merchant_id))
-        {
-            Some(i) => &mut lines[i],
-            None => {
-                lines.push(SettlementLine {
-                    merchant_id: Some(e.merchant_id),
-                    ..Default::default()
-                });
-                lines.last_mut().expect("pushed")
-            }
+        let merchant_id = Some(e.merchant_id);
+        if !lines.iter().any(|l| l.merchant_id == merchant_id) {
+            lines.push(SettlementLine {
+                merchant_id,
+                ..Default::default()
+            });
+        }
+        // Found: it was there or was just pushed.
+        let Some(line) = lines.iter_mut().find(|l| l.merchant_id == merchant_id) else {
+            continue;
         };
         line.awards_funded += e.awards_funded;
         line.contribution_fees += e.contribution_fees;

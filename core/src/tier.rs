@@ -49,7 +49,7 @@ impl TierConfig {
                     "must not be negative",
                 ));
             }
-            if levels[..i].iter().any(|l| l.name == level.name) {
+            if levels.iter().take(i).any(|l| l.name == level.name) {
                 return Err(crate::DomainError::validation(
                     format!("levels[{i}].name"),
                     "is used twice",

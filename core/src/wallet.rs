@@ -377,8 +377,8 @@ impl Wallet {
             ],
         )];
         if matches!(input.redeem, Redemption::Instant | Redemption::Auto) {
-            let index = self.lots.len() - 1;
-            entries.push(self.redeem_lot(index, input.amount, Some(input.event_id), now));
+            let index = self.lots.len().saturating_sub(1);
+            entries.extend(self.redeem_lot(index, input.amount, Some(input.event_id), now));
             if input.redeem == Redemption::Auto {
                 self.auto_payable += input.amount;
             }
@@ -386,20 +386,22 @@ impl Wallet {
         Ok(entries)
     }
 
+    /// Moves `amount` of the lot at `index` from commerce to open; `None` (nothing moved) for an
+    /// index with no lot, which callers never pass.
     fn redeem_lot(
         &mut self,
         index: usize,
         amount: Money,
         event_id: Option<EventId>,
         now: Timestamp,
-    ) -> LedgerEntry {
-        let lot = &mut self.lots[index];
+    ) -> Option<LedgerEntry> {
+        let lot = self.lots.get_mut(index)?;
         assert!(amount <= lot.remaining, "redeeming more than a lot holds");
         lot.remaining -= amount;
         lot.redeemed += amount;
         let lot_id = lot.id;
         self.open += amount;
-        self.post(
+        Some(self.post(
             EntryKind::Redeem,
             amount,
             event_id,
@@ -416,22 +418,21 @@ impl Wallet {
                     amount,
                 },
             ],
-        )
+        ))
     }
 
     /// Spendable lots in redemption order: earliest expiry first, lots without expiry last.
     fn redemption_order(&self, now: Timestamp) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.lots.len())
-            .filter(|&i| self.lots[i].is_spendable(now))
+        let mut order: Vec<(bool, Option<Timestamp>, usize)> = self
+            .lots
+            .iter()
+            .enumerate()
+            .filter(|(_, lot)| lot.is_spendable(now))
+            .map(|(i, lot)| (lot.expires_at.is_none(), lot.expires_at, i))
             .collect();
-        order.sort_by_key(|&i| {
-            (
-                self.lots[i].expires_at.is_none(),
-                self.lots[i].expires_at,
-                i,
-            )
-        });
-        order
+        // The index makes every key distinct, so an unstable sort gives the one order.
+        order.sort_unstable();
+        order.into_iter().map(|(_, _, i)| i).collect()
     }
 
     fn redeem_up_to(
@@ -446,8 +447,11 @@ impl Wallet {
             if !left.is_positive() {
                 break;
             }
-            let take = left.min(self.lots[index].remaining);
-            entries.push(self.redeem_lot(index, take, event_id, now));
+            let Some(remaining) = self.lots.get(index).map(|lot| lot.remaining) else {
+                continue;
+            };
+            let take = left.min(remaining);
+            entries.extend(self.redeem_lot(index, take, event_id, now));
             left -= take;
         }
         entries
@@ -674,7 +678,9 @@ impl Wallet {
     pub fn expire_due(&mut self, now: Timestamp) -> Vec<LedgerEntry> {
         let mut entries = Vec::new();
         for index in 0..self.lots.len() {
-            let lot = &mut self.lots[index];
+            let Some(lot) = self.lots.get_mut(index) else {
+                continue;
+            };
             if lot.expired || lot.expires_at.is_none_or(|at| at > now) {
                 continue;
             }
@@ -718,7 +724,7 @@ impl Wallet {
         event_id: EventId,
         now: Timestamp,
     ) -> Option<LedgerEntry> {
-        let lot = &mut self.lots[index];
+        let lot = self.lots.get_mut(index)?;
         let from_commerce = amount.min(lot.remaining);
         let from_open = (amount - from_commerce).min(lot.redeemed - lot.clawed_back_open);
         let total = from_commerce + from_open;
@@ -777,10 +783,12 @@ impl Wallet {
     ) -> ClawbackOutcome {
         let mut outcome = ClawbackOutcome::default();
         for index in 0..self.lots.len() {
-            if self.lots[index].event_id != event_id {
+            let Some(lot) = self.lots.get(index) else {
+                continue;
+            };
+            if lot.event_id != event_id {
                 continue;
             }
-            let lot = &self.lots[index];
             let outstanding = lot.remaining + lot.redeemed - lot.clawed_back_open;
             let amount = match share {
                 None => outstanding,
@@ -942,9 +950,10 @@ impl Wallet {
         if !amount.is_positive() {
             return (Money::ZERO, Vec::new());
         }
-        let (paid, entries) = self
-            .payout(Some(amount), event_id, now)
-            .expect("amount is within what is payable");
+        // Positive and within what is payable: the payout is never refused.
+        let Ok((paid, entries)) = self.payout(Some(amount), event_id, now) else {
+            return (Money::ZERO, Vec::new());
+        };
         self.auto_payable -= paid.min(self.auto_payable);
         (paid, entries)
     }

@@ -56,12 +56,12 @@ fn line(sku: &str, family: &str, qty: &str, net: i64, tax: i64) -> ValidatedLine
         quantity: d(qty),
         unit_price: Decimal::ZERO,
         tax: LineTax::Amount(Decimal::ZERO),
-        net: Money(net),
-        tax_amount: Money(tax),
-        total: Money(net + tax),
-        original_net: Money(net),
-        original_tax: Money(tax),
-        original_total: Money(net + tax),
+        net: Money::from_minor(net),
+        tax_amount: Money::from_minor(tax),
+        total: Money::from_minor(net + tax),
+        original_net: Money::from_minor(net),
+        original_tax: Money::from_minor(tax),
+        original_total: Money::from_minor(net + tax),
     }
 }
 
@@ -121,7 +121,7 @@ impl World {
         evaluation
             .awards
             .iter()
-            .map(|a| (a.offer_id.as_bytes()[0], a.amount.0))
+            .map(|a| (a.offer_id.as_bytes()[0], a.amount.minor()))
             .collect()
     }
 }
@@ -132,7 +132,7 @@ fn ten_percent_back_on_dairy() {
         1,
         Goal::Spend(SpendConditions {
             families: vec!["dairy".into()],
-            min_amount: Some(Money(200)),
+            min_amount: Some(Money::from_minor(200)),
             ..Default::default()
         }),
         AwardKind::Percent { percent: d("10") },
@@ -163,7 +163,7 @@ fn ten_percent_back_on_dairy() {
     );
     assert_eq!(evaluation.awards.len(), 1);
     let award = &evaluation.awards[0];
-    assert_eq!(award.amount, Money(29), "10% of 2.86");
+    assert_eq!(award.amount, Money::from_minor(29), "10% of 2.86");
     assert_eq!(award.redeem, Redemption::Instant);
     assert_eq!(award.expires_at, Some(now.plus_days(30)));
     assert_eq!(award.funding, Funding::Business);
@@ -173,7 +173,9 @@ fn ten_percent_back_on_dairy() {
 fn spend_conditions() {
     let lines = dairy_lines();
     let now = monday_10am();
-    let fixed = AwardKind::Fixed { amount: Money(100) };
+    let fixed = AwardKind::Fixed {
+        amount: Money::from_minor(100),
+    };
     let with = |c: SpendConditions| offer(1, Goal::Spend(c), fixed.clone());
     let cases: Vec<(&str, SpendConditions, bool)> = vec![
         ("no conditions", SpendConditions::default(), true),
@@ -212,7 +214,7 @@ fn spend_conditions() {
         (
             "min met",
             SpendConditions {
-                min_amount: Some(Money(607)),
+                min_amount: Some(Money::from_minor(607)),
                 ..Default::default()
             },
             true,
@@ -220,7 +222,7 @@ fn spend_conditions() {
         (
             "min not met",
             SpendConditions {
-                min_amount: Some(Money(608)),
+                min_amount: Some(Money::from_minor(608)),
                 ..Default::default()
             },
             false,
@@ -229,7 +231,7 @@ fn spend_conditions() {
             "min on eligible lines",
             SpendConditions {
                 families: vec!["dairy".into()],
-                min_amount: Some(Money(300)),
+                min_amount: Some(Money::from_minor(300)),
                 ..Default::default()
             },
             false,
@@ -338,13 +340,25 @@ fn award_kinds_and_cap() {
     let lines = dairy_lines(); // total 6.07, 3 units
     let now = monday_10am();
     let cases: Vec<(AwardKind, Option<i64>, i64)> = vec![
-        (AwardKind::Fixed { amount: Money(500) }, None, 500),
+        (
+            AwardKind::Fixed {
+                amount: Money::from_minor(500),
+            },
+            None,
+            500,
+        ),
         (AwardKind::Percent { percent: d("12.5") }, None, 76), // 0.75875 -> 0.76
-        (AwardKind::PerUnit { amount: Money(15) }, None, 45),
+        (
+            AwardKind::PerUnit {
+                amount: Money::from_minor(15),
+            },
+            None,
+            45,
+        ),
         (
             AwardKind::Step {
-                step: Money(200),
-                amount: Money(50),
+                step: Money::from_minor(200),
+                amount: Money::from_minor(50),
             },
             None,
             150,
@@ -353,9 +367,40 @@ fn award_kinds_and_cap() {
     ];
     for (kind, cap, expected) in cases {
         let mut o = offer(1, Goal::Spend(SpendConditions::default()), kind.clone());
-        o.award.cap = cap.map(Money);
+        o.award.cap = cap.map(Money::from_minor);
         let awards = World::new().run(&[o], EventFacts::Purchase(purchase(&lines, now)), now);
         assert_eq!(awards, vec![(1, expected)], "{kind:?}");
+    }
+}
+
+#[test]
+fn an_award_beyond_any_purchase_amount_is_not_given_but_a_cap_still_is() {
+    let lines = dairy_lines(); // total 6.07, 3 units
+    let now = monday_10am();
+    for kind in [
+        // 607 steps of an amount near i64::MAX / 100: beyond any amount of money.
+        AwardKind::Step {
+            step: Money::from_minor(1),
+            amount: Money::from_minor(i64::MAX / 100),
+        },
+        // 3 units of 9,999,999,999.99: beyond MAX_AMOUNT_UNITS.
+        AwardKind::PerUnit {
+            amount: Money::from_minor(999_999_999_999),
+        },
+    ] {
+        let mut o = offer(1, Goal::Spend(SpendConditions::default()), kind.clone());
+        let event = EventFacts::Purchase(purchase(&lines, now));
+        assert_eq!(
+            World::new().run(&[o.clone()], event, now),
+            vec![],
+            "{kind:?}"
+        );
+        o.award.cap = Some(Money::from_minor(1000));
+        assert_eq!(
+            World::new().run(&[o], event, now),
+            vec![(1, 1000)],
+            "{kind:?}"
+        );
     }
 }
 
@@ -366,7 +411,9 @@ fn availability_window_state_and_schemes() {
     let base = offer(
         1,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(100) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(100),
+        },
     );
     let scheme = SchemeId::from_bytes([8; 16]);
     let mut world = World::new();
@@ -439,7 +486,9 @@ fn limits_per_contact_and_per_month() {
     let mut o = offer(
         1,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(100) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(100),
+        },
     );
     o.limits.per_contact_monthly = Some(2);
     o.limits.per_contact = Some(3);
@@ -472,7 +521,9 @@ fn visits_and_cumulative_targets() {
             count: 3,
             period_days: 7,
         },
-        AwardKind::Fixed { amount: Money(100) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(100),
+        },
     );
     let mut world = World::new();
     let mut given = Vec::new();
@@ -495,10 +546,12 @@ fn visits_and_cumulative_targets() {
         2,
         Goal::Achievement(AchievementConditions {
             classifications: vec!["top_up".into()],
-            cumulative_monthly_amount: Some(Money(10_000)),
+            cumulative_monthly_amount: Some(Money::from_minor(10_000)),
             ..Default::default()
         }),
-        AwardKind::Fixed { amount: Money(500) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(500),
+        },
     );
     let mut world = World::new();
     let mut given = Vec::new();
@@ -507,7 +560,7 @@ fn visits_and_cumulative_targets() {
         let facts = AchievementFacts {
             kind: AchievementKind::Achievement,
             classification: Some("top_up"),
-            amount: Some(Money(amount)),
+            amount: Some(Money::from_minor(amount)),
             performed_on: at,
         };
         given.push(
@@ -527,7 +580,9 @@ fn visits_and_cumulative_targets() {
 #[test]
 fn membership_goals() {
     let now = monday_10am();
-    let fixed = AwardKind::Fixed { amount: Money(100) };
+    let fixed = AwardKind::Fixed {
+        amount: Money::from_minor(100),
+    };
     let sign_up = offer(1, Goal::Membership(MembershipGoal::SignUp), fixed.clone());
     let referral = offer(
         2,
@@ -572,17 +627,23 @@ fn reward_resolution() {
     let a = offer(
         3,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(100) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(100),
+        },
     );
     let b = offer(
         1,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(300) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(300),
+        },
     );
     let c = offer(
         2,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(200) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(200),
+        },
     );
     let offers = [a, b, c];
     for (resolution, expected) in [
@@ -614,11 +675,13 @@ fn an_award_that_does_not_fit_the_budget_is_not_given() {
     let mut o = offer(
         1,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(400) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(400),
+        },
     );
-    o.limits.budget = Some(Money(1000));
+    o.limits.budget = Some(Money::from_minor(1000));
     let offers = vec![Arc::new(o)];
-    let budget = Budget::new(Some(Money(1000)), BudgetTotals::default());
+    let budget = Budget::new(Some(Money::from_minor(1000)), BudgetTotals::default());
     let counters = OfferCounters::default();
     let context = EngineContext {
         currency: eur(),
@@ -647,25 +710,25 @@ fn an_award_that_does_not_fit_the_budget_is_not_given() {
         vec![1, 1, 0],
         "the third 4.00 does not fit in the 2.00 left"
     );
-    assert_eq!(budget.used(), Money(800));
+    assert_eq!(budget.used(), Money::from_minor(800));
 }
 
 #[test]
 fn concurrent_reservations_never_overshoot_a_budget() {
-    let budget = Budget::new(Some(Money(100_000)), BudgetTotals::default());
+    let budget = Budget::new(Some(Money::from_minor(100_000)), BudgetTotals::default());
     let granted = std::sync::atomic::AtomicI64::new(0);
     std::thread::scope(|s| {
         for t in 0..8 {
             let (budget, granted) = (&budget, &granted);
             s.spawn(move || {
                 for i in 0..5_000 {
-                    let amount = Money(1 + (i * 7 + t) % 50);
+                    let amount = Money::from_minor(1 + (i * 7 + t) % 50);
                     if budget.try_reserve(amount) {
                         if i % 5 == 0 {
                             budget.release(amount);
                         } else {
                             budget.commit(amount);
-                            granted.fetch_add(amount.0, std::sync::atomic::Ordering::Relaxed);
+                            granted.fetch_add(amount.minor(), std::sync::atomic::Ordering::Relaxed);
                         }
                     }
                 }
@@ -674,8 +737,8 @@ fn concurrent_reservations_never_overshoot_a_budget() {
     });
     let granted = granted.load(std::sync::atomic::Ordering::Relaxed);
     assert!(granted <= 100_000, "granted {granted}");
-    assert_eq!(budget.used(), Money(granted));
-    assert_eq!(budget.totals().awarded_total, Money(granted));
+    assert_eq!(budget.used(), Money::from_minor(granted));
+    assert_eq!(budget.totals().awarded_total, Money::from_minor(granted));
 }
 
 #[test]
@@ -778,12 +841,16 @@ fn only_offers_with_limits_or_progress_keep_a_counter() {
     let free = offer(
         1,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(100) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(100),
+        },
     );
     let mut limited = offer(
         2,
         Goal::Spend(SpendConditions::default()),
-        AwardKind::Fixed { amount: Money(100) },
+        AwardKind::Fixed {
+            amount: Money::from_minor(100),
+        },
     );
     limited.limits.per_contact_monthly = Some(3);
     let offers = vec![Arc::new(free.clone()), Arc::new(limited.clone())];

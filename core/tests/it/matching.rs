@@ -30,7 +30,7 @@ fn entry(n: u64, side: Side, total: i64, at_seconds: i64, reference: Option<&str
     Entry {
         id: id(n),
         side,
-        total: Money(total),
+        total: Money::from_minor(total),
         at: Timestamp(at_seconds * SECOND),
         transaction_reference: reference.map(str::to_string),
         reference_number: None,
@@ -141,13 +141,13 @@ fn the_window_ends_in_unmatched_and_unclaimed_and_claims_are_decided_once() {
     assert_eq!(book.len(), 1);
     // A wrong receipt finds nothing, the right one takes it, a second claim is refused.
     let wrong = ClaimBy::Receipt {
-        total: Money(900),
+        total: Money::from_minor(900),
         at: Timestamp(0),
         reference_number: Some("R-1"),
     };
     assert_eq!(book.claim(&wrong, WINDOW), Err(ClaimRefusal::NotFound));
     let right = ClaimBy::Receipt {
-        total: Money(900),
+        total: Money::from_minor(900),
         at: Timestamp(30 * SECOND),
         reference_number: Some("R-9"),
     };
@@ -254,7 +254,7 @@ impl Run {
         Entry {
             id: id(self.next),
             side,
-            total: Money(total),
+            total: Money::from_minor(total),
             at: Timestamp((self.now + at) * SECOND),
             transaction_reference: reference,
             reference_number: Some(format!("R{}", total)),
@@ -488,7 +488,7 @@ proptest! {
                 Op::ClaimReceipt { total, at } => {
                     let reference = format!("R{total}");
                     let at = Timestamp((run.now + at) * SECOND);
-                    run.claim(ClaimBy::Receipt { total: Money(total), at, reference_number: Some(&reference) });
+                    run.claim(ClaimBy::Receipt { total: Money::from_minor(total), at, reference_number: Some(&reference) });
                 }
                 Op::Settle { pick } => run.settle(pick),
                 Op::Abort { pick } => run.abort(pick),

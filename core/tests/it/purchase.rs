@@ -59,11 +59,15 @@ fn amounts_of_the_dairy_basket() {
     let lines: Vec<(i64, i64, i64)> = p
         .lines
         .iter()
-        .map(|l| (l.net.0, l.tax_amount.0, l.total.0))
+        .map(|l| (l.net.minor(), l.tax_amount.minor(), l.total.minor()))
         .collect();
     assert_eq!(lines, vec![(240, 46, 286), (300, 21, 321)]);
     assert_eq!(
-        (p.amounts.net.0, p.amounts.tax.0, p.amounts.total.0),
+        (
+            p.amounts.net.minor(),
+            p.amounts.tax.minor(),
+            p.amounts.total.minor()
+        ),
         (540, 67, 607)
     );
 }
@@ -163,14 +167,17 @@ fn discounts_and_totals_without_lines() {
     };
     assert_eq!(
         validate("EUR", &input, &[]).unwrap().amounts.total,
-        Money(500)
+        Money::from_minor(500)
     );
     let input = PurchaseInput {
         total_amount: Some(d("42")),
         ..Default::default()
     };
     let p = validate("EUR", &input, &[]).unwrap();
-    assert_eq!((p.amounts.net, p.amounts.total), (Money(4200), Money(4200)));
+    assert_eq!(
+        (p.amounts.net, p.amounts.total),
+        (Money::from_minor(4200), Money::from_minor(4200))
+    );
     let input = PurchaseInput {
         discount_amount: Some(d("7")),
         ..dairy_basket()
@@ -190,7 +197,7 @@ fn currencies_and_conversion() {
     };
     assert_eq!(
         validate("JPY", &input, &[]).unwrap().amounts.total,
-        Money(1001)
+        Money::from_minor(1001)
     );
     let input = PurchaseInput {
         lines: vec![line("A", "1", "1.2345", None, None)],
@@ -198,7 +205,7 @@ fn currencies_and_conversion() {
     };
     assert_eq!(
         validate("KWD", &input, &[]).unwrap().amounts.total,
-        Money(1235)
+        Money::from_minor(1235)
     );
     // 0.005 USD at 3: converted from the unrounded original, 0.015 -> 0.02 EUR; converting the
     // rounded original would give 0.01 x 3 = 0.03.
@@ -211,12 +218,12 @@ fn currencies_and_conversion() {
     assert_eq!(p.original_currency.code(), "USD");
     assert_eq!(
         p.original_amounts.total,
-        Money(1),
+        Money::from_minor(1),
         "0.005 USD rounds to 0.01"
     );
     assert_eq!(
         p.amounts.total,
-        Money(2),
+        Money::from_minor(2),
         "converted from the unrounded 0.005, not from 0.01"
     );
     assert_eq!(p.exchange_rate, d("3"));
@@ -301,7 +308,7 @@ proptest! {
     #[test]
     fn money_text_is_its_decimal_text(minor in any::<i64>(), code in prop::sample::select(vec!["EUR", "JPY", "KWD", "CLF"])) {
         let currency = Currency::parse(code).unwrap();
-        let money = Money(minor);
+        let money = Money::from_minor(minor);
         prop_assert_eq!(currency.format(money), currency.to_decimal(money).to_string());
     }
 }

@@ -78,7 +78,7 @@ fn dairy_award_is_spent_on_the_same_purchase() {
         to: None,
         goal: Goal::Spend(SpendConditions {
             families: vec!["dairy".into()],
-            min_amount: Some(Money(200)),
+            min_amount: Some(Money::from_minor(200)),
             ..Default::default()
         }),
         award: Award {
@@ -118,7 +118,7 @@ fn dairy_award_is_spent_on_the_same_purchase() {
         &mut Unlimited,
     );
     assert_eq!(evaluation.awards.len(), 1);
-    assert_eq!(evaluation.awards[0].amount, Money(29));
+    assert_eq!(evaluation.awards[0].amount, Money::from_minor(29));
 
     let event = EventId::from_bytes([4; 16]);
     let mut wallet = Wallet::new(WalletId::NIL, ContactId::NIL, BusinessId::NIL, eur());
@@ -159,7 +159,7 @@ fn dairy_award_is_spent_on_the_same_purchase() {
     entries.extend(out.entries);
     assert_eq!(
         out.spent,
-        Money(29),
+        Money::from_minor(29),
         "the instant award is spent on the purchase that earned it"
     );
     assert_eq!(wallet.balances().open, Money::ZERO);
@@ -205,8 +205,8 @@ fn estimate(state: EstimateState, held: i64) -> Estimate {
         state,
         created_at: Timestamp(0),
         expires_at: Timestamp(1000),
-        held: Money(held),
-        total: Money(500),
+        held: Money::from_minor(held),
+        total: Money::from_minor(500),
     }
 }
 
@@ -348,19 +348,23 @@ fn returns_take_back_the_returned_share() {
         &[],
         &[("A".into(), d("2"))],
         total,
-        Money(600),
+        Money::from_minor(600),
         Money::ZERO,
         eur(),
     )
     .unwrap();
-    assert_eq!(plan.returned_amount, Money(500));
-    assert_eq!(plan.refund, Money(150), "a quarter of the 6.00 spent");
+    assert_eq!(plan.returned_amount, Money::from_minor(500));
+    assert_eq!(
+        plan.refund,
+        Money::from_minor(150),
+        "a quarter of the 6.00 spent"
+    );
     let again = plan_return(
         &p.lines,
         &plan.lines,
         &[("A".into(), d("3"))],
         total,
-        Money(600),
+        Money::from_minor(600),
         plan.refund,
         eur(),
     );
@@ -370,17 +374,38 @@ fn returns_take_back_the_returned_share() {
         &[],
         &[("Z".into(), d("1"))],
         total,
-        Money(0),
+        Money::from_minor(0),
         Money::ZERO,
         eur(),
     );
     assert_eq!(unknown.unwrap_err().code(), "return_exceeds_purchase");
     // A third of 1.00 rounds once: 0.33; two thirds of 0.05: 0.0333 -> 0.03.
-    assert_eq!(share_of(Money(100), Money(1), Money(3), eur()), Money(33));
-    assert_eq!(share_of(Money(5), Money(2), Money(3), eur()), Money(3));
     assert_eq!(
-        share_of(Money(5), Money(1), Money(2), eur()),
-        Money(3),
+        share_of(
+            Money::from_minor(100),
+            Money::from_minor(1),
+            Money::from_minor(3),
+            eur()
+        ),
+        Money::from_minor(33)
+    );
+    assert_eq!(
+        share_of(
+            Money::from_minor(5),
+            Money::from_minor(2),
+            Money::from_minor(3),
+            eur()
+        ),
+        Money::from_minor(3)
+    );
+    assert_eq!(
+        share_of(
+            Money::from_minor(5),
+            Money::from_minor(1),
+            Money::from_minor(2),
+            eur()
+        ),
+        Money::from_minor(3),
         "half away from zero"
     );
 }
@@ -405,8 +430,8 @@ fn settlement_of_awards_and_spends() {
         merchant,
         EventId::NIL,
         Timestamp(0),
-        &[Money(1000)],
-        Money(400),
+        &[Money::from_minor(1000)],
+        Money::from_minor(400),
         eur(),
     )
     .unwrap();
@@ -417,19 +442,24 @@ fn settlement_of_awards_and_spends() {
             e.settlement_fees,
             e.spends
         ),
-        (Money(500), Money(100), Money(25), Money(400))
+        (
+            Money::from_minor(500),
+            Money::from_minor(100),
+            Money::from_minor(25),
+            Money::from_minor(400)
+        )
     );
     let reversal = e.reversal(Timestamp(1));
     let lines = summarize([&e, &e, &reversal]);
     assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0].net(), Money(500 + 100 + 25 - 400));
+    assert_eq!(lines[0].net(), Money::from_minor(500 + 100 + 25 - 400));
     assert!(settle(
         &CommercialTerms::default(),
         merchant,
         EventId::NIL,
         Timestamp(0),
         &[],
-        Money(0),
+        Money::from_minor(0),
         eur()
     )
     .is_none());

@@ -41,7 +41,7 @@ fn award(n: u64, amount: i64, expires_at: Option<i64>, redeem: Redemption) -> Aw
         event_id: event(n),
         lot_id: LotId::for_event(event(n), 0),
         offer_id: None,
-        amount: Money(amount),
+        amount: Money::from_minor(amount),
         expires_at: expires_at.map(Timestamp),
         redeem,
         funding: Funding::Business,
@@ -53,7 +53,7 @@ fn spend(n: u64, amount: SpendAmount, require_full: bool, limit: i64) -> SpendRe
         event_id: event(n),
         amount,
         require_full,
-        limit: Money(limit),
+        limit: Money::from_minor(limit),
         min_spend: None,
         max_spend: None,
         blocked: false,
@@ -85,7 +85,7 @@ fn award_kinds_land_in_commerce_or_open() {
         let b = w.balances();
         assert_eq!(
             (b.commerce, b.open),
-            (Money(commerce), Money(open)),
+            (Money::from_minor(commerce), Money::from_minor(open)),
             "{redeem:?}"
         );
         assert_eq!(entries.iter().map(|e| e.kind).collect::<Vec<_>>(), kinds);
@@ -115,19 +115,22 @@ fn spend_takes_earliest_expiry_first_then_no_expiry_then_open() {
         )
         .unwrap(),
     );
-    all.extend(w.top_up(Money(1000), event(4), Timestamp(0)).unwrap());
+    all.extend(
+        w.top_up(Money::from_minor(1000), event(4), Timestamp(0))
+            .unwrap(),
+    );
     let out = w
         .spend(
-            &spend(5, SpendAmount::Exact(Money(350)), false, 10_000),
+            &spend(5, SpendAmount::Exact(Money::from_minor(350)), false, 10_000),
             Timestamp(1),
         )
         .unwrap();
     all.extend(out.entries.clone());
-    assert_eq!(out.spent, Money(350));
+    assert_eq!(out.spent, Money::from_minor(350));
     // 100 from the lot expiring first, 200 from the next, 50 from the lot without expiry.
-    let remaining: Vec<i64> = w.lots.iter().map(|l| l.remaining.0).collect();
+    let remaining: Vec<i64> = w.lots.iter().map(|l| l.remaining.minor()).collect();
     assert_eq!(remaining, vec![250, 0, 0]);
-    assert_eq!(w.open, Money(1000));
+    assert_eq!(w.open, Money::from_minor(1000));
     audit(&w, &all).unwrap();
 }
 
@@ -156,12 +159,16 @@ fn spend_rules() {
         expected,
     };
     let cases = vec![
-        base("partial", SpendAmount::Exact(Money(2000)), Ok(1000)),
+        base(
+            "partial",
+            SpendAmount::Exact(Money::from_minor(2000)),
+            Ok(1000),
+        ),
         Case {
             require_full: true,
             ..base(
                 "all or nothing",
-                SpendAmount::Exact(Money(2000)),
+                SpendAmount::Exact(Money::from_minor(2000)),
                 Err("insufficient_funds"),
             )
         },
@@ -174,7 +181,7 @@ fn spend_rules() {
             blocked: true,
             ..base(
                 "spend-blocked",
-                SpendAmount::Exact(Money(10)),
+                SpendAmount::Exact(Money::from_minor(10)),
                 Err("spend_blocked"),
             )
         },
@@ -182,7 +189,7 @@ fn spend_rules() {
             max: Some(500),
             ..base(
                 "above the maximum",
-                SpendAmount::Exact(Money(600)),
+                SpendAmount::Exact(Money::from_minor(600)),
                 Err("spend_limit"),
             )
         },
@@ -194,7 +201,7 @@ fn spend_rules() {
             min: Some(300),
             ..base(
                 "below the minimum",
-                SpendAmount::Exact(Money(200)),
+                SpendAmount::Exact(Money::from_minor(200)),
                 Err("spend_limit"),
             )
         },
@@ -206,18 +213,19 @@ fn spend_rules() {
     for c in cases {
         let mut w = new_wallet();
         if c.open > 0 {
-            w.top_up(Money(c.open), event(1), Timestamp(0)).unwrap();
+            w.top_up(Money::from_minor(c.open), event(1), Timestamp(0))
+                .unwrap();
         }
         let before = w.clone();
         let request = SpendRequest {
-            min_spend: c.min.map(Money),
-            max_spend: c.max.map(Money),
+            min_spend: c.min.map(Money::from_minor),
+            max_spend: c.max.map(Money::from_minor),
             blocked: c.blocked,
             ..spend(2, c.amount, c.require_full, c.limit)
         };
         let result = w
             .spend(&request, Timestamp(1))
-            .map(|o| o.spent.0)
+            .map(|o| o.spent.minor())
             .map_err(|e| e.code());
         assert_eq!(result, c.expected, "{}", c.name);
         if c.expected.is_err() {
@@ -245,8 +253,8 @@ fn nothing_is_spendable_while_open_is_negative() {
     );
     let claw = w.clawback_event(event(1), Timestamp(1));
     all.extend(claw.entries.clone());
-    assert_eq!(claw.total, Money(500));
-    assert_eq!(w.open, Money(-500));
+    assert_eq!(claw.total, Money::from_minor(500));
+    assert_eq!(w.open, Money::from_minor(-500));
     assert_eq!(w.spendable(Timestamp(1)), Money::ZERO);
     let out = w
         .spend(&spend(4, SpendAmount::All, false, 1000), Timestamp(1))
@@ -259,18 +267,24 @@ fn nothing_is_spendable_while_open_is_negative() {
 fn holds_resolve_once_and_capture_spends_up_to_the_hold() {
     let mut w = new_wallet();
     let mut all = Vec::new();
-    all.extend(w.top_up(Money(1000), event(1), Timestamp(0)).unwrap());
-    all.extend(w.hold(estimate(1), Money(600), Timestamp(0)).unwrap());
-    assert_eq!(w.spendable(Timestamp(0)), Money(400));
+    all.extend(
+        w.top_up(Money::from_minor(1000), event(1), Timestamp(0))
+            .unwrap(),
+    );
+    all.extend(
+        w.hold(estimate(1), Money::from_minor(600), Timestamp(0))
+            .unwrap(),
+    );
+    assert_eq!(w.spendable(Timestamp(0)), Money::from_minor(400));
     assert_eq!(
-        w.hold(estimate(2), Money(500), Timestamp(0))
+        w.hold(estimate(2), Money::from_minor(500), Timestamp(0))
             .unwrap_err()
             .code(),
         "insufficient_funds"
     );
     let request = SpendRequest {
         hold: Some(estimate(1)),
-        ..spend(2, SpendAmount::Exact(Money(250)), true, 1000)
+        ..spend(2, SpendAmount::Exact(Money::from_minor(250)), true, 1000)
     };
     let out = w.spend(&request, Timestamp(1)).unwrap();
     all.extend(out.entries.clone());
@@ -279,7 +293,7 @@ fn holds_resolve_once_and_capture_spends_up_to_the_hold() {
         kinds,
         vec![EntryKind::Capture, EntryKind::Release, EntryKind::Spend]
     );
-    assert_eq!((w.open, w.reserved), (Money(750), Money::ZERO));
+    assert_eq!((w.open, w.reserved), (Money::from_minor(750), Money::ZERO));
     assert_eq!(
         w.release(estimate(1), Timestamp(2)).unwrap_err().code(),
         "invalid_state"
@@ -319,36 +333,51 @@ fn lots_expire_exactly_once() {
 fn payouts_refunds_and_top_ups() {
     let mut w = new_wallet();
     let mut all = Vec::new();
-    all.extend(w.top_up(Money(1000), event(1), Timestamp(0)).unwrap());
+    all.extend(
+        w.top_up(Money::from_minor(1000), event(1), Timestamp(0))
+            .unwrap(),
+    );
     assert_eq!(
-        w.top_up(Money(0), event(2), Timestamp(0))
+        w.top_up(Money::from_minor(0), event(2), Timestamp(0))
             .unwrap_err()
             .code(),
         "validation_failed"
     );
-    let (paid, entries) = w.payout(Some(Money(300)), event(3), Timestamp(0)).unwrap();
+    let (paid, entries) = w
+        .payout(Some(Money::from_minor(300)), event(3), Timestamp(0))
+        .unwrap();
     all.extend(entries);
-    assert_eq!(paid, Money(300));
+    assert_eq!(paid, Money::from_minor(300));
     assert_eq!(
-        w.payout(Some(Money(800)), event(4), Timestamp(0))
+        w.payout(Some(Money::from_minor(800)), event(4), Timestamp(0))
             .unwrap_err()
             .code(),
         "insufficient_funds"
     );
-    all.extend(w.refund(Money(50), event(5), Timestamp(0)).unwrap());
+    all.extend(
+        w.refund(Money::from_minor(50), event(5), Timestamp(0))
+            .unwrap(),
+    );
     let (paid, entries) = w.payout(None, event(6), Timestamp(0)).unwrap();
     all.extend(entries);
-    assert_eq!(paid, Money(750));
+    assert_eq!(paid, Money::from_minor(750));
     assert_eq!(w.open, Money::ZERO);
     all.extend(
         w.award(&award(7, 120, None, Redemption::Auto), Timestamp(0))
             .unwrap(),
     );
-    all.extend(w.top_up(Money(30), event(8), Timestamp(0)).unwrap());
+    all.extend(
+        w.top_up(Money::from_minor(30), event(8), Timestamp(0))
+            .unwrap(),
+    );
     let (paid, entries) = w.payout_auto(event(9), Timestamp(0));
     all.extend(entries);
-    assert_eq!(paid, Money(120), "only money from auto redemptions");
-    assert_eq!(w.open, Money(30));
+    assert_eq!(
+        paid,
+        Money::from_minor(120),
+        "only money from auto redemptions"
+    );
+    assert_eq!(w.open, Money::from_minor(30));
     audit(&w, &all).unwrap();
 }
 
@@ -512,7 +541,7 @@ proptest! {
                     wallet.award(&award(next, amount, expires_at, redeem), t)
                 }
                 Op::Redeem { amount } => {
-                    let r = wallet.redeem(Money(amount), Some(event(next)), t);
+                    let r = wallet.redeem(Money::from_minor(amount), Some(event(next)), t);
                     if amount <= model.live(now) {
                         model.take_from_lots(amount, now);
                         prop_assert!(r.is_ok());
@@ -525,13 +554,13 @@ proptest! {
                     let available = model.spendable(now, 0);
                     let requested = amount.unwrap_or(available.min(limit));
                     let spent = requested.min(available).min(limit);
-                    let request = spend(next, amount.map_or(SpendAmount::All, |a| SpendAmount::Exact(Money(a))), require_full, limit);
+                    let request = spend(next, amount.map_or(SpendAmount::All, |a| SpendAmount::Exact(Money::from_minor(a))), require_full, limit);
                     let r = wallet.spend(&request, t);
                     if require_full && spent < requested {
                         prop_assert_eq!(r.as_ref().unwrap_err().code(), "insufficient_funds");
                     } else {
                         let out = r.as_ref().unwrap();
-                        prop_assert_eq!(out.spent, Money(spent));
+                        prop_assert_eq!(out.spent, Money::from_minor(spent));
                         model.take_from_lots(spent.min(model.live(now)), now);
                         model.open -= spent;
                         if spent > 0 { model.auto_payable = model.auto_payable.min(model.open); }
@@ -539,7 +568,7 @@ proptest! {
                     r.map(|o| o.entries)
                 }
                 Op::Hold { amount } => {
-                    let r = wallet.hold(estimate(next), Money(amount), t);
+                    let r = wallet.hold(estimate(next), Money::from_minor(amount), t);
                     if amount <= model.spendable(now, 0) {
                         prop_assert!(r.is_ok());
                         model.holds.push((next, amount));
@@ -562,7 +591,7 @@ proptest! {
                     let Some(&e) = estimates.get(index) else { continue };
                     let request = SpendRequest {
                         hold: Some(estimate(e)),
-                        ..spend(next, amount.map_or(SpendAmount::All, |a| SpendAmount::Exact(Money(a))), false, 1_000_000)
+                        ..spend(next, amount.map_or(SpendAmount::All, |a| SpendAmount::Exact(Money::from_minor(a))), false, 1_000_000)
                     };
                     let r = wallet.spend(&request, t);
                     match model.holds.iter().position(|h| h.0 == e) {
@@ -571,7 +600,7 @@ proptest! {
                             let available = model.spendable(now, held);
                             let spent = amount.unwrap_or(available).min(available);
                             model.holds.remove(i);
-                            prop_assert_eq!(r.as_ref().unwrap().spent, Money(spent));
+                            prop_assert_eq!(r.as_ref().unwrap().spent, Money::from_minor(spent));
                             model.take_from_lots(spent.min(model.live(now)), now);
                             model.open -= spent;
                             if spent > 0 { model.auto_payable = model.auto_payable.min(model.open); }
@@ -605,22 +634,22 @@ proptest! {
                 }
                 Op::Refund { amount } => {
                     model.open += amount;
-                    wallet.refund(Money(amount), event(next), t)
+                    wallet.refund(Money::from_minor(amount), event(next), t)
                 }
                 Op::TopUp { amount } => {
                     model.open += amount;
-                    wallet.top_up(Money(amount), event(next), t)
+                    wallet.top_up(Money::from_minor(amount), event(next), t)
                 }
                 Op::Payout { amount } => {
                     let payable = model.open.min(model.spendable(now, 0)).max(0);
-                    let r = wallet.payout(amount.map(Money), event(next), t);
+                    let r = wallet.payout(amount.map(Money::from_minor), event(next), t);
                     match amount {
                         Some(a) if a > payable => prop_assert_eq!(r.as_ref().unwrap_err().code(), "insufficient_funds"),
                         // Paying out nothing is refused, not recorded as 0.00.
                         None if payable == 0 => prop_assert_eq!(r.as_ref().unwrap_err().code(), "insufficient_funds"),
                         _ => {
                             let paid = amount.unwrap_or(payable);
-                            prop_assert_eq!(r.as_ref().unwrap().0, Money(paid));
+                            prop_assert_eq!(r.as_ref().unwrap().0, Money::from_minor(paid));
                             model.open -= paid;
                             if paid > 0 { model.auto_payable = model.auto_payable.min(model.open); }
                         }
@@ -643,13 +672,13 @@ proptest! {
             prop_assert_eq!(audit(&wallet, &entries), Ok(()));
             let b = wallet.balances();
             let model_commerce: i64 = model.lots.iter().map(|l| l.remaining).sum();
-            prop_assert_eq!(b.commerce, Money(model_commerce), "commerce after {:?}", op);
-            prop_assert_eq!(b.open, Money(model.open), "open after {:?}", op);
-            prop_assert_eq!(b.reserved, Money(model.reserved()), "reserved after {:?}", op);
-            prop_assert_eq!(wallet.spendable(t), Money(model.spendable(now, 0)));
+            prop_assert_eq!(b.commerce, Money::from_minor(model_commerce), "commerce after {:?}", op);
+            prop_assert_eq!(b.open, Money::from_minor(model.open), "open after {:?}", op);
+            prop_assert_eq!(b.reserved, Money::from_minor(model.reserved()), "reserved after {:?}", op);
+            prop_assert_eq!(wallet.spendable(t), Money::from_minor(model.spendable(now, 0)));
             prop_assert!(!wallet.spendable(t).is_negative());
             prop_assert!(!b.open.is_negative() || clawed_back, "open went negative without a claw-back");
-            prop_assert_eq!(wallet.auto_payable, Money(model.auto_payable));
+            prop_assert_eq!(wallet.auto_payable, Money::from_minor(model.auto_payable));
         }
         // Exactly once: no lot expired twice, no hold resolved twice.
         for lot in &wallet.lots {
@@ -693,7 +722,7 @@ fn closed_lots_leave_the_wallet_and_come_back_to_be_clawed_back() {
     w.restore_lots(closed);
     let claw = w.clawback_event(event(1), Timestamp(1));
     all.extend(claw.entries);
-    assert_eq!(claw.total, Money(500));
+    assert_eq!(claw.total, Money::from_minor(500));
     assert_eq!(w.open, Money::ZERO);
     audit(&w, &all).unwrap();
 }

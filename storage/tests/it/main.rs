@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use rewards_core::{Currency, Money};
 use rewards_storage::codec::{decode, encode};
 use rewards_storage::keys::KeyBuilder;
 use rewards_storage::{Durability, Record, Space, Store, StoreError, StoreOptions, WriteSet};
@@ -26,6 +27,18 @@ struct OtherVersion {
 
 impl Record for OtherVersion {
     const VERSION: u8 = 4;
+}
+
+/// A [`Thing`] whose amount is money, followed by its currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Priced {
+    name: String,
+    amount: Money,
+    currency: Currency,
+}
+
+impl Record for Priced {
+    const VERSION: u8 = 3;
 }
 
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
@@ -288,4 +301,31 @@ fn a_corrupt_length_is_an_error_not_an_allocation() {
     let mut bytes = vec![Thing::VERSION, 253];
     bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
     assert!(decode::<Thing>(&bytes).is_err());
+}
+
+#[test]
+fn money_is_stored_as_its_minor_units_and_a_decoded_currency_is_checked() {
+    // Stored records keep decoding: an amount's bytes are those of its i64 count of minor units,
+    // a currency's are its three letters and its number of decimals.
+    let eur = Currency::parse("EUR").unwrap();
+    for minor in [0, 705, -705, i64::MAX, i64::MIN] {
+        let priced = Priced {
+            name: "p".into(),
+            amount: Money::from_minor(minor),
+            currency: eur,
+        };
+        let mut plain = encode(&Thing {
+            name: "p".into(),
+            amount: minor,
+        });
+        plain.extend_from_slice(b"EUR\x02");
+        assert_eq!(encode(&priced), plain);
+        assert_eq!(decode::<Priced>(&plain).unwrap(), priced);
+    }
+    // A currency that parsing would refuse is refused when decoded too.
+    for currency in [b"eur\x02", b"E\xffR\x02", b"EUR\x09"] {
+        let mut bytes = encode(&thing(1));
+        bytes.extend_from_slice(currency);
+        assert!(decode::<Priced>(&bytes).is_err(), "{currency:?}");
+    }
 }
