@@ -88,32 +88,21 @@ pub fn created<T: Serialize>(body: &T) -> HttpResponse {
 /// as they are written). Malformed JSON is left to the parser.
 fn longest_string(bytes: &[u8]) -> usize {
     let mut longest = 0;
-    let mut current: Option<usize> = None;
-    let mut escaped = false;
-    for &b in bytes {
-        match current.as_mut() {
-            None => {
-                if b == b'"' {
-                    current = Some(0);
-                }
-            }
-            Some(length) => {
-                if escaped {
-                    escaped = false;
-                    *length += 1;
-                } else if b == b'\\' {
-                    escaped = true;
-                    *length += 1;
-                } else if b == b'"' {
-                    longest = longest.max(*length);
-                    current = None;
-                } else {
-                    *length += 1;
-                }
+    let mut rest = bytes;
+    while let Some(open) = rest.iter().position(|&b| b == b'"') {
+        let string = rest.get(open + 1..).unwrap_or_default();
+        let mut length = 0;
+        loop {
+            match string.get(length) {
+                None | Some(b'"') => break,
+                Some(b'\\') => length += 2,
+                Some(_) => length += 1,
             }
         }
+        longest = longest.max(length.min(string.len()));
+        rest = string.get(length + 1..).unwrap_or_default();
     }
-    longest.max(current.unwrap_or(0))
+    longest
 }
 
 /// The refusal of a body with an overlong string, naming its path (the slow path: only for
