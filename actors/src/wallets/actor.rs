@@ -1,0 +1,248 @@
+//! The actor itself: its mailbox handlers, passivation, and the commit of a change (the
+//! writer's acknowledgement answers the caller and settles reservations).
+
+use super::*;
+
+impl Actor for WalletActor {
+    type Context = Context<Self>;
+}
+
+/// Asks an actor to passivate if it has been idle for `idle` (sent by the directory's sweeper, so
+/// no actor carries a timer of its own).
+pub(super) struct Passivate {
+    pub(super) idle: Duration,
+}
+
+impl Message for Passivate {
+    type Result = ();
+}
+
+impl Handler<Passivate> for WalletActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Passivate, ctx: &mut Self::Context) {
+        self.maybe_passivate(ctx, message.idle);
+    }
+}
+
+impl Handler<Envelope> for WalletActor {
+    type Result = ();
+
+    fn handle(&mut self, envelope: Envelope, _ctx: &mut Self::Context) {
+        self.gauges.queued.fetch_sub(1, Ordering::AcqRel);
+        if self.passivating {
+            let _ = envelope.reply.send(Outcome::Retry(envelope.command));
+            return;
+        }
+        self.last_used = uptime_seconds();
+        if self.gauges.in_flight.load(Ordering::Acquire) == 0 {
+            // Everything this actor wrote is durable and visible in the store.
+            self.recent = None;
+        }
+        let reply = envelope.reply;
+        if let Command::Touch = envelope.command {
+            let body = render_wallet(&self.wallet, &self.contact.wallet_code, clock::now());
+            let _ = reply.send(Outcome::Done(Ok(Reply {
+                status: StatusCode::OK,
+                body: crate::json_bytes(&body),
+            })));
+            return;
+        }
+        let result = match envelope.command {
+            Command::Purchase(job) => self.purchase(*job),
+            Command::Void {
+                snapshot,
+                event_id,
+                reason,
+            } => self.void(&snapshot, event_id, reason),
+            Command::Return(job) => self.return_lines(*job),
+            Command::Topup {
+                snapshot,
+                amount,
+                event_id,
+                external_system,
+                external_reference,
+                idempotency,
+            } => self.topup(
+                &snapshot,
+                amount,
+                event_id,
+                external_system,
+                external_reference,
+                idempotency,
+            ),
+            Command::Payout { amount, payout_id } => self.payout(amount, payout_id),
+            Command::SpendBlock { blocked, reason } => self.spend_block(blocked, reason),
+            Command::Scheme {
+                snapshot,
+                sign_up,
+                scheme_id,
+                email,
+                code,
+            } => self.scheme(&snapshot, sign_up, scheme_id, email, code),
+            Command::Touch => unreachable!("answered above"),
+        };
+        match result {
+            Ok(change) => self.commit(change, reply),
+            Err(error) => {
+                let _ = reply.send(Outcome::Done(Err(error)));
+            }
+        }
+    }
+}
+
+impl WalletActor {
+    pub(super) fn maybe_passivate(&mut self, ctx: &mut Context<Self>, idle: Duration) {
+        if self.passivating
+            || u64::from(uptime_seconds().saturating_sub(self.last_used)) < idle.as_secs()
+            || self.gauges.in_flight.load(Ordering::Acquire) != 0
+        {
+            return;
+        }
+        // Out of the directory first, so new commands start a fresh actor from the (complete)
+        // store; commands already on their way here are answered `Retry` during the grace.
+        if self
+            .app
+            .wallets
+            .remove_if_same(self.contact.id, &ctx.address())
+        {
+            self.passivating = true;
+            ctx.run_later(PASSIVATION_GRACE, |_, ctx| ctx.stop());
+        }
+    }
+
+    pub(super) fn commit(&mut self, mut change: Change, reply: oneshot::Sender<Outcome>) {
+        check_balanced(&change.entries);
+        let closed = change.wallet.take_closed_lots();
+        crate::ledger::put_closed_lots(
+            &mut change.set,
+            change.wallet.id,
+            change.wallet.next_seq,
+            &closed,
+        );
+        crate::ledger::put_entries(&mut change.set, change.wallet.id, &change.entries);
+        if let Some(key) = &change.idempotency {
+            change.set.put(
+                Space::Idempotency,
+                key.key.clone(),
+                &StoredResponse {
+                    body_hash: key.body_hash,
+                    status: change.reply.status.as_u16(),
+                    body: change.reply.body.clone(),
+                },
+            );
+        }
+        change.set.put(
+            Space::Wallets,
+            change.wallet.id.as_bytes().to_vec(),
+            &change.wallet,
+        );
+        // The contact's state changes only when its rewards, schemes or spend block do.
+        if change.contact != self.contact {
+            change.set.put(
+                Space::ContactStates,
+                change.contact.id.as_bytes().to_vec(),
+                &change.contact,
+            );
+        }
+        let gauges = self.gauges.clone();
+        gauges.in_flight.fetch_add(1, Ordering::AcqRel);
+        let answer = change.reply;
+        let held = change.held;
+        let claims = change.claims;
+        let give_back = change.give_back;
+        let event_type = change.event_type;
+        let started = Instant::now();
+        let ack = Box::new(move |result: Result<(), StoreError>| {
+            // The store answers for the codes now (used, or free if the write failed).
+            drop(claims);
+            gauges.in_flight.fetch_sub(1, Ordering::AcqRel);
+            match result {
+                Ok(()) => {
+                    held.commit();
+                    for (runtime, amount) in give_back {
+                        runtime.budget.give_back(amount);
+                    }
+                    metrics::counter!("rewards_events_total", "type" => event_type, "outcome" => "ok")
+                        .increment(1);
+                    metrics::histogram!("rewards_event_durable_seconds", "type" => event_type)
+                        .record(started.elapsed().as_secs_f64());
+                    let _ = reply.send(Outcome::Done(Ok(answer)));
+                }
+                Err(error) => {
+                    held.release();
+                    metrics::counter!("rewards_events_total", "type" => event_type, "outcome" => "failed")
+                        .increment(1);
+                    let _ = reply.send(Outcome::Done(Err(error.into())));
+                }
+            }
+        });
+        if self.app.store.submit(change.set, ack).is_ok() {
+            self.contact = change.contact;
+            self.wallet = change.wallet;
+            let recent = self.recent.get_or_insert_with(Box::default);
+            for event in change.events {
+                recent.events.insert(event.id, event);
+            }
+            for lot in closed {
+                let lots = recent.lots.entry(lot.event_id).or_default();
+                lots.retain(|l| l.id != lot.id);
+                lots.push(lot);
+            }
+        }
+    }
+
+    /// Puts an event's closed lots back into the change's wallet, so its awards can be reversed.
+    pub(super) fn restore_lots(
+        &self,
+        change: &mut Change,
+        event: &EventRecord,
+    ) -> Result<(), Failure> {
+        let event_id = event.id;
+        let mut lots = crate::ledger::closed_lots(&self.app.store, self.wallet.id, event_id)?;
+        let recent = self.recent.as_ref().and_then(|r| r.lots.get(&event_id));
+        for lot in recent.into_iter().flatten() {
+            lots.insert(lot.id, lot.clone());
+        }
+        // Lots neither stored nor in the wallet were redeemed in full: their awards say the rest.
+        for award in &event.awards {
+            let open = change.wallet.lots.iter().any(|l| l.id == award.lot_id);
+            if !open && !lots.contains_key(&award.lot_id) {
+                lots.insert(award.lot_id, crate::ledger::plain_lot(event_id, award));
+            }
+        }
+        let mut lots: Vec<Lot> = lots.into_values().collect();
+        lots.sort_by_key(|l| l.id);
+        change.wallet.restore_lots(lots);
+        Ok(())
+    }
+
+    /// The contact's profile from the store (the actor keeps only its state).
+    pub(super) fn profile(&self) -> Result<Contact, Failure> {
+        Ok(self
+            .app
+            .store
+            .get(Space::Contacts, self.contact.id.as_bytes())?
+            .ok_or(DomainError::ContactNotFound)?)
+    }
+
+    /// The whole contact with `state`, as the API shows it.
+    pub(super) fn whole_contact(&self, state: &ContactState) -> Result<Contact, Failure> {
+        Ok(state.apply_to(self.profile()?))
+    }
+
+    pub(super) fn load_event(&self, event_id: EventId) -> Result<EventRecord, Failure> {
+        if let Some(event) = self.recent.as_ref().and_then(|r| r.events.get(&event_id)) {
+            return Ok(event.clone());
+        }
+        let event: EventRecord = self
+            .app
+            .store
+            .get(Space::Events, &event_key(event_id))?
+            .ok_or(DomainError::NotFound("event"))?;
+        if event.contact_id != self.contact.id {
+            return Err(DomainError::NotFound("event").into());
+        }
+        Ok(event)
+    }
+}

@@ -1,0 +1,80 @@
+//! Top-ups and payouts.
+
+use super::*;
+
+impl WalletActor {
+    pub(super) fn topup(
+        &mut self,
+        snapshot: &BusinessSnapshot,
+        amount: Money,
+        event_id: EventId,
+        external_system: String,
+        external_reference: Option<String>,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<Change, Failure> {
+        let now = clock::now();
+        let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "top_up");
+        change.entries = change.wallet.expire_due(now);
+        let topup_entries = change.wallet.top_up(amount, event_id, now)?;
+        let entry = topup_entries
+            .first()
+            .cloned()
+            .ok_or_else(|| Failure::Internal("a top-up posted no entry".into()))?;
+        change.entries.extend(topup_entries);
+        // The top-up is also an achievement of classification `top_up`, so offers such as "top
+        // up 100 within a month, get 5" see it.
+        let awards = Self::reward(
+            &mut change,
+            snapshot,
+            &EventFacts::Achievement(AchievementFacts {
+                kind: AchievementKind::Achievement,
+                classification: Some("top_up"),
+                amount: Some(amount),
+                performed_on: now,
+            }),
+            event_id,
+            now,
+        );
+        let mut event = new_event(&change, event_id, EventType::Achievement, snapshot, now);
+        event.classification = Some("top_up".into());
+        event.amount = Some(amount);
+        event.external_system = external_system;
+        event.external_reference = external_reference;
+        event.awards = awards?;
+        Self::put_event(&mut change, event, true, now);
+        let body = json!({
+            "entry": render_entry(&change.wallet, &entry),
+            "wallet": render_wallet(&change.wallet, &change.contact.wallet_code, now),
+            "achievement_event_id": event_id.to_string(),
+        });
+        change.reply = Reply {
+            status: StatusCode::CREATED,
+            body: crate::json_bytes(&body),
+        };
+        change.idempotency = idempotency;
+        Ok(change)
+    }
+
+    pub(super) fn payout(
+        &mut self,
+        amount: Option<Money>,
+        payout_id: EventId,
+    ) -> Result<Change, Failure> {
+        let now = clock::now();
+        let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "payout");
+        change.entries = change.wallet.expire_due(now);
+        let (paid, entries) = change.wallet.payout(amount, payout_id, now)?;
+        change.entries.extend(entries);
+        let currency = change.wallet.currency;
+        let body = json!({
+            "id": payout_id.to_string(),
+            "amount": currency.format(paid),
+            "wallet": render_wallet(&change.wallet, &change.contact.wallet_code, now),
+        });
+        change.reply = Reply {
+            status: StatusCode::CREATED,
+            body: crate::json_bytes(&body),
+        };
+        Ok(change)
+    }
+}

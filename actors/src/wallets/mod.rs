@@ -1,0 +1,290 @@
+//! Wallet actors: one actix actor per contact's wallet, the only code that mutates a wallet or its
+//! contact's reward state.
+//!
+//! An actor applies an operation to copies of its state, hands the resulting records to the
+//! group-commit writer and adopts the new state at once, so it can take its next message while the
+//! writer commits (the writer commits in order). The caller is answered from the writer's
+//! acknowledgement, so no answer reveals a state that a crash could lose. A refused operation
+//! changes nothing: its copies are dropped.
+//!
+//! `directory.rs` finds or starts the actor of a contact and sends it commands; `actor.rs` is
+//! the actor's mailbox, passivation and commit; the operations are grouped by family:
+//! `purchases.rs` (purchases, voids, returns), `funds.rs` (top-ups, payouts), `contact.rs`
+//! (spend blocks, schemes, contact creation) and `awards.rs` (offers evaluated and awards
+//! credited for any of them). This file holds the commands, the actor's state and the
+//! [`Change`] an operation produces.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::http::StatusCode;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use rewards_core::business::ReductionMethod;
+use rewards_core::contact::Contact;
+use rewards_core::engine::{
+    evaluate, AchievementFacts, ContactFacts, EngineContext, EventFacts, ProposedAward,
+    PurchaseFacts,
+};
+use rewards_core::offer::{AchievementKind, Redemption};
+use rewards_core::purchase::ValidatedPurchase;
+use rewards_core::reversal::plan_return;
+use rewards_core::scheme::{check_sign_out, check_sign_up};
+use rewards_core::tier::{recompute, value_units};
+use rewards_core::wallet::{
+    AwardInput, Funding, LedgerEntry, Lot, SpendAmount, SpendRequest, Wallet,
+};
+use rewards_core::{
+    ContactId, DomainError, EventId, LotId, MerchantId, Money, SchemeId, Timestamp,
+};
+use rewards_storage::{Space, StoreError, WriteSet};
+use rust_decimal::Decimal;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use crate::app::App;
+use crate::budgets::{offer_totals_key, Held, Reservations};
+use crate::clock;
+use crate::contact_state::ContactState;
+use crate::dto::contact::render_contact;
+use crate::dto::purchase::{render_event, render_wallet};
+use crate::error::Failure;
+use crate::events::{
+    business_index_key, contact_index_key, event_key, AwardRecord, EventRecord, EventState,
+    EventType, PaymentMediumRecord, ReturnsRecord, SpendRecord,
+};
+use crate::idempotency::{IdempotencyKey, StoredResponse};
+use crate::registry::BusinessSnapshot;
+
+/// A response decided by a wallet actor: status and JSON body.
+mod actor;
+mod awards;
+mod contact;
+mod directory;
+mod funds;
+mod purchases;
+
+pub use contact::{create_contact, render_entry};
+pub use directory::{call, Gauges, WalletDirectory};
+
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+pub struct PurchaseJob {
+    pub snapshot: BusinessSnapshot,
+    pub event_id: EventId,
+    pub purchase: ValidatedPurchase,
+    pub performed_on: Timestamp,
+    pub reference_number: Option<String>,
+    pub classification: Option<String>,
+    pub tap_code: Option<String>,
+    pub merchant_id: Option<MerchantId>,
+    pub external_system: String,
+    pub external_reference: Option<String>,
+    pub payment_medium: Option<PaymentMediumRecord>,
+    pub origin: String,
+    pub spend: Option<(SpendAmount, bool)>,
+    pub idempotency: Option<IdempotencyKey>,
+    /// Processor routing: what the purchase owes to a match or a claim.
+    pub route: Option<RoutedPurchase>,
+}
+
+/// A purchase completed by processor routing: the router's records change in the purchase's
+/// own commit, so "rewarded once" is one write.
+pub struct RoutedPurchase {
+    pub facts: crate::events::RouteFacts,
+    /// What the caller reads of the answer.
+    pub answer: Answer,
+    /// When the route record was created: the event keeps its time (and its index entries).
+    pub created_at: Timestamp,
+    /// The router's record changes (pending or unclaimed record removed, route answer stored).
+    pub records: WriteSet,
+}
+
+/// What the caller of a routed purchase reads of its answer: a processor's route needs only
+/// to know it is durable, so the purchase is not rendered for it.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Answer {
+    Purchase,
+    StatusOnly,
+}
+
+pub struct ReturnJob {
+    pub snapshot: BusinessSnapshot,
+    pub purchase_id: EventId,
+    pub return_id: EventId,
+    pub lines: Vec<(String, Decimal)>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+pub enum Command {
+    Purchase(Box<PurchaseJob>),
+    Void {
+        snapshot: BusinessSnapshot,
+        event_id: EventId,
+        reason: Option<String>,
+    },
+    Return(Box<ReturnJob>),
+    Topup {
+        snapshot: BusinessSnapshot,
+        amount: Money,
+        event_id: EventId,
+        external_system: String,
+        external_reference: Option<String>,
+        idempotency: Option<IdempotencyKey>,
+    },
+    Payout {
+        amount: Option<Money>,
+        payout_id: EventId,
+    },
+    SpendBlock {
+        blocked: bool,
+        reason: Option<String>,
+    },
+    Scheme {
+        snapshot: BusinessSnapshot,
+        sign_up: bool,
+        scheme_id: SchemeId,
+        email: Option<String>,
+        code: Option<String>,
+    },
+    /// Makes the wallet resident (warming a hot wallet before traffic) and answers its state as
+    /// the actor holds it. Writes nothing.
+    Touch,
+}
+
+enum Outcome {
+    Done(Result<Reply, Failure>),
+    /// The actor was passivating when the command arrived: send it again to a fresh actor.
+    Retry(Command),
+}
+
+struct Envelope {
+    command: Command,
+    reply: oneshot::Sender<Outcome>,
+}
+
+impl Message for Envelope {
+    type Result = ();
+}
+
+pub struct WalletActor {
+    app: Arc<App>,
+    contact: ContactState,
+    wallet: Wallet,
+    /// Shared with the directory: commands queued for this actor, and writes in flight.
+    gauges: Arc<Gauges>,
+    /// [`uptime_seconds`] of the last command: a coarse clock is enough to find idle actors.
+    last_used: u32,
+    passivating: bool,
+    /// What this actor wrote that may not be in the store yet; `None` while nothing is in
+    /// flight (then the store is as new as the actor), which keeps idle actors small.
+    recent: Option<Box<Recent>>,
+}
+
+#[derive(Default)]
+struct Recent {
+    /// Events this actor changed, newer than (or as new as) the store's copies.
+    events: HashMap<EventId, EventRecord>,
+    /// Lots this actor closed, by event: newer than (or as new as) the store's copies.
+    lots: HashMap<EventId, Vec<Lot>>,
+}
+
+/// Seconds since the process started, as a `u32` (136 years).
+fn uptime_seconds() -> u32 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs() as u32
+}
+
+/// How long a passivating actor still answers `Retry` before it stops.
+const PASSIVATION_GRACE: Duration = Duration::from_secs(5);
+
+/// What an accepted operation produces: the new state, the records to write, the answer, and
+/// the budget reservations and budget give-backs to settle once it is durable.
+struct Change {
+    contact: ContactState,
+    wallet: Wallet,
+    set: WriteSet,
+    entries: Vec<LedgerEntry>,
+    events: Vec<EventRecord>,
+    reply: Reply,
+    idempotency: Option<IdempotencyKey>,
+    held: Held,
+    /// Scheme codes this change uses: claimed until its write is acknowledged.
+    claims: Vec<crate::claims::Claimed>,
+    give_back: Vec<(Arc<crate::budgets::OfferRuntime>, Money)>,
+    event_type: &'static str,
+}
+
+impl Change {
+    fn new(contact: ContactState, wallet: Wallet, event_type: &'static str) -> Change {
+        Change {
+            contact,
+            wallet,
+            set: WriteSet::new(),
+            entries: Vec::new(),
+            events: Vec::new(),
+            reply: Reply {
+                status: StatusCode::OK,
+                body: Vec::new(),
+            },
+            idempotency: None,
+            held: Held::default(),
+            claims: Vec::new(),
+            give_back: Vec::new(),
+            event_type,
+        }
+    }
+}
+
+fn check_balanced(entries: &[LedgerEntry]) {
+    for entry in entries {
+        let sum: Money = entry.postings.iter().map(|p| p.amount).sum();
+        // Money that does not balance must never be written: stop rather than continue.
+        assert!(sum.is_zero(), "ledger entry {} does not balance", entry.seq);
+    }
+}
+
+fn new_event(
+    change: &Change,
+    id: EventId,
+    event_type: EventType,
+    snapshot: &BusinessSnapshot,
+    now: Timestamp,
+) -> EventRecord {
+    EventRecord {
+        id,
+        event_type,
+        business_id: snapshot.business.id,
+        contact_id: change.contact.id,
+        wallet_id: change.wallet.id,
+        state: EventState::Posted,
+        origin: "backend".into(),
+        performed_on: now,
+        created_at: now,
+        classification: None,
+        reference_number: None,
+        tap_code: None,
+        merchant_id: None,
+        external_system: String::new(),
+        external_reference: None,
+        identity: None,
+        purchase: None,
+        payment_medium: None,
+        amount: None,
+        awards: Vec::new(),
+        spend: None,
+        wallet_after: Default::default(),
+        spendable_after: Money::ZERO,
+        returns: ReturnsRecord::default(),
+        cancelled_at: None,
+        cancel_reason: None,
+        route: None,
+    }
+}
