@@ -209,6 +209,18 @@ impl TermsBody {
                     "must not be negative",
                 );
             }
+            // A percentage of at most 100, an amount within the bound of every amount: fees
+            // computed from them stay bounded too.
+            let bound = match body.kind {
+                FeeKind::Percent => Decimal::from(100),
+                FeeKind::Amount => Decimal::from(rewards_core::money::MAX_AMOUNT_UNITS),
+            };
+            if value > bound {
+                p.add(
+                    format!("commercial_terms.{field}.value"),
+                    format!("must be at most {bound}"),
+                );
+            }
             if body.kind == FeeKind::Amount && value.normalize().scale() > currency.minor_units() {
                 p.add(
                     format!("commercial_terms.{field}.value"),

@@ -416,6 +416,27 @@ async fn the_contract_is_served_and_its_edges_hold() {
         let answer = w.api.post("/v1/purchases", &w.pos_key, &body).await;
         refused(&answer, "body");
     }
+    // Merchant fees are bounded like every amount and percentage.
+    for (fee, field) in [
+        (
+            json!({"contribution_fee": {"type": "percent", "value": "100.01"}}),
+            "commercial_terms.contribution_fee.value",
+        ),
+        (
+            json!({"settlement_fee": {"type": "amount", "value": "10000000000.01"}}),
+            "commercial_terms.settlement_fee.value",
+        ),
+    ] {
+        let answer = w
+            .api
+            .post(
+                &format!("/v1/businesses/{b}/merchants"),
+                &w.key,
+                &json!({"name": "Branch", "commercial_terms": fee}),
+            )
+            .await;
+        refused(&answer, field);
+    }
     // Nor is an array read as a nested object's fields.
     w.contact(json!({"code": "C-1"})).await;
     let purchase = |change: Value| {
