@@ -5,6 +5,10 @@
 //! codec_seeds -- fuzz/seeds/codec` after a change to a record's format. Without valid records
 //! to start from, libFuzzer would spend most of a short run rediscovering the bincode layout of
 //! a record before it reaches the deeper fields.
+//!
+//! The same files are the golden records of `actors/tests/it/golden.rs`: a record format that
+//! changes gets a new version (and a decoder for the old one), and its new seed is added beside
+//! the old one rather than written over it.
 
 use rewards_actors::events::{
     AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, ReturnsRecord,

@@ -5,6 +5,7 @@ mod crash;
 mod errors;
 mod faults;
 mod features;
+mod golden;
 mod hostile;
 mod idempotency;
 mod isolation;
