@@ -3,12 +3,19 @@
 //! and latency percentiles, and checks at the end that the money the server reported adds up to
 //! what the wallets hold. The binary is `src/main.rs`; this library is what it runs, so tests can
 //! drive a server the same way.
+//!
+//! `run_raw` skips the setup and the money check and fires purchase bodies at one URL (any
+//! HTTP server that answers a POST): it measures the generator itself and the HTTP layer, e.g.
+//! against `trivial-http`, beside `wrk`.
 
+mod http;
 mod report;
+mod scan;
 mod setup;
 mod traffic;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,8 +30,15 @@ pub struct Args {
     /// Base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub target: String,
-    /// The operator key (defaults to REWARDS_ADMIN_KEY).
-    #[arg(long, env = "REWARDS_ADMIN_KEY")]
+    /// The operator key (defaults to REWARDS_ADMIN_KEY); required except with --raw-target,
+    /// where it is sent as the bearer token when given.
+    #[arg(
+        long,
+        env = "REWARDS_ADMIN_KEY",
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
     pub admin_key: String,
     /// Contacts (wallets) to create and spread the traffic over.
     #[arg(long, default_value_t = 100_000)]
@@ -105,20 +119,51 @@ impl Args {
 
 /// Sets up the world, drives the traffic, checks the money and returns the report (also
 /// written to `--json` when given). A failed money check is an error after the report is out.
+///
+/// The traffic runs as one task per connection on the runtime it is called from: a
+/// current-thread runtime keeps the whole generator on one core.
 pub async fn run(args: Args) -> anyhow::Result<Report> {
     args.validate()?;
+    anyhow::ensure!(
+        !args.admin_key.is_empty(),
+        "the operator key is required: --admin-key or REWARDS_ADMIN_KEY"
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(30))
         .build()?;
     let world = setup::build(&client, &args).await?;
-    let outcome = traffic::drive(&client, &args, &world).await;
+    let shared = Arc::new(traffic::Shared::new(args, world, false));
+    let outcome = traffic::drive(Arc::clone(&shared)).await?;
+    let (args, world) = (&shared.args, &shared.world);
     let check = if args.no_check {
         None
     } else {
-        Some(traffic::check_money(&client, &args, &world, &outcome).await?)
+        Some(traffic::check_money(&client, args, world, &outcome).await?)
     };
-    let report = Report::new(&args, &world.business, &outcome, check);
+    finish(args, &world.business, &outcome, check)
+}
+
+/// No setup, no money check: purchase bodies (single, or batches with `--batch-size`) posted
+/// to `url` itself, any 2xx answer a success, its body not read. `--read-share` and
+/// `--processor-share` do not apply.
+pub async fn run_raw(mut args: Args, url: &str) -> anyhow::Result<Report> {
+    args.validate()?;
+    args.target = url.to_string();
+    args.no_check = true;
+    let world = setup::World::raw(url);
+    let shared = Arc::new(traffic::Shared::new(args, world, true));
+    let outcome = traffic::drive(Arc::clone(&shared)).await?;
+    finish(&shared.args, "", &outcome, None)
+}
+
+fn finish(
+    args: &Args,
+    business: &str,
+    outcome: &traffic::Outcome,
+    check: Option<traffic::MoneyCheck>,
+) -> anyhow::Result<Report> {
+    let report = Report::new(args, business, outcome, check);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report.to_json())?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -41,6 +41,11 @@ impl Report {
             "requests_per_second": outcome.requests as f64 / seconds,
             "events_per_second": outcome.events as f64 / seconds,
             "errors": outcome.errors,
+            // The generator's own cost: CPU of its whole process while sending traffic.
+            "generator_cpu_seconds": outcome.cpu_seconds,
+            "generator_cpu_us_per_request": outcome.cpu_seconds
+                .filter(|_| outcome.requests > 0)
+                .map(|cpu| cpu * 1e6 / outcome.requests as f64),
             "latency_ms": {
                 "p50": ms(h.value_at_quantile(0.50)),
                 "p90": ms(h.value_at_quantile(0.90)),
@@ -103,6 +108,12 @@ impl Report {
             l["p999"].as_f64().unwrap_or(0.0),
             l["max"].as_f64().unwrap_or(0.0),
         );
+        if let Some(cpu) = j["generator_cpu_seconds"].as_f64() {
+            println!(
+                "generator CPU: {cpu:.2} s, {:.1} µs per request",
+                j["generator_cpu_us_per_request"].as_f64().unwrap_or(0.0)
+            );
+        }
         if let Some(p) = j["processor"].as_object() {
             let outcomes: Vec<String> = p["outcomes"]
                 .as_object()
