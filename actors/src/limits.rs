@@ -41,8 +41,17 @@ pub const MAX_IDEMPOTENCY_WAITERS: usize = 1024;
 pub const MAX_EVENT_SCAN: usize = 10_000;
 /// Most lines in one purchase.
 pub const MAX_PURCHASE_LINES: usize = 1000;
+/// Most items of any other list in a request (offer conditions, payment media, gift cards,
+/// tier levels, email domains).
+pub const MAX_LIST_ITEMS: usize = 1000;
+/// Most closed-loop codes imported with one scheme.
+pub const MAX_SCHEME_CODES: usize = 100_000;
 
 const _: () = assert!(DEFAULT_PAGE_LIMIT <= MAX_PAGE_LIMIT);
+// The lists of structs and the purchase lines share one bounded reader.
+const _: () = assert!(MAX_PURCHASE_LINES == MAX_LIST_ITEMS);
+// A full import of short codes fits in a body.
+const _: () = assert!(MAX_SCHEME_CODES * 16 <= MAX_BODY_BYTES);
 const _: () = assert!(MAX_PAGE_LIMIT < MAX_EVENT_SCAN);
 const _: () = assert!(4 * MAX_TEXT_CHARS <= MAX_STRING_BYTES);
 // A key holds at most three strings of a body and a few ids.

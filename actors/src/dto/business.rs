@@ -303,9 +303,10 @@ pub struct SchemeBody {
     #[schema(max_length = 256)]
     pub name: String,
     pub sign_up: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub email_domains: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::codes")]
+    #[schema(max_items = 100000)]
     pub codes: Vec<String>,
     #[serde(default)]
     pub state: Option<String>,

@@ -33,7 +33,7 @@ pub struct ContactBody {
     pub phone: Option<String>,
     #[serde(default, deserialize_with = "crate::dto::object::list")]
     pub payment_media: Vec<PaymentMediumInput>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub gift_cards: Vec<String>,
     #[serde(default)]
     pub referred_by: Option<String>,

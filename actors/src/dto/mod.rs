@@ -163,6 +163,7 @@ pub fn parse_id<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, Fie
 /// order (`"spend": ["all"]`), which no client means. Fields holding structs deserialize
 /// through these, which accept only a JSON object (field paths still name the place).
 pub mod object {
+    use crate::limits::{MAX_LIST_ITEMS, MAX_SCHEME_CODES};
     use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
     use std::fmt;
     use std::marker::PhantomData;
@@ -207,7 +208,7 @@ pub mod object {
         d.deserialize_option(OptionVisitor(PhantomData))
     }
 
-    /// A list of structs: an array whose every item is an object.
+    /// A list of structs: an array of at most [`MAX_LIST_ITEMS`] items, each an object.
     pub fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
         struct Item<T>(T);
         impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Item<T> {
@@ -215,21 +216,55 @@ pub mod object {
                 one(d).map(Item)
             }
         }
-        struct ListVisitor<T>(PhantomData<T>);
-        impl<'de, T: DeserializeOwned> Visitor<'de> for ListVisitor<T> {
+        bounded::<D, Item<T>>(d, MAX_LIST_ITEMS)
+            .map(|items| items.into_iter().map(|Item(t)| t).collect())
+    }
+
+    /// A list of values (strings, numbers): at most [`MAX_LIST_ITEMS`] items.
+    pub fn values<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        bounded(d, MAX_LIST_ITEMS)
+    }
+
+    /// A scheme's closed-loop codes: at most [`MAX_SCHEME_CODES`].
+    pub fn codes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        bounded(d, MAX_SCHEME_CODES)
+    }
+
+    /// An array of at most `most` items, refused at its field beyond that (the rest of the
+    /// array is not read).
+    fn bounded<'de, D: Deserializer<'de>, T: serde::Deserialize<'de>>(
+        d: D,
+        most: usize,
+    ) -> Result<Vec<T>, D::Error> {
+        struct ListVisitor<T> {
+            most: usize,
+            item: PhantomData<T>,
+        }
+        impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
             type Value = Vec<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of JSON objects")
+                write!(f, "an array of at most {} items", self.most)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-                // The body's size bounds the list; the hint is not trusted beyond a page.
+                // The hint is not trusted beyond a page.
                 let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-                while let Some(Item(item)) = seq.next_element::<Item<T>>()? {
+                while let Some(item) = seq.next_element::<T>()? {
+                    if items.len() == self.most {
+                        return Err(serde::de::Error::custom(format!(
+                            "at most {} items",
+                            self.most
+                        )));
+                    }
                     items.push(item);
                 }
                 Ok(items)
             }
         }
-        d.deserialize_seq(ListVisitor(PhantomData))
+        d.deserialize_seq(ListVisitor {
+            most,
+            item: PhantomData,
+        })
     }
 }

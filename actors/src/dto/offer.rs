@@ -45,31 +45,31 @@ pub struct OfferBody {
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ConditionsBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub classifications: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub skus: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub families: Vec<String>,
     #[serde(default)]
     pub min_amount: Option<Dec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub merchant_ids: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub tap_codes: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub payment_brands: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub days_of_week: Vec<u8>,
     #[serde(default)]
     pub time_from: Option<String>,
     #[serde(default)]
     pub time_to: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub tier_levels: Vec<String>,
     #[serde(default, deserialize_with = "crate::dto::object::optional")]
     pub visits: Option<VisitsBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object::values")]
     pub event_kinds: Vec<String>,
     #[serde(default)]
     pub cumulative_monthly_amount: Option<Dec>,

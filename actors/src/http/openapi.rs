@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{ApiError, Problem, ProblemField};
 use super::{config, contacts, operator, ops, processor, purchases};
-use crate::limits::MAX_STRING_BYTES;
+use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use rewards_core::DomainError;
 
 #[derive(OpenApi)]
@@ -153,6 +153,11 @@ fn bound_strings(schema: &mut RefOr<Schema>) {
             object.properties.values_mut().for_each(bound_strings);
         }
         Schema::Array(array) => {
+            // Every list of a request is read by a bounded reader (`dto::object`); those with
+            // another bound than MAX_LIST_ITEMS say theirs on the field.
+            if array.max_items.is_none() {
+                array.max_items = Some(MAX_LIST_ITEMS);
+            }
             if let ArrayItems::RefOrSchema(items) = &mut array.items {
                 bound_strings(items);
             }
@@ -301,6 +306,10 @@ mod tests {
         assert_eq!(limit["in"], "query");
         assert_eq!(limit["schema"]["maximum"], MAX_PAGE_LIMIT);
         assert_eq!(
+            schema(&doc, "SchemeBody")["codes"]["maxItems"],
+            crate::limits::MAX_SCHEME_CODES
+        );
+        assert_eq!(
             doc["components"]["schemas"]["Decimal"]["oneOf"][0]["maxLength"],
             rewards_core::money::MAX_DECIMAL_CHARS
         );
@@ -320,6 +329,14 @@ mod tests {
                     };
                     if is_string && !map.contains_key("enum") {
                         assert!(map.contains_key("maxLength"), "unbounded string at {at}");
+                    }
+                    let is_array = match map.get("type") {
+                        Some(Value::String(t)) => t == "array",
+                        Some(Value::Array(types)) => types.iter().any(|t| t == "array"),
+                        _ => false,
+                    };
+                    if is_array {
+                        assert!(map.contains_key("maxItems"), "unbounded list at {at}");
                     }
                     for (key, child) in map {
                         walk(child, &format!("{at}.{key}"));

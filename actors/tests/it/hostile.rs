@@ -437,6 +437,32 @@ async fn the_contract_is_served_and_its_edges_hold() {
             .await;
         refused(&answer, field);
     }
+    // Every list has a bound, refused at its field.
+    let skus: Vec<String> = (0..1001).map(|i| format!("S{i}")).collect();
+    let answer = w
+        .api
+        .post(
+            &format!("/v1/businesses/{b}/offers"),
+            &w.key,
+            &json!({"name": "Many", "goal": "spend", "conditions": {"skus": skus},
+                    "award": {"kind": "fixed", "amount": "1.00"}}),
+        )
+        .await;
+    refused(&answer, "conditions.skus");
+    let levels: Vec<Value> = (0..1001)
+        .map(|i| json!({"name": format!("L{i}"), "value_units": i}))
+        .collect();
+    let answer = w
+        .api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/businesses/{b}/tiers"),
+            Some(&w.key),
+            Some(serde_json::to_vec(&json!({"period_days": 30, "levels": levels})).unwrap()),
+        )
+        .await
+        .unwrap();
+    refused(&answer, "levels");
     // Nor is an array read as a nested object's fields.
     w.contact(json!({"code": "C-1"})).await;
     let purchase = |change: Value| {
