@@ -107,8 +107,10 @@ impl Modify for Conventions {
             .build();
         // Every string of a body is refused beyond MAX_STRING_BYTES (tighter bounds are on
         // their fields): say so wherever no tighter bound is written.
-        for schema in components.schemas.values_mut() {
-            bound_strings(schema);
+        for (name, schema) in components.schemas.iter_mut() {
+            if !RESPONSE_SCHEMAS.contains(&name.as_str()) {
+                bound_input(schema);
+            }
         }
         for (path, item) in openapi.paths.paths.iter_mut() {
             let keyless = path.starts_with("/health") || path == "/metrics";
@@ -137,8 +139,19 @@ impl Modify for Conventions {
     }
 }
 
-/// Gives every string schema under `schema` without a length bound the bound of any string.
-fn bound_strings(schema: &mut RefOr<Schema>) {
+/// Schemas of answers, not of requests: the bounds of input do not apply to them (a problem
+/// may name every field of a large request).
+const RESPONSE_SCHEMAS: &[&str] = &[
+    "Problem",
+    "ProblemField",
+    "Page",
+    "BatchResults",
+    "ItemResult",
+];
+
+/// Gives every string under `schema` without a length bound the bound of any string, and every
+/// list without an item bound the bound of any list.
+fn bound_input(schema: &mut RefOr<Schema>) {
     let RefOr::T(schema) = schema else { return };
     match schema {
         Schema::Object(object) => {
@@ -150,7 +163,7 @@ fn bound_strings(schema: &mut RefOr<Schema>) {
             if is_string && object.max_length.is_none() && object.enum_values.is_none() {
                 object.max_length = Some(MAX_STRING_BYTES);
             }
-            object.properties.values_mut().for_each(bound_strings);
+            object.properties.values_mut().for_each(bound_input);
         }
         Schema::Array(array) => {
             // Every list of a request is read by a bounded reader (`dto::object`); those with
@@ -159,12 +172,12 @@ fn bound_strings(schema: &mut RefOr<Schema>) {
                 array.max_items = Some(MAX_LIST_ITEMS);
             }
             if let ArrayItems::RefOrSchema(items) = &mut array.items {
-                bound_strings(items);
+                bound_input(items);
             }
         }
-        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(bound_strings),
-        Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(bound_strings),
-        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(bound_strings),
+        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(bound_input),
+        Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(bound_input),
+        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(bound_input),
         _ => {}
     }
 }
@@ -347,7 +360,11 @@ mod tests {
             }
         }
         let doc = document_json();
-        walk(&doc["components"]["schemas"], "components");
+        for (name, schema) in doc["components"]["schemas"].as_object().expect("schemas") {
+            if !RESPONSE_SCHEMAS.contains(&name.as_str()) {
+                walk(schema, name);
+            }
+        }
         let paths = doc["paths"].as_object().expect("paths");
         assert!(paths.len() >= 39);
         for (path, item) in paths {
