@@ -63,10 +63,6 @@ fn route_view(business: BusinessId, outcome: &str, id: EventId, code: Option<Str
     }
 }
 
-fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    crate::json_bytes(value)
-}
-
 /// Routes a processor purchase to every business that registered its TAP code and answers
 /// each business's outcome. It is validated for every business before anything is routed, so a
 /// refusal changes nothing; a failure after some parts are durable leaves their answers stored,
@@ -130,7 +126,7 @@ pub async fn route_transaction(
     }))
     .await;
     let routes = results.into_iter().collect::<Fallible<Vec<RouteView>>>()?;
-    let body = json_bytes(&TransactionView {
+    let body = crate::json_bytes(&TransactionView {
         transaction_reference: &input.transaction_reference,
         routes,
     });
@@ -152,7 +148,7 @@ fn put_route_answer(set: &mut WriteSet, key: &IdempotencyKey, view: &RouteView) 
     set.put(
         Space::Idempotency,
         key.key.clone(),
-        &key.stored(StatusCode::OK.as_u16(), json_bytes(view)),
+        &key.stored(StatusCode::OK.as_u16(), crate::json_bytes(view)),
     );
 }
 
@@ -466,7 +462,7 @@ pub async fn place_pos(
     };
     let pending = Reply {
         status: StatusCode::ACCEPTED,
-        body: json_bytes(&render_route(&record, pos.snapshot.business.currency)),
+        body: crate::json_bytes(&render_route(&record, pos.snapshot.business.currency)),
     };
     let mut attached = WriteSet::new();
     if let Some(key) = &idempotency {

@@ -79,16 +79,7 @@ async fn acknowledged_purchases_survive_sigkill() {
                     if rng.gen_bool(0.6) {
                         body["spend"] = json!({"amount": "all"});
                     }
-                    match w
-                        .api
-                        .send(
-                            reqwest::Method::POST,
-                            "/v1/purchases",
-                            Some(&w.pos_key),
-                            Some(serde_json::to_vec(&body).unwrap()),
-                        )
-                        .await
-                    {
+                    match w.try_purchase(&body).await {
                         Ok(answer) if answer.status == 201 => acknowledged.lock().push(answer.body),
                         Ok(_) => {}
                         Err(_) => break,

@@ -26,16 +26,7 @@ async fn a_failed_fsync_stops_the_server_and_loses_nothing_acknowledged() {
     for n in 0..200 {
         let mut body = basket(json!({"contact_code": "C-1"}), "1.00");
         body["external_reference"] = json!(format!("F-{n}"));
-        match w
-            .api
-            .send(
-                reqwest::Method::POST,
-                "/v1/purchases",
-                Some(&w.pos_key),
-                Some(serde_json::to_vec(&body).unwrap()),
-            )
-            .await
-        {
+        match w.try_purchase(&body).await {
             Ok(answer) if answer.status == 201 => acknowledged.push(answer.body),
             // Not acknowledged: an error, or the connection went with the process.
             Ok(_) | Err(_) => {
@@ -101,16 +92,7 @@ async fn running_out_of_descriptors_refuses_connections_not_the_store() {
         body["external_reference"] = json!(format!("D-{n}"));
         let mut answer = None;
         for _ in 0..60 {
-            match w
-                .api
-                .send(
-                    reqwest::Method::POST,
-                    "/v1/purchases",
-                    Some(&w.pos_key),
-                    Some(serde_json::to_vec(&body).unwrap()),
-                )
-                .await
-            {
+            match w.try_purchase(&body).await {
                 Ok(a) => {
                     answer = Some(a);
                     break;
@@ -185,16 +167,7 @@ async fn a_full_disk_stops_writes_and_loses_nothing_acknowledged() {
             "external_reference": format!("FULL-{n}"),
             "lines": lines,
         });
-        match w
-            .api
-            .send(
-                reqwest::Method::POST,
-                "/v1/purchases",
-                Some(&w.pos_key),
-                Some(serde_json::to_vec(&body).unwrap()),
-            )
-            .await
-        {
+        match w.try_purchase(&body).await {
             Ok(answer) if answer.status == 201 => acknowledged.push(answer.body),
             Ok(answer) => {
                 refused = Some(format!("{} {}", answer.status, answer.body));

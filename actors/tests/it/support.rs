@@ -388,6 +388,18 @@ impl World {
         self.api.post("/v1/purchases", &self.pos_key, &body).await
     }
 
+    /// A purchase by the POS key that may go unanswered (the server stopped or was killed).
+    pub async fn try_purchase(&self, body: &Value) -> Result<Response, reqwest::Error> {
+        self.api
+            .send(
+                reqwest::Method::POST,
+                "/v1/purchases",
+                Some(&self.pos_key),
+                Some(serde_json::to_vec(body).unwrap()),
+            )
+            .await
+    }
+
     pub async fn wallet(&self, wallet: &str) -> Value {
         self.api
             .get(&format!("/v1/wallets/{wallet}"), &self.key)
