@@ -23,6 +23,9 @@ pub struct Config {
     pub router_mailbox_capacity: usize,
     pub writer_queue_capacity: usize,
     pub writer_max_batch_sets: usize,
+    pub checkpoint_interval_ms: u64,
+    pub checkpoint_bytes: usize,
+    pub log_segment_bytes: u64,
     pub log: String,
 }
 
@@ -41,6 +44,9 @@ struct PartialConfig {
     router_mailbox_capacity: Option<usize>,
     writer_queue_capacity: Option<usize>,
     writer_max_batch_sets: Option<usize>,
+    checkpoint_interval_ms: Option<u64>,
+    checkpoint_bytes: Option<usize>,
+    log_segment_bytes: Option<u64>,
     log: Option<String>,
 }
 
@@ -85,6 +91,9 @@ impl Config {
             router_mailbox_capacity,
             writer_queue_capacity,
             writer_max_batch_sets,
+            checkpoint_interval_ms,
+            checkpoint_bytes,
+            log_segment_bytes,
             log
         );
     }
@@ -111,6 +120,14 @@ impl Config {
             self.writer_max_batch_sets >= 1
                 && self.writer_max_batch_sets <= self.writer_queue_capacity,
             "writer_max_batch_sets must be between 1 and writer_queue_capacity"
+        );
+        anyhow::ensure!(
+            self.checkpoint_interval_ms >= 1,
+            "checkpoint_interval_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            self.checkpoint_bytes >= 4096 && self.log_segment_bytes >= 4096,
+            "checkpoint_bytes and log_segment_bytes must be at least 4096"
         );
         anyhow::ensure!(
             self.wallet_idle_seconds >= 1,

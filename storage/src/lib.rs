@@ -1,8 +1,9 @@
-//! Durable storage of the rewards processor: fjall keyspaces, the versioned record codec, the
-//! group-commit writer and recovery.
+//! Durable storage of the rewards processor: the write-ahead log, fjall keyspaces materialised
+//! from it by checkpoints, the versioned record codec, the group-commit writer and recovery.
 //!
 //! Only this crate imports fjall. Everything above it sees [`Store`]: typed reads by key and
-//! prefix, and [`WriteSet`]s that the single writer commits in order, many to one fsync.
+//! prefix, and [`WriteSet`]s that the single writer appends to the log in order, many to one
+//! record and one fsync.
 
 // Every write of every request goes through here: nothing may panic on one. Where a panic
 // stays, it is allowed on the spot with the reason it cannot come from a request.
@@ -16,12 +17,17 @@
     )
 )]
 
+mod batch;
+mod checkpoint;
 pub mod codec;
 pub mod keys;
+pub mod log;
+mod overlay;
 mod records;
 mod store;
 mod writer;
 
+pub use checkpoint::CheckpointStats;
 pub use codec::{CodecError, Record};
 pub use store::{
     Durability, PoisonHook, Space, Store, StoreError, StoreOptions, WriteSet, MAX_KEY_BYTES,

@@ -3,14 +3,19 @@
 
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::codec::{self, CodecError, Record};
 use crate::keys::prefix_end;
+use crate::log::{FileLog, Log};
+use crate::overlay::{Change, Lookup, Overlay};
 use crate::writer::{Ack, Writer, WriterStats};
 
 /// The keyspaces. Each holds one kind of record; their names are part of the on-disk format.
@@ -88,11 +93,21 @@ impl Space {
 
     // Every space is in ALL (a test opens a store with each).
     #[allow(clippy::expect_used)]
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Space::ALL
             .iter()
             .position(|s| *s == self)
             .expect("every space is in ALL")
+    }
+
+    /// The space's number in log records: its place in [`Space::ALL`], so that order is part
+    /// of the log's format (new spaces go at the end).
+    pub(crate) fn number(self) -> u8 {
+        self.index() as u8
+    }
+
+    pub(crate) fn from_number(number: u8) -> Option<Space> {
+        Space::ALL.get(usize::from(number)).copied()
     }
 }
 
@@ -124,6 +139,12 @@ impl std::str::FromStr for Durability {
 pub const MAX_KEY_BYTES: usize = 16 * 1024;
 /// The largest value the store takes.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024 * 1024;
+/// The largest write set the store takes, all its keys and values together.
+pub const MAX_SET_BYTES: usize = 256 * 1024 * 1024;
+/// The writer stops adding sets to a commit batch past this many bytes, so a log record stays
+/// below [`crate::log::MAX_RECORD_BYTES`] (one set of at most `MAX_SET_BYTES` may follow).
+pub(crate) const BATCH_BYTES: usize = 64 * 1024 * 1024;
+const _: () = assert!(BATCH_BYTES + MAX_SET_BYTES < crate::log::MAX_RECORD_BYTES);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -175,6 +196,15 @@ pub struct StoreOptions {
     /// Fault injection for tests: the commit after this many successful ones fails as a
     /// broken disk's fsync would.
     pub fail_commit_after: Option<u64>,
+    /// A checkpoint runs at least this often while there are changes to materialise.
+    pub checkpoint_interval: Duration,
+    /// A checkpoint runs as soon as this many bytes were written since the last one.
+    pub checkpoint_bytes: usize,
+    /// The log starts a new segment file past this size (a checkpoint deletes whole segments).
+    pub log_segment_bytes: u64,
+    /// Fault injection for tests: a checkpoint stops as a crash would after writing this many
+    /// chunks into the keyspaces, before it is complete.
+    pub crash_in_checkpoint_after_chunks: Option<usize>,
 }
 
 impl Default for StoreOptions {
@@ -185,6 +215,10 @@ impl Default for StoreOptions {
             max_batch_sets: 4_096,
             on_poison: None,
             fail_commit_after: None,
+            checkpoint_interval: Duration::from_secs(5),
+            checkpoint_bytes: 64 * 1024 * 1024,
+            log_segment_bytes: 64 * 1024 * 1024,
+            crash_in_checkpoint_after_chunks: None,
         }
     }
 }
@@ -239,8 +273,24 @@ impl WriteSet {
         self.ops.is_empty()
     }
 
+    /// Bytes of keys and values in the set: about its size in a log record.
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(_, key, value) => 10 + key.len() + value.len(),
+                Op::Delete(_, key) => 6 + key.len(),
+                Op::AddCounter(key, _) => 26 + key.len(),
+            })
+            .sum()
+    }
+
     /// What makes this set one the store cannot take, if anything.
     pub(crate) fn oversized(&self) -> Option<String> {
+        let total = self.encoded_len();
+        if total > MAX_SET_BYTES {
+            return Some(format!("a write set of {total} bytes"));
+        }
         self.ops.iter().find_map(|op| {
             let (space, key, value) = match op {
                 Op::Put(space, key, value) => (space.name(), key, value.len()),
@@ -266,6 +316,15 @@ fn unstorable(key: &[u8]) -> bool {
 pub(crate) struct Inner {
     pub(crate) db: Database,
     pub(crate) spaces: Vec<Keyspace>,
+    /// The durable home of every write until a checkpoint covers it.
+    pub(crate) log: FileLog,
+    /// Logged writes not yet in the keyspaces; reads look here first.
+    pub(crate) overlay: Overlay,
+    pub(crate) poisoned: AtomicBool,
+    on_poison: Option<PoisonHook>,
+    pub(crate) checkpoint_lock: Mutex<()>,
+    pub(crate) checkpoint_bytes: usize,
+    pub(crate) crash_in_checkpoint_after_chunks: Option<usize>,
 }
 
 impl Inner {
@@ -274,6 +333,28 @@ impl Inner {
     pub(crate) fn space(&self, space: Space) -> &Keyspace {
         &self.spaces[space.index()]
     }
+
+    /// Stops every later write, once: a failed commit, fsync or checkpoint (fjall's guidance:
+    /// do not retry and carry on).
+    pub(crate) fn poison(&self, message: &str) {
+        if self.poisoned.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::error!(error = %message, "the store is poisoned and accepts no more writes; nothing acknowledged was lost");
+        metrics::counter!("rewards_store_poisoned_total").increment(1);
+        if let Some(hook) = &self.on_poison {
+            hook(message);
+        }
+    }
+
+    /// A value as the store holds it: the overlay's change, else fjall's.
+    pub(crate) fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.overlay.get(space, key) {
+            Lookup::Found(value) => Ok(Some(value)),
+            Lookup::Deleted => Ok(None),
+            Lookup::Unknown => Ok(self.space(space).get(key)?.map(|v| v.to_vec())),
+        }
+    }
 }
 
 /// A handle to the open store; clones share it.
@@ -281,6 +362,7 @@ impl Inner {
 pub struct Store {
     inner: Arc<Inner>,
     writer: Arc<Writer>,
+    checkpointer: Arc<Checkpointer>,
     durability: Durability,
 }
 
@@ -306,8 +388,10 @@ pub(crate) fn encode_counter(value: [i64; 2]) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path` and starts its writer. Opening replays fjall's
-    /// journal, so everything acknowledged before a crash is there.
+    /// Opens (or creates) the store in `path` and starts its writer and checkpointer.
+    /// Recovery is fjall's own (the last checkpoint) plus the log's records after the position
+    /// that checkpoint covers, applied to the overlay: everything acknowledged before a crash
+    /// is there.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         assert!(options.queue_capacity >= 1 && options.max_batch_sets >= 1);
         let started = Instant::now();
@@ -317,16 +401,53 @@ impl Store {
             .iter()
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
             .collect::<Result<Vec<_>, _>>()?;
-        let inner = Arc::new(Inner { db, spaces });
-        let writer = Writer::start(inner.clone(), &options)?;
+        let checkpoint = crate::checkpoint::read_position_of(&spaces)?;
+        let log = FileLog::open(
+            &path.join("log"),
+            options.durability,
+            options.log_segment_bytes,
+            checkpoint,
+        )?;
+        let mut inner = Inner {
+            db,
+            spaces,
+            log,
+            overlay: Overlay::new(0),
+            poisoned: AtomicBool::new(false),
+            on_poison: options.on_poison.clone(),
+            checkpoint_lock: Mutex::new(()),
+            checkpoint_bytes: options.checkpoint_bytes,
+            crash_in_checkpoint_after_chunks: options.crash_in_checkpoint_after_chunks,
+        };
+        inner.overlay = Overlay::new(checkpoint);
+        let mut replayed = 0u64;
+        let last = inner.log.read_after(checkpoint, &mut |position, record| {
+            inner
+                .overlay
+                .apply(position, crate::batch::decode(position, record)?);
+            replayed += 1;
+            Ok(())
+        })?;
+        debug_assert!(replayed == 0 || last + 1 == inner.log.next_position());
+        let inner = Arc::new(inner);
+        let checkpointer = Arc::new(Checkpointer::start(
+            inner.clone(),
+            options.checkpoint_interval,
+        )?);
+        let writer = Writer::start(inner.clone(), checkpointer.clone(), &options)?;
+        let recovery_seconds = started.elapsed().as_secs_f64();
+        metrics::gauge!("rewards_store_recovery_seconds").set(recovery_seconds);
         tracing::info!(
             path = %path.display(),
+            checkpoint,
+            log_records_replayed = replayed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store opened"
         );
         Ok(Store {
             inner,
             writer: Arc::new(writer),
+            checkpointer,
             durability: options.durability,
         })
     }
@@ -339,14 +460,11 @@ impl Store {
         if unstorable(key) {
             return Ok(None);
         }
-        Ok(self.inner.space(space).get(key)?.map(|v| v.to_vec()))
+        self.inner.get(space, key)
     }
 
     pub fn get<T: Record>(&self, space: Space, key: &[u8]) -> Result<Option<T>, StoreError> {
-        if unstorable(key) {
-            return Ok(None);
-        }
-        match self.inner.space(space).get(key)? {
+        match self.get_raw(space, key)? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes)
                 .map(Some)
@@ -358,18 +476,17 @@ impl Store {
         if unstorable(key) {
             return Ok(false);
         }
-        Ok(self.inner.space(space).contains_key(key)?)
+        match self.inner.overlay.get(space, key) {
+            Lookup::Found(_) => Ok(true),
+            Lookup::Deleted => Ok(false),
+            Lookup::Unknown => Ok(self.inner.space(space).contains_key(key)?),
+        }
     }
 
     /// The two counters at `key` (zero when never added to).
     pub fn counter(&self, key: &[u8]) -> Result<[i64; 2], StoreError> {
-        if unstorable(key) {
-            return Ok([0, 0]);
-        }
         Ok(self
-            .inner
-            .space(Space::Counters)
-            .get(key)?
+            .get_raw(Space::Counters, key)?
             .map_or([0, 0], |v| decode_counter(&v)))
     }
 
@@ -408,30 +525,29 @@ impl Store {
         if prefix.len() > MAX_KEY_BYTES || cursor.is_some_and(|c| c.len() > MAX_KEY_BYTES) {
             return Ok((Vec::new(), None));
         }
-        let keyspace = self.inner.space(space);
-        let end = match prefix_end(prefix) {
-            Some(end) => Bound::Excluded(end),
-            None => Bound::Unbounded,
-        };
-        let cursor = cursor.filter(|c| c.starts_with(prefix)).map(<[u8]>::to_vec);
-        let iter = if reverse {
-            let upper = cursor.map_or(end, Bound::Excluded);
-            let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) = (Bound::Included(prefix.to_vec()), upper);
-            Box::new(keyspace.range(range).rev()) as Box<dyn Iterator<Item = fjall::Guard>>
+        let end = prefix_end(prefix);
+        let cursor = cursor.filter(|c| c.starts_with(prefix));
+        let (lower, upper) = if reverse {
+            let upper = match (cursor, &end) {
+                (Some(c), _) => Bound::Excluded(c),
+                (None, Some(end)) => Bound::Excluded(end.as_slice()),
+                (None, None) => Bound::Unbounded,
+            };
+            (Bound::Included(prefix), upper)
         } else {
-            let lower = cursor.map_or(Bound::Included(prefix.to_vec()), Bound::Excluded);
-            let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) = (lower, end);
-            Box::new(keyspace.range(range))
+            let lower = cursor.map_or(Bound::Included(prefix), Bound::Excluded);
+            let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            (lower, upper)
         };
         let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(limit.min(1024));
         let mut next = None;
-        for guard in iter {
-            let (key, value) = guard.into_inner()?;
+        for item in self.merged(space, lower, upper, reverse) {
+            let (key, value) = item?;
             if items.len() == limit {
                 next = items.last().map(|(k, _)| k.clone());
                 break;
             }
-            items.push((key.to_vec(), value.to_vec()));
+            items.push((key, value));
         }
         Ok((items, next))
     }
@@ -443,14 +559,10 @@ impl Store {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], T) -> Result<(), StoreError>,
     ) -> Result<usize, StoreError> {
-        let mut count = 0;
-        for guard in self.inner.space(space).prefix(prefix) {
-            let (key, value) = guard.into_inner()?;
-            let record = codec::decode(&value).map_err(|e| codec_error(space, &key, e))?;
-            f(&key, record)?;
-            count += 1;
-        }
-        Ok(count)
+        self.for_each_raw(space, prefix, |key, value| {
+            let record = codec::decode(value).map_err(|e| codec_error(space, key, e))?;
+            f(key, record)
+        })
     }
 
     /// Raw keys and values under `prefix` (index entries).
@@ -460,13 +572,43 @@ impl Store {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
     ) -> Result<usize, StoreError> {
+        let end = prefix_end(prefix);
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let mut count = 0;
-        for guard in self.inner.space(space).prefix(prefix) {
-            let (key, value) = guard.into_inner()?;
+        for item in self.merged(space, Bound::Included(prefix), upper, false) {
+            let (key, value) = item?;
             f(&key, &value)?;
             count += 1;
         }
         Ok(count)
+    }
+
+    /// The records in a key range as the store holds them: fjall's, with the overlay's
+    /// changes on top (a newer value replaces fjall's, a deletion hides it).
+    fn merged<'a>(
+        &'a self,
+        space: Space,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a {
+        let mut changes = self.inner.overlay.range(space, lower, upper);
+        let range: (Bound<Vec<u8>>, Bound<Vec<u8>>) =
+            (lower.map(<[u8]>::to_vec), upper.map(<[u8]>::to_vec));
+        let keyspace = self.inner.space(space);
+        let stored: Box<dyn Iterator<Item = fjall::Guard>> = if reverse {
+            changes.reverse();
+            Box::new(keyspace.range(range).rev())
+        } else {
+            Box::new(keyspace.range(range))
+        };
+        Merged {
+            changes: changes.into_iter().peekable(),
+            stored,
+            head: None,
+            stored_done: false,
+            reverse,
+        }
     }
 
     /// An estimate of the number of records in a space (for logs and metrics).
@@ -512,14 +654,106 @@ impl Store {
         self.writer.queue_depth()
     }
 
-    /// Stops taking writes, commits everything already queued and waits for the writer to end.
+    /// Stops taking writes, commits everything already queued, waits for the writer to end,
+    /// and checkpoints what the log holds, so the next start replays nothing.
     pub fn close(&self) {
         self.writer.close();
+        self.checkpointer.stop();
+        if !self.is_poisoned() {
+            if let Err(error) = crate::checkpoint::run_once(&self.inner) {
+                tracing::warn!(%error, "the closing checkpoint failed; the log still holds every write");
+            }
+        }
+    }
+
+    /// Stops as a crash would: the writer and checkpointer end, nothing more is materialised
+    /// (a test of recovery reopens the directory afterwards).
+    #[doc(hidden)]
+    pub fn close_without_checkpoint(&self) {
+        self.writer.close();
+        self.checkpointer.stop();
+    }
+
+    /// Materialises every logged write into the keyspaces now (tests, tools); `None` when
+    /// there was nothing to write.
+    pub fn checkpoint(&self) -> Result<Option<CheckpointStats>, StoreError> {
+        crate::checkpoint::run_once(&self.inner)
+    }
+
+    /// Keys changed since the last checkpoint, not yet in the keyspaces.
+    pub fn unmaterialised_keys(&self) -> usize {
+        self.inner.overlay.len()
     }
 
     /// Makes the next commit fail as a broken disk would, to test that a failure poisons.
     #[doc(hidden)]
     pub fn inject_commit_failure(&self) {
         self.writer.inject_failure();
+    }
+}
+
+/// Fjall's records in a range merged with the overlay's changes, in key order (or reversed).
+struct Merged<C: Iterator<Item = (Vec<u8>, Change)>, S: Iterator<Item = fjall::Guard>> {
+    changes: std::iter::Peekable<C>,
+    stored: S,
+    /// Fjall's next record, read ahead to compare with the next change.
+    head: Option<(Vec<u8>, Vec<u8>)>,
+    stored_done: bool,
+    reverse: bool,
+}
+
+impl<C, S> Merged<C, S>
+where
+    C: Iterator<Item = (Vec<u8>, Change)>,
+    S: Iterator<Item = fjall::Guard>,
+{
+    fn fill_head(&mut self) -> Result<(), StoreError> {
+        if self.head.is_none() && !self.stored_done {
+            match self.stored.next() {
+                None => self.stored_done = true,
+                Some(guard) => {
+                    let (key, value) = guard.into_inner()?;
+                    self.head = Some((key.to_vec(), value.to_vec()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<C, S> Iterator for Merged<C, S>
+where
+    C: Iterator<Item = (Vec<u8>, Change)>,
+    S: Iterator<Item = fjall::Guard>,
+{
+    type Item = Result<(Vec<u8>, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::cmp::Ordering as Order;
+        loop {
+            if let Err(error) = self.fill_head() {
+                return Some(Err(error));
+            }
+            // Which comes first in the iteration's order: the next change or fjall's record.
+            let order = match (self.changes.peek(), &self.head) {
+                (None, None) => return None,
+                (None, Some(_)) => Order::Greater,
+                (Some(_), None) => Order::Less,
+                (Some((change_key, _)), Some((stored_key, _))) if self.reverse => {
+                    stored_key.cmp(change_key)
+                }
+                (Some((change_key, _)), Some((stored_key, _))) => change_key.cmp(stored_key),
+            };
+            if order == Order::Greater {
+                return self.head.take().map(Ok);
+            }
+            if order == Order::Equal {
+                // The change replaces or hides fjall's record of the same key.
+                self.head = None;
+            }
+            if let Some((key, Some(value))) = self.changes.next() {
+                return Some(Ok((key, value)));
+            }
+        }
     }
 }

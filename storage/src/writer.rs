@@ -1,10 +1,10 @@
-//! The group-commit writer: one thread that drains its bounded queue into one fjall batch, commits
-//! it with one fsync, and acknowledges every waiter of that batch.
+//! The group-commit writer: one thread that drains its bounded queue into one log record, appends
+//! it with one fsync, applies it to the overlay, and acknowledges every waiter of that batch.
 //!
-//! Callers never commit themselves: a fjall batch holds the journal lock during its fsync, so many
-//! concurrent committers would queue on that lock one fsync each. Here N waiting write sets cost
-//! one fsync. A failed commit poisons the writer: it never acknowledges a write that is not
-//! durable, and every later write fails (fjall's guidance: do not retry and carry on).
+//! Callers never append themselves: N waiting write sets cost one record and one fsync. The
+//! keyspaces are written later, by checkpoints, once per key however often it changed. A failed
+//! append poisons the store: it never acknowledges a write that is not durable, and every later
+//! write fails (fjall's guidance: do not retry and carry on).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,12 +13,14 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use fjall::PersistMode;
 use parking_lot::{Mutex, RwLock};
 
+use crate::checkpoint::Checkpointer;
+use crate::log::Log;
+use crate::overlay::Change;
 use crate::store::{
-    decode_counter, encode_counter, Durability, Inner, Op, PoisonHook, Space, StoreError,
-    StoreOptions, WriteSet,
+    decode_counter, encode_counter, Durability, Inner, Op, Space, StoreError, StoreOptions,
+    WriteSet, BATCH_BYTES,
 };
 
 /// Called once per write set, from the writer thread, with the outcome of its commit. It must be
@@ -38,7 +40,6 @@ pub struct WriterStats {
 }
 
 struct Shared {
-    poisoned: AtomicBool,
     inject_failure: AtomicBool,
     fail_commit_after: Option<u64>,
     commits: AtomicU64,
@@ -49,6 +50,7 @@ pub(crate) struct Writer {
     sender: RwLock<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
 /// Counter values the writer has seen, so merging an addition does not read the store each time.
@@ -56,10 +58,13 @@ pub(crate) struct Writer {
 const COUNTER_CACHE_KEYS: usize = 100_000;
 
 impl Writer {
-    pub(crate) fn start(inner: Arc<Inner>, options: &StoreOptions) -> Result<Writer, StoreError> {
+    pub(crate) fn start(
+        inner: Arc<Inner>,
+        checkpointer: Arc<Checkpointer>,
+        options: &StoreOptions,
+    ) -> Result<Writer, StoreError> {
         let (sender, receiver) = crossbeam_channel::bounded(options.queue_capacity);
         let shared = Arc::new(Shared {
-            poisoned: AtomicBool::new(false),
             inject_failure: AtomicBool::new(false),
             fail_commit_after: options.fail_commit_after,
             commits: AtomicU64::new(0),
@@ -68,17 +73,17 @@ impl Writer {
         let thread_shared = shared.clone();
         let max_batch = options.max_batch_sets;
         let durability = options.durability;
-        let on_poison = options.on_poison.clone();
+        let thread_inner = inner.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 run(
-                    inner,
+                    &thread_inner,
+                    &checkpointer,
                     receiver,
-                    thread_shared,
+                    &thread_shared,
                     max_batch,
                     durability,
-                    on_poison,
                 )
             })
             .map_err(|e| StoreError::Io(format!("spawning the writer thread: {e}")))?;
@@ -86,6 +91,7 @@ impl Writer {
             sender: RwLock::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
             shared,
+            inner,
         })
     }
 
@@ -120,7 +126,7 @@ impl Writer {
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.shared.poisoned.load(Ordering::Acquire)
+        self.inner.poisoned.load(Ordering::Acquire)
     }
 
     pub(crate) fn stats(&self) -> WriterStats {
@@ -154,15 +160,15 @@ impl Drop for Writer {
 }
 
 fn run(
-    inner: Arc<Inner>,
+    inner: &Inner,
+    checkpointer: &Checkpointer,
     receiver: Receiver<Job>,
-    shared: Arc<Shared>,
+    shared: &Shared,
     max_batch: usize,
     durability: Durability,
-    on_poison: Option<PoisonHook>,
 ) {
     // However this thread ends, a store whose writer is gone takes no more writes and says so.
-    let _poison_on_exit = PoisonOnExit(shared.clone(), on_poison.clone());
+    let _poison_on_exit = PoisonOnExit(inner);
     let mut counters: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let durability_label = match durability {
@@ -170,25 +176,29 @@ fn run(
         Durability::Buffered => "buffered",
     };
     while let Ok(first) = receiver.recv() {
+        let mut bytes = first.set.encoded_len();
         jobs.push(first);
-        while jobs.len() < max_batch {
+        while jobs.len() < max_batch && bytes < BATCH_BYTES {
             match receiver.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => {
+                    bytes += job.set.encoded_len();
+                    jobs.push(job);
+                }
                 Err(_) => break,
             }
         }
         metrics::gauge!("rewards_writer_queue_depth").set(receiver.len() as f64);
-        if shared.poisoned.load(Ordering::Acquire) {
+        if inner.poisoned.load(Ordering::Acquire) {
             for job in jobs.drain(..) {
                 (job.ack)(Err(StoreError::Poisoned));
             }
             continue;
         }
         let started = Instant::now();
-        // A panic inside the commit (fjall's or ours) must poison like a failed fsync: nothing
-        // of this batch is acknowledged, and no later write is taken.
+        // A panic inside the commit must poison like a failed fsync: nothing of this batch is
+        // acknowledged, and no later write is taken.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit(&inner, &jobs, &mut counters, durability, &shared)
+            commit(inner, &mut jobs, &mut counters, shared)
         }))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -209,18 +219,15 @@ fn run(
                 for job in jobs.drain(..) {
                     (job.ack)(Ok(()));
                 }
+                if inner.overlay.active_bytes() >= inner.checkpoint_bytes {
+                    checkpointer.kick();
+                }
             }
             Err(error) => {
-                shared.poisoned.store(true, Ordering::Release);
                 counters.clear();
-                let message = error.to_string();
-                tracing::error!(error = %message, "commit failed: the store is poisoned and accepts no more writes");
-                metrics::counter!("rewards_store_poisoned_total").increment(1);
+                inner.poison(&format!("commit failed: {error}"));
                 for job in jobs.drain(..) {
                     (job.ack)(Err(StoreError::Poisoned));
-                }
-                if let Some(hook) = &on_poison {
-                    hook(&message);
                 }
             }
         }
@@ -229,24 +236,22 @@ fn run(
 
 /// Marks the store poisoned when the writer thread ends by a panic (an acknowledgement that
 /// panicked, say): `is_poisoned` and readiness then tell the truth.
-struct PoisonOnExit(Arc<Shared>, Option<PoisonHook>);
+struct PoisonOnExit<'a>(&'a Inner);
 
-impl Drop for PoisonOnExit {
+impl Drop for PoisonOnExit<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.poisoned.store(true, Ordering::Release);
-            if let Some(hook) = &self.1 {
-                hook("the writer thread panicked");
-            }
+            self.0.poison("the writer thread panicked");
         }
     }
 }
 
+/// Appends the batch's changes to the log as one record and applies them to the overlay. The
+/// write sets' changes are taken out of `jobs` (their acknowledgements stay).
 fn commit(
     inner: &Inner,
-    jobs: &[Job],
+    jobs: &mut [Job],
     counters: &mut HashMap<Vec<u8>, [i64; 2]>,
-    durability: Durability,
     shared: &Shared,
 ) -> Result<(), StoreError> {
     let due = shared
@@ -258,42 +263,37 @@ fn commit(
     if counters.len() > COUNTER_CACHE_KEYS {
         counters.clear();
     }
-    // The durability of the commit is decided here, where it happens: with `sync` the batch's
-    // journal write is fdatasynced before its records become visible and before anyone is
-    // acknowledged; with `buffered` it only reaches the OS.
-    let mode = match durability {
-        Durability::Sync => Some(PersistMode::SyncData),
-        Durability::Buffered => None,
-    };
-    let mut batch = inner.db.batch().durability(mode);
-    let counter_space = inner.space(Space::Counters);
-    // Counter additions of this batch, merged before they are written once.
+    let size: usize = jobs.iter().map(|job| job.set.encoded_len()).sum();
+    let mut record = crate::batch::start(size + 16);
+    let mut changes: Vec<(Space, Vec<u8>, Change)> = Vec::new();
+    // Counter additions of this batch, merged before they are logged once as new values.
     let mut touched: Vec<Vec<u8>> = Vec::new();
     let mut pending: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
-    for job in jobs {
-        for op in &job.set.ops {
+    for job in jobs.iter_mut() {
+        for op in std::mem::take(&mut job.set.ops) {
             match op {
                 Op::Put(space, key, value) => {
-                    batch.insert(inner.space(*space), key.as_slice(), value.as_slice())
+                    crate::batch::push(&mut record, space, &key, Some(&value));
+                    changes.push((space, key, Some(value)));
                 }
-                Op::Delete(space, key) => batch.remove(inner.space(*space), key.as_slice()),
+                Op::Delete(space, key) => {
+                    crate::batch::push(&mut record, space, &key, None);
+                    changes.push((space, key, None));
+                }
                 Op::AddCounter(key, deltas) => {
-                    let current = match pending.get(key) {
+                    let current = match pending.get(&key).or_else(|| counters.get(&key)) {
                         Some(v) => *v,
-                        None => match counters.get(key) {
-                            Some(v) => *v,
-                            None => counter_space
-                                .get(key.as_slice())?
-                                .map_or([0, 0], |v| decode_counter(&v)),
-                        },
+                        None => inner
+                            .get(Space::Counters, &key)?
+                            .map_or([0, 0], |v| decode_counter(&v)),
                     };
-                    if !pending.contains_key(key) {
+                    if !pending.contains_key(&key) {
                         touched.push(key.clone());
                     }
                     // Saturating: totals of bounded amounts never come near i64's range, and a
                     // counter must never stop the writer.
                     pending.insert(
-                        key.clone(),
+                        key,
                         [
                             current[0].saturating_add(deltas[0]),
                             current[1].saturating_add(deltas[1]),
@@ -303,16 +303,18 @@ fn commit(
             }
         }
     }
-    for key in &touched {
-        if let Some(&value) = pending.get(key) {
-            batch.insert(counter_space, key.as_slice(), encode_counter(value));
-        }
-    }
-    batch.commit()?;
     for key in touched {
         if let Some(&value) = pending.get(&key) {
-            counters.insert(key, value);
+            let encoded = encode_counter(value);
+            crate::batch::push(&mut record, Space::Counters, &key, Some(&encoded));
+            counters.insert(key.clone(), value);
+            changes.push((Space::Counters, key, Some(encoded)));
         }
     }
+    // The durability of the append is decided where the log was opened for it: `sync`
+    // fdatasyncs before the position comes back. Only then do reads see the changes and the
+    // sets get acknowledged.
+    let position = inner.log.append(&record)?;
+    inner.overlay.apply(position, changes);
     Ok(())
 }

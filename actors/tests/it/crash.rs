@@ -2,7 +2,9 @@
 //! every wallet equals its ledger. Processor traffic runs beside it on a TAP shared by an award,
 //! a match and a claim business: every acknowledged route is there after a restart, nothing is
 //! rewarded twice, and windows that ended while the server was down end at start-up.
-//! `REWARDS_CRASH_ROUNDS` sets the number of rounds (default 3).
+//! Checkpoints run every few milliseconds here, so kills land in appends and in checkpoints
+//! alike, and each restart replays the log's tail over a half-written checkpoint as often as
+//! not. `REWARDS_CRASH_ROUNDS` sets the number of rounds (default 3).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +32,20 @@ async fn acknowledged_purchases_survive_sigkill() {
     println!("crash test: {rounds} rounds, seed {seed} (REWARDS_CRASH_SEED to repeat)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crash.toml");
+    std::fs::write(
+        &config,
+        "checkpoint_interval_ms = 15\ncheckpoint_bytes = 65536\nlog_segment_bytes = 32768\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let start = || {
+        let started = std::time::Instant::now();
+        let server = Server::start_with(&data, "sync", Some(&config));
+        (server, started.elapsed())
+    };
 
-    let server = Server::start(dir.path(), "sync");
+    let (server, _) = start();
     let w = world(&server.client(), "EUR").await;
     w.offer(json!({"name": "instant 10%", "goal": "spend", "award": {"kind": "percent", "percent": "10"}, "redeem": "instant"}))
         .await;
@@ -99,7 +113,11 @@ async fn acknowledged_purchases_survive_sigkill() {
             acknowledged.lock().len()
         );
 
-        let restarted = Server::start(dir.path(), "sync");
+        let (restarted, recovery) = start();
+        println!(
+            "round {round}: restarted and ready in {} ms",
+            recovery.as_millis()
+        );
         w = World {
             api: restarted.client(),
             ..w

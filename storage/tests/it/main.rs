@@ -1,5 +1,7 @@
 //! Feature tests of the store: codec, reads, group commit, counters, poisoning and reopening.
 
+mod recovery;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -1,0 +1,223 @@
+//! Writes that are durable in the log but not yet materialised into the keyspaces.
+//!
+//! The writer applies every logged batch here before it acknowledges it, so a read sees every
+//! acknowledged write: it asks the overlay first and fjall only for a key the overlay does not
+//! hold. A checkpoint freezes the active generation (a new, empty one takes the writes that
+//! follow), writes the frozen one into fjall, makes it durable, and only then drops it: a key
+//! is always in the overlay or in fjall. A key written fifty times between two checkpoints is
+//! written to fjall once.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::log::Position;
+use crate::store::Space;
+
+/// One change of one key: its new value, or `None` when it was deleted.
+pub(crate) type Change = Option<Vec<u8>>;
+
+/// The changes of one generation, by space and key; the latest change of each key wins.
+#[derive(Default)]
+pub(crate) struct Generation {
+    spaces: Vec<BTreeMap<Vec<u8>, Change>>,
+    bytes: usize,
+}
+
+impl Generation {
+    fn new() -> Generation {
+        Generation {
+            spaces: Space::ALL.iter().map(|_| BTreeMap::new()).collect(),
+            bytes: 0,
+        }
+    }
+
+    fn space(&self, space: Space) -> Option<&BTreeMap<Vec<u8>, Change>> {
+        self.spaces.get(space.index())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spaces.iter().all(BTreeMap::is_empty)
+    }
+
+    /// Every change, space by space, in key order.
+    pub(crate) fn changes(&self) -> impl Iterator<Item = (Space, &[u8], &Change)> {
+        Space::ALL
+            .iter()
+            .zip(&self.spaces)
+            .flat_map(|(space, map)| {
+                map.iter()
+                    .map(move |(key, change)| (*space, key.as_slice(), change))
+            })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.spaces.iter().map(BTreeMap::len).sum()
+    }
+}
+
+/// What the overlay knows of one key.
+pub(crate) enum Lookup {
+    Found(Vec<u8>),
+    Deleted,
+    Unknown,
+}
+
+struct State {
+    active: Generation,
+    frozen: Option<Arc<Generation>>,
+    /// Position of the last log record applied.
+    applied: Position,
+}
+
+pub(crate) struct Overlay {
+    state: RwLock<State>,
+}
+
+impl Overlay {
+    pub(crate) fn new(applied: Position) -> Overlay {
+        Overlay {
+            state: RwLock::new(State {
+                active: Generation::new(),
+                frozen: None,
+                applied,
+            }),
+        }
+    }
+
+    /// Applies the changes of the log record at `position`, in order.
+    pub(crate) fn apply(
+        &self,
+        position: Position,
+        changes: impl IntoIterator<Item = (Space, Vec<u8>, Change)>,
+    ) {
+        let mut state = self.state.write();
+        let generation = &mut state.active;
+        for (space, key, change) in changes {
+            let size = key.len() + change.as_ref().map_or(0, Vec::len);
+            if let Some(map) = generation.spaces.get_mut(space.index()) {
+                // The bytes count what was written since the last checkpoint, replaced
+                // values included: it decides when the next checkpoint is due.
+                generation.bytes = generation.bytes.saturating_add(size);
+                map.insert(key, change);
+            }
+        }
+        state.applied = state.applied.max(position);
+    }
+
+    pub(crate) fn get(&self, space: Space, key: &[u8]) -> Lookup {
+        let state = self.state.read();
+        let generations = std::iter::once(&state.active).chain(state.frozen.as_deref());
+        for generation in generations {
+            match generation.space(space).and_then(|map| map.get(key)) {
+                Some(Some(value)) => return Lookup::Found(value.clone()),
+                Some(None) => return Lookup::Deleted,
+                None => {}
+            }
+        }
+        Lookup::Unknown
+    }
+
+    /// The changes of keys in the range, in ascending key order, the newest change of each.
+    pub(crate) fn range(
+        &self,
+        space: Space,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Vec<(Vec<u8>, Change)> {
+        let state = self.state.read();
+        let mut merged: BTreeMap<&[u8], &Change> = BTreeMap::new();
+        // The frozen generation first, so the active one's changes replace its.
+        let generations = state.frozen.as_deref().into_iter().chain([&state.active]);
+        for generation in generations {
+            if let Some(map) = generation.space(space) {
+                let range = map.range::<[u8], _>((lower, upper));
+                merged.extend(range.map(|(k, v)| (k.as_slice(), v)));
+            }
+        }
+        merged
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v.clone()))
+            .collect()
+    }
+
+    /// Bytes written since the last checkpoint began.
+    pub(crate) fn active_bytes(&self) -> usize {
+        self.state.read().active.bytes
+    }
+
+    /// Keys changed and not yet materialised.
+    pub(crate) fn len(&self) -> usize {
+        let state = self.state.read();
+        state.active.len() + state.frozen.as_ref().map_or(0, |f| f.len())
+    }
+
+    /// Starts a checkpoint: the active generation is frozen and returned with the position of
+    /// the last record it holds. `None` when nothing was written since the last checkpoint or
+    /// a frozen generation is still being written.
+    pub(crate) fn freeze(&self) -> Option<(Arc<Generation>, Position)> {
+        let mut state = self.state.write();
+        if state.active.is_empty() || state.frozen.is_some() {
+            return None;
+        }
+        let generation = Arc::new(std::mem::replace(&mut state.active, Generation::new()));
+        state.frozen = Some(generation.clone());
+        Some((generation, state.applied))
+    }
+
+    /// Ends a checkpoint: the frozen generation is in fjall, durably.
+    pub(crate) fn release_frozen(&self) {
+        self.state.write().frozen = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(changes: &[(Vec<u8>, Change)]) -> Vec<(&[u8], Option<&[u8]>)> {
+        changes
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_change_wins_across_generations() {
+        let overlay = Overlay::new(0);
+        overlay.apply(
+            1,
+            [
+                (Space::Wallets, b"a".to_vec(), Some(b"1".to_vec())),
+                (Space::Wallets, b"b".to_vec(), Some(b"1".to_vec())),
+            ],
+        );
+        let (frozen, through) = overlay.freeze().unwrap();
+        assert_eq!((frozen.len(), through), (2, 1));
+        assert!(overlay.freeze().is_none(), "one checkpoint at a time");
+        overlay.apply(
+            2,
+            [
+                (Space::Wallets, b"a".to_vec(), None),
+                (Space::Wallets, b"c".to_vec(), Some(b"2".to_vec())),
+            ],
+        );
+        assert!(matches!(overlay.get(Space::Wallets, b"a"), Lookup::Deleted));
+        assert!(matches!(overlay.get(Space::Wallets, b"b"), Lookup::Found(v) if v == b"1"));
+        assert!(matches!(overlay.get(Space::Events, b"b"), Lookup::Unknown));
+        let range = overlay.range(Space::Wallets, Bound::Unbounded, Bound::Unbounded);
+        assert_eq!(
+            keys(&range),
+            vec![
+                (&b"a"[..], None),
+                (&b"b"[..], Some(&b"1"[..])),
+                (&b"c"[..], Some(&b"2"[..]))
+            ]
+        );
+        overlay.release_frozen();
+        assert!(matches!(overlay.get(Space::Wallets, b"b"), Lookup::Unknown));
+        assert_eq!(overlay.len(), 2);
+    }
+}
