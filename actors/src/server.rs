@@ -45,7 +45,7 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
             checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
             checkpoint_bytes: config.checkpoint_bytes,
             log_segment_bytes: config.log_segment_bytes,
-            crash_in_checkpoint_after_chunks: None,
+            crash_in_checkpoint_after_spaces: None,
             on_poison: Some(Arc::new(|error: &str| {
                 // Nothing that failed was acknowledged; stop rather than run on a broken store.
                 tracing::error!(error, "storage failed: exiting");

@@ -30,10 +30,12 @@ pub(crate) fn push(record: &mut Vec<u8>, space: Space, key: &[u8], change: Optio
     }
 }
 
-pub(crate) fn start(capacity: usize) -> Vec<u8> {
-    let mut record = Vec::with_capacity(capacity);
+/// Empties `record` (a buffer the writer reuses, so large batches do not fault in fresh
+/// pages each time) and starts a new record in it.
+pub(crate) fn restart(record: &mut Vec<u8>, capacity: usize) {
+    record.clear();
+    record.reserve(capacity);
     record.push(VERSION);
-    record
 }
 
 fn corrupt(position: u64, what: &str) -> StoreError {
@@ -96,7 +98,8 @@ mod tests {
 
     #[test]
     fn a_record_decodes_to_the_changes_it_was_built_from() {
-        let mut record = start(64);
+        let mut record = Vec::new();
+        restart(&mut record, 64);
         push(&mut record, Space::Wallets, b"w1", Some(b"state"));
         push(&mut record, Space::Routes, b"r1", None);
         push(&mut record, Space::Counters, b"c", Some(b""));

@@ -9,7 +9,7 @@
 //! checkpoint covers).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -30,11 +30,8 @@ pub trait Log: Send + Sync {
 
     /// Calls `visit` with every record after `position`, in order, and returns the position of
     /// the last record in the log (`position` itself when none follows).
-    fn read_after(
-        &self,
-        position: Position,
-        visit: &mut Visit<'_>,
-    ) -> Result<Position, StoreError>;
+    fn read_after(&self, position: Position, visit: &mut Visit<'_>)
+        -> Result<Position, StoreError>;
 
     /// Forgets records up to `position`: a checkpoint holds everything they changed.
     fn truncate_through(&self, position: Position) -> Result<(), StoreError>;
@@ -99,6 +96,21 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("syncing", dir, e))
+}
+
+/// Writes `head` then `body` with as few system calls as the kernel allows, without copying
+/// them into one buffer first.
+fn write_both(file: &mut File, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let total = head.len() + body.len();
+    let written = file.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;
+    if written < head.len() {
+        file.write_all(head.get(written..).unwrap_or_default())?;
+        file.write_all(body)
+    } else if written < total {
+        file.write_all(body.get(written - head.len()..).unwrap_or_default())
+    } else {
+        Ok(())
+    }
 }
 
 fn checksum(sequence: Position, body: &[u8]) -> u32 {
@@ -287,14 +299,15 @@ impl Log for FileLog {
             active.bytes = 0;
         }
         let sequence = active.next;
-        let mut frame = Vec::with_capacity(HEADER_BYTES + record.len());
-        frame.extend_from_slice(&(record.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&checksum(sequence, record).to_le_bytes());
-        frame.extend_from_slice(&sequence.to_le_bytes());
-        frame.extend_from_slice(record);
-        active
-            .file
-            .write_all(&frame)
+        let length = (record.len() as u32).to_le_bytes();
+        let crc = checksum(sequence, record).to_le_bytes();
+        let sequence_bytes = sequence.to_le_bytes();
+        let mut header = [0u8; HEADER_BYTES];
+        let fields = length.iter().chain(&crc).chain(&sequence_bytes);
+        for (slot, byte) in header.iter_mut().zip(fields) {
+            *slot = *byte;
+        }
+        write_both(&mut active.file, &header, record)
             .map_err(|e| io("appending to", &self.dir, e))?;
         // The durability of the append is decided here, where it happens: `sync` fdatasyncs
         // the segment before the record's position is returned; `buffered` leaves it with the
@@ -305,7 +318,7 @@ impl Log for FileLog {
                 .sync_data()
                 .map_err(|e| io("syncing", &self.dir, e))?;
         }
-        active.bytes += frame.len() as u64;
+        active.bytes += (HEADER_BYTES + record.len()) as u64;
         active.next += 1;
         Ok(sequence)
     }

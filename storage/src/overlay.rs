@@ -42,19 +42,17 @@ impl Generation {
         self.spaces.iter().all(BTreeMap::is_empty)
     }
 
-    /// Every change, space by space, in key order.
-    pub(crate) fn changes(&self) -> impl Iterator<Item = (Space, &[u8], &Change)> {
-        Space::ALL
-            .iter()
-            .zip(&self.spaces)
-            .flat_map(|(space, map)| {
-                map.iter()
-                    .map(move |(key, change)| (*space, key.as_slice(), change))
-            })
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.spaces.iter().map(BTreeMap::len).sum()
+    }
+
+    /// The changes of each space that has any, in key order.
+    pub(crate) fn spaces(&self) -> impl Iterator<Item = (Space, &BTreeMap<Vec<u8>, Change>)> {
+        Space::ALL
+            .iter()
+            .copied()
+            .zip(&self.spaces)
+            .filter(|(_, map)| !map.is_empty())
     }
 }
 

@@ -202,9 +202,9 @@ pub struct StoreOptions {
     pub checkpoint_bytes: usize,
     /// The log starts a new segment file past this size (a checkpoint deletes whole segments).
     pub log_segment_bytes: u64,
-    /// Fault injection for tests: a checkpoint stops as a crash would after writing this many
-    /// chunks into the keyspaces, before it is complete.
-    pub crash_in_checkpoint_after_chunks: Option<usize>,
+    /// Fault injection for tests: a checkpoint stops as a crash would after writing the
+    /// changes of this many keyspaces, before it is complete.
+    pub crash_in_checkpoint_after_spaces: Option<usize>,
 }
 
 impl Default for StoreOptions {
@@ -215,10 +215,10 @@ impl Default for StoreOptions {
             max_batch_sets: 4_096,
             on_poison: None,
             fail_commit_after: None,
-            checkpoint_interval: Duration::from_secs(5),
-            checkpoint_bytes: 64 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(10),
+            checkpoint_bytes: 128 * 1024 * 1024,
             log_segment_bytes: 64 * 1024 * 1024,
-            crash_in_checkpoint_after_chunks: None,
+            crash_in_checkpoint_after_spaces: None,
         }
     }
 }
@@ -324,7 +324,7 @@ pub(crate) struct Inner {
     on_poison: Option<PoisonHook>,
     pub(crate) checkpoint_lock: Mutex<()>,
     pub(crate) checkpoint_bytes: usize,
-    pub(crate) crash_in_checkpoint_after_chunks: Option<usize>,
+    pub(crate) crash_in_checkpoint_after_spaces: Option<usize>,
 }
 
 impl Inner {
@@ -417,7 +417,7 @@ impl Store {
             on_poison: options.on_poison.clone(),
             checkpoint_lock: Mutex::new(()),
             checkpoint_bytes: options.checkpoint_bytes,
-            crash_in_checkpoint_after_chunks: options.crash_in_checkpoint_after_chunks,
+            crash_in_checkpoint_after_spaces: options.crash_in_checkpoint_after_spaces,
         };
         inner.overlay = Overlay::new(checkpoint);
         let mut replayed = 0u64;

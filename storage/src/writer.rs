@@ -57,6 +57,9 @@ pub(crate) struct Writer {
 /// Bounded: cleared when it grows past this many keys (they are read again on demand).
 const COUNTER_CACHE_KEYS: usize = 100_000;
 
+/// The writer keeps its record buffer between batches up to this capacity.
+const RECORD_BUFFER_KEPT: usize = 16 * 1024 * 1024;
+
 impl Writer {
     pub(crate) fn start(
         inner: Arc<Inner>,
@@ -171,6 +174,7 @@ fn run(
     let _poison_on_exit = PoisonOnExit(inner);
     let mut counters: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut record: Vec<u8> = Vec::new();
     let durability_label = match durability {
         Durability::Sync => "sync",
         Durability::Buffered => "buffered",
@@ -198,7 +202,7 @@ fn run(
         // A panic inside the commit must poison like a failed fsync: nothing of this batch is
         // acknowledged, and no later write is taken.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit(inner, &mut jobs, &mut counters, shared)
+            commit(inner, &mut jobs, &mut record, &mut counters, shared)
         }))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -209,6 +213,10 @@ fn run(
             Err(StoreError::Io(format!("the commit panicked: {what}")))
         });
         let elapsed = started.elapsed().as_secs_f64();
+        // Keep the buffer for the next batch, unless one huge batch grew it.
+        if record.capacity() > RECORD_BUFFER_KEPT {
+            record = Vec::new();
+        }
         match result {
             Ok(()) => {
                 shared.commits.fetch_add(1, Ordering::Relaxed);
@@ -251,6 +259,7 @@ impl Drop for PoisonOnExit<'_> {
 fn commit(
     inner: &Inner,
     jobs: &mut [Job],
+    record: &mut Vec<u8>,
     counters: &mut HashMap<Vec<u8>, [i64; 2]>,
     shared: &Shared,
 ) -> Result<(), StoreError> {
@@ -264,7 +273,7 @@ fn commit(
         counters.clear();
     }
     let size: usize = jobs.iter().map(|job| job.set.encoded_len()).sum();
-    let mut record = crate::batch::start(size + 16);
+    crate::batch::restart(record, size + 16);
     let mut changes: Vec<(Space, Vec<u8>, Change)> = Vec::new();
     // Counter additions of this batch, merged before they are logged once as new values.
     let mut touched: Vec<Vec<u8>> = Vec::new();
@@ -273,11 +282,11 @@ fn commit(
         for op in std::mem::take(&mut job.set.ops) {
             match op {
                 Op::Put(space, key, value) => {
-                    crate::batch::push(&mut record, space, &key, Some(&value));
+                    crate::batch::push(record, space, &key, Some(&value));
                     changes.push((space, key, Some(value)));
                 }
                 Op::Delete(space, key) => {
-                    crate::batch::push(&mut record, space, &key, None);
+                    crate::batch::push(record, space, &key, None);
                     changes.push((space, key, None));
                 }
                 Op::AddCounter(key, deltas) => {
@@ -306,7 +315,7 @@ fn commit(
     for key in touched {
         if let Some(&value) = pending.get(&key) {
             let encoded = encode_counter(value);
-            crate::batch::push(&mut record, Space::Counters, &key, Some(&encoded));
+            crate::batch::push(record, Space::Counters, &key, Some(&encoded));
             counters.insert(key.clone(), value);
             changes.push((Space::Counters, key, Some(encoded)));
         }
@@ -314,7 +323,7 @@ fn commit(
     // The durability of the append is decided where the log was opened for it: `sync`
     // fdatasyncs before the position comes back. Only then do reads see the changes and the
     // sets get acknowledged.
-    let position = inner.log.append(&record)?;
+    let position = inner.log.append(record)?;
     inner.overlay.apply(position, changes);
     Ok(())
 }

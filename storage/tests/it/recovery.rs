@@ -157,7 +157,7 @@ fn a_checkpoint_writes_a_key_once_however_often_it_changed() {
 fn a_crash_in_the_middle_of_a_checkpoint_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let crashing = StoreOptions {
-        crash_in_checkpoint_after_chunks: Some(1),
+        crash_in_checkpoint_after_spaces: Some(1),
         log_segment_bytes: 64 * 1024,
         ..options()
     };
@@ -167,11 +167,17 @@ fn a_crash_in_the_middle_of_a_checkpoint_loses_nothing() {
         for chunk in 0..total / 1000 {
             let mut set = WriteSet::new();
             for i in chunk * 1000..(chunk + 1) * 1000 {
-                set.put_raw(Space::Ledger, i.to_be_bytes().to_vec(), vec![1; 20]);
+                // Two keyspaces: the checkpoint "crashes" after writing the first.
+                let space = if i % 2 == 0 {
+                    Space::Ledger
+                } else {
+                    Space::Lots
+                };
+                set.put_raw(space, i.to_be_bytes().to_vec(), vec![1; 20]);
             }
             store.write(set).unwrap();
         }
-        // The checkpoint writes one chunk of its keys into the keyspaces, then "crashes".
+        // The checkpoint writes the ledger's changes into their keyspace, then "crashes".
         assert!(store.checkpoint().is_err());
         store.close_without_checkpoint();
     }
@@ -181,13 +187,15 @@ fn a_crash_in_the_middle_of_a_checkpoint_loses_nothing() {
         "the log's tail was replayed"
     );
     let mut count = 0;
-    store
-        .for_each_raw(Space::Ledger, &[], |_, value| {
-            assert_eq!(value, &[1; 20]);
-            count += 1;
-            Ok(())
-        })
-        .unwrap();
+    for space in [Space::Ledger, Space::Lots] {
+        store
+            .for_each_raw(space, &[], |_, value| {
+                assert_eq!(value, &[1; 20]);
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+    }
     assert_eq!(count, total);
     // The next checkpoint completes, and the log keeps only what it does not cover.
     store.checkpoint().unwrap().unwrap();
@@ -208,7 +216,7 @@ fn a_crash_in_the_middle_of_a_checkpoint_loses_nothing() {
         Some(b"x".to_vec())
     );
     assert_eq!(
-        store.get_raw(Space::Ledger, &7u64.to_be_bytes()).unwrap(),
+        store.get_raw(Space::Lots, &7u64.to_be_bytes()).unwrap(),
         Some(vec![1; 20])
     );
 }
