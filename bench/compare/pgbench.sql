@@ -1,0 +1,23 @@
+-- pgbench script: one purchase per transaction, the same draws as purchase.lua's bodies.
+-- Variables given with -D: business (uuid), contacts (count).
+\set contact random(0, :contacts - 1)
+\set ref random(1, 9000000000000000000)
+\set f1 random(1, 5)
+\set s1 random(0, 9)
+\set q1 random(1, 3)
+\set p1 random(0, 1999)
+\set t1 random(1, 10)
+\set f2 random(1, 5)
+\set s2 random(0, 9)
+\set q2 random(1, 3)
+\set p2 random(0, 1999)
+\set t2 random(1, 10)
+\set f3 random(1, 5)
+\set s3 random(0, 9)
+\set q3 random(1, 3)
+\set p3 random(0, 1999)
+\set t3 random(1, 10)
+\set tap random(1, 2)
+\set cls random(1, 10)
+\set spend random(1, 10)
+SELECT purchase(:business, :contact, :client_id, :ref, :f1, :s1, :q1, :p1, :t1, :f2, :s2, :q2, :p2, :t2, :f3, :s3, :q3, :p3, :t3, :tap, :cls, :spend);
