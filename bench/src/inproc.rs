@@ -48,8 +48,19 @@ fn shared_tap(n: usize) -> String {
 
 /// A running in-process pipeline on a temporary store.
 pub struct InProcess {
-    sender: mpsc::Sender<Request>,
+    sender: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        // Ends the pipeline's loop, which closes the store; only then does the directory go.
+        self.sender.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn basket(rng: &mut impl Rng) -> PurchaseInput {
@@ -84,10 +95,10 @@ impl InProcess {
         };
         let (sender, receiver) = mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             let system = actix::System::new();
             system.block_on(async move {
-                let (app, _store, _arbiters) =
+                let (app, store, _arbiters) =
                     rewards_actors::server::open_app(&config).expect("the pipeline opens");
                 let snapshot = setup(&app).await;
                 let contacts = create_contacts(&app, &snapshot, wallets).await;
@@ -131,16 +142,24 @@ impl InProcess {
                         }
                     }
                 }
+                // The pipeline is dropped: stop the store before its directory goes.
+                store.close();
             });
         });
         ready_rx.recv().expect("the pipeline started");
-        InProcess { sender, _dir: dir }
+        InProcess {
+            sender: Some(sender),
+            thread: Some(thread),
+            _dir: dir,
+        }
     }
 
     /// Submits `purchases` purchases concurrently and returns how long they took to be durable.
     pub fn run(&self, purchases: usize) -> Duration {
         let (answer, receive) = mpsc::channel();
         self.sender
+            .as_ref()
+            .expect("the pipeline runs")
             .send(Request::Run { purchases, answer })
             .expect("the pipeline runs");
         receive.recv().expect("an answer")
@@ -151,6 +170,8 @@ impl InProcess {
     pub fn route(&self, transactions: usize) -> Duration {
         let (answer, receive) = mpsc::channel();
         self.sender
+            .as_ref()
+            .expect("the pipeline runs")
             .send(Request::Route {
                 transactions,
                 answer,

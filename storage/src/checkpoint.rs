@@ -165,6 +165,12 @@ impl Checkpointer {
 /// their latency. Checkpoints are bounded by memory, not by a deadline.
 const CHECKPOINT_NICENESS: libc::c_int = 10;
 
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn run(inner: &Inner, signal: &(Mutex<Signal>, Condvar), interval: Duration) {
     // SAFETY: setpriority with `who` 0 changes only the calling thread's nice value on Linux
     // (threads are tasks); it reads and writes no memory of ours. Failing is harmless.

@@ -11,10 +11,13 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::log::Position;
 use crate::store::Space;
+
+/// Changes applied under one hold of the overlay's lock.
+const APPLY_CHUNK: usize = 256;
 
 /// One change of one key: its new value, or `None` when it was deleted.
 pub(crate) type Change = Option<Vec<u8>>;
@@ -85,16 +88,21 @@ impl Overlay {
         }
     }
 
-    /// Applies the changes of the log record at `position`, in order.
+    /// Applies the changes of the log record at `position`, in order. The record is durable
+    /// already, so readers may see its first changes before its last: the lock is let go
+    /// every `APPLY_CHUNK` changes so reads do not wait for a whole large batch.
     pub(crate) fn apply(
         &self,
         position: Position,
         changes: impl IntoIterator<Item = (Space, Vec<u8>, Change)>,
     ) {
         let mut state = self.state.write();
-        let generation = &mut state.active;
-        for (space, key, change) in changes {
+        for (index, (space, key, change)) in changes.into_iter().enumerate() {
+            if index > 0 && index % APPLY_CHUNK == 0 {
+                RwLockWriteGuard::bump(&mut state);
+            }
             let size = key.len() + change.as_ref().map_or(0, Vec::len);
+            let generation = &mut state.active;
             if let Some(map) = generation.spaces.get_mut(space.index()) {
                 // The bytes count what was written since the last checkpoint, replaced
                 // values included: it decides when the next checkpoint is due.

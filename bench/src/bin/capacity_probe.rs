@@ -4,6 +4,9 @@
 //! `capacity-probe [WALLETS]` (default 100,000): creates WALLETS contacts with their wallets in a
 //! temporary store, closes it, reopens it as `rewardsd` does (timing the recovery), then makes
 //! every wallet's actor resident and reports the resident memory per actor.
+//!
+//! With `PROBE_CRASH=1` the first store stops as a crash would (no closing checkpoint), so the
+//! reopening replays the log's tail: up to `checkpoint_bytes` of it, the worst case.
 
 use std::time::{Duration, Instant};
 
@@ -43,7 +46,15 @@ fn main() -> anyhow::Result<()> {
             let (app, store, _arbiters) = rewards_actors::server::open_app(&config)?;
             let snapshot = setup(&app).await;
             let contacts = create_contacts(&app, &snapshot, wallets).await;
-            store.close();
+            if std::env::var("PROBE_CRASH").is_ok_and(|v| v == "1") {
+                println!(
+                    "stopping as a crash would: {} changed keys not checkpointed",
+                    store.unmaterialised_keys()
+                );
+                store.close_without_checkpoint();
+            } else {
+                store.close();
+            }
             anyhow::Ok(contacts)
         }
     })?;
