@@ -192,6 +192,17 @@ impl FileLog {
     ) -> Result<FileLog, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
         let found = segments(dir)?;
+        if let Some((first, path)) = found.first() {
+            if *first > checkpoint.saturating_add(1) {
+                return Err(StoreError::Io(format!(
+                    "the log is missing records {} to {}: its oldest segment {} starts after \
+                     the last checkpoint",
+                    checkpoint + 1,
+                    first - 1,
+                    path.display()
+                )));
+            }
+        }
         let mut next = 1;
         let mut tail: Option<(PathBuf, u64)> = None;
         let count = found.len();
@@ -461,5 +472,8 @@ mod tests {
         drop(log);
         let log = FileLog::open(dir.path(), Durability::Buffered, 64, 41).unwrap();
         assert_eq!(log.next_position(), 43);
+        drop(log);
+        // Records after a checkpoint that are gone are an error, not a silent gap.
+        assert!(FileLog::open(dir.path(), Durability::Buffered, 64, 10).is_err());
     }
 }

@@ -35,33 +35,27 @@ impl Rng {
     }
 }
 
-/// Everything under the test's prefix, as the store shows it: by pages of 7, forward and
-/// backward, each checked against the other.
-fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut forward = Vec::new();
+/// Every record under the test's prefix, by pages of 7, in one direction.
+fn walk(store: &Store, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut all = Vec::new();
     let mut cursor: Option<Vec<u8>> = None;
     loop {
         let (items, next) = store
-            .page_raw(Space::Events, &[7], cursor.as_deref(), false, 7)
+            .page_raw(Space::Events, &[7], cursor.as_deref(), reverse, 7)
             .unwrap();
-        forward.extend(items);
+        all.extend(items);
         match next {
             Some(c) => cursor = Some(c),
-            None => break,
+            None => return all,
         }
     }
-    let mut backward = Vec::new();
-    cursor = None;
-    loop {
-        let (items, next) = store
-            .page_raw(Space::Events, &[7], cursor.as_deref(), true, 7)
-            .unwrap();
-        backward.extend(items);
-        match next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+}
+
+/// Everything under the test's prefix, as the store shows it: by pages forward and backward,
+/// and by `for_each`, each checked against the others.
+fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let forward = walk(store, false);
+    let mut backward = walk(store, true);
     backward.reverse();
     assert_eq!(forward, backward, "pages forward and backward disagree");
     let mut each = Vec::new();
