@@ -16,6 +16,7 @@ use fjall::PersistMode;
 use parking_lot::{Condvar, Mutex};
 
 use crate::log::{Log, Position};
+use crate::overlay::Generation;
 use crate::store::{Inner, Space, StoreError};
 
 /// The key in [`Space::Meta`] of the log position the last checkpoint covers.
@@ -44,7 +45,9 @@ pub(crate) fn read_position_of(spaces: &[fjall::Keyspace]) -> Result<Position, S
         .map_or(0, u64::from_be_bytes))
 }
 
-/// Runs one checkpoint now; `None` when there was nothing to write. One at a time.
+/// Runs one checkpoint now; `None` when there was nothing to write. One at a time. A
+/// checkpoint that fails (or panics) poisons the store: its frozen changes stay readable in the
+/// overlay and the log still holds them, but no later write or checkpoint is taken.
 pub(crate) fn run_once(inner: &Inner) -> Result<Option<CheckpointStats>, StoreError> {
     let _one_at_a_time = inner.checkpoint_lock.lock();
     if inner.poisoned.load(Ordering::Acquire) {
@@ -53,6 +56,26 @@ pub(crate) fn run_once(inner: &Inner) -> Result<Option<CheckpointStats>, StoreEr
     let Some((generation, through)) = inner.overlay.freeze() else {
         return Ok(None);
     };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write(inner, &generation, through)
+    }))
+    .unwrap_or_else(|_| Err(StoreError::Io("the checkpoint panicked".into())));
+    match result {
+        Ok(stats) => Ok(Some(stats)),
+        Err(error) => {
+            inner.poison(&format!("checkpoint failed: {error}"));
+            Err(error)
+        }
+    }
+}
+
+/// Writes a frozen generation into the keyspaces, records the position it covers, persists,
+/// and only then lets the generation and the log segments it covers go.
+fn write(
+    inner: &Inner,
+    generation: &Generation,
+    through: Position,
+) -> Result<CheckpointStats, StoreError> {
     let started = Instant::now();
     // A space with many changes gets them, already in key order, straight into new tables of
     // its keyspace (fjall's ingestion): no memtable, no second journal, since the log is the
@@ -110,7 +133,7 @@ pub(crate) fn run_once(inner: &Inner) -> Result<Option<CheckpointStats>, StoreEr
         elapsed_ms = started.elapsed().as_millis() as u64,
         "checkpoint"
     );
-    Ok(Some(stats))
+    Ok(stats)
 }
 
 /// Tells the checkpointer to run now or to stop.
@@ -193,8 +216,7 @@ fn run(inner: &Inner, signal: &(Mutex<Signal>, Condvar), interval: Duration) {
         if inner.poisoned.load(Ordering::Acquire) {
             continue;
         }
-        if let Err(error) = run_once(inner) {
-            inner.poison(&format!("checkpoint failed: {error}"));
-        }
+        // A failure poisons the store inside; there is nothing more to do here.
+        let _ = run_once(inner);
     }
 }

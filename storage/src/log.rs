@@ -37,8 +37,8 @@ pub trait Log: Send + Sync {
     fn truncate_through(&self, position: Position) -> Result<(), StoreError>;
 }
 
-/// Bytes before a record's body: its length (u32), a CRC-32 of sequence and body (u32), its
-/// sequence number (u64), all little-endian.
+/// Bytes before a record's body: its length (u32), a CRC-32 of length, sequence and body (u32),
+/// its sequence number (u64), all little-endian.
 const HEADER_BYTES: usize = 16;
 /// The largest record the log takes: a commit batch of at most `max_batch_sets` sets, each
 /// bounded by the store's limits, stays far below this in practice; a larger one is refused.
@@ -113,8 +113,9 @@ fn write_both(file: &mut File, head: &[u8], body: &[u8]) -> std::io::Result<()> 
     }
 }
 
-fn checksum(sequence: Position, body: &[u8]) -> u32 {
+fn checksum(length: usize, sequence: Position, body: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&(length as u32).to_le_bytes());
     hasher.update(&sequence.to_le_bytes());
     hasher.update(body);
     hasher.finalize()
@@ -126,8 +127,10 @@ struct Scan {
     last: Position,
     /// Bytes of whole records; anything after is a torn write.
     valid_bytes: u64,
-    /// The segment ended in the middle of a record, or with a record whose checksum is wrong.
+    /// The segment ends with a record cut short or with a bad checksum.
     torn: bool,
+    /// A bad record is followed by more bytes: not a crash's torn write.
+    corrupt: bool,
 }
 
 /// Reads the records of one segment in order, calling `visit` with those after `after`.
@@ -150,6 +153,7 @@ fn scan(
                 last,
                 valid_bytes: at as u64,
                 torn: at != bytes.len(),
+                corrupt: false,
             });
         };
         let word = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
@@ -159,7 +163,7 @@ fn scan(
         let body_at = at + HEADER_BYTES;
         let body = bytes.get(body_at..body_at.saturating_add(length));
         match body {
-            Some(body) if sequence == expected && checksum(sequence, body) == crc => {
+            Some(body) if sequence == expected && checksum(length, sequence, body) == crc => {
                 if sequence > after {
                     visit(sequence, body)?;
                 }
@@ -168,11 +172,15 @@ fn scan(
                 at = body_at + length;
             }
             _ => {
+                // A record cut short by a crash is the last thing in the file. A bad record
+                // with bytes after it was written whole and damaged later: corruption.
+                let reaches_end = body_at.saturating_add(length) >= bytes.len();
                 return Ok(Scan {
                     last,
                     valid_bytes: at as u64,
                     torn: true,
-                })
+                    corrupt: !reaches_end,
+                });
             }
         }
     }
@@ -207,16 +215,22 @@ impl FileLog {
         let mut tail: Option<(PathBuf, u64)> = None;
         let count = found.len();
         for (index, (first, path)) in found.iter().enumerate() {
-            if *first != next && index > 0 {
+            // Segments whose records the checkpoint covers may be gone or torn (a crash while
+            // they were being deleted, or a power loss in `buffered` mode): only what follows
+            // the checkpoint must be whole and in order.
+            let covered_to = found.get(index + 1).map(|(f, _)| f.saturating_sub(1));
+            let covered = covered_to.is_some_and(|to| to <= checkpoint);
+            if *first != next && index > 0 && *first > checkpoint.saturating_add(1) {
                 return Err(StoreError::Io(format!(
                     "log segment {} starts at record {first}, expected {next}",
                     path.display()
                 )));
             }
             let scan = scan(path, *first, Position::MAX, &mut |_, _| Ok(()))?;
-            if scan.torn && index + 1 != count {
+            let newest = index + 1 == count;
+            if (scan.corrupt || (scan.torn && !newest)) && !covered {
                 return Err(StoreError::Io(format!(
-                    "log segment {} is corrupt after record {} and is not the newest",
+                    "log segment {} is corrupt after record {}",
                     path.display(),
                     scan.last
                 )));
@@ -225,8 +239,14 @@ impl FileLog {
             tail = Some((path.clone(), scan.valid_bytes));
         }
         if next <= checkpoint {
-            // Every record on disk is covered by the checkpoint: start after it.
-            let log = FileLog {
+            // Every record on disk is covered by the checkpoint: the old segments go first,
+            // then the log starts after the checkpoint (a crash in between leaves an empty
+            // directory, which starts the same way).
+            for (_, path) in &found {
+                std::fs::remove_file(path).map_err(|e| io("removing", path, e))?;
+            }
+            sync_dir(dir)?;
+            return Ok(FileLog {
                 dir: dir.to_path_buf(),
                 durability,
                 segment_bytes: segment_bytes.max(1),
@@ -235,9 +255,7 @@ impl FileLog {
                     next: checkpoint + 1,
                     bytes: 0,
                 }),
-            };
-            log.truncate_through(checkpoint)?;
-            return Ok(log);
+            });
         }
         let active = match tail {
             Some((path, valid_bytes)) => {
@@ -304,14 +322,18 @@ impl Log for FileLog {
         }
         let mut active = self.active.lock();
         if active.bytes >= self.segment_bytes {
-            // The previous segment is complete and durable (every append to it was synced
-            // before it was acknowledged); the next record starts a new one.
+            // The previous segment is complete; it is synced (a no-op in `sync` durability,
+            // where every append was) so no segment but the newest can be torn.
+            active
+                .file
+                .sync_data()
+                .map_err(|e| io("syncing", &self.dir, e))?;
             active.file = Self::create_segment(&self.dir, active.next)?;
             active.bytes = 0;
         }
         let sequence = active.next;
         let length = (record.len() as u32).to_le_bytes();
-        let crc = checksum(sequence, record).to_le_bytes();
+        let crc = checksum(record.len(), sequence, record).to_le_bytes();
         let sequence_bytes = sequence.to_le_bytes();
         let mut header = [0u8; HEADER_BYTES];
         let fields = length.iter().chain(&crc).chain(&sequence_bytes);
@@ -425,6 +447,21 @@ mod tests {
             bodies,
             vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_damaged_record_followed_by_others_refuses_to_open_even_in_the_newest_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::open(dir.path(), Durability::Buffered, 1 << 20, 0).unwrap();
+        for _ in 0..4 {
+            log.append(&[7; 30]).unwrap();
+        }
+        drop(log);
+        let (_, newest) = segments(dir.path()).unwrap().pop().unwrap();
+        let mut bytes = std::fs::read(&newest).unwrap();
+        bytes[HEADER_BYTES + 3] ^= 0xff;
+        std::fs::write(&newest, bytes).unwrap();
+        assert!(FileLog::open(dir.path(), Durability::Buffered, 1 << 20, 0).is_err());
     }
 
     #[test]

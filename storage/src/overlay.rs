@@ -16,7 +16,7 @@ use parking_lot::{RwLock, RwLockWriteGuard};
 use crate::log::Position;
 use crate::store::Space;
 
-/// Changes applied under one hold of the overlay's lock.
+/// About how many changes are applied under one hold of the overlay's lock.
 const APPLY_CHUNK: usize = 256;
 
 /// One change of one key: its new value, or `None` when it was deleted.
@@ -88,26 +88,32 @@ impl Overlay {
         }
     }
 
-    /// Applies the changes of the log record at `position`, in order. The record is durable
-    /// already, so readers may see its first changes before its last: the lock is let go
-    /// every `APPLY_CHUNK` changes so reads do not wait for a whole large batch.
+    /// Applies the changes of the log record at `position`: its write sets in order, each
+    /// a list of changes. The record is durable already, so readers may see its first sets
+    /// before its last; the lock is let go between sets, every `APPLY_CHUNK` changes or so, so
+    /// reads do not wait for a whole large batch. A set is always seen whole.
     pub(crate) fn apply(
         &self,
         position: Position,
-        changes: impl IntoIterator<Item = (Space, Vec<u8>, Change)>,
+        sets: impl IntoIterator<Item = Vec<(Space, Vec<u8>, Change)>>,
     ) {
         let mut state = self.state.write();
-        for (index, (space, key, change)) in changes.into_iter().enumerate() {
-            if index > 0 && index % APPLY_CHUNK == 0 {
+        let mut since_bump = 0usize;
+        for set in sets {
+            if since_bump >= APPLY_CHUNK {
                 RwLockWriteGuard::bump(&mut state);
+                since_bump = 0;
             }
-            let size = key.len() + change.as_ref().map_or(0, Vec::len);
+            since_bump += set.len();
             let generation = &mut state.active;
-            if let Some(map) = generation.spaces.get_mut(space.index()) {
-                // The bytes count what was written since the last checkpoint, replaced
-                // values included: it decides when the next checkpoint is due.
-                generation.bytes = generation.bytes.saturating_add(size);
-                map.insert(key, change);
+            for (space, key, change) in set {
+                let size = key.len() + change.as_ref().map_or(0, Vec::len);
+                if let Some(map) = generation.spaces.get_mut(space.index()) {
+                    // The bytes count what was written since the last checkpoint, replaced
+                    // values included: it decides when the next checkpoint is due.
+                    generation.bytes = generation.bytes.saturating_add(size);
+                    map.insert(key, change);
+                }
             }
         }
         state.applied = state.applied.max(position);
@@ -195,20 +201,20 @@ mod tests {
         let overlay = Overlay::new(0);
         overlay.apply(
             1,
-            [
+            [vec![
                 (Space::Wallets, b"a".to_vec(), Some(b"1".to_vec())),
                 (Space::Wallets, b"b".to_vec(), Some(b"1".to_vec())),
-            ],
+            ]],
         );
         let (frozen, through) = overlay.freeze().unwrap();
         assert_eq!((frozen.len(), through), (2, 1));
         assert!(overlay.freeze().is_none(), "one checkpoint at a time");
         overlay.apply(
             2,
-            [
+            [vec![
                 (Space::Wallets, b"a".to_vec(), None),
                 (Space::Wallets, b"c".to_vec(), Some(b"2".to_vec())),
-            ],
+            ]],
         );
         assert!(matches!(overlay.get(Space::Wallets, b"a"), Lookup::Deleted));
         assert!(matches!(overlay.get(Space::Wallets, b"b"), Lookup::Found(v) if v == b"1"));

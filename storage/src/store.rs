@@ -422,9 +422,11 @@ impl Store {
         inner.overlay = Overlay::new(checkpoint);
         let mut replayed = 0u64;
         let last = inner.log.read_after(checkpoint, &mut |position, record| {
+            // The record's write sets are not told apart in the log: replayed before anything
+            // reads, it is applied as one.
             inner
                 .overlay
-                .apply(position, crate::batch::decode(position, record)?);
+                .apply(position, [crate::batch::decode(position, record)?]);
             replayed += 1;
             Ok(())
         })?;

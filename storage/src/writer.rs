@@ -57,6 +57,9 @@ pub(crate) struct Writer {
 /// Bounded: cleared when it grows past this many keys (they are read again on demand).
 const COUNTER_CACHE_KEYS: usize = 100_000;
 
+/// How far the overlay may grow past `checkpoint_bytes` before the writer waits.
+const OVERLAY_LIMIT_FACTOR: usize = 2;
+
 /// The writer keeps its record buffer between batches up to this capacity.
 const RECORD_BUFFER_KEPT: usize = 16 * 1024 * 1024;
 
@@ -198,6 +201,7 @@ fn run(
             }
             continue;
         }
+        wait_for_checkpoint(inner, checkpointer);
         let started = Instant::now();
         // A panic inside the commit must poison like a failed fsync: nothing of this batch is
         // acknowledged, and no later write is taken.
@@ -242,6 +246,22 @@ fn run(
     }
 }
 
+/// When writes outrun checkpoints (the overlay holds `OVERLAY_LIMIT_FACTOR` times
+/// `checkpoint_bytes` not yet frozen), the writer waits for the checkpointer to take them:
+/// memory and the log stay bounded, and callers meet the full queue (`Overloaded`) instead.
+fn wait_for_checkpoint(inner: &Inner, checkpointer: &Checkpointer) {
+    let limit = inner.checkpoint_bytes.saturating_mul(OVERLAY_LIMIT_FACTOR);
+    let mut waited = false;
+    while inner.overlay.active_bytes() >= limit && !inner.poisoned.load(Ordering::Acquire) {
+        checkpointer.kick();
+        waited = true;
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    if waited {
+        metrics::counter!("rewards_writer_checkpoint_waits_total").increment(1);
+    }
+}
+
 /// Marks the store poisoned when the writer thread ends by a panic (an acknowledgement that
 /// panicked, say): `is_poisoned` and readiness then tell the truth.
 struct PoisonOnExit<'a>(&'a Inner);
@@ -274,11 +294,13 @@ fn commit(
     }
     let size: usize = jobs.iter().map(|job| job.set.encoded_len()).sum();
     crate::batch::restart(record, size + 16);
-    let mut changes: Vec<(Space, Vec<u8>, Change)> = Vec::new();
+    // The changes by write set, so the overlay shows each set whole.
+    let mut sets: Vec<Vec<(Space, Vec<u8>, Change)>> = Vec::with_capacity(jobs.len() + 1);
     // Counter additions of this batch, merged before they are logged once as new values.
     let mut touched: Vec<Vec<u8>> = Vec::new();
     let mut pending: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
     for job in jobs.iter_mut() {
+        let mut changes = Vec::with_capacity(job.set.ops.len());
         for op in std::mem::take(&mut job.set.ops) {
             match op {
                 Op::Put(space, key, value) => {
@@ -311,19 +333,22 @@ fn commit(
                 }
             }
         }
+        sets.push(changes);
     }
+    let mut counter_changes = Vec::with_capacity(touched.len());
     for key in touched {
         if let Some(&value) = pending.get(&key) {
             let encoded = encode_counter(value);
             crate::batch::push(record, Space::Counters, &key, Some(&encoded));
             counters.insert(key.clone(), value);
-            changes.push((Space::Counters, key, Some(encoded)));
+            counter_changes.push((Space::Counters, key, Some(encoded)));
         }
     }
     // The durability of the append is decided where the log was opened for it: `sync`
     // fdatasyncs before the position comes back. Only then do reads see the changes and the
     // sets get acknowledged.
+    sets.push(counter_changes);
     let position = inner.log.append(record)?;
-    inner.overlay.apply(position, changes);
+    inner.overlay.apply(position, sets);
     Ok(())
 }

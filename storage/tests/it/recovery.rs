@@ -214,3 +214,33 @@ fn a_crash_in_the_middle_of_a_checkpoint_loses_nothing() {
         Some(vec![1; 20])
     );
 }
+
+#[test]
+fn writes_that_outrun_checkpoints_wait_for_them_and_memory_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            // Checkpoints only when the overlay passes its size, which writes pass quickly.
+            checkpoint_bytes: 4096,
+            ..options()
+        },
+    )
+    .unwrap();
+    for i in 0..300u64 {
+        let mut set = WriteSet::new();
+        set.put_raw(Space::Events, key(i), vec![9; 1024]);
+        store.write(set).unwrap();
+    }
+    assert!(
+        store.unmaterialised_keys() < 100,
+        "{} keys still only in memory",
+        store.unmaterialised_keys()
+    );
+    for i in 0..300u64 {
+        assert_eq!(
+            store.get_raw(Space::Events, &key(i)).unwrap(),
+            Some(vec![9; 1024])
+        );
+    }
+}
