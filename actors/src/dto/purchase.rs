@@ -269,7 +269,60 @@ struct MoneyView(Currency, Money);
 
 impl Serialize for MoneyView {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.format(self.1))
+        let mut buffer = [0u8; MONEY_TEXT_BYTES];
+        match money_text(self.0, self.1, &mut buffer) {
+            Some(text) => s.serialize_str(text),
+            // Not reached for bounded amounts; the allocating form says the same.
+            None => s.serialize_str(&self.0.format(self.1)),
+        }
+    }
+}
+
+/// Room for any i64 amount with its sign, a point and up to 19 decimals.
+const MONEY_TEXT_BYTES: usize = 48;
+
+/// `Currency::format` without an allocation or the formatting machinery: every answer shows
+/// a dozen amounts or more. A test compares the two over many amounts and every currency
+/// scale.
+fn money_text(
+    currency: Currency,
+    money: Money,
+    buffer: &mut [u8; MONEY_TEXT_BYTES],
+) -> Option<&str> {
+    use std::io::Write;
+    let units = currency.minor_units();
+    let minor = money.minor();
+    let magnitude = minor.unsigned_abs();
+    let mut digits = itoa::Buffer::new();
+    let mut cursor = std::io::Cursor::new(buffer.as_mut_slice());
+    if minor < 0 {
+        cursor.write_all(b"-").ok()?;
+    }
+    match 10u64.checked_pow(units).filter(|_| units > 0) {
+        Some(scale) => {
+            cursor
+                .write_all(digits.format(magnitude / scale).as_bytes())
+                .ok()?;
+            cursor.write_all(b".").ok()?;
+            let fraction = digits.format(magnitude % scale);
+            for _ in fraction.len()..units as usize {
+                cursor.write_all(b"0").ok()?;
+            }
+            cursor.write_all(fraction.as_bytes()).ok()?;
+        }
+        None => cursor.write_all(digits.format(magnitude).as_bytes()).ok()?,
+    }
+    let length = usize::try_from(cursor.position()).ok()?;
+    std::str::from_utf8(buffer.get(..length)?).ok()
+}
+
+/// An id written as its canonical text from a stack buffer.
+struct IdText(uuid::Uuid);
+
+impl Serialize for IdText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        s.serialize_str(self.0.hyphenated().encode_lower(&mut buffer))
     }
 }
 
@@ -300,11 +353,11 @@ fn amounts_view(c: Currency, a: &PurchaseAmounts) -> AmountsView {
 
 #[derive(Serialize)]
 struct AwardView {
-    offer_id: String,
+    offer_id: IdText,
     amount: MoneyView,
     redeem: &'static str,
     expires_at: Option<TimeView>,
-    lot_id: String,
+    lot_id: IdText,
 }
 
 #[derive(Serialize)]
@@ -367,12 +420,12 @@ struct PaymentMediumView<'a> {
 
 #[derive(Serialize)]
 struct EventJson<'a> {
-    id: String,
+    id: IdText,
     #[serde(rename = "type")]
     event_type: &'static str,
-    business_id: String,
-    contact_id: String,
-    wallet_id: String,
+    business_id: IdText,
+    contact_id: IdText,
+    wallet_id: IdText,
     state: &'static str,
     origin: &'a str,
     match_state: Option<&'static str>,
@@ -383,7 +436,7 @@ struct EventJson<'a> {
     reference_number: &'a Option<String>,
     classification: &'a Option<String>,
     tap_code: &'a Option<String>,
-    organisation_id: String,
+    organisation_id: IdText,
     external_system: &'a str,
     external_reference: &'a Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -423,11 +476,11 @@ impl Serialize for EventView<'_> {
         let purchase = event.purchase.as_ref();
         let cancelled = event.state == EventState::Cancelled;
         let view = EventJson {
-            id: event.id.to_string(),
+            id: IdText(event.id.0),
             event_type: event.event_type.as_str(),
-            business_id: event.business_id.to_string(),
-            contact_id: event.contact_id.to_string(),
-            wallet_id: event.wallet_id.to_string(),
+            business_id: IdText(event.business_id.0),
+            contact_id: IdText(event.contact_id.0),
+            wallet_id: IdText(event.wallet_id.0),
             state: if cancelled { "cancelled" } else { "posted" },
             origin: &event.origin,
             match_state: event
@@ -444,9 +497,7 @@ impl Serialize for EventView<'_> {
             reference_number: &event.reference_number,
             classification: &event.classification,
             tap_code: &event.tap_code,
-            organisation_id: event
-                .merchant_id
-                .map_or(event.business_id.to_string(), |m| m.to_string()),
+            organisation_id: IdText(event.merchant_id.map_or(event.business_id.0, |m| m.0)),
             external_system: &event.external_system,
             external_reference: &event.external_reference,
             amount: event.amount.map(|a| MoneyView(c, a)),
@@ -473,11 +524,11 @@ impl Serialize for EventView<'_> {
                 .awards
                 .iter()
                 .map(|a| AwardView {
-                    offer_id: a.offer_id.to_string(),
+                    offer_id: IdText(a.offer_id.0),
                     amount: MoneyView(c, a.amount),
                     redeem: a.redeem.as_str(),
                     expires_at: a.expires_at.map(TimeView),
-                    lot_id: a.lot_id.to_string(),
+                    lot_id: IdText(a.lot_id.0),
                 })
                 .collect(),
             wallet: BalancesView {
@@ -571,4 +622,34 @@ pub struct RouteJson<'a> {
     awards: [AwardView; 0],
     wallet: Option<BalancesView>,
     claim_code: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_written_as_currency_format_writes_them() {
+        let mut amounts: Vec<i64> = vec![0, 1, -1, 9, 10, 99, 100, 101, -105, 123_456_789];
+        amounts.extend([
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+            10_i64.pow(18),
+            -(10_i64.pow(15)),
+        ]);
+        amounts.extend((0..2000).map(|i| i * 7919 - 5_000_000));
+        for code in ["JPY", "EUR", "BHD", "CLF"] {
+            let currency = Currency::parse(code).expect("a known currency");
+            for &minor in &amounts {
+                let money = Money::from_minor(minor);
+                let mut buffer = [0u8; MONEY_TEXT_BYTES];
+                assert_eq!(
+                    money_text(currency, money, &mut buffer),
+                    Some(currency.format(money).as_str()),
+                    "{minor} {code}"
+                );
+            }
+        }
+    }
 }
