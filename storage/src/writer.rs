@@ -206,7 +206,7 @@ fn run(
         // A panic inside the commit must poison like a failed fsync: nothing of this batch is
         // acknowledged, and no later write is taken.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit(inner, &mut jobs, &mut record, &mut counters, shared)
+            commit(inner, &mut jobs, bytes, &mut record, &mut counters, shared)
         }))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -275,10 +275,12 @@ impl Drop for PoisonOnExit<'_> {
 }
 
 /// Appends the batch's changes to the log as one record and applies them to the overlay. The
-/// write sets' changes are taken out of `jobs` (their acknowledgements stay).
+/// write sets' changes are taken out of `jobs` (their acknowledgements stay); `bytes` is their
+/// size, counted as the batch was drained.
 fn commit(
     inner: &Inner,
     jobs: &mut [Job],
+    bytes: usize,
     record: &mut Vec<u8>,
     counters: &mut HashMap<Vec<u8>, [i64; 2]>,
     shared: &Shared,
@@ -292,8 +294,7 @@ fn commit(
     if counters.len() > COUNTER_CACHE_KEYS {
         counters.clear();
     }
-    let size: usize = jobs.iter().map(|job| job.set.encoded_len()).sum();
-    crate::batch::restart(record, size + 16);
+    crate::batch::restart(record, bytes + 16);
     // The changes by write set, so the overlay shows each set whole.
     let mut sets: Vec<Vec<(Space, Vec<u8>, Change)>> = Vec::with_capacity(jobs.len() + 1);
     // Counter additions of this batch, merged before they are logged once as new values.
