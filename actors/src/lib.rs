@@ -40,10 +40,15 @@ pub mod wallets;
 /// derived structs with string keys and `serde_json::Value`s, whose serialization cannot fail;
 /// were it to, the answer is `null` and the fault is logged, never a panic.
 pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "a response did not serialize");
-        b"null".to_vec()
-    })
+    // Most answers are a few hundred bytes to a few KiB: start big enough to grow once at most.
+    let mut out = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => out,
+        Err(e) => {
+            tracing::error!(error = %e, "a response did not serialize");
+            b"null".to_vec()
+        }
+    }
 }
 
 /// [`json_bytes`] as a JSON tree.

@@ -13,6 +13,9 @@ pub struct Timestamp(pub i64);
 pub const MILLIS_PER_SECOND: i64 = 1_000;
 pub const MILLIS_PER_DAY: i64 = 86_400_000;
 
+/// Room for `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub const RFC3339_TEXT_BYTES: usize = 24;
+
 impl Timestamp {
     pub fn from_millis(millis: i64) -> Timestamp {
         Timestamp(millis)
@@ -31,6 +34,45 @@ impl Timestamp {
     /// RFC 3339 in UTC with a `Z`, with milliseconds only when there are some.
     pub fn to_rfc3339(self) -> String {
         self.datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    /// [`Timestamp::to_rfc3339`] written into `buffer` without an allocation, for answers that
+    /// show several times each. Years outside 0 to 9999 (which chrono writes with a sign) take
+    /// the allocating form; a test compares the two.
+    pub fn rfc3339_text(self, buffer: &mut [u8; RFC3339_TEXT_BYTES]) -> Option<&str> {
+        let t = self.datetime();
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let millis = t.timestamp_subsec_millis();
+        let mut at = 0;
+        let mut put = |value: u32, width: u32, buffer: &mut [u8; RFC3339_TEXT_BYTES]| {
+            let mut divisor = 10u32.pow(width - 1);
+            for _ in 0..width {
+                if let Some(byte) = buffer.get_mut(at) {
+                    // A digit: value / divisor % 10 is below 10.
+                    *byte = b'0' + (value / divisor % 10) as u8;
+                }
+                at += 1;
+                divisor /= 10;
+            }
+        };
+        put(year, 4, buffer);
+        put(t.month(), 3, buffer);
+        put(t.day(), 3, buffer);
+        put(t.hour(), 3, buffer);
+        put(t.minute(), 3, buffer);
+        put(t.second(), 3, buffer);
+        if millis > 0 {
+            put(millis, 4, buffer);
+        }
+        // The separators over the leading digit each field above wrote as its zero.
+        for (index, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+            *buffer.get_mut(index)? = separator;
+        }
+        if millis > 0 {
+            *buffer.get_mut(19)? = b'.';
+        }
+        *buffer.get_mut(at)? = b'Z';
+        std::str::from_utf8(buffer.get(..at + 1)?).ok()
     }
 
     fn datetime(self) -> DateTime<Utc> {
@@ -91,5 +133,40 @@ mod tests {
         assert_eq!(t.plus_days(1).day_key(), t.day_key() + 1);
         assert_eq!(Timestamp(1500).to_rfc3339(), "1970-01-01T00:00:01.500Z");
         assert!(Timestamp::parse_rfc3339("yesterday").is_none());
+    }
+
+    fn both_forms(t: Timestamp) {
+        let mut buffer = [0u8; RFC3339_TEXT_BYTES];
+        match t.rfc3339_text(&mut buffer) {
+            Some(text) => assert_eq!(text, t.to_rfc3339(), "{t:?}"),
+            None => assert!(t.to_rfc3339().starts_with(['+', '-']), "{t:?}"),
+        }
+    }
+
+    #[test]
+    fn the_stack_form_writes_what_chrono_writes() {
+        for millis in [
+            0,
+            1,
+            999,
+            1_000,
+            1_500,
+            -1,
+            -62_167_219_200_000,
+            -62_167_219_200_001,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            both_forms(Timestamp(millis));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_stack_form_writes_what_chrono_writes_anywhere(millis in -70_000_000_000_000i64..260_000_000_000_000) {
+            both_forms(Timestamp(millis));
+        }
     }
 }

@@ -208,12 +208,13 @@ pub fn render_balances(currency: Currency, balances: Balances, spendable: Money)
 }
 
 /// A unit price with at least its currency's decimals (`1.20`), more when it has them.
-fn price(value: Decimal, currency: Currency) -> String {
+/// A unit price with trailing zeros dropped but at least the currency's minor digits.
+fn price_decimal(value: Decimal, currency: Currency) -> Decimal {
     let mut value = value.normalize();
     if value.scale() < currency.minor_units() {
         value.rescale(currency.minor_units());
     }
-    value.to_string()
+    value
 }
 
 fn opt_time(t: Option<Timestamp>) -> Value {
@@ -330,7 +331,61 @@ struct TimeView(Timestamp);
 
 impl Serialize for TimeView {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.to_rfc3339())
+        let mut buffer = [0u8; rewards_core::time::RFC3339_TEXT_BYTES];
+        match self.0.rfc3339_text(&mut buffer) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&self.0.to_rfc3339()),
+        }
+    }
+}
+
+/// Text formatted into a stack buffer: a decimal's digits without a `String` each.
+struct StackText {
+    bytes: [u8; 64],
+    length: usize,
+}
+
+impl StackText {
+    /// `value` as its `Display` writes it, or `None` if that does not fit.
+    fn of(value: &impl std::fmt::Display) -> Option<StackText> {
+        use std::fmt::Write;
+        let mut text = StackText {
+            bytes: [0; 64],
+            length: 0,
+        };
+        write!(text, "{value}").ok()?;
+        Some(text)
+    }
+
+    fn as_str(&self) -> &str {
+        self.bytes
+            .get(..self.length)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, part: &str) -> std::fmt::Result {
+        let end = self.length + part.len();
+        self.bytes
+            .get_mut(self.length..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(part.as_bytes());
+        self.length = end;
+        Ok(())
+    }
+}
+
+/// A decimal written as its `Display` writes it (normalized by the caller where wanted).
+struct DecimalView(Decimal);
+
+impl Serialize for DecimalView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match StackText::of(&self.0) {
+            Some(text) => s.serialize_str(text.as_str()),
+            None => s.serialize_str(&self.0.to_string()),
+        }
     }
 }
 
@@ -365,27 +420,46 @@ struct LineView<'a> {
     sku: &'a str,
     name: &'a Option<String>,
     family: &'a Option<String>,
-    quantity: String,
-    unit_price: String,
+    quantity: DecimalView,
+    unit_price: DecimalView,
     net_amount: MoneyView,
     tax_amount: MoneyView,
     total_amount: MoneyView,
 }
 
-fn lines_view(c: Currency, p: &ValidatedPurchase) -> Vec<LineView<'_>> {
-    p.lines
-        .iter()
-        .map(|l| LineView {
+/// A basket's lines, serialized one by one as a sequence (no vector of views).
+struct LinesView<'a>(Currency, &'a ValidatedPurchase);
+
+impl Serialize for LinesView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let LinesView(c, p) = *self;
+        s.collect_seq(p.lines.iter().map(|l| LineView {
             sku: &l.sku,
             name: &l.name,
             family: &l.family,
-            quantity: l.quantity.normalize().to_string(),
-            unit_price: price(l.unit_price, p.original_currency),
+            quantity: DecimalView(l.quantity.normalize()),
+            unit_price: DecimalView(price_decimal(l.unit_price, p.original_currency)),
             net_amount: MoneyView(c, l.net),
             tax_amount: MoneyView(c, l.tax_amount),
             total_amount: MoneyView(c, l.total),
-        })
-        .collect()
+        }))
+    }
+}
+
+/// An event's awards, serialized one by one as a sequence.
+struct AwardsView<'a>(Currency, &'a [crate::events::AwardRecord]);
+
+impl Serialize for AwardsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let AwardsView(c, awards) = *self;
+        s.collect_seq(awards.iter().map(|a| AwardView {
+            offer_id: IdText(a.offer_id.0),
+            amount: MoneyView(c, a.amount),
+            redeem: a.redeem.as_str(),
+            expires_at: a.expires_at.map(TimeView),
+            lot_id: IdText(a.lot_id.0),
+        }))
+    }
 }
 
 #[derive(Serialize)]
@@ -446,19 +520,19 @@ struct EventJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     original_currency: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    exchange_rate: Option<String>,
+    exchange_rate: Option<DecimalView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     amounts: Option<AmountsView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     original_amounts: Option<AmountsView>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    lines: Option<Vec<LineView<'a>>>,
+    lines: Option<LinesView<'a>>,
     /// Present (possibly null) on purchases only.
     #[serde(skip_serializing_if = "Option::is_none")]
     spend: Option<Option<SpendView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     payment_medium: Option<PaymentMediumView<'a>>,
-    awards: Vec<AwardView>,
+    awards: AwardsView<'a>,
     wallet: BalancesView,
     claim_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -503,11 +577,11 @@ impl Serialize for EventView<'_> {
             amount: event.amount.map(|a| MoneyView(c, a)),
             currency: purchase.map(|p| p.currency.code()),
             original_currency: purchase.map(|p| p.original_currency.code()),
-            exchange_rate: purchase.map(|p| p.exchange_rate.normalize().to_string()),
+            exchange_rate: purchase.map(|p| DecimalView(p.exchange_rate.normalize())),
             amounts: purchase.map(|p| amounts_view(c, &p.amounts)),
             original_amounts: purchase
                 .map(|p| amounts_view(p.original_currency, &p.original_amounts)),
-            lines: purchase.map(|p| lines_view(c, p)),
+            lines: purchase.map(|p| LinesView(c, p)),
             spend: purchase.map(|_| {
                 event.spend.as_ref().map(|s| SpendView {
                     requested: s.requested.map_or("all".to_string(), |r| c.format(r)),
@@ -520,17 +594,7 @@ impl Serialize for EventView<'_> {
                 brand: &pm.brand,
                 kind: &pm.kind,
             }),
-            awards: event
-                .awards
-                .iter()
-                .map(|a| AwardView {
-                    offer_id: IdText(a.offer_id.0),
-                    amount: MoneyView(c, a.amount),
-                    redeem: a.redeem.as_str(),
-                    expires_at: a.expires_at.map(TimeView),
-                    lot_id: IdText(a.lot_id.0),
-                })
-                .collect(),
+            awards: AwardsView(c, &event.awards),
             wallet: BalancesView {
                 commerce: MoneyView(c, event.wallet_after.commerce),
                 open: MoneyView(c, event.wallet_after.open),
@@ -578,10 +642,10 @@ pub fn render_route(record: &RouteRecord, currency: Currency) -> RouteJson<'_> {
             .map_or(record.business_id.to_string(), |m| m.to_string()),
         currency: p.currency.code(),
         original_currency: p.original_currency.code(),
-        exchange_rate: p.exchange_rate.normalize().to_string(),
+        exchange_rate: DecimalView(p.exchange_rate.normalize()),
         amounts: amounts_view(currency, &p.amounts),
         original_amounts: amounts_view(p.original_currency, &p.original_amounts),
-        lines: lines_view(currency, p),
+        lines: LinesView(currency, p),
         spend: None,
         payment_medium: record.payment_medium.as_ref().map(|pm| PaymentMediumView {
             identifier: &pm.identifier,
@@ -613,10 +677,10 @@ pub struct RouteJson<'a> {
     organisation_id: String,
     currency: &'a str,
     original_currency: &'a str,
-    exchange_rate: String,
+    exchange_rate: DecimalView,
     amounts: AmountsView,
     original_amounts: AmountsView,
-    lines: Vec<LineView<'a>>,
+    lines: LinesView<'a>,
     spend: Option<SpendView>,
     payment_medium: Option<PaymentMediumView<'a>>,
     awards: [AwardView; 0],
@@ -627,6 +691,26 @@ pub struct RouteJson<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        let values = [
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::ZERO,
+            Decimal::new(1, 28),
+            Decimal::new(-1, 28),
+            Decimal::new(123_456_789, 4),
+            Decimal::new(i64::MAX, 10),
+            Decimal::new(i64::MIN, 0),
+        ];
+        for value in values {
+            for value in [value, value.normalize()] {
+                let text = StackText::of(&value).expect("any decimal fits");
+                assert_eq!(text.as_str(), value.to_string());
+            }
+        }
+    }
 
     #[test]
     fn amounts_are_written_as_currency_format_writes_them() {
