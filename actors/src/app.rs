@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use rewards_storage::{Space, Store, WriteSet};
 
-use crate::records::ConfigRecord;
+use crate::schema::ConfigRecord;
 use tokio::sync::oneshot;
 
 use crate::auth::KeyIndex;
 use crate::config::Config;
 use crate::error::Failure;
 use crate::idempotency::IdempotencyTable;
-use crate::identities::Reservations;
+use crate::identities::Identities;
 use crate::registry::Registry;
 use crate::router::RouterDirectory;
 use crate::scheme_codes::SchemeCodes;
@@ -27,7 +27,7 @@ pub struct App {
     pub wallets: WalletDirectory,
     pub routers: RouterDirectory,
     pub idempotency: Arc<IdempotencyTable>,
-    pub identities: Reservations,
+    pub identities: Identities,
     pub scheme_codes: SchemeCodes,
     ready: AtomicBool,
 }
@@ -48,7 +48,7 @@ impl App {
             keys: KeyIndex::default(),
             wallets,
             idempotency: Arc::new(IdempotencyTable::default()),
-            identities: Reservations::default(),
+            identities: Identities::default(),
             scheme_codes: SchemeCodes::default(),
             ready: AtomicBool::new(false),
         }

@@ -5,7 +5,6 @@ use rewards_core::budget::{Budget, BudgetTotals};
 use rewards_core::engine::BudgetGate;
 use rewards_core::offer::Offer;
 use rewards_core::{Money, OfferId};
-use rewards_storage::keys::KeyBuilder;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -31,12 +30,6 @@ impl OfferRuntime {
             budget: self.budget.clone(),
         }
     }
-}
-
-/// The key of an offer's persisted totals (awarded amount in minor units, award count) in the
-/// writer-merged counters.
-pub fn offer_totals_key(offer: OfferId) -> Vec<u8> {
-    KeyBuilder::new().u8(b'o').bytes(offer.as_bytes()).finish()
 }
 
 /// Reserves budget on the offers' shared runtimes and remembers what it reserved, so the caller

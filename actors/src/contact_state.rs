@@ -4,8 +4,10 @@
 
 use rewards_core::contact::{Contact, ContactRewards};
 use rewards_core::{BusinessId, ContactId, SchemeId, WalletId};
-use rewards_storage::{Record, Space, Store, StoreError};
+use rewards_storage::{Space, Store, StoreError};
 use serde::{Deserialize, Serialize};
+
+use crate::schema::{keys, ContactRecord};
 
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct ContactState {
@@ -18,10 +20,6 @@ pub struct ContactState {
     pub spend_blocked: bool,
     pub spend_block_reason: Option<String>,
     pub rewards: ContactRewards,
-}
-
-impl Record for ContactState {
-    const VERSION: u8 = 1;
 }
 
 impl ContactState {
@@ -50,10 +48,12 @@ impl ContactState {
 
 /// The contact as it is now: profile and state, from the store.
 pub fn load(store: &Store, id: ContactId) -> Result<Option<Contact>, StoreError> {
-    let Some(profile) = store.get::<Contact>(Space::Contacts, id.as_bytes())? else {
+    let Some(profile) = store.get::<ContactRecord>(Space::Contacts, &keys::contact_key(id))? else {
         return Ok(None);
     };
-    let state: Option<ContactState> = store.get(Space::ContactStates, id.as_bytes())?;
+    let profile = Contact::from(profile);
+    let state: Option<ContactState> =
+        store.get(Space::ContactStates, &keys::contact_state_key(id))?;
     Ok(Some(match state {
         Some(state) => state.apply_to(profile),
         None => profile,

@@ -8,14 +8,14 @@
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rewards_core::{BusinessId, DomainError};
-use rewards_storage::keys::KeyBuilder;
-use rewards_storage::{Record, Space, Store};
+use rewards_storage::{Space, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::error::Failure;
+use crate::schema::keys;
 
 /// The first response to a key, as stored and replayed.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -23,10 +23,6 @@ pub struct StoredResponse {
     pub body_hash: [u8; 32],
     pub status: u16,
     pub body: Vec<u8>,
-}
-
-impl Record for StoredResponse {
-    const VERSION: u8 = 1;
 }
 
 /// An idempotency key with the hash of the request it came with.
@@ -46,12 +42,7 @@ impl IdempotencyKey {
         body: &[u8],
     ) -> IdempotencyKey {
         IdempotencyKey {
-            key: KeyBuilder::new()
-                .bytes(business.as_bytes())
-                .str(scope)
-                .str(external_system)
-                .str(external_reference)
-                .finish(),
+            key: keys::idempotency_key(business, scope, external_system, external_reference),
             body_hash: body_hash(body),
         }
     }
@@ -65,11 +56,7 @@ impl IdempotencyKey {
         body: &[u8],
     ) -> IdempotencyKey {
         IdempotencyKey {
-            key: KeyBuilder::new()
-                .bytes(processor.as_bytes())
-                .str("processor")
-                .str(transaction_reference)
-                .finish(),
+            key: keys::processor_idempotency_key(processor, transaction_reference),
             body_hash: body_hash(body),
         }
     }
@@ -77,19 +64,15 @@ impl IdempotencyKey {
     /// The key of one business's part of a processor purchase: each part stores its answer
     /// with its own change, so a retry after a partial failure completes only what is missing.
     pub fn for_route(&self, business: BusinessId) -> IdempotencyKey {
-        let mut key = self.routes_prefix();
-        key.extend_from_slice(business.as_bytes());
         IdempotencyKey {
-            key,
+            key: keys::route_idempotency_key(&self.key, business),
             body_hash: self.body_hash,
         }
     }
 
     /// The prefix of every [`IdempotencyKey::for_route`] key of this key.
     pub fn routes_prefix(&self) -> Vec<u8> {
-        let mut prefix = self.key.clone();
-        prefix.push(0xff);
-        prefix
+        keys::route_idempotency_prefix(&self.key)
     }
 
     /// This key's first answer, to store in the commit of the change it describes.

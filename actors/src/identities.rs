@@ -1,11 +1,11 @@
 //! Identity indexes: (business, kind, identifier) to contact, in the store, and the in-memory
 //! reservations that make "unique within the business" hold under concurrent creations.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rewards_core::identity::Identity;
 use rewards_core::{BusinessId, ContactId, DomainError};
-use rewards_storage::keys::KeyBuilder;
 use rewards_storage::{Space, Store, StoreError};
 
 use crate::claims::{Claimed, KeyClaims};
@@ -36,21 +36,7 @@ impl Kind {
     }
 }
 
-pub fn key(business: BusinessId, kind: Kind, identifier: &str) -> Vec<u8> {
-    KeyBuilder::new()
-        .bytes(business.as_bytes())
-        .u8(kind as u8)
-        .str(identifier)
-        .finish()
-}
-
-pub fn contact_key(business: BusinessId, contact: ContactId) -> Vec<u8> {
-    KeyBuilder::new()
-        .bytes(business.as_bytes())
-        .u8(Kind::ContactId as u8)
-        .bytes(contact.as_bytes())
-        .finish()
-}
+pub use crate::schema::keys::{identity_contact_key as contact_key, identity_key as key};
 
 fn contact_of(value: &[u8]) -> Option<ContactId> {
     let bytes: [u8; 16] = value.try_into().ok()?;
@@ -60,26 +46,127 @@ fn contact_of(value: &[u8]) -> Option<ContactId> {
 /// The contact an identity names in a business. Dynamic wallet codes and OTPs are not issued by
 /// this server yet, so an OTP is always `otp_invalid`.
 pub fn resolve(
+    identities: &Identities,
     store: &Store,
     business: BusinessId,
     identity: &Identity,
 ) -> Result<ContactId, Failure> {
-    let lookup = |key: Vec<u8>| -> Result<Option<ContactId>, Failure> {
-        store
-            .get_raw(Space::Identities, &key)
-            .map(|v| v.and_then(|v| contact_of(&v)))
-            .map_err(Failure::from)
-    };
-    let found = match identity {
-        Identity::ContactId(id) => lookup(contact_key(business, *id))?,
-        Identity::WalletCode(code) => lookup(key(business, Kind::WalletCode, code))?,
-        Identity::ContactCode(code) => lookup(key(business, Kind::ContactCode, code))?,
-        Identity::Cim(cim) => lookup(key(business, Kind::Cim, cim))?,
-        Identity::GiftCard(card) => lookup(key(business, Kind::GiftCard, card))?,
-        Identity::PaymentMediumIdentifier(id) => lookup(key(business, Kind::PaymentMedium, id))?,
+    let key = match identity {
+        Identity::ContactId(id) => contact_key(business, *id),
+        Identity::WalletCode(code) => key(business, Kind::WalletCode, code),
+        Identity::ContactCode(code) => key(business, Kind::ContactCode, code),
+        Identity::Cim(cim) => key(business, Kind::Cim, cim),
+        Identity::GiftCard(card) => key(business, Kind::GiftCard, card),
+        Identity::PaymentMediumIdentifier(id) => key(business, Kind::PaymentMedium, id),
         Identity::Otp(_) => return Err(DomainError::OtpInvalid.into()),
     };
-    found.ok_or(DomainError::ContactNotFound.into())
+    if let Some(contact) = identities.known.get(&key) {
+        return Ok(contact);
+    }
+    let found = store
+        .get_raw(Space::Identities, &key)
+        .map_err(Failure::from)?
+        .and_then(|v| contact_of(&v))
+        .ok_or(Failure::from(DomainError::ContactNotFound))?;
+    identities.known.insert(key, found);
+    Ok(found)
+}
+
+/// The identity indexes' in-memory side: recently resolved identities, and the identifiers
+/// being created right now.
+#[derive(Default)]
+pub struct Identities {
+    known: Known,
+    reservations: Reservations,
+}
+
+impl Identities {
+    pub fn reservations(&self) -> &Reservations {
+        &self.reservations
+    }
+
+    /// How many identities are held in memory (a gauge for operators and tests).
+    pub fn cached(&self) -> usize {
+        self.known.len()
+    }
+}
+
+/// Resolved identities, so a purchase names its contact without a store read.
+///
+/// Sound because an identity, once stored, names the same contact for ever: identities are
+/// written when a contact is created, in its commit (durable before anyone can read it), and
+/// never removed or moved. Whatever removes one one day must remove it here too. Only found
+/// identities are kept; an unknown one may be created a moment later.
+///
+/// Bounded at [`KNOWN_IDENTITIES`]: each of its shards keeps two generations and, when the
+/// young one is full, drops the old one and ages the young, so what is used stays (a hit in
+/// the old generation moves to the young one) and what is not is forgotten.
+struct Known {
+    shards: Box<[parking_lot::Mutex<Generations>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// Identities held in memory at most (about 100 bytes each).
+pub const KNOWN_IDENTITIES: usize = 1 << 18;
+
+const KNOWN_SHARDS: usize = 16;
+
+#[derive(Default)]
+struct Generations {
+    young: HashMap<Vec<u8>, ContactId>,
+    old: HashMap<Vec<u8>, ContactId>,
+}
+
+impl Default for Known {
+    fn default() -> Known {
+        Known {
+            shards: (0..KNOWN_SHARDS).map(|_| Default::default()).collect(),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl Known {
+    fn shard(&self, key: &[u8]) -> Option<&parking_lot::Mutex<Generations>> {
+        use std::hash::BuildHasher;
+        let index = usize::try_from(self.hasher.hash_one(key)).unwrap_or_default() % KNOWN_SHARDS;
+        self.shards.get(index)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<ContactId> {
+        let mut shard = self.shard(key)?.lock();
+        if let Some(contact) = shard.young.get(key) {
+            return Some(*contact);
+        }
+        let (key, contact) = shard.old.remove_entry(key)?;
+        shard.put(key, contact);
+        Some(contact)
+    }
+
+    fn insert(&self, key: Vec<u8>, contact: ContactId) {
+        if let Some(shard) = self.shard(&key) {
+            shard.lock().put(key, contact);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock();
+                s.young.len() + s.old.len()
+            })
+            .sum()
+    }
+}
+
+impl Generations {
+    fn put(&mut self, key: Vec<u8>, contact: ContactId) {
+        if self.young.len() >= KNOWN_IDENTITIES / KNOWN_SHARDS / 2 {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, contact);
+    }
 }
 
 /// Identifiers being created right now, so two concurrent creations cannot both take one.
@@ -112,5 +199,33 @@ pub enum ReserveError {
 impl From<StoreError> for ReserveError {
     fn from(e: StoreError) -> Self {
         ReserveError::Store(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(n: u64) -> ContactId {
+        ContactId::from_bytes(u128::from(n).to_be_bytes())
+    }
+
+    #[test]
+    fn known_identities_stay_bounded_and_keep_what_is_used() {
+        let known = Known::default();
+        known.insert(b"used".to_vec(), contact(0));
+        for n in 1..(KNOWN_IDENTITIES as u64 * 3) {
+            known.insert(n.to_be_bytes().to_vec(), contact(n));
+            if n % 1000 == 0 {
+                assert_eq!(known.get(b"used"), Some(contact(0)), "after {n}");
+            }
+        }
+        assert!(known.len() <= KNOWN_IDENTITIES, "{}", known.len());
+        assert!(known.len() >= KNOWN_IDENTITIES / 4, "{}", known.len());
+        assert_eq!(known.get(b"used"), Some(contact(0)));
+        // The first ones are long forgotten; the last are there.
+        assert_eq!(known.get(&1u64.to_be_bytes()), None);
+        let last = KNOWN_IDENTITIES as u64 * 3 - 1;
+        assert_eq!(known.get(&last.to_be_bytes()), Some(contact(last)));
     }
 }

@@ -8,20 +8,19 @@ use rewards_core::wallet::{LedgerEntry, Lot};
 use rewards_core::{EventId, LotId, WalletId};
 use rewards_storage::{Space, Store, StoreError, WriteSet};
 
-fn entries_key(wallet: WalletId, first_seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(24);
-    key.extend_from_slice(wallet.as_bytes());
-    key.extend_from_slice(&first_seq.to_be_bytes());
-    key
-}
+use crate::schema::{keys, LedgerEntriesRecord, LotRecord, LotsRecord};
 
 /// Writes the entries of one operation (consecutive sequence numbers of one wallet).
-pub fn put_entries(set: &mut WriteSet, wallet: WalletId, entries: &Vec<LedgerEntry>) {
+pub fn put_entries(set: &mut WriteSet, wallet: WalletId, entries: &[LedgerEntry]) {
     if let Some(first) = entries.first() {
         debug_assert!(entries
             .windows(2)
             .all(|w| matches!(w, [a, b] if b.seq == a.seq + 1)));
-        set.put(Space::Ledger, entries_key(wallet, first.seq), entries);
+        set.put(
+            Space::Ledger,
+            keys::ledger_key(wallet, first.seq),
+            &LedgerEntriesRecord::from(entries),
+        );
     }
 }
 
@@ -33,19 +32,19 @@ pub fn page(
     before: Option<u64>,
     limit: usize,
 ) -> Result<(Vec<LedgerEntry>, Option<u64>), StoreError> {
-    let cursor = before.map(|seq| entries_key(wallet, seq));
+    let cursor = before.map(|seq| keys::ledger_key(wallet, seq));
     // Each record holds at least one entry, so `limit` records are enough for a page; a record
     // that starts below the cursor may hold entries at or above it, which are skipped.
-    let (groups, _) = store.page::<Vec<LedgerEntry>>(
+    let (groups, _) = store.page::<LedgerEntriesRecord>(
         Space::Ledger,
-        wallet.as_bytes(),
+        &keys::ledger_prefix(wallet),
         cursor.as_deref(),
         true,
         limit,
     )?;
     let mut entries = Vec::with_capacity(limit);
     for (_, group) in groups {
-        for entry in group.into_iter().rev() {
+        for entry in Vec::<LedgerEntry>::from(group).into_iter().rev() {
             if before.is_some_and(|b| entry.seq >= b) {
                 continue;
             }
@@ -61,13 +60,6 @@ pub fn page(
         .flatten()
         .filter(|&seq| seq > 0);
     Ok((entries, next))
-}
-
-fn lots_prefix(wallet: WalletId, event: EventId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(40);
-    key.extend_from_slice(wallet.as_bytes());
-    key.extend_from_slice(event.as_bytes());
-    key
 }
 
 /// A closed lot that was redeemed in full, nothing expired or clawed back: its state follows
@@ -106,14 +98,16 @@ pub fn plain_lot(event: EventId, award: &crate::events::AwardRecord) -> Lot {
 /// orders the records of one event (the wallet's next sequence number at the time), so a later
 /// state of a lot wins.
 pub fn put_closed_lots(set: &mut WriteSet, wallet: WalletId, version: u64, lots: &[Lot]) {
-    let mut by_event: BTreeMap<EventId, Vec<Lot>> = BTreeMap::new();
+    let mut by_event: BTreeMap<EventId, LotsRecord> = BTreeMap::new();
     for lot in lots.iter().filter(|l| !is_plain(l)) {
-        by_event.entry(lot.event_id).or_default().push(lot.clone());
+        by_event
+            .entry(lot.event_id)
+            .or_insert_with(|| LotsRecord(Vec::new()))
+            .0
+            .push(LotRecord::from(lot));
     }
     for (event, lots) in by_event {
-        let mut key = lots_prefix(wallet, event);
-        key.extend_from_slice(&version.to_be_bytes());
-        set.put(Space::Lots, key, &lots);
+        set.put(Space::Lots, keys::lots_key(wallet, event, version), &lots);
     }
 }
 
@@ -124,11 +118,15 @@ pub fn closed_lots(
     event: EventId,
 ) -> Result<BTreeMap<LotId, Lot>, StoreError> {
     let mut lots = BTreeMap::new();
-    store.for_each::<Vec<Lot>>(Space::Lots, &lots_prefix(wallet, event), |_, group| {
-        for lot in group {
-            lots.insert(lot.id, lot);
-        }
-        Ok(())
-    })?;
+    store.for_each::<LotsRecord>(
+        Space::Lots,
+        &keys::lots_prefix(wallet, event),
+        |_, group| {
+            for lot in Vec::<Lot>::from(group) {
+                lots.insert(lot.id, lot);
+            }
+            Ok(())
+        },
+    )?;
     Ok(lots)
 }

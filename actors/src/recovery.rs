@@ -12,10 +12,10 @@ use rewards_storage::{Space, StoreError};
 
 use crate::app::App;
 use crate::auth::{generate_secret, hash_key, KeyRecord, Role};
-use crate::budgets::{offer_totals_key, OfferRuntime};
+use crate::budgets::OfferRuntime;
 use crate::clock;
-use crate::records::ConfigRecord;
 use crate::registry::{BusinessEntry, OfferSet};
+use crate::schema::{keys, ConfigRecord};
 
 /// What recovery loaded.
 #[derive(Debug, Default)]
@@ -74,7 +74,7 @@ pub fn recover(app: &App) -> Result<Recovered, StoreError> {
                         }
                     }
                     ConfigRecord::Offer(offer) => {
-                        let totals = app.store.counter(&offer_totals_key(offer.id))?;
+                        let totals = app.store.counter(&keys::offer_totals_key(offer.id))?;
                         let runtime = OfferRuntime::new(
                             offer.clone(),
                             BudgetTotals {
@@ -149,7 +149,7 @@ pub fn ensure_operator_key(
         revoked: false,
     };
     let mut set = rewards_storage::WriteSet::new();
-    set.put(Space::Keys, record.id.as_bytes().to_vec(), &record);
+    set.put(Space::Keys, keys::api_key_key(record.id), &record);
     app.store.write(set)?;
     app.keys.insert(record);
     Ok(generated.then_some(secret))

@@ -13,7 +13,8 @@ use rewards_storage::{Space, Store, WriteSet};
 
 use crate::claims::{Claimed, KeyClaims};
 use crate::error::Failure;
-use crate::records::{scheme_code_key, ConfigRecord};
+use crate::schema::keys::scheme_code_key;
+use crate::schema::ConfigRecord;
 
 /// The scheme codes being used right now.
 #[derive(Default)]

@@ -5,6 +5,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rewards_actors::schema::LedgerEntriesRecord;
 use rewards_bench::records::{purchase_entries, purchase_record};
 use rewards_storage::{Durability, Space, Store, StoreOptions, WriteSet};
 
@@ -25,8 +26,8 @@ fn purchase_set(n: u64, record: &[u8], entries: &[Vec<u8>]) -> WriteSet {
 fn writer(c: &mut Criterion) {
     let record = rewards_storage::codec::encode(&purchase_record());
     let entries: Vec<Vec<u8>> = purchase_entries()
-        .iter()
-        .map(rewards_storage::codec::encode)
+        .chunks(1)
+        .map(|entry| rewards_storage::codec::encode(&LedgerEntriesRecord::from(entry)))
         .collect();
     let mut group = c.benchmark_group("writer_sync");
     group.sample_size(10);

@@ -14,6 +14,7 @@ use rewards_actors::events::PaymentMediumRecord;
 use rewards_actors::idempotency::IdempotencyKey;
 use rewards_actors::registry::{BusinessEntry, BusinessSnapshot, OfferSet};
 use rewards_actors::router::flows::{self, TransactionInput};
+use rewards_actors::schema::keys;
 use rewards_actors::wallets::{self, Command, PurchaseJob};
 use rewards_core::business::{Business, ProcessorMode, Tap};
 use rewards_core::contact::{Contact, ContactRewards};
@@ -348,8 +349,8 @@ pub async fn create_contacts(
                     rewards: ContactRewards::default(),
                 };
                 let keys = vec![
-                    rewards_actors::identities::contact_key(snapshot.business.id, contact.id),
-                    rewards_actors::identities::key(
+                    keys::identity_contact_key(snapshot.business.id, contact.id),
+                    keys::identity_key(
                         snapshot.business.id,
                         rewards_actors::identities::Kind::PaymentMedium,
                         &format!("pm{i}"),

@@ -2,7 +2,8 @@
 //!
 //! Everything here is a function of its inputs: no I/O, no async, no clock reads, no global state and
 //! no threads. Time and randomness are arguments. A wallet actor owns a [`wallet::Wallet`] and a
-//! [`contact::Contact`] and calls these functions on them; storage encodes the same types.
+//! [`contact::Contact`] and calls these functions on them; the server stores them as record types
+//! of its own, converted from these, so the serde derives here do not decide the stored format.
 //!
 //! No request may make this code panic: the library does not unwrap, index or panic (tests may).
 //! The few money guards that do stop (an overflowing sum, an unbalanced ledger entry) allow it

@@ -6,7 +6,7 @@
 //! to start from, libFuzzer would spend most of a short run rediscovering the bincode layout of
 //! a record before it reaches the deeper fields.
 //!
-//! The same files are the golden records of `actors/tests/it/golden.rs`: a record format that
+//! The same files are golden records in `actors/tests/it/golden/`: a record format that
 //! changes gets a new version (and a decoder for the old one), and its new seed is added beside
 //! the old one rather than written over it.
 
@@ -16,6 +16,7 @@ use rewards_actors::events::{
 };
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
+use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, WalletRecord};
 use rewards_core::claim::ClaimCode;
 use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::identity::Identity;
@@ -246,10 +247,14 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("create the seed directory");
 
     let (wallet, entries) = wallet_and_entries();
-    write(&dir, "wallet.bin", &wallet);
-    write(&dir, "ledger_entries.bin", &entries);
+    write(&dir, "wallet.bin", &WalletRecord::from(&wallet));
+    write(
+        &dir,
+        "ledger_entries.bin",
+        &LedgerEntriesRecord::from(entries.as_slice()),
+    );
     let event = write(&dir, "event.bin", &event_record());
-    write(&dir, "contact.bin", &contact());
+    write(&dir, "contact.bin", &ContactRecord::from(&contact()));
     write(&dir, "route.bin", &route_record());
     write(
         &dir,

@@ -12,8 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use rewards_actors::events::EventRecord;
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
-use rewards_core::contact::Contact;
-use rewards_core::wallet::{LedgerEntry, Wallet};
+use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, WalletRecord};
 use rewards_storage::codec::{self, Record};
 use std::fmt::Debug;
 
@@ -42,9 +41,9 @@ fuzz_target!(|data: &[u8]| {
     // the first byte is already the record's format version, and bytes written as one type are
     // exactly what a key mix-up or a format change would feed to another.
     round_trip::<EventRecord>(data);
-    round_trip::<Wallet>(data);
-    round_trip::<Contact>(data);
+    round_trip::<WalletRecord>(data);
+    round_trip::<ContactRecord>(data);
     round_trip::<RouteRecord>(data);
     round_trip::<StoredResponse>(data);
-    round_trip::<Vec<LedgerEntry>>(data);
+    round_trip::<LedgerEntriesRecord>(data);
 });

@@ -93,8 +93,55 @@ pub(crate) fn decode(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::store::encode_counter;
+
+    /// A fixed batch: a put, a deletion, a counter's merged value and an empty value, in spaces
+    /// at both ends of `Space::ALL`.
+    pub(crate) fn golden_changes() -> Vec<(Space, Vec<u8>, Change)> {
+        vec![
+            (Space::Wallets, vec![3; 16], Some(b"\x01wallet".to_vec())),
+            (Space::Routes, b"r\x0a".to_vec(), None),
+            (
+                Space::Counters,
+                b"o\x04".to_vec(),
+                Some(encode_counter([250, 1])),
+            ),
+            (Space::Routes, b"l".to_vec(), Some(Vec::new())),
+        ]
+    }
+
+    /// [`golden_changes`] as a log record, as the build before this test existed wrote it.
+    pub(crate) const GOLDEN_BATCH: &str = "\
+        01\
+        01 03 10000000 03030303030303030303030303030303 07000000 0177616c6c6574\
+        02 0d 02000000 720a\
+        01 09 02000000 6f04 10000000 00000000000000fa0000000000000001\
+        01 0d 01000000 6c 00000000";
+
+    pub(crate) fn hex_bytes(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_record_is_its_golden_bytes() {
+        let golden = hex_bytes(GOLDEN_BATCH);
+        let mut record = Vec::new();
+        restart(&mut record, 64);
+        for (space, key, change) in golden_changes() {
+            push(&mut record, space, &key, change.as_deref());
+        }
+        assert_eq!(
+            record, golden,
+            "a batch is written differently: give it a new VERSION"
+        );
+        assert_eq!(decode(1, &golden).unwrap(), golden_changes());
+    }
 
     #[test]
     fn a_record_decodes_to_the_changes_it_was_built_from() {

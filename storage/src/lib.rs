@@ -23,7 +23,6 @@ pub mod codec;
 pub mod keys;
 pub mod log;
 mod overlay;
-mod records;
 mod store;
 mod writer;
 

@@ -413,6 +413,37 @@ mod tests {
         out
     }
 
+    /// The header of [`crate::batch::tests::GOLDEN_BATCH`] as the first record of a log: its
+    /// length, CRC-32 and position, little-endian, as the build before this test existed wrote.
+    const GOLDEN_HEADER: &str = "51000000 7dadde99 0100000000000000";
+
+    #[test]
+    fn a_framed_record_is_its_golden_bytes() {
+        use crate::batch::tests::{hex_bytes, GOLDEN_BATCH};
+        let body = hex_bytes(GOLDEN_BATCH);
+        let mut golden = hex_bytes(GOLDEN_HEADER);
+        golden.extend_from_slice(&body);
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::open(dir.path(), Durability::Sync, 1 << 20, 0).unwrap();
+        assert_eq!(log.append(&body).unwrap(), 1);
+        drop(log);
+        let (first, path) = segments(dir.path()).unwrap().pop().unwrap();
+        assert_eq!(first, 1);
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some("00000000000000000001.wal")
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            golden,
+            "the log frames records differently"
+        );
+        // A log holding exactly the golden bytes reads back the golden record.
+        std::fs::write(&path, &golden).unwrap();
+        let log = FileLog::open(dir.path(), Durability::Sync, 1 << 20, 0).unwrap();
+        assert_eq!(collect(&log, 0), vec![(1, body)]);
+    }
+
     #[test]
     fn records_come_back_in_order_across_segments_and_reopening() {
         let dir = tempfile::tempdir().unwrap();

@@ -25,8 +25,8 @@ use crate::dto::business::{
 };
 use crate::dto::offer::{render, OfferBody, OfferOrigin, OfferStats};
 use crate::dto::{parse_id, text};
-use crate::records::{config_key, kind, scheme_code_key, ConfigRecord};
 use crate::registry::{BusinessEntry, OfferSet};
+use crate::schema::{keys, ConfigRecord};
 
 const CONFIG_ROLES: &[Role] = &[Role::Business];
 
@@ -99,7 +99,7 @@ async fn create_merchant(
     };
     let _guard = entry.config_lock.lock().await;
     app.write_config(
-        config_key(business.id, kind::MERCHANT, merchant.id.as_bytes()),
+        keys::merchant_config_key(business.id, merchant.id),
         &ConfigRecord::Merchant(merchant.clone()),
     )
     .await?;
@@ -169,7 +169,7 @@ async fn create_tap(
         return Err(DomainError::AlreadyExists(format!("TAP code {code}")).into());
     }
     app.write_config(
-        config_key(business.id, kind::TAP, tap.id.as_bytes()),
+        keys::tap_config_key(business.id, tap.id),
         &ConfigRecord::Tap(tap.clone()),
     )
     .await?;
@@ -230,7 +230,7 @@ async fn put_rate(
         .exchange_rates
         .insert(currency.code().to_string(), body.rate.0);
     app.write_config(
-        config_key(business.id, kind::BUSINESS, business.id.as_bytes()),
+        keys::business_config_key(business.id),
         &ConfigRecord::Business(business.clone()),
     )
     .await?;
@@ -275,7 +275,7 @@ async fn create_scheme(
     let mut set = WriteSet::new();
     set.put(
         Space::Config,
-        config_key(business.id, kind::SCHEME, scheme.id.as_bytes()),
+        keys::scheme_config_key(business.id, scheme.id),
         &ConfigRecord::Scheme(scheme.clone()),
     );
     let mut codes: Vec<String> = body.codes.iter().map(|c| c.trim().to_string()).collect();
@@ -284,7 +284,7 @@ async fn create_scheme(
     for code in &codes {
         set.put(
             Space::Config,
-            scheme_code_key(business.id, scheme.id, code),
+            keys::scheme_code_key(business.id, scheme.id, code),
             &ConfigRecord::SchemeCode {
                 scheme_id: scheme.id,
                 code: code.clone(),
@@ -340,7 +340,7 @@ async fn set_scheme_state(
     let mut scheme = entry.scheme(id).ok_or(DomainError::NotFound("scheme"))?;
     scheme.active = active;
     app.write_config(
-        config_key(scheme.business_id, kind::SCHEME, scheme.id.as_bytes()),
+        keys::scheme_config_key(scheme.business_id, scheme.id),
         &ConfigRecord::Scheme(scheme.clone()),
     )
     .await?;
@@ -444,7 +444,7 @@ async fn put_tiers(
     let business = entry.business();
     let _guard = entry.config_lock.lock().await;
     app.write_config(
-        config_key(business.id, kind::TIERS, business.id.as_bytes()),
+        keys::tiers_config_key(business.id),
         &ConfigRecord::Tiers(business.id, tiers.clone()),
     )
     .await?;
@@ -527,7 +527,7 @@ async fn create_offer(
         }
     }
     app.write_config(
-        config_key(business.id, kind::OFFER, offer.id.as_bytes()),
+        keys::offer_config_key(business.id, offer.id),
         &ConfigRecord::Offer(offer.clone()),
     )
     .await?;
@@ -591,7 +591,7 @@ async fn set_offer_state(
     let mut offer = (*runtime.offer).clone();
     offer.active = active;
     app.write_config(
-        config_key(offer.business_id, kind::OFFER, offer.id.as_bytes()),
+        keys::offer_config_key(offer.business_id, offer.id),
         &ConfigRecord::Offer(offer.clone()),
     )
     .await?;

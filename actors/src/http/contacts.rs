@@ -24,8 +24,10 @@ use crate::dto::contact::{
 use crate::dto::purchase::render_wallet;
 use crate::dto::{text, Dec};
 use crate::idempotency::IdempotencyKey;
-use crate::identities::{self, Kind, ReserveError};
+use crate::identities::{Kind, ReserveError};
 use crate::limits::{DEFAULT_SESSION_TTL_SECONDS, MAX_SESSION_TTL_SECONDS};
+use crate::schema::keys::{identity_contact_key, identity_key, wallet_key};
+use crate::schema::WalletRecord;
 use crate::wallets::{self, render_entry, Command};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -138,23 +140,20 @@ async fn create_contact(
     let contact_id = ContactId::from_random(clock::id_bytes());
     let b = business.id;
     let mut keys: Vec<(Kind, Vec<u8>)> =
-        vec![(Kind::ContactId, identities::contact_key(b, contact_id))];
+        vec![(Kind::ContactId, identity_contact_key(b, contact_id))];
     if let Some(code) = &code {
-        keys.push((
-            Kind::ContactCode,
-            identities::key(b, Kind::ContactCode, code),
-        ));
+        keys.push((Kind::ContactCode, identity_key(b, Kind::ContactCode, code)));
     }
     if let Some(cim) = &cim {
-        keys.push((Kind::Cim, identities::key(b, Kind::Cim, cim)));
+        keys.push((Kind::Cim, identity_key(b, Kind::Cim, cim)));
     }
     for card in &gift_cards {
-        keys.push((Kind::GiftCard, identities::key(b, Kind::GiftCard, card)));
+        keys.push((Kind::GiftCard, identity_key(b, Kind::GiftCard, card)));
     }
     for m in &media {
         keys.push((
             Kind::PaymentMedium,
-            identities::key(b, Kind::PaymentMedium, &m.identifier),
+            identity_key(b, Kind::PaymentMedium, &m.identifier),
         ));
     }
     let fixed = keys.len();
@@ -166,13 +165,17 @@ async fn create_contact(
         keys.truncate(fixed);
         keys.push((
             Kind::WalletCode,
-            identities::key(b, Kind::WalletCode, &wallet_code),
+            identity_key(b, Kind::WalletCode, &wallet_code),
         ));
         keys.push((
             Kind::ReferralCode,
-            identities::key(b, Kind::ReferralCode, &referral),
+            identity_key(b, Kind::ReferralCode, &referral),
         ));
-        match app.identities.reserve(&app.store, keys.clone()) {
+        match app
+            .identities
+            .reservations()
+            .reserve(&app.store, keys.clone())
+        {
             Ok(reserved) => break (reserved, wallet_code, referral),
             Err(ReserveError::Taken(Kind::WalletCode | Kind::ReferralCode)) if attempts < 5 => {
                 attempts += 1;
@@ -397,10 +400,11 @@ fn visible_wallet(
 ) -> ApiResult<(Wallet, Contact)> {
     require_role(principal, roles)?;
     let id: WalletId = path_id(path, "wallet")?;
-    let wallet: Wallet = app
+    let wallet: WalletRecord = app
         .store
-        .get(Space::Wallets, id.as_bytes())?
+        .get(Space::Wallets, &wallet_key(id))?
         .ok_or(DomainError::NotFound("wallet"))?;
+    let wallet = Wallet::from(wallet);
     if !principal.can_see_contact(wallet.business_id, wallet.contact_id, roles) {
         return Err(DomainError::NotFound("wallet").into());
     }

@@ -19,8 +19,8 @@ use crate::auth::{generate_secret, hash_key, KeyRecord, Principal, Role};
 use crate::clock;
 use crate::dto::business::{render_business, render_settings, BusinessBody, SettingsPatch};
 use crate::dto::text;
-use crate::records::{config_key, kind, ConfigRecord};
 use crate::registry::{BusinessEntry, Processor};
+use crate::schema::{keys, ConfigRecord, ContactRecord};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/businesses", web::post().to(create_business))
@@ -76,12 +76,12 @@ async fn create_business(
     let mut set = WriteSet::new();
     set.put(
         Space::Config,
-        config_key(business.id, kind::BUSINESS, business.id.as_bytes()),
+        keys::business_config_key(business.id),
         &ConfigRecord::Business(business.clone()),
     );
     set.put(
         Space::Config,
-        config_key(business.id, kind::SCHEME, scheme.id.as_bytes()),
+        keys::scheme_config_key(business.id, scheme.id),
         &ConfigRecord::Scheme(scheme.clone()),
     );
     app.write(set).await?;
@@ -141,7 +141,7 @@ async fn patch_settings(
     let mut business = (*entry.business()).clone();
     business.settings = patch.apply(&business.settings, business.currency)?;
     app.write_config(
-        config_key(business.id, kind::BUSINESS, business.id.as_bytes()),
+        keys::business_config_key(business.id),
         &ConfigRecord::Business(business.clone()),
     )
     .await?;
@@ -178,7 +178,7 @@ async fn create_processor(
         name: text("name", &body.name)?,
     };
     app.write_config(
-        config_key(BusinessId::NIL, kind::PROCESSOR, processor.id.as_bytes()),
+        keys::processor_config_key(processor.id),
         &ConfigRecord::Processor(processor.clone()),
     )
     .await?;
@@ -235,7 +235,7 @@ pub async fn issue_key(app: &App, mut record: KeyRecord) -> ApiResult<serde_json
     let secret = generate_secret();
     record.hash = hash_key(&secret);
     let mut set = WriteSet::new();
-    set.put(Space::Keys, record.id.as_bytes().to_vec(), &record);
+    set.put(Space::Keys, keys::api_key_key(record.id), &record);
     app.write(set).await?;
     app.keys.insert(record.clone());
     let mut body = render_key(&record);
@@ -294,8 +294,9 @@ async fn create_key(
     if body.role == Role::Contact {
         let contact = contact_id
             .ok_or_else(|| DomainError::validation("contact_id", "is required for this role"))?;
-        let known: Option<rewards_core::contact::Contact> =
-            app.store.get(Space::Contacts, contact.as_bytes())?;
+        let known: Option<ContactRecord> = app
+            .store
+            .get(Space::Contacts, &keys::contact_key(contact))?;
         if known.is_none_or(|c| Some(c.business_id) != business_id) {
             return Err(
                 DomainError::validation("contact_id", "names no contact of the business").into(),
@@ -352,7 +353,7 @@ async fn revoke_key(
     let mut record = app.keys.get_by_id(id).ok_or(DomainError::NotFound("key"))?;
     record.revoked = true;
     let mut set = WriteSet::new();
-    set.put(Space::Keys, record.id.as_bytes().to_vec(), &record);
+    set.put(Space::Keys, keys::api_key_key(record.id), &record);
     app.write(set).await?;
     app.keys.insert(record);
     Ok(HttpResponse::NoContent().finish())

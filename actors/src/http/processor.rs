@@ -268,7 +268,7 @@ async fn run_claim(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResu
                     DomainError::validation("identity", "a business key names the contact")
                 })?
                 .validate("identity")?;
-            crate::identities::resolve(&app.store, business_id, &identity)?
+            crate::identities::resolve(&app.identities, &app.store, business_id, &identity)?
         }
     };
     let (query, tap_code) = match (&body.claim_code, &body.tap_code) {

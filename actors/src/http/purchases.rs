@@ -24,14 +24,12 @@ use crate::clock;
 use crate::dto::purchase::{render_event, render_route, LineBody, PurchaseBody, SpendAmountBody};
 use crate::dto::{canonical, key_part, parse_id, text, Dec};
 use crate::error::Fallible;
-use crate::events::{
-    business_index_prefix, contact_index_prefix, event_key, EventRecord, EventType,
-    PaymentMediumRecord,
-};
+use crate::events::{EventRecord, EventType, PaymentMediumRecord};
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use crate::limits::{MAX_BATCH_ITEMS, MAX_EVENT_SCAN};
 use crate::router::flows::{self, PosPurchase};
-use crate::router::records::{record_key, PosFacts, RouteRecord};
+use crate::router::records::{PosFacts, RouteRecord};
+use crate::schema::keys;
 use crate::wallets::{self, Command, PurchaseJob, Reply, ReturnJob};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -218,7 +216,8 @@ pub async fn submit_purchase(
             &canonical(&body),
         )
     });
-    let contact_id = crate::identities::resolve(&app.store, business_id, &identity)?;
+    let contact_id =
+        crate::identities::resolve(&app.identities, &app.store, business_id, &identity)?;
     let payment_medium = body.payment_medium.as_ref().map(|m| PaymentMediumRecord {
         identifier: m.identifier.clone(),
         brand: m.brand.clone(),
@@ -338,7 +337,7 @@ fn visible_event(app: &App, principal: &Principal, id: &str) -> ApiResult<EventR
     let id: EventId = path_id(id, "purchase")?;
     let event: EventRecord = app
         .store
-        .get(Space::Events, &event_key(id))?
+        .get(Space::Events, &keys::event_key(id))?
         .ok_or(DomainError::NotFound("purchase"))?;
     if !principal.can_see_contact(
         event.business_id,
@@ -399,7 +398,7 @@ fn visible_route(app: &App, principal: &Principal, id: &str) -> ApiResult<RouteR
     let id: EventId = path_id(id, "purchase")?;
     let route: RouteRecord = app
         .store
-        .get(Space::Routes, &record_key(id))?
+        .get(Space::Routes, &keys::route_key(id))?
         .ok_or(DomainError::NotFound("purchase"))?;
     let visible = match principal.role {
         Role::Operator => true,
@@ -645,9 +644,9 @@ async fn list_events(
         Some(c) => {
             let contact: ContactId = parse_id("contact_id", c)?;
             visible_contact(&app, &principal, contact, &[Role::Business])?;
-            contact_index_prefix(contact)
+            keys::contact_index_prefix(contact)
         }
-        None => business_index_prefix(business.id),
+        None => keys::business_index_prefix(business.id),
     };
     let page = PageQuery {
         limit: query.limit,
@@ -684,12 +683,12 @@ async fn list_events(
             let id = EventId::from_bytes(id);
             let Some(event) = app
                 .store
-                .get::<EventRecord>(Space::Events, &event_key(id))?
+                .get::<EventRecord>(Space::Events, &keys::event_key(id))?
             else {
                 // A purchase that processor routing still holds is listed as it stands.
                 let route = app
                     .store
-                    .get::<RouteRecord>(Space::Routes, &record_key(id))?;
+                    .get::<RouteRecord>(Space::Routes, &keys::route_key(id))?;
                 let wanted = route.as_ref().is_some_and(|r| {
                     r.business_id == business.id
                         && event_type.is_none_or(|t| t == EventType::Purchase)

@@ -18,15 +18,16 @@ use rewards_core::{BusinessId, ContactId, DomainError, EventId, Money, Processor
 use rewards_storage::{Space, WriteSet};
 use serde::{Deserialize, Serialize};
 
-use super::records::{claim_code_key, record_key, PosFacts, RouteRecord, RouteState};
+use super::records::{PosFacts, RouteRecord, RouteState};
 use super::{call as router_call, ClaimQuery, RouterAnswer, RouterCommand};
 use crate::app::App;
 use crate::clock;
 use crate::dto::purchase::render_route;
 use crate::error::{Failure, Fallible};
-use crate::events::{event_key, MatchState, PaymentMediumRecord, RouteFacts};
+use crate::events::{MatchState, PaymentMediumRecord, RouteFacts};
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;
+use crate::schema::keys;
 use crate::wallets::{self, Answer, Command, PurchaseJob, Reply, RoutedPurchase};
 
 /// A processor purchase as submitted, before it is validated for each business.
@@ -195,6 +196,7 @@ async fn route_one(
         ProcessorMode::Award => {
             let contact = match &input.payment_medium.identifier {
                 Some(identifier) => match crate::identities::resolve(
+                    &app.identities,
                     &app.store,
                     business,
                     &Identity::PaymentMediumIdentifier(identifier.clone()),
@@ -524,17 +526,17 @@ pub async fn claim(
         (ClaimQuery::Code(code), _) => {
             let id = app
                 .store
-                .get_raw(Space::Routes, &claim_code_key(business, *code))?
+                .get_raw(Space::Routes, &keys::claim_code_key(business, *code))?
                 .and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
                 .map(EventId::from_bytes)
                 .ok_or(DomainError::NotFound("unclaimed purchase"))?;
             match app
                 .store
-                .get::<RouteRecord>(Space::Routes, &record_key(id))?
+                .get::<RouteRecord>(Space::Routes, &keys::route_key(id))?
             {
                 Some(record) => record.tap_code,
                 // Its record left in the commit that made it a purchase: claimed.
-                None if app.store.contains(Space::Events, &event_key(id))? => {
+                None if app.store.contains(Space::Events, &keys::event_key(id))? => {
                     return Err(DomainError::AlreadyClaimed.into())
                 }
                 None => return Err(DomainError::NotFound("unclaimed purchase").into()),

@@ -28,7 +28,8 @@ use tokio::sync::oneshot;
 use crate::app::App;
 use crate::clock;
 use crate::error::Failure;
-use records::{claim_code_key, id_of_live_key, live_prefix, record_key, RouteRecord, RouteState};
+use crate::schema::keys;
+use records::{RouteRecord, RouteState};
 
 /// What a claim names, owned so it can travel to the router.
 #[derive(Clone, Debug)]
@@ -176,7 +177,7 @@ impl RouterDirectory {
         for _ in 0..64 {
             let stored = app
                 .store
-                .contains(Space::Routes, &claim_code_key(business, code))
+                .contains(Space::Routes, &keys::claim_code_key(business, code))
                 .unwrap_or(false);
             if !stored && self.issuing.insert((business, code), ()).is_none() {
                 break;
@@ -210,15 +211,18 @@ impl RouterDirectory {
                 let mut books: HashMap<BusinessId, MatchBook> = HashMap::new();
                 let mut records: HashMap<EventId, RouteRecord> = HashMap::new();
                 let mut ids = Vec::new();
-                app.store
-                    .for_each_raw(Space::Routes, &live_prefix(Some(tap_code)), |key, _| {
-                        ids.extend(id_of_live_key(key));
+                app.store.for_each_raw(
+                    Space::Routes,
+                    &keys::live_route_prefix(Some(tap_code)),
+                    |key, _| {
+                        ids.extend(keys::id_of_live_route_key(key));
                         Ok(())
-                    })?;
+                    },
+                )?;
                 for id in ids {
                     let Some(record) = app
                         .store
-                        .get::<RouteRecord>(Space::Routes, &record_key(id))?
+                        .get::<RouteRecord>(Space::Routes, &keys::route_key(id))?
                     else {
                         continue;
                     };
@@ -280,14 +284,14 @@ impl RouterDirectory {
         let mut taps: Vec<String> = Vec::new();
         let mut ids = Vec::new();
         app.store
-            .for_each_raw(Space::Routes, &live_prefix(None), |key, _| {
-                ids.extend(id_of_live_key(key));
+            .for_each_raw(Space::Routes, &keys::live_route_prefix(None), |key, _| {
+                ids.extend(keys::id_of_live_route_key(key));
                 Ok(())
             })?;
         for id in ids {
             if let Some(record) = app
                 .store
-                .get::<RouteRecord>(Space::Routes, &record_key(id))?
+                .get::<RouteRecord>(Space::Routes, &keys::route_key(id))?
             {
                 if !taps.contains(&record.tap_code) {
                     taps.push(record.tap_code);

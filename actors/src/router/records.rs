@@ -7,11 +7,11 @@ use rewards_core::claim::ClaimCode;
 use rewards_core::matching::{Entry, EntryState, Side};
 use rewards_core::purchase::ValidatedPurchase;
 use rewards_core::{BusinessId, ContactId, EventId, MerchantId, Money, ProcessorId, Timestamp};
-use rewards_storage::keys::KeyBuilder;
-use rewards_storage::{Record, Space, WriteSet};
+use rewards_storage::{Space, WriteSet};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{business_index_key, contact_index_key, PaymentMediumRecord};
+use crate::events::PaymentMediumRecord;
+use crate::schema::keys;
 
 /// Where a stored route record stands.
 #[derive(Copy, Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -61,10 +61,6 @@ pub struct RouteRecord {
     pub pos: Option<PosFacts>,
 }
 
-impl Record for RouteRecord {
-    const VERSION: u8 = 1;
-}
-
 impl RouteRecord {
     /// The record as its router's match book holds it.
     pub fn entry(&self) -> Entry {
@@ -87,7 +83,7 @@ impl RouteRecord {
     /// Writes the record and the index entries of its state; `new` also indexes it in its
     /// business's event list (and its contact's activity), where it stays once it is a purchase.
     pub fn put(&self, set: &mut WriteSet, new: bool) {
-        set.put(Space::Routes, record_key(self.id), self);
+        set.put(Space::Routes, keys::route_key(self.id), self);
         match self.state {
             RouteState::PendingMatch | RouteState::Unclaimed => {
                 set.put_raw(Space::Routes, self.live_key(), Vec::new());
@@ -97,7 +93,7 @@ impl RouteRecord {
         if let Some(code) = self.claim_code {
             set.put_raw(
                 Space::Routes,
-                claim_code_key(self.business_id, code),
+                keys::claim_code_key(self.business_id, code),
                 self.id.as_bytes().to_vec(),
             );
         }
@@ -105,13 +101,13 @@ impl RouteRecord {
             let id = self.id.as_bytes().to_vec();
             set.put_raw(
                 Space::EventIndex,
-                business_index_key(self.business_id, self.created_at, self.id),
+                keys::business_index_key(self.business_id, self.created_at, self.id),
                 id.clone(),
             );
             if let Some(pos) = &self.pos {
                 set.put_raw(
                     Space::EventIndex,
-                    contact_index_key(pos.contact_id, self.created_at, self.id),
+                    keys::contact_index_key(pos.contact_id, self.created_at, self.id),
                     id,
                 );
             }
@@ -120,48 +116,11 @@ impl RouteRecord {
 
     /// Removes the record when it became a purchase (its claim code stays taken).
     pub fn remove(&self, set: &mut WriteSet) {
-        set.delete(Space::Routes, record_key(self.id));
+        set.delete(Space::Routes, keys::route_key(self.id));
         set.delete(Space::Routes, self.live_key());
     }
 
     fn live_key(&self) -> Vec<u8> {
-        live_key(&self.tap_code, self.business_id, self.id)
+        keys::live_route_key(&self.tap_code, self.business_id, self.id)
     }
-}
-
-pub fn record_key(id: EventId) -> Vec<u8> {
-    KeyBuilder::new().u8(b'r').bytes(id.as_bytes()).finish()
-}
-
-fn live_key(tap_code: &str, business: BusinessId, id: EventId) -> Vec<u8> {
-    KeyBuilder::new()
-        .u8(b'l')
-        .str(tap_code)
-        .bytes(business.as_bytes())
-        .bytes(id.as_bytes())
-        .finish()
-}
-
-/// Every live record (pending or unclaimed), or those of one TAP code.
-pub fn live_prefix(tap_code: Option<&str>) -> Vec<u8> {
-    let builder = KeyBuilder::new().u8(b'l');
-    match tap_code {
-        Some(code) => builder.str(code).finish(),
-        None => builder.finish(),
-    }
-}
-
-/// The record id at the end of a live index key.
-pub fn id_of_live_key(key: &[u8]) -> Option<EventId> {
-    let start = key.len().checked_sub(16)?;
-    let bytes: [u8; 16] = key.get(start..)?.try_into().ok()?;
-    Some(EventId::from_bytes(bytes))
-}
-
-pub fn claim_code_key(business: BusinessId, code: ClaimCode) -> Vec<u8> {
-    KeyBuilder::new()
-        .u8(b'c')
-        .bytes(business.as_bytes())
-        .str(&code.to_string())
-        .finish()
 }

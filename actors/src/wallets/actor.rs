@@ -134,14 +134,14 @@ impl WalletActor {
         }
         change.set.put(
             Space::Wallets,
-            change.wallet.id.as_bytes().to_vec(),
-            &change.wallet,
+            keys::wallet_key(change.wallet.id),
+            &WalletRecord::from(&change.wallet),
         );
         // The contact's state changes only when its rewards, schemes or spend block do.
         if change.contact != self.contact {
             change.set.put(
                 Space::ContactStates,
-                change.contact.id.as_bytes().to_vec(),
+                keys::contact_state_key(change.contact.id),
                 &change.contact,
             );
         }
@@ -219,11 +219,12 @@ impl WalletActor {
 
     /// The contact's profile from the store (the actor keeps only its state).
     pub(super) fn profile(&self) -> Result<Contact, Failure> {
-        Ok(self
+        let profile: ContactRecord = self
             .app
             .store
-            .get(Space::Contacts, self.contact.id.as_bytes())?
-            .ok_or(DomainError::ContactNotFound)?)
+            .get(Space::Contacts, &keys::contact_key(self.contact.id))?
+            .ok_or(DomainError::ContactNotFound)?;
+        Ok(Contact::from(profile))
     }
 
     /// The whole contact with `state`, as the API shows it.
@@ -238,7 +239,7 @@ impl WalletActor {
         let event: EventRecord = self
             .app
             .store
-            .get(Space::Events, &event_key(event_id))?
+            .get(Space::Events, &keys::event_key(event_id))?
             .ok_or(DomainError::NotFound("event"))?;
         if event.contact_id != self.contact.id {
             return Err(DomainError::NotFound("event").into());

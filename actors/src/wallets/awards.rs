@@ -16,16 +16,18 @@ impl WalletActor {
             let id_bytes = event.id.as_bytes().to_vec();
             change.set.put_raw(
                 Space::EventIndex,
-                business_index_key(event.business_id, event.created_at, event.id),
+                keys::business_index_key(event.business_id, event.created_at, event.id),
                 id_bytes.clone(),
             );
             change.set.put_raw(
                 Space::EventIndex,
-                contact_index_key(event.contact_id, event.created_at, event.id),
+                keys::contact_index_key(event.contact_id, event.created_at, event.id),
                 id_bytes,
             );
         }
-        change.set.put(Space::Events, event_key(event.id), &event);
+        change
+            .set
+            .put(Space::Events, keys::event_key(event.id), &event);
         change.events.push(event);
     }
 
@@ -85,7 +87,7 @@ impl WalletActor {
             let Some(offer) = offer else { continue };
             change
                 .set
-                .add_counter(offer_totals_key(*offer), [-amount.minor(), 0]);
+                .add_counter(keys::offer_totals_key(*offer), [-amount.minor(), 0]);
             if let Some(runtime) = snapshot.offers.by_id.get(offer) {
                 change.give_back.push((runtime.clone(), *amount));
             }
@@ -119,9 +121,10 @@ impl WalletActor {
             // answered as one (nothing of the change is written).
             .map_err(|e| Failure::Internal(format!("an award the engine proposed: {e}")))?;
         change.entries.extend(entries);
-        change
-            .set
-            .add_counter(offer_totals_key(award.offer_id), [award.amount.minor(), 1]);
+        change.set.add_counter(
+            keys::offer_totals_key(award.offer_id),
+            [award.amount.minor(), 1],
+        );
         awards.push(AwardRecord {
             offer_id: award.offer_id,
             amount: award.amount,

@@ -132,21 +132,27 @@ pub async fn create_contact(
     }
     check_balanced(&change.entries);
     crate::ledger::put_entries(&mut change.set, change.wallet.id, &change.entries);
-    let contact_bytes = change.contact.id.as_bytes().to_vec();
+    let contact_id = change.contact.id;
     for key in identity_keys {
         change
             .set
-            .put_raw(Space::Identities, key, contact_bytes.clone());
+            .put_raw(Space::Identities, key, contact_id.as_bytes().to_vec());
     }
     change.set.put(
         Space::Wallets,
-        change.wallet.id.as_bytes().to_vec(),
-        &change.wallet,
+        keys::wallet_key(change.wallet.id),
+        &WalletRecord::from(&change.wallet),
     );
-    change
-        .set
-        .put(Space::ContactStates, contact_bytes.clone(), &change.contact);
-    change.set.put(Space::Contacts, contact_bytes, &contact);
+    change.set.put(
+        Space::ContactStates,
+        keys::contact_state_key(contact_id),
+        &change.contact,
+    );
+    change.set.put(
+        Space::Contacts,
+        keys::contact_key(contact_id),
+        &ContactRecord::from(&contact),
+    );
     let held = std::mem::take(&mut change.held);
     match app.write(change.set).await {
         Ok(()) => {

@@ -78,15 +78,16 @@ impl WalletDirectory {
                 // The state is written with the profile when the contact is created.
                 let contact: ContactState = app
                     .store
-                    .get(Space::ContactStates, contact_id.as_bytes())?
+                    .get(Space::ContactStates, &keys::contact_state_key(contact_id))?
                     .ok_or(DomainError::ContactNotFound)?;
                 let wallet_id = contact.wallet_id;
-                let wallet: Wallet = app
+                let wallet: WalletRecord = app
                     .store
-                    .get(Space::Wallets, wallet_id.as_bytes())?
+                    .get(Space::Wallets, &keys::wallet_key(wallet_id))?
                     .ok_or_else(|| {
                         Failure::Internal(format!("wallet of contact {contact_id} is missing"))
                     })?;
+                let wallet = Wallet::from(wallet);
                 let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
                 let capacity = self.mailbox_capacity;
                 let gauges = Arc::new(Gauges::default());

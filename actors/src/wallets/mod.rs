@@ -46,18 +46,19 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::app::App;
-use crate::budgets::{offer_totals_key, Held, Reservations};
+use crate::budgets::{Held, Reservations};
 use crate::clock;
 use crate::contact_state::ContactState;
 use crate::dto::contact::render_contact;
 use crate::dto::purchase::{render_event, render_wallet};
 use crate::error::Failure;
 use crate::events::{
-    business_index_key, contact_index_key, event_key, AwardRecord, EventRecord, EventState,
-    EventType, PaymentMediumRecord, ReturnsRecord, SpendRecord,
+    AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, ReturnsRecord,
+    SpendRecord,
 };
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;
+use crate::schema::{keys, ContactRecord, WalletRecord};
 
 /// A response decided by a wallet actor: status and JSON body.
 mod actor;

@@ -134,7 +134,7 @@ impl WalletActor {
                 .remove_award(award.offer_id, event.created_at);
             change
                 .set
-                .add_counter(offer_totals_key(award.offer_id), [0, -1]);
+                .add_counter(keys::offer_totals_key(award.offer_id), [0, -1]);
         }
         if let Some(spend) = &event.spend {
             let refund = (spend.spent - event.returns.refunded).non_negative();
