@@ -10,6 +10,7 @@ use crate::schema::ConfigRecord;
 use tokio::sync::oneshot;
 
 use crate::auth::KeyIndex;
+use crate::codes::OneTimeCodes;
 use crate::config::Config;
 use crate::error::Failure;
 use crate::idempotency::IdempotencyTable;
@@ -28,6 +29,8 @@ pub struct App {
     pub routers: RouterDirectory,
     pub idempotency: Arc<IdempotencyTable>,
     pub identities: Identities,
+    /// Live one-time passwords and dynamic wallet codes.
+    pub codes: OneTimeCodes,
     pub scheme_codes: SchemeCodes,
     ready: AtomicBool,
 }
@@ -49,6 +52,7 @@ impl App {
             wallets,
             idempotency: Arc::new(IdempotencyTable::default()),
             identities: Identities::default(),
+            codes: OneTimeCodes::default(),
             scheme_codes: SchemeCodes::default(),
             ready: AtomicBool::new(false),
         }

@@ -72,6 +72,57 @@ pub fn resolve(
     Ok(found)
 }
 
+/// The contact an event's identity names. An OTP or a dynamic wallet code is taken for the
+/// event (see [`crate::codes`]): hand the outcome to [`Identified::settle`], which gives the
+/// code back if the event failed.
+pub fn identify(
+    app: &crate::app::App,
+    business: BusinessId,
+    identity: &Identity,
+    presented_by: rewards_core::KeyId,
+) -> Result<Identified, Failure> {
+    let now = crate::clock::now();
+    let taken = match identity {
+        Identity::Otp(otp) => app.codes.take_otp(business, otp, presented_by, now)?,
+        Identity::WalletCode(code) if code.len() == crate::codes::DYNAMIC_CODE_DIGITS => app
+            .codes
+            .take_wallet_code(business, code, now)
+            .ok_or(DomainError::ContactNotFound)?,
+        _ => {
+            return Ok(Identified {
+                contact: resolve(&app.identities, &app.store, business, identity)?,
+                code: None,
+            })
+        }
+    };
+    Ok(Identified {
+        contact: taken.live.contact,
+        code: Some(taken),
+    })
+}
+
+/// An event's contact, and the one-time code that named it, if one did.
+#[derive(Debug)]
+pub struct Identified {
+    pub contact: ContactId,
+    pub code: Option<crate::codes::Taken>,
+}
+
+impl Identified {
+    /// The spend amount an OTP carries.
+    pub fn otp_spend_amount(&self) -> Option<rewards_core::Money> {
+        self.code.as_ref().and_then(|taken| taken.live.spend_amount)
+    }
+
+    /// Gives the code back when the event that took it failed; a posted event used it.
+    pub fn settle<T, E>(self, app: &crate::app::App, outcome: Result<T, E>) -> Result<T, E> {
+        if let (Some(taken), Err(_)) = (self.code, &outcome) {
+            app.codes.give_back(taken, crate::clock::now());
+        }
+        outcome
+    }
+}
+
 /// The identity indexes' in-memory side: recently resolved identities, and the identifiers
 /// being created right now.
 #[derive(Default)]

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod budgets;
 pub mod claims;
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod contact_state;
 pub mod dto;

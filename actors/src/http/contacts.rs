@@ -392,7 +392,7 @@ async fn create_session(
 }
 
 /// The wallet at `path` and its contact, if the key may see them.
-fn visible_wallet(
+pub fn visible_wallet(
     app: &App,
     principal: &Principal,
     path: &str,

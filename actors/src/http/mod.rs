@@ -2,6 +2,7 @@
 //! answer. Every error leaves through [`problem::ApiError`].
 
 pub mod auth;
+mod codes;
 mod config;
 mod contacts;
 pub mod json;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     purchases::routes(cfg);
     ops::routes(cfg);
     contacts::routes(cfg);
+    codes::routes(cfg);
     operator::routes(cfg);
     config::routes(cfg);
     openapi::routes(cfg);

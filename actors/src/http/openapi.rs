@@ -13,7 +13,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{ApiError, Problem, ProblemField};
-use super::{config, contacts, operator, ops, processor, purchases};
+use super::{codes, config, contacts, operator, ops, processor, purchases};
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use rewards_core::DomainError;
 
@@ -46,6 +46,8 @@ use rewards_core::DomainError;
         contacts::journal,
         contacts::topup,
         contacts::payout,
+        codes::create_otp,
+        codes::create_wallet_code,
         operator::create_business,
         operator::get_business,
         operator::patch_settings,

@@ -258,18 +258,16 @@ async fn run_claim(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResu
     let body: ClaimBody = parse(raw)?;
     let snapshot = super::named_business(app, principal, body.business_id.as_deref())?;
     let business_id = snapshot.business.id;
-    let contact = match principal.role {
-        Role::Contact => principal.contact_id.ok_or(DomainError::Forbidden)?,
-        _ => {
-            let identity = body
-                .identity
+    let identity = match principal.role {
+        Role::Contact => None,
+        _ => Some(
+            body.identity
                 .as_ref()
                 .ok_or_else(|| {
                     DomainError::validation("identity", "a business key names the contact")
                 })?
-                .validate("identity")?;
-            crate::identities::resolve(&app.identities, &app.store, business_id, &identity)?
-        }
+                .validate("identity")?,
+        ),
     };
     let (query, tap_code) = match (&body.claim_code, &body.tap_code) {
         (Some(code), _) => {
@@ -315,5 +313,18 @@ async fn run_claim(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResu
             .into())
         }
     };
-    Ok(flows::claim(app, snapshot, contact, query, tap_code).await?)
+    // Identified last, so a one-time code is taken only by a claim that is otherwise whole.
+    let (contact, identified) = match identity {
+        None => (principal.contact_id.ok_or(DomainError::Forbidden)?, None),
+        Some(identity) => {
+            let identified =
+                crate::identities::identify(app, business_id, &identity, principal.key_id)?;
+            (identified.contact, Some(identified))
+        }
+    };
+    let result = flows::claim(app, snapshot, contact, query, tap_code).await;
+    Ok(match identified {
+        Some(identified) => identified.settle(app, result),
+        None => result,
+    }?)
 }

@@ -7,7 +7,7 @@ use futures::future::join_all;
 use rewards_core::business::ProcessorMode;
 use rewards_core::purchase::{validate_purchase, PurchaseContext};
 use rewards_core::wallet::SpendAmount;
-use rewards_core::{BusinessId, ContactId, DomainError, EventId, Timestamp};
+use rewards_core::{BusinessId, ContactId, DomainError, EventId, Money, Timestamp};
 use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -26,6 +26,7 @@ use crate::dto::{canonical, key_part, parse_id, text, Dec};
 use crate::error::Fallible;
 use crate::events::{EventRecord, EventType, PaymentMediumRecord};
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
+use crate::identities::identify;
 use crate::limits::{MAX_BATCH_ITEMS, MAX_EVENT_SCAN};
 use crate::router::flows::{self, PosPurchase};
 use crate::router::records::{PosFacts, RouteRecord};
@@ -216,8 +217,7 @@ pub async fn submit_purchase(
             &canonical(&body),
         )
     });
-    let contact_id =
-        crate::identities::resolve(&app.identities, &app.store, business_id, &identity)?;
+    let presented_by = principal.key_id;
     let payment_medium = body.payment_medium.as_ref().map(|m| PaymentMediumRecord {
         identifier: m.identifier.clone(),
         brand: m.brand.clone(),
@@ -225,41 +225,55 @@ pub async fn submit_purchase(
     });
     // In match mode a POS purchase at a terminal waits for its processor transaction.
     let matching = business.settings.processor_mode == ProcessorMode::Match && origin == "pos";
+    // The contact is identified once the key is claimed, so a repeat of a purchase whose OTP it
+    // used is answered from the store instead of finding the OTP used.
     if let (true, Some(tap)) = (matching, &tap) {
         let transaction_reference = body
             .transaction_reference
             .as_deref()
             .map(|r| text("transaction_reference", r))
             .transpose()?;
-        let pos = PosPurchase {
-            snapshot,
-            event_id: clock::event_id(),
-            contact_id,
-            tap_code: tap.code.clone(),
-            purchase,
-            performed_on,
-            reference_number: body.reference_number.clone(),
-            transaction_reference,
-            payment_medium,
-            facts: PosFacts {
-                contact_id,
-                spend: spend.map(|(amount, full)| match amount {
-                    SpendAmount::Exact(m) => (Some(m), full),
-                    SpendAmount::All => (None, full),
-                }),
-                classification: body.classification.clone(),
-                external_system,
-                external_reference: body.external_reference.clone(),
-                merchant_id,
-                origin,
-            },
-        };
+        let tap_code = tap.code.clone();
         return once(app, key, move |idempotency| async move {
-            flows::place_pos(app, pos, idempotency).await
+            let identified = identify(app, business_id, &identity, presented_by)?;
+            let spend = match with_otp_spend(spend, identified.otp_spend_amount()) {
+                Ok(spend) => spend,
+                Err(refused) => return identified.settle(app, Err(refused.into())),
+            };
+            let pos = PosPurchase {
+                snapshot,
+                event_id: clock::event_id(),
+                contact_id: identified.contact,
+                tap_code,
+                purchase,
+                performed_on,
+                reference_number: body.reference_number.clone(),
+                transaction_reference,
+                payment_medium,
+                facts: PosFacts {
+                    contact_id: identified.contact,
+                    spend: spend.map(|(amount, full)| match amount {
+                        SpendAmount::Exact(m) => (Some(m), full),
+                        SpendAmount::All => (None, full),
+                    }),
+                    classification: body.classification.clone(),
+                    external_system,
+                    external_reference: body.external_reference.clone(),
+                    merchant_id,
+                    origin,
+                },
+            };
+            let result = flows::place_pos(app, pos, idempotency).await;
+            identified.settle(app, result)
         })
         .await;
     }
     once(app, key, move |idempotency| async move {
+        let identified = identify(app, business_id, &identity, presented_by)?;
+        let spend = match with_otp_spend(spend, identified.otp_spend_amount()) {
+            Ok(spend) => spend,
+            Err(refused) => return identified.settle(app, Err(refused.into())),
+        };
         let job = PurchaseJob {
             snapshot,
             event_id: clock::event_id(),
@@ -277,9 +291,26 @@ pub async fn submit_purchase(
             idempotency,
             route: None,
         };
-        wallets::call(app, contact_id, Command::Purchase(Box::new(job))).await
+        let result = wallets::call(app, identified.contact, Command::Purchase(Box::new(job))).await;
+        identified.settle(app, result)
     })
     .await
+}
+
+/// The spend of a purchase identified by an OTP that carries a spend amount: that amount. A
+/// purchase that also states a different spend (or "all") is refused.
+fn with_otp_spend(
+    stated: Option<(SpendAmount, bool)>,
+    otp_amount: Option<Money>,
+) -> Result<Option<(SpendAmount, bool)>, DomainError> {
+    match (stated, otp_amount) {
+        (stated, None) => Ok(stated),
+        (None, Some(amount)) => Ok(Some((SpendAmount::Exact(amount), false))),
+        (Some((SpendAmount::Exact(stated), full)), Some(amount)) if stated == amount => {
+            Ok(Some((SpendAmount::Exact(amount), full)))
+        }
+        (Some(_), Some(_)) => Err(DomainError::OtpSpendMismatch),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
