@@ -174,3 +174,50 @@ async fn a_dynamic_wallet_code_identifies_once() {
     }
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_purchases_naming_one_otp_post_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let contact = w.contact(json!({})).await;
+    let contact_id = contact["id"].as_str().unwrap();
+    let wallet_id = contact["wallet_id"].as_str().unwrap();
+    w.topup(wallet_id, "10.00").await;
+    for round in 0..5 {
+        let issued = api
+            .post(
+                &format!("/v1/contacts/{contact_id}/otps"),
+                &w.key,
+                &json!({"spend_amount": "1.00"}),
+            )
+            .await;
+        let otp = issued.expect(201)["otp"].as_str().unwrap().to_string();
+        // A key of its own per round: the losers' attempts count as wrong OTPs of their key.
+        let pos = api
+            .post(
+                "/v1/keys",
+                ADMIN_KEY,
+                &json!({"role": "pos", "business_id": w.business}),
+            )
+            .await;
+        let pos_key = pos.expect(201)["key"].as_str().unwrap().to_string();
+        let answers = futures::future::join_all((0..8).map(|i| {
+            let api = api.clone();
+            let pos_key = pos_key.clone();
+            let mut body = basket(json!({"otp": otp}), "3.00");
+            body["external_reference"] = json!(format!("race-{round}-{i}"));
+            async move { api.post("/v1/purchases", &pos_key, &body).await }
+        }))
+        .await;
+        let posted = answers.iter().filter(|a| a.status == 201).count();
+        assert_eq!(posted, 1, "{answers:?}");
+        for answer in answers.iter().filter(|a| a.status != 201) {
+            answer.expect_error(422, "otp_invalid");
+        }
+    }
+    // Five OTPs of 1.00 each were spent, once each.
+    assert_eq!(w.wallet(wallet_id).await["balances"]["open"], "5.00");
+    server.stop();
+}
