@@ -37,6 +37,9 @@ pub const WRONG_OTPS_PER_WINDOW: u32 = 10;
 
 const WRONG_OTP_WINDOW_MILLIS: i64 = 60_000;
 
+/// When codes cannot be issued for want of room: about when some will have expired.
+const FULL_RETRY_AFTER_SECONDS: u32 = 10;
+
 /// Attempts at drawing a code no live code of the business has.
 const DRAW_ATTEMPTS: usize = 64;
 
@@ -141,10 +144,13 @@ impl OneTimeCodes {
         now: Timestamp,
     ) -> Result<Taken, DomainError> {
         if let Some(window) = self.wrong_otps.get(&presented_by) {
-            if window.wrong >= WRONG_OTPS_PER_WINDOW
-                && now.millis() < window.started.millis() + WRONG_OTP_WINDOW_MILLIS
-            {
-                return Err(DomainError::RateLimited);
+            let ends = window.started.millis() + WRONG_OTP_WINDOW_MILLIS;
+            if window.wrong >= WRONG_OTPS_PER_WINDOW && now.millis() < ends {
+                // The rest of the window, in whole seconds, at least one.
+                let seconds = (ends - now.millis() + 999) / 1000;
+                return Err(DomainError::RateLimited {
+                    retry_after_seconds: u32::try_from(seconds).unwrap_or(60).max(1),
+                });
             }
         }
         match self.take(CodeKind::Otp, business, otp, now) {
@@ -227,7 +233,9 @@ impl OneTimeCodes {
                 .retain(|_, w| now.millis() < w.started.millis() + WRONG_OTP_WINDOW_MILLIS);
         }
         if map.len() >= MAX_LIVE_CODES {
-            return Err(DomainError::RateLimited);
+            return Err(DomainError::RateLimited {
+                retry_after_seconds: FULL_RETRY_AFTER_SECONDS,
+            });
         }
         let digits = match kind {
             CodeKind::Otp => OTP_DIGITS,
@@ -257,7 +265,9 @@ impl OneTimeCodes {
             return Ok((code, live));
         }
         // The business holds so many live codes that fresh ones keep meeting them.
-        Err(DomainError::RateLimited)
+        Err(DomainError::RateLimited {
+            retry_after_seconds: FULL_RETRY_AFTER_SECONDS,
+        })
     }
 
     fn take(
@@ -361,8 +371,10 @@ mod tests {
         }
         // Even the right OTP is refused to this key for the rest of the minute.
         assert_eq!(
-            codes.take_otp(b, &otp, k, now).unwrap_err(),
-            DomainError::RateLimited
+            codes.take_otp(b, &otp, k, Timestamp(500)).unwrap_err(),
+            DomainError::RateLimited {
+                retry_after_seconds: 60
+            }
         );
         assert!(codes.take_otp(b, &otp, other_key, now).is_ok());
         let (otp, _) = codes.issue_otp(b, c, None, 300, now).unwrap();

@@ -86,8 +86,9 @@ pub enum DomainError {
     SpendLimit(String),
     #[error("the purchase does not match its estimate: {0}")]
     EstimateMismatch(String),
+    /// Too many attempts; try again in `retry_after_seconds` (sent as `Retry-After`).
     #[error("too many attempts")]
-    RateLimited,
+    RateLimited { retry_after_seconds: u32 },
     #[error("the server is overloaded")]
     Overloaded,
     #[error("the server is not ready")]
@@ -132,7 +133,7 @@ impl DomainError {
             DomainError::ReturnExceedsPurchase { .. } => "return_exceeds_purchase",
             DomainError::SpendLimit(_) => "spend_limit",
             DomainError::EstimateMismatch(_) => "estimate_mismatch",
-            DomainError::RateLimited => "rate_limited",
+            DomainError::RateLimited { .. } => "rate_limited",
             DomainError::Overloaded => "overloaded",
             DomainError::NotReady => "not_ready",
         }

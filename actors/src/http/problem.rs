@@ -80,7 +80,7 @@ pub fn status_of(error: &DomainError) -> StatusCode {
         | ReturnExceedsPurchase { .. }
         | SpendLimit(_)
         | EstimateMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Overloaded | NotReady => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -176,7 +176,13 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+            let seconds = match self {
+                ApiError::Domain(DomainError::RateLimited {
+                    retry_after_seconds,
+                }) => *retry_after_seconds,
+                _ => RETRY_AFTER_SECONDS,
+            };
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if let ApiError::MethodNotAllowed(allow) = self {
             response.insert_header((header::ALLOW, *allow));
