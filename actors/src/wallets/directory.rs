@@ -124,7 +124,12 @@ impl WalletDirectory {
 
     /// Asks every resident actor to passivate if it has been idle long enough.
     pub fn sweep(&self) {
-        let idle = self.idle;
+        self.passivate_idle_for(self.idle);
+    }
+
+    /// Asks every resident actor to passivate if it has been idle for `idle` or longer (zero:
+    /// every actor with nothing in flight).
+    pub fn passivate_idle_for(&self, idle: Duration) {
         let residents: Vec<Addr<WalletActor>> = self
             .actors
             .iter()

@@ -87,6 +87,21 @@ fn main() -> anyhow::Result<()> {
             after as f64 / (1 << 20) as f64,
             (after.saturating_sub(before)) as f64 / resident as f64
         );
+        // Passivate every actor and see what the process gives back.
+        app.wallets.passivate_idle_for(Duration::ZERO);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while app.wallets.resident() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let passivated = rss_bytes();
+
+        println!(
+            "after passivation: {} resident wallet actors, resident memory {:.0} MiB ({:.0} MiB given back)",
+            app.wallets.resident(),
+            passivated as f64 / (1 << 20) as f64,
+            after.saturating_sub(passivated) as f64 / (1 << 20) as f64
+        );
         println!(
             "inline sizes: wallet actor {} bytes (contact state {}, wallet {})",
             std::mem::size_of::<wallets::WalletActor>(),
