@@ -81,6 +81,10 @@ pub fn render_metrics(app: &App) -> String {
     metrics::gauge!("rewards_route_entries", "state" => "pending_transaction")
         .set(routes.pending_transactions as f64);
     metrics::gauge!("rewards_route_entries", "state" => "unclaimed").set(routes.unclaimed as f64);
+    metrics::gauge!("rewards_identities_cached").set(app.identities.cached() as f64);
+    let (otps, wallet_codes) = app.codes.held();
+    metrics::gauge!("rewards_one_time_codes", "kind" => "otp").set(otps as f64);
+    metrics::gauge!("rewards_one_time_codes", "kind" => "wallet_code").set(wallet_codes as f64);
     prometheus().render()
 }
 

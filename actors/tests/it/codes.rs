@@ -83,6 +83,15 @@ async fn an_otp_identifies_once_and_spends_its_amount() {
         .await;
     assert_eq!(plain.expect(201)["spend"], serde_json::Value::Null);
 
+    // Operators see the live codes and the identities held in memory.
+    let metrics = api.get("/metrics", ADMIN_KEY).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("rewards_one_time_codes{kind=\"otp\"}"),
+        "{text}"
+    );
+    assert!(text.contains("rewards_identities_cached"), "{text}");
+
     // Another business's key cannot ask for this contact's OTPs.
     let other = world(&api, "EUR").await;
     api.post(&otps, &other.key, &json!({}))
