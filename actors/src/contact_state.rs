@@ -59,3 +59,17 @@ pub fn load(store: &Store, id: ContactId) -> Result<Option<Contact>, StoreError>
         None => profile,
     }))
 }
+
+/// The contact's tier now, under its business's current tier configuration: the stored tier
+/// is as of the contact's last change, while units leave the rolling period (and levels
+/// change) in between. No configuration: no tier.
+pub fn current_tier(
+    app: &crate::app::App,
+    business: BusinessId,
+    rewards: &ContactRewards,
+    now: rewards_core::Timestamp,
+) -> Option<String> {
+    let entry = app.registry.business(business)?;
+    let tiers = entry.tiers.read().clone()?;
+    tiers.tier_at(&rewards.tier_progress, now)
+}

@@ -69,6 +69,14 @@ impl TierConfig {
         self.levels.iter().rev().find(|l| units >= l.value_units)
     }
 
+    /// The tier `progress` gives at `now`: what counts in the period then (a tier falls as
+    /// units leave it), and for a contact with no units the level whose threshold is 0, if
+    /// there is one.
+    pub fn tier_at(&self, progress: &TierProgress, now: Timestamp) -> Option<String> {
+        self.level_for(progress.units(self.period_days, now))
+            .map(|l| l.name.clone())
+    }
+
     pub fn rank(&self, name: &str) -> Option<usize> {
         self.levels.iter().position(|l| l.name == name)
     }

@@ -196,7 +196,7 @@ async fn create_contact(
         .filter(|s| s.active && s.sign_up == SignUp::Auto)
         .map(|s| s.id)
         .collect();
-    let contact = Contact {
+    let mut contact = Contact {
         id: contact_id,
         business_id: b,
         code,
@@ -216,6 +216,9 @@ async fn create_contact(
         created_at: clock::now(),
         rewards: ContactRewards::default(),
     };
+    // A level whose threshold is 0 is the tier of a new contact.
+    contact.rewards.tier =
+        crate::contact_state::current_tier(&app, b, &contact.rewards, contact.created_at);
     let identity_keys = keys.into_iter().map(|(_, k)| k).collect();
     let (contact, _wallet) =
         wallets::create_contact(&app, &snapshot, contact, identity_keys).await?;
@@ -241,12 +244,18 @@ async fn get_contact(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id: ContactId = path_id(&path, "contact")?;
-    let contact = visible_contact(
+    let mut contact = visible_contact(
         &app,
         &principal,
         id,
         &[Role::Business, Role::Pos, Role::Contact],
     )?;
+    contact.rewards.tier = crate::contact_state::current_tier(
+        &app,
+        contact.business_id,
+        &contact.rewards,
+        clock::now(),
+    );
     Ok(ok(&render_contact(&contact)))
 }
 

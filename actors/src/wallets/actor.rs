@@ -228,8 +228,16 @@ impl WalletActor {
     }
 
     /// The whole contact with `state`, as the API shows it.
+    /// The whole contact as the API shows it, with its tier as of now.
     pub(super) fn whole_contact(&self, state: &ContactState) -> Result<Contact, Failure> {
-        Ok(state.apply_to(self.profile()?))
+        let mut contact = state.apply_to(self.profile()?);
+        contact.rewards.tier = crate::contact_state::current_tier(
+            &self.app,
+            state.business_id,
+            &state.rewards,
+            clock::now(),
+        );
+        Ok(contact)
     }
 
     pub(super) fn load_event(&self, event_id: EventId) -> Result<EventRecord, Failure> {

@@ -54,6 +54,11 @@ impl WalletActor {
         now: Timestamp,
     ) -> Vec<ProposedAward> {
         let business = &snapshot.business;
+        // The tier as of now: units may have left the rolling period since the last change.
+        change.contact.rewards.tier = snapshot
+            .tiers
+            .as_ref()
+            .and_then(|tiers| tiers.tier_at(&change.contact.rewards.tier_progress, now));
         let mut gate = Reservations::new(&snapshot.offers.by_id);
         let evaluation = evaluate(
             &EngineContext {

@@ -246,3 +246,33 @@ async fn resident(api: &crate::support::Api) -> u64 {
         .find_map(|l| l.strip_prefix("rewards_wallet_actors_resident "))
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_threshold_level_is_the_tier_of_a_new_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let b = &w.business;
+    // A contact from before the business had tiers.
+    let earlier = w.contact(json!({})).await;
+    assert_eq!(earlier["tier"], serde_json::Value::Null);
+    api.put(&format!("/v1/businesses/{b}/tiers"), &w.key, &json!({"period_days": 30, "levels": [{"name": "Base", "value_units": "0"}, {"name": "Silver", "value_units": "10"}]}))
+        .await
+        .expect(200);
+    let contact = w.contact(json!({})).await;
+    assert_eq!(contact["tier"], "Base");
+    let id = contact["id"].as_str().unwrap();
+    let read = api.get(&format!("/v1/contacts/{id}"), &w.key).await;
+    assert_eq!(read.expect(200)["tier"], "Base");
+    let earlier_id = earlier["id"].as_str().unwrap();
+    let read = api.get(&format!("/v1/contacts/{earlier_id}"), &w.key).await;
+    assert_eq!(read.expect(200)["tier"], "Base");
+
+    w.purchase(basket(json!({"contact_id": id}), "15.00"))
+        .await
+        .expect(201);
+    let read = api.get(&format!("/v1/contacts/{id}"), &w.key).await;
+    assert_eq!(read.expect(200)["tier"], "Silver");
+    server.stop();
+}

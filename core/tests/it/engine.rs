@@ -795,6 +795,46 @@ fn tiers_rise_at_once_and_fall_when_units_leave_the_period() {
 }
 
 #[test]
+fn a_zero_threshold_level_is_the_tier_of_a_new_contact_and_the_floor_to_fall_to() {
+    let levels = vec![
+        TierLevel {
+            name: "Silver".into(),
+            value_units: d("100"),
+        },
+        TierLevel {
+            name: "Base".into(),
+            value_units: d("0"),
+        },
+    ];
+    let rolling = TierConfig::new(30, d("1"), levels).unwrap();
+    let now = monday_10am();
+    let mut progress = TierProgress::default();
+    assert_eq!(rolling.tier_at(&progress, now).as_deref(), Some("Base"));
+    progress.add(&rolling, d("120"), now, now);
+    assert_eq!(rolling.tier_at(&progress, now).as_deref(), Some("Silver"));
+    // Nothing new for 30 days: the units left the period, and the tier falls to Base.
+    assert_eq!(
+        rolling.tier_at(&progress, now.plus_days(29)).as_deref(),
+        Some("Silver")
+    );
+    assert_eq!(
+        rolling.tier_at(&progress, now.plus_days(30)).as_deref(),
+        Some("Base")
+    );
+    // Without a zero-threshold level a new contact has no tier.
+    let no_floor = TierConfig::new(
+        30,
+        d("1"),
+        vec![TierLevel {
+            name: "Silver".into(),
+            value_units: d("100"),
+        }],
+    )
+    .unwrap();
+    assert_eq!(no_floor.tier_at(&TierProgress::default(), now), None);
+}
+
+#[test]
 fn referral_daily_limit_and_schemes_sign_up() {
     let now = monday_10am();
     let mut counter = ReferralCounter::default();
