@@ -34,6 +34,7 @@ use rewards_core::DomainError;
         purchases::void_event,
         purchases::return_lines,
         purchases::list_events,
+        purchases::contact_activity,
         processor::post_processor_purchase,
         processor::post_processor_batch,
         processor::post_claim,

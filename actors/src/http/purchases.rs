@@ -40,7 +40,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/purchases/{id}/void", web::post().to(void_purchase))
         .route("/v1/events/{id}/void", web::post().to(void_event))
         .route("/v1/purchases/{id}/returns", web::post().to(return_lines))
-        .route("/v1/businesses/{b}/events", web::get().to(list_events));
+        .route("/v1/businesses/{b}/events", web::get().to(list_events))
+        .route("/v1/contacts/{c}/activity", web::get().to(contact_activity));
 }
 
 /// Runs a request exactly once per idempotency key: a repeat with an equal body gets the first
@@ -683,6 +684,37 @@ async fn list_events(
         limit: query.limit,
         cursor: query.cursor.clone(),
     };
+    let filter = EventFilter {
+        event_type,
+        from,
+        to,
+    };
+    let (items, next) = events_page(&app, &business, &prefix, &filter, &page)?;
+    Ok(ok(&page_body(items, next)))
+}
+
+/// What a page of events keeps, besides their business.
+#[derive(Default)]
+struct EventFilter {
+    event_type: Option<EventType>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+}
+
+/// A page of the business's events under an index prefix (the business's or a contact's),
+/// newest first, with the cursor of the next page.
+fn events_page(
+    app: &App,
+    business: &rewards_core::business::Business,
+    prefix: &[u8],
+    filter: &EventFilter,
+    page: &PageQuery,
+) -> ApiResult<(Vec<serde_json::Value>, Option<Vec<u8>>)> {
+    let EventFilter {
+        event_type,
+        from,
+        to,
+    } = *filter;
     let limit = page.limit()?;
     let mut cursor = page.cursor()?;
     let mut items = Vec::with_capacity(limit);
@@ -695,7 +727,7 @@ async fn list_events(
     'scan: loop {
         let (chunk, chunk_next) = app.store.page_raw(
             Space::EventIndex,
-            &prefix,
+            prefix,
             cursor.as_deref(),
             true,
             limit.max(64),
@@ -752,5 +784,37 @@ async fn list_events(
             None => break,
         }
     }
+    Ok((items, next))
+}
+
+/// A contact's events, newest first: what a consumer app shows as its activity.
+#[utoipa::path(
+    get,
+    path = "/v1/contacts/{c}/activity",
+    tag = "contacts",
+    summary = "The contact's events, newest first",
+    params(
+        ("c" = uuid::Uuid, Path, description = "The contact's id"),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = crate::http::Page),
+    )
+)]
+async fn contact_activity(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let id: ContactId = path_id(&path, "contact")?;
+    let contact = visible_contact(&app, &principal, id, &[Role::Business, Role::Contact])?;
+    let business = app
+        .registry
+        .business(contact.business_id)
+        .ok_or(DomainError::NotFound("contact"))?
+        .business();
+    let prefix = keys::contact_index_prefix(contact.id);
+    let (items, next) = events_page(&app, &business, &prefix, &EventFilter::default(), &page)?;
     Ok(ok(&page_body(items, next)))
 }

@@ -276,3 +276,53 @@ async fn a_zero_threshold_level_is_the_tier_of_a_new_contact() {
     assert_eq!(read.expect(200)["tier"], "Silver");
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_sees_its_activity_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let contact = w.contact(json!({})).await;
+    let other = w.contact(json!({})).await;
+    let id = contact["id"].as_str().unwrap();
+    let wallet = contact["wallet_id"].as_str().unwrap();
+    let mut posted = Vec::new();
+    for total in ["1.00", "2.00", "3.00"] {
+        let purchase = w.purchase(basket(json!({"contact_id": id}), total)).await;
+        posted.push(purchase.expect(201)["id"].as_str().unwrap().to_string());
+    }
+    let topup = w.topup(wallet, "5.00").await;
+    w.purchase(basket(json!({"contact_id": other["id"]}), "9.00"))
+        .await
+        .expect(201);
+
+    let activity = format!("/v1/contacts/{id}/activity");
+    // Read one at a time, the pages together are the contact's events, newest first.
+    let items = api.all_in_pages(&activity, &w.key, 1).await;
+    let ids: Vec<&str> = items.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(ids[0], topup["achievement_event_id"].as_str().unwrap());
+    assert_eq!(&ids[1..], [&posted[2], &posted[1], &posted[0]]);
+    assert!(items.iter().all(|e| e["contact_id"] == id));
+
+    // The contact's own session reads it; another contact's, a POS key and another business
+    // do not.
+    let session = api
+        .post(&format!("/v1/contacts/{id}/sessions"), &w.key, &json!({}))
+        .await;
+    let token = session.expect(201)["token"].as_str().unwrap().to_string();
+    assert_eq!(api.all(&activity, &token).await.len(), 4);
+    let other_id = other["id"].as_str().unwrap();
+    api.get(&format!("/v1/contacts/{other_id}/activity"), &token)
+        .await
+        .expect_error(404, "not_found");
+    api.get(&activity, &w.pos_key)
+        .await
+        .expect_error(403, "forbidden");
+    let elsewhere = world(&api, "EUR").await;
+    api.get(&activity, &elsewhere.key)
+        .await
+        .expect_error(404, "not_found");
+    server.stop();
+}
