@@ -61,7 +61,7 @@ pub struct Taken {
     pub live: Live,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 enum CodeKind {
     Otp,
     WalletCode,
@@ -71,8 +71,13 @@ pub struct OneTimeCodes {
     secret: [u8; 32],
     otps: DashMap<[u8; 32], Live>,
     wallet_codes: DashMap<[u8; 32], Live>,
+    /// Each contact's live code of each kind: a new one replaces it, so a contact (or a key
+    /// looping on one) holds one at a time.
+    by_contact: DashMap<(ContactId, CodeKind), [u8; 32]>,
     wrong_otps: DashMap<KeyId, Window>,
     issued: AtomicU64,
+    /// When expired codes were last swept out (milliseconds).
+    swept_at: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Clone, Copy)]
@@ -89,8 +94,10 @@ impl Default for OneTimeCodes {
             secret,
             otps: DashMap::new(),
             wallet_codes: DashMap::new(),
+            by_contact: DashMap::new(),
             wrong_otps: DashMap::new(),
             issued: AtomicU64::new(0),
+            swept_at: std::sync::atomic::AtomicI64::new(0),
         }
     }
 }
@@ -145,7 +152,8 @@ impl OneTimeCodes {
     ) -> Result<Taken, DomainError> {
         if let Some(window) = self.wrong_otps.get(&presented_by) {
             let ends = window.started.millis() + WRONG_OTP_WINDOW_MILLIS;
-            if window.wrong >= WRONG_OTPS_PER_WINDOW && now.millis() < ends {
+            if window.wrong >= WRONG_OTPS_PER_WINDOW && now.millis() < ends && now >= window.started
+            {
                 // The rest of the window, in whole seconds, at least one.
                 let seconds = (ends - now.millis() + 999) / 1000;
                 return Err(DomainError::RateLimited {
@@ -160,7 +168,10 @@ impl OneTimeCodes {
                     started: now,
                     wrong: 0,
                 });
-                if now.millis() >= window.started.millis() + WRONG_OTP_WINDOW_MILLIS {
+                // A new window when this one ended (or the clock stepped back before it).
+                if now.millis() >= window.started.millis() + WRONG_OTP_WINDOW_MILLIS
+                    || now < window.started
+                {
                     *window = Window {
                         started: now,
                         wrong: 0,
@@ -183,10 +194,22 @@ impl OneTimeCodes {
         self.take(CodeKind::WalletCode, business, code, now)
     }
 
-    /// Gives a code back after the event that took it failed, unless it expired meanwhile.
+    /// Gives a code back after the event that took it failed, unless it expired meanwhile, or
+    /// its contact was issued a new one, or its digits were issued again meanwhile (the new
+    /// code keeps them: the old one is then simply used up).
     pub fn give_back(&self, taken: Taken, now: Timestamp) {
-        if now < taken.live.expires_at {
-            self.map(taken.kind).insert(taken.digest, taken.live);
+        if now >= taken.live.expires_at {
+            return;
+        }
+        let current = self
+            .by_contact
+            .get(&(taken.live.contact, taken.kind))
+            .map(|d| *d);
+        if current != Some(taken.digest) {
+            return;
+        }
+        if let dashmap::Entry::Vacant(slot) = self.map(taken.kind).entry(taken.digest) {
+            slot.insert(taken.live);
         }
     }
 
@@ -221,14 +244,23 @@ impl OneTimeCodes {
         now: Timestamp,
     ) -> Result<(String, Live), DomainError> {
         let map = self.map(kind);
-        // Every so often, and whenever the bound is near, drop what has expired.
-        if self
+        // Every so often, and when the bound is reached (at most once a second then, so a full
+        // table is not scanned on every request), drop what has expired.
+        let due = self
             .issued
             .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(1024)
-            || map.len() >= MAX_LIVE_CODES
-        {
+            .is_multiple_of(1024);
+        let full = map.len() >= MAX_LIVE_CODES
+            && now
+                .millis()
+                .saturating_sub(self.swept_at.load(Ordering::Relaxed))
+                >= 1_000;
+        if due || full {
+            self.swept_at.store(now.millis(), Ordering::Relaxed);
             map.retain(|_, live| now < live.expires_at);
+            self.by_contact.retain(|_, digest| {
+                self.otps.contains_key(digest) || self.wallet_codes.contains_key(digest)
+            });
             self.wrong_otps
                 .retain(|_, w| now.millis() < w.started.millis() + WRONG_OTP_WINDOW_MILLIS);
         }
@@ -260,6 +292,12 @@ impl OneTimeCodes {
                 }
                 dashmap::Entry::Vacant(room) => {
                     room.insert(live.clone());
+                }
+            }
+            // The contact's previous code of this kind stops working.
+            if let Some(previous) = self.by_contact.insert((contact, kind), digest) {
+                if previous != digest {
+                    map.remove_if(&previous, |_, live| live.contact == contact);
                 }
             }
             return Ok((code, live));
@@ -384,16 +422,97 @@ mod tests {
     #[test]
     fn live_otps_of_a_business_are_unique() {
         let codes = OneTimeCodes::default();
+        let (b, _, k) = ids();
+        let now = Timestamp(0);
+        let mut seen = std::collections::HashMap::new();
+        for n in 0..5_000u128 {
+            let contact = ContactId::from_bytes(n.to_be_bytes());
+            let (otp, _) = codes.issue_otp(b, contact, None, 300, now).unwrap();
+            assert!(
+                seen.insert(otp, contact).is_none(),
+                "a live OTP was issued twice"
+            );
+        }
+        for (otp, contact) in &seen {
+            assert_eq!(
+                codes.take_otp(b, otp, k, now).unwrap().live.contact,
+                *contact
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_code_replaces_the_contacts_previous_one() {
+        let codes = OneTimeCodes::default();
         let (b, c, k) = ids();
         let now = Timestamp(0);
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..5_000 {
-            let (otp, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
-            assert!(seen.insert(otp), "a live OTP was issued twice");
+        let (first, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
+        let (second, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
+        // Looping on one contact holds one live OTP, not one per call.
+        for _ in 0..100 {
+            codes.issue_otp(b, c, None, 300, now).unwrap();
         }
-        for otp in &seen {
-            assert!(codes.take_otp(b, otp, k, now).is_ok());
+        assert_eq!(codes.held().0, 1);
+        if first != second {
+            assert!(codes.take_otp(b, &first, k, now).is_err());
         }
+        // A wallet code is a kind of its own: it does not replace the OTP.
+        let (otp, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
+        let (code, _) = codes.issue_wallet_code(b, c, 60, now).unwrap();
+        assert!(codes.take_otp(b, &otp, k, now).is_ok());
+        assert!(codes.take_wallet_code(b, &code, now).is_some());
+    }
+
+    #[test]
+    fn a_code_is_not_given_back_over_a_newer_one() {
+        let codes = OneTimeCodes::default();
+        let (b, c, k) = ids();
+        let now = Timestamp(0);
+        // Taken by a failing event while the contact gets a new OTP: the old one stays used.
+        let (old, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
+        let taken = codes.take_otp(b, &old, k, now).unwrap();
+        let (new, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
+        codes.give_back(taken, now);
+        if old != new {
+            assert!(codes.take_otp(b, &old, k, now).is_err());
+        }
+        assert!(codes.take_otp(b, &new, k, now).is_ok());
+        // Taken while the same digits went to another contact: theirs is kept, not overwritten.
+        let other = ContactId::from_bytes([7; 16]);
+        let (digits, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
+        let taken = codes.take_otp(b, &digits, k, now).unwrap();
+        let digest = codes.digest(CodeKind::Otp, b, &digits);
+        codes.otps.insert(
+            digest,
+            Live {
+                contact: other,
+                spend_amount: None,
+                expires_at: Timestamp(300_000),
+                code: digits.clone().into_boxed_str(),
+            },
+        );
+        codes.give_back(taken, now);
+        assert_eq!(
+            codes.take_otp(b, &digits, k, now).unwrap().live.contact,
+            other
+        );
+    }
+
+    #[test]
+    fn a_clock_stepping_back_opens_a_new_window() {
+        let codes = OneTimeCodes::default();
+        let (b, c, k) = ids();
+        let now = Timestamp(1_000_000);
+        let (otp, _) = codes.issue_otp(b, c, None, 300, now).unwrap();
+        let wrong = if otp == "000000" { "000001" } else { "000000" };
+        for _ in 0..WRONG_OTPS_PER_WINDOW {
+            assert!(codes.take_otp(b, wrong, k, now).is_err());
+        }
+        assert!(matches!(
+            codes.take_otp(b, &otp, k, now),
+            Err(DomainError::RateLimited { .. })
+        ));
+        assert!(codes.take_otp(b, &otp, k, Timestamp(999_000)).is_ok());
     }
 
     #[test]

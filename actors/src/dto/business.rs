@@ -30,7 +30,9 @@ pub struct SettingsPatch {
     pub match_window_seconds: Option<u32>,
     pub referral_daily_limit: Option<u32>,
     pub estimate_ttl_seconds: Option<u32>,
+    #[schema(minimum = 1, maximum = 3600)]
     pub otp_ttl_seconds: Option<u32>,
+    #[schema(minimum = 1, maximum = 3600)]
     pub wallet_code_ttl_seconds: Option<u32>,
     pub amount_tolerance: Option<Dec>,
     #[serde(default, deserialize_with = "nullable")]
@@ -61,41 +63,51 @@ impl SettingsPatch {
         if let Some(v) = self.processor_mode {
             s.processor_mode = v;
         }
-        for (field, value, target, min) in [
+        // One-time codes live in memory: at most an hour, so a business cannot keep the table
+        // of live codes full.
+        const MAX_CODE_TTL_SECONDS: u32 = 3600;
+        for (field, value, target, min, max) in [
             (
                 "settings.match_window_seconds",
                 self.match_window_seconds,
                 &mut s.match_window_seconds,
                 0,
+                u32::MAX,
             ),
             (
                 "settings.referral_daily_limit",
                 self.referral_daily_limit,
                 &mut s.referral_daily_limit,
                 0,
+                u32::MAX,
             ),
             (
                 "settings.estimate_ttl_seconds",
                 self.estimate_ttl_seconds,
                 &mut s.estimate_ttl_seconds,
                 1,
+                u32::MAX,
             ),
             (
                 "settings.otp_ttl_seconds",
                 self.otp_ttl_seconds,
                 &mut s.otp_ttl_seconds,
                 1,
+                MAX_CODE_TTL_SECONDS,
             ),
             (
                 "settings.wallet_code_ttl_seconds",
                 self.wallet_code_ttl_seconds,
                 &mut s.wallet_code_ttl_seconds,
                 1,
+                MAX_CODE_TTL_SECONDS,
             ),
         ] {
             if let Some(v) = value {
                 if v < min {
                     p.add(field, format!("must be at least {min}"));
+                } else if v > max {
+                    p.add(field, format!("must be at most {max}"));
                 }
                 *target = v;
             }

@@ -319,6 +319,11 @@ async fn run_claim(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResu
         Some(identity) => {
             let identified =
                 crate::identities::identify(app, business_id, &identity, principal.key_id)?;
+            // An OTP carrying a spend amount is for a purchase that spends it; a claim spends
+            // nothing, so it would use the OTP up without spending.
+            if identified.otp_spend_amount().is_some() {
+                return identified.settle(app, Err(DomainError::OtpSpendMismatch.into()));
+            }
             (identified.contact, Some(identified))
         }
     };

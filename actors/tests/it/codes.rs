@@ -35,6 +35,16 @@ async fn an_otp_identifies_once_and_spends_its_amount() {
     assert_eq!(issued["spend_amount"], "5.00");
     assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
 
+    // A claim cannot use an OTP that carries a spend amount (it would use it up without
+    // spending), and leaves it usable.
+    api.post(
+        "/v1/purchases/claims",
+        &w.key,
+        &json!({"identity": {"otp": otp}, "claim_code": "ABCD-EFGH"}),
+    )
+    .await
+    .expect_error(422, "otp_spend_mismatch");
+
     // A stated spend that differs is refused, and leaves the OTP usable.
     let mut body = basket(json!({"otp": otp}), "12.00");
     body["spend"] = json!({"amount": "4.00"});
@@ -91,6 +101,20 @@ async fn an_otp_identifies_once_and_spends_its_amount() {
         "{text}"
     );
     assert!(text.contains("rewards_identities_cached"), "{text}");
+
+    // Codes live an hour at most.
+    for field in ["otp_ttl_seconds", "wallet_code_ttl_seconds"] {
+        let refused = api
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/v1/businesses/{}/settings", w.business),
+                Some(&w.key),
+                Some(serde_json::to_vec(&json!({ field: 3601 })).unwrap()),
+            )
+            .await
+            .unwrap();
+        refused.expect_error(400, "validation_failed");
+    }
 
     // Another business's key cannot ask for this contact's OTPs.
     let other = world(&api, "EUR").await;
