@@ -93,9 +93,12 @@ impl TierProgress {
     /// Units counting at `now` for a period of `period_days` (0: lifetime).
     pub fn units(&self, period_days: u32, now: Timestamp) -> Decimal {
         let first_day = first_day(period_days, now);
+        let today = now.day_key();
+        // Units dated in the future count from their day, not before (a lifetime's running
+        // total is kept on day 0).
         self.days
             .iter()
-            .filter(|(day, _)| *day >= first_day)
+            .filter(|(day, _)| *day >= first_day && (*day <= today || period_days == 0))
             .map(|(_, units)| *units)
             .sum()
     }

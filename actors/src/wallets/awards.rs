@@ -159,6 +159,10 @@ impl WalletActor {
         };
         let currency = snapshot.business.currency;
         let units = value_units(tiers, currency.to_decimal(total));
+        // The tier before these units, as of now (not the stored one, which may be older than
+        // the levels or the period): only these units can make a tier-reached event, and only
+        // when they add.
+        let before = tiers.tier_at(&change.contact.rewards.tier_progress, now);
         change
             .contact
             .rewards
@@ -167,11 +171,11 @@ impl WalletActor {
         let tier_change = recompute(
             tiers,
             &change.contact.rewards.tier_progress,
-            change.contact.rewards.tier.as_deref(),
+            before.as_deref(),
             now,
         );
         change.contact.rewards.tier = tier_change.tier;
-        if let Some(level) = tier_change.reached {
+        if let (true, Some(level)) = (units.is_sign_positive(), tier_change.reached) {
             let event_id = clock::event_id();
             let awards = Self::reward(
                 change,

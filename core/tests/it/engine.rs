@@ -821,6 +821,14 @@ fn a_zero_threshold_level_is_the_tier_of_a_new_contact_and_the_floor_to_fall_to(
         rolling.tier_at(&progress, now.plus_days(30)).as_deref(),
         Some("Base")
     );
+    // Units dated in the future count from their day, not before.
+    let mut ahead = TierProgress::default();
+    ahead.add(&rolling, d("120"), now.plus_days(5), now);
+    assert_eq!(rolling.tier_at(&ahead, now).as_deref(), Some("Base"));
+    assert_eq!(
+        rolling.tier_at(&ahead, now.plus_days(5)).as_deref(),
+        Some("Silver")
+    );
     // Without a zero-threshold level a new contact has no tier.
     let no_floor = TierConfig::new(
         30,
