@@ -13,8 +13,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use rand::rngs::OsRng;
-use rand::{Rng, RngCore};
 use rewards_core::{BusinessId, ContactId, DomainError, Money, Timestamp};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -88,10 +86,8 @@ struct Window {
 
 impl Default for OneTimeCodes {
     fn default() -> OneTimeCodes {
-        let mut secret = [0u8; 32];
-        OsRng.fill_bytes(&mut secret);
         OneTimeCodes {
-            secret,
+            secret: crate::clock::secure_bytes::<32>(),
             otps: DashMap::new(),
             wallet_codes: DashMap::new(),
             by_contact: DashMap::new(),
@@ -274,7 +270,7 @@ impl OneTimeCodes {
             CodeKind::WalletCode => DYNAMIC_CODE_DIGITS,
         };
         for _ in 0..DRAW_ATTEMPTS {
-            let code = draw_digits(digits);
+            let code = crate::clock::secure_digits(digits);
             let digest = self.digest(kind, business, &code);
             let live = Live {
                 contact,
@@ -323,13 +319,6 @@ impl OneTimeCodes {
         }
         Some(Taken { kind, digest, live })
     }
-}
-
-fn draw_digits(count: usize) -> String {
-    let mut rng = OsRng;
-    (0..count)
-        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
-        .collect()
 }
 
 #[cfg(test)]
