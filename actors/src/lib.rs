@@ -23,6 +23,7 @@ pub mod config;
 pub mod contact_state;
 pub mod dto;
 pub mod error;
+pub mod estimates;
 pub mod events;
 pub mod http;
 pub mod idempotency;

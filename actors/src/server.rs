@@ -71,6 +71,15 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
     tracing::info!(routers, "routers with waiting purchases started");
     WalletDirectory::start_sweeper(app.clone());
     crate::router::RouterDirectory::start_sweeper(app.clone());
+    // Wallets with open holds keep their expiry timers; holds that expired while the server
+    // was down are released as their actors start.
+    let waker = app.clone();
+    actix::spawn(async move {
+        match crate::wallets::wake_holds(&waker).await {
+            Ok(wallets) => tracing::info!(wallets, "wallets with open holds started"),
+            Err(error) => tracing::error!(%error, "wallets with open holds could not be started"),
+        }
+    });
     Ok((app, store, arbiters))
 }
 

@@ -292,6 +292,7 @@ fn job(
         spend,
         idempotency: None,
         route: None,
+        estimate_id: None,
     }
 }
 

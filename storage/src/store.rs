@@ -52,10 +52,12 @@ pub enum Space {
     /// Processor routing: purchases waiting for their match or their claim, by id; the live
     /// ones by TAP code (what a router rebuilds from); claim codes by business.
     Routes,
+    /// Purchase estimates by id, and the open holds by expiry (what start-up wakes).
+    Estimates,
 }
 
 impl Space {
-    pub const ALL: [Space; 14] = [
+    pub const ALL: [Space; 15] = [
         Space::Config,
         Space::Keys,
         Space::Contacts,
@@ -70,6 +72,7 @@ impl Space {
         Space::Lots,
         Space::ContactStates,
         Space::Routes,
+        Space::Estimates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Space {
             Space::Lots => "lots",
             Space::ContactStates => "contact_states",
             Space::Routes => "routes",
+            Space::Estimates => "estimates",
         }
     }
 

@@ -688,6 +688,19 @@ pub struct RouteJson<'a> {
     claim_code: Option<String>,
 }
 
+/// A basket's lines as the purchase shows them (an estimate shows the same).
+pub fn render_lines(currency: Currency, purchase: &ValidatedPurchase) -> Value {
+    crate::json_value(&LinesView(currency, purchase))
+}
+
+/// A basket's amounts, in the business currency and as sent.
+pub fn render_purchase_amounts(currency: Currency, purchase: &ValidatedPurchase) -> (Value, Value) {
+    (
+        crate::json_value(&amounts_view(currency, &purchase.amounts)),
+        crate::json_value(&amounts_view(currency, &purchase.original_amounts)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ pub mod auth;
 mod codes;
 mod config;
 mod contacts;
+mod estimates;
 pub mod json;
 pub mod openapi;
 mod operator;
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // paths (processor purchases, whose patterns are static, then purchases) come first.
     processor::routes(cfg);
     purchases::routes(cfg);
+    estimates::routes(cfg);
     ops::routes(cfg);
     contacts::routes(cfg);
     codes::routes(cfg);

@@ -13,7 +13,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{ApiError, Problem, ProblemField};
-use super::{codes, config, contacts, operator, ops, processor, purchases};
+use super::{codes, config, contacts, estimates, operator, ops, processor, purchases};
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use rewards_core::DomainError;
 
@@ -35,6 +35,11 @@ use rewards_core::DomainError;
         purchases::return_lines,
         purchases::list_events,
         purchases::contact_activity,
+        estimates::create_estimate,
+        estimates::get_estimate,
+        estimates::approve,
+        estimates::reject,
+        estimates::cancel,
         processor::post_processor_purchase,
         processor::post_processor_batch,
         processor::post_claim,
@@ -75,6 +80,7 @@ use rewards_core::DomainError;
     modifiers(&Conventions),
     tags(
         (name = "purchases", description = "Purchases and other customer events"),
+        (name = "estimates", description = "Purchase estimates, holds and payment requests"),
         (name = "processors", description = "Card purchases from transaction processors"),
         (name = "contacts", description = "Contacts (customers) of a business"),
         (name = "wallets", description = "Wallets, their ledger, top-ups and payouts"),

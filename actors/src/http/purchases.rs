@@ -7,7 +7,7 @@ use futures::future::join_all;
 use rewards_core::business::ProcessorMode;
 use rewards_core::purchase::{validate_purchase, PurchaseContext};
 use rewards_core::wallet::SpendAmount;
-use rewards_core::{BusinessId, ContactId, DomainError, EventId, Money, Timestamp};
+use rewards_core::{BusinessId, ContactId, DomainError, EstimateId, EventId, Money, Timestamp};
 use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -24,6 +24,7 @@ use crate::clock;
 use crate::dto::purchase::{render_event, render_route, LineBody, PurchaseBody, SpendAmountBody};
 use crate::dto::{canonical, key_part, parse_id, text, Dec};
 use crate::error::Fallible;
+use crate::estimates::EstimateRecord;
 use crate::events::{EventRecord, EventType, PaymentMediumRecord};
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse};
 use crate::identities::identify;
@@ -135,18 +136,31 @@ fn origin_of(principal: &Principal, origin: Option<&str>) -> ApiResult<String> {
     }
 }
 
-/// Validates one purchase and hands it to its contact's wallet actor.
-pub async fn submit_purchase(
+/// A purchase body checked against its business: what a purchase and an estimate both need
+/// before the contact is identified.
+pub(super) struct Prepared {
+    pub snapshot: crate::registry::BusinessSnapshot,
+    pub business_id: BusinessId,
+    pub origin: String,
+    pub identity: rewards_core::identity::Identity,
+    pub tap: Option<rewards_core::business::Tap>,
+    pub merchant_id: Option<rewards_core::MerchantId>,
+    pub performed_on: Timestamp,
+    pub purchase: rewards_core::purchase::ValidatedPurchase,
+    pub spend: Option<(SpendAmount, bool)>,
+    pub external_system: String,
+    pub payment_medium: Option<PaymentMediumRecord>,
+}
+
+/// Validates a purchase body (a purchase's, or an estimate's basket) for its business.
+pub(super) fn prepare(
     app: &Arc<App>,
     principal: &Principal,
-    raw: &[u8],
+    body: &PurchaseBody,
     peer: Option<&str>,
-) -> ApiResult<(Reply, bool)> {
-    require_role(principal, &[Role::Business, Role::Pos])?;
-    let body: PurchaseBody = parse(raw)?;
+) -> ApiResult<Prepared> {
     let snapshot = named_business(app, principal, body.business_id.as_deref())?;
     let business = snapshot.business.clone();
-    let business_id = business.id;
     let currency = business.currency;
     let origin = origin_of(principal, body.origin.as_deref())?;
     let identity = body
@@ -201,14 +215,58 @@ pub async fn submit_purchase(
             Some((amount, spend.require_full))
         }
     };
-    if body.estimate_id.is_some() {
-        return Err(DomainError::NotFound("estimate").into());
-    }
     key_part("external_system", body.external_system.as_deref())?;
     key_part("external_reference", body.external_reference.as_deref())?;
     key_part("reference_number", body.reference_number.as_deref())?;
     key_part("classification", body.classification.as_deref())?;
     let external_system = body.external_system.clone().unwrap_or_default();
+    let payment_medium = body.payment_medium.as_ref().map(|m| PaymentMediumRecord {
+        identifier: m.identifier.clone(),
+        brand: m.brand.clone(),
+        kind: m.kind.clone(),
+    });
+    Ok(Prepared {
+        business_id: business.id,
+        snapshot,
+        origin,
+        identity,
+        tap,
+        merchant_id,
+        performed_on,
+        purchase,
+        spend,
+        external_system,
+        payment_medium,
+    })
+}
+
+/// Validates one purchase and hands it to its contact's wallet actor.
+pub async fn submit_purchase(
+    app: &Arc<App>,
+    principal: &Principal,
+    raw: &[u8],
+    peer: Option<&str>,
+) -> ApiResult<(Reply, bool)> {
+    require_role(principal, &[Role::Business, Role::Pos])?;
+    let body: PurchaseBody = parse(raw)?;
+    let Prepared {
+        snapshot,
+        business_id,
+        origin,
+        identity,
+        tap,
+        merchant_id,
+        performed_on,
+        purchase,
+        spend,
+        external_system,
+        payment_medium,
+    } = prepare(app, principal, &body, peer)?;
+    let estimate_id: Option<EstimateId> = body
+        .estimate_id
+        .as_deref()
+        .map(|id| parse_id("estimate_id", id))
+        .transpose()?;
     let key = body.external_reference.as_deref().map(|reference| {
         IdempotencyKey::new(
             business_id,
@@ -219,16 +277,19 @@ pub async fn submit_purchase(
         )
     });
     let presented_by = principal.key_id;
-    let payment_medium = body.payment_medium.as_ref().map(|m| PaymentMediumRecord {
-        identifier: m.identifier.clone(),
-        brand: m.brand.clone(),
-        kind: m.kind.clone(),
-    });
     // In match mode a POS purchase at a terminal waits for its processor transaction.
-    let matching = business.settings.processor_mode == ProcessorMode::Match && origin == "pos";
+    let matching =
+        snapshot.business.settings.processor_mode == ProcessorMode::Match && origin == "pos";
     // The contact is identified once the key is claimed, so a repeat of a purchase whose OTP it
     // used is answered from the store instead of finding the OTP used.
     if let (true, Some(tap)) = (matching, &tap) {
+        if estimate_id.is_some() {
+            return Err(DomainError::validation(
+                "estimate_id",
+                "a purchase that waits for its card transaction cannot name an estimate",
+            )
+            .into());
+        }
         let transaction_reference = body
             .transaction_reference
             .as_deref()
@@ -270,7 +331,10 @@ pub async fn submit_purchase(
         .await;
     }
     once(app, key, move |idempotency| async move {
-        let identified = identify(app, business_id, &identity, presented_by)?;
+        let identified = match estimate_id {
+            Some(id) => identify_for_estimate(app, business_id, &identity, id, presented_by)?,
+            None => identify(app, business_id, &identity, presented_by)?,
+        };
         let spend = match with_otp_spend(spend, identified.otp_spend_amount()) {
             Ok(spend) => spend,
             Err(refused) => return identified.settle(app, Err(refused.into())),
@@ -291,6 +355,7 @@ pub async fn submit_purchase(
             spend,
             idempotency,
             route: None,
+            estimate_id,
         };
         let result = wallets::call(app, identified.contact, Command::Purchase(Box::new(job))).await;
         identified.settle(app, result)
@@ -298,9 +363,38 @@ pub async fn submit_purchase(
     .await
 }
 
+/// The contact of a purchase that names an estimate. The purchase repeats the estimate's
+/// identity: the very identity the estimate was created with (a one-time code it already used
+/// included) is its contact; any other is identified as usual, and the wallet actor refuses a
+/// contact that is not the estimate's.
+fn identify_for_estimate(
+    app: &Arc<App>,
+    business: BusinessId,
+    identity: &rewards_core::identity::Identity,
+    estimate: EstimateId,
+    presented_by: rewards_core::KeyId,
+) -> Fallible<crate::identities::Identified> {
+    let record: Option<EstimateRecord> = app
+        .store
+        .get(Space::Estimates, &keys::estimate_key(estimate))?;
+    match record {
+        Some(record) if record.estimate.business_id == business => {
+            if &record.purchase.identity == identity {
+                Ok(crate::identities::Identified {
+                    contact: record.estimate.contact_id,
+                    code: None,
+                })
+            } else {
+                identify(app, business, identity, presented_by)
+            }
+        }
+        _ => Err(DomainError::NotFound("estimate").into()),
+    }
+}
+
 /// The spend of a purchase identified by an OTP that carries a spend amount: that amount. A
 /// purchase that also states a different spend (or "all") is refused.
-fn with_otp_spend(
+pub(super) fn with_otp_spend(
     stated: Option<(SpendAmount, bool)>,
     otp_amount: Option<Money>,
 ) -> Result<Option<(SpendAmount, bool)>, DomainError> {

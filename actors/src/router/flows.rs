@@ -273,6 +273,7 @@ async fn reward(
         origin: "processor".into(),
         spend: None,
         idempotency: None,
+        estimate_id: None,
         route: Some(RoutedPurchase {
             facts: RouteFacts {
                 match_state: None,
@@ -367,6 +368,7 @@ async fn complete_match(
         spend: spend
             .map(|(amount, full)| (amount.map_or(SpendAmount::All, SpendAmount::Exact), full)),
         idempotency: idempotency.clone(),
+        estimate_id: None,
         route: Some(RoutedPurchase {
             facts: RouteFacts {
                 match_state: Some(MatchState::Matched),
@@ -580,6 +582,7 @@ pub async fn claim(
         origin: "claim".into(),
         spend: None,
         idempotency: None,
+        estimate_id: None,
         route: Some(RoutedPurchase {
             facts: RouteFacts {
                 match_state: None,

@@ -4,8 +4,8 @@
 
 use rewards_core::claim::ClaimCode;
 use rewards_core::{
-    BusinessId, ContactId, EventId, KeyId, MerchantId, OfferId, ProcessorId, SchemeId, TapId,
-    Timestamp, WalletId,
+    BusinessId, ContactId, EstimateId, EventId, KeyId, MerchantId, OfferId, ProcessorId, SchemeId,
+    TapId, Timestamp, WalletId,
 };
 use rewards_storage::keys::KeyBuilder;
 
@@ -294,4 +294,25 @@ pub fn claim_code_key(business: BusinessId, code: ClaimCode) -> Vec<u8> {
         .bytes(business.as_bytes())
         .str(&code.to_string())
         .finish()
+}
+
+// ---- Estimates: by id, and the open holds by expiry ----
+
+/// An estimate record.
+pub fn estimate_key(id: EstimateId) -> Vec<u8> {
+    KeyBuilder::new().u8(b'e').bytes(id.as_bytes()).finish()
+}
+
+/// An open hold in the index start-up wakes actors from: by expiry, then estimate.
+pub fn hold_key(expires_at: Timestamp, id: EstimateId) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(b'h')
+        .u64(expires_at.0.max(0) as u64)
+        .bytes(id.as_bytes())
+        .finish()
+}
+
+/// Every open hold, earliest expiry first.
+pub fn hold_prefix() -> Vec<u8> {
+    KeyBuilder::new().u8(b'h').finish()
 }

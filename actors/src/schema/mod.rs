@@ -28,6 +28,8 @@
 //! | `routes` | `r` · event id | [`RouteRecord`](crate::router::records::RouteRecord) | 1 |
 //! | `routes` | `l` · `str` TAP code · business · event id (pending or unclaimed) | empty | none |
 //! | `routes` | `c` · business · `str` claim code (`XXXX-XXXX`) | raw event id | none |
+//! | `estimates` | `e` · estimate id | [`EstimateRecord`](crate::estimates::EstimateRecord) | 1 |
+//! | `estimates` | `h` · `u64` expires at · estimate id (an open hold) | raw contact id | none |
 //!
 //! # What the records are made of
 //!
@@ -43,6 +45,7 @@
 //! mirror would have to repeat those checks. The records kept beside their actors
 //! ([`EventRecord`](crate::events::EventRecord),
 //! [`RouteRecord`](crate::router::records::RouteRecord),
+//! [`EstimateRecord`](crate::estimates::EstimateRecord),
 //! [`ContactState`](crate::contact_state::ContactState)) and [`ConfigRecord`] still embed core
 //! types as they are (a validated purchase, an identity, reward state, offers and the rest of
 //! the configuration).

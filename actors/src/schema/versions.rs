@@ -8,6 +8,7 @@ use rewards_storage::{codec, CodecError, Record};
 use super::records::{ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, WalletRecord};
 use crate::auth::KeyRecord;
 use crate::contact_state::ContactState;
+use crate::estimates::EstimateRecord;
 use crate::events::EventRecord;
 use crate::idempotency::StoredResponse;
 use crate::router::records::RouteRecord;
@@ -61,6 +62,10 @@ impl Record for StoredResponse {
 }
 
 impl Record for RouteRecord {
+    const VERSION: u8 = 1;
+}
+
+impl Record for EstimateRecord {
     const VERSION: u8 = 1;
 }
 

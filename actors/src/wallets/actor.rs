@@ -5,6 +5,11 @@ use super::*;
 
 impl Actor for WalletActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // A wallet that holds money expires its estimates on its own timer.
+        self.arm_expiry(ctx);
+    }
 }
 
 /// Asks an actor to passivate if it has been idle for `idle` (sent by the directory's sweeper, so
@@ -28,7 +33,7 @@ impl Handler<Passivate> for WalletActor {
 impl Handler<Envelope> for WalletActor {
     type Result = ();
 
-    fn handle(&mut self, envelope: Envelope, _ctx: &mut Self::Context) {
+    fn handle(&mut self, envelope: Envelope, ctx: &mut Self::Context) {
         self.gauges.queued.fetch_sub(1, Ordering::AcqRel);
         if self.passivating {
             let _ = envelope.reply.send(Outcome::Retry(envelope.command));
@@ -80,10 +85,22 @@ impl Handler<Envelope> for WalletActor {
                 email,
                 code,
             } => self.scheme(&snapshot, sign_up, scheme_id, email, code),
+            Command::Estimate(job) => self.estimate(*job),
+            Command::EstimateStep {
+                snapshot,
+                estimate_id,
+                step,
+            } => self.estimate_step(&snapshot, estimate_id, step),
             Command::Touch => unreachable!("answered above"),
         };
         match result {
-            Ok(change) => self.commit(change, reply),
+            Ok(change) => {
+                let holds = !change.wallet.holds.is_empty() || !self.wallet.holds.is_empty();
+                self.commit(change, reply);
+                if holds {
+                    self.arm_expiry(ctx);
+                }
+            }
             Err(error) => {
                 let _ = reply.send(Outcome::Done(Err(error)));
             }
@@ -96,6 +113,8 @@ impl WalletActor {
         if self.passivating
             || u64::from(uptime_seconds().saturating_sub(self.last_used)) < idle.as_secs()
             || self.gauges.in_flight.load(Ordering::Acquire) != 0
+            // Its timer expires the holds: it stays until none is left.
+            || !self.wallet.holds.is_empty()
         {
             return;
         }
@@ -183,6 +202,9 @@ impl WalletActor {
             let recent = self.recent.get_or_insert_with(Box::default);
             for event in change.events {
                 recent.events.insert(event.id, event);
+            }
+            for record in change.estimates {
+                recent.estimates.insert(record.estimate.id, record);
             }
             for lot in closed {
                 let lots = recent.lots.entry(lot.event_id).or_default();

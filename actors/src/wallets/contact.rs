@@ -178,6 +178,7 @@ pub fn render_entry(wallet: &Wallet, entry: &LedgerEntry) -> serde_json::Value {
         "amount": c.format(entry.amount),
         "event_id": entry.event_id.map(|e| e.to_string()),
         "lot_id": entry.lot_id.map(|l| l.to_string()),
+        "estimate_id": entry.estimate_id.map(|e| e.to_string()),
         "at": entry.at.to_rfc3339(),
         "balances_after": {
             "commerce": c.format(entry.balances_after.commerce),

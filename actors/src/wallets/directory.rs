@@ -99,6 +99,7 @@ impl WalletDirectory {
                     last_used: uptime_seconds(),
                     passivating: false,
                     recent: None,
+                    expiry_timer: None,
                 };
                 let arbiter = self
                     .arbiters

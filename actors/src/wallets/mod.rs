@@ -65,11 +65,13 @@ mod actor;
 mod awards;
 mod contact;
 mod directory;
+mod estimates;
 mod funds;
 mod purchases;
 
 pub use contact::{create_contact, render_entry};
 pub use directory::{call, Gauges, WalletDirectory};
+pub use estimates::{wake_holds, EstimateJob, EstimateStep};
 
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -94,6 +96,8 @@ pub struct PurchaseJob {
     pub idempotency: Option<IdempotencyKey>,
     /// Processor routing: what the purchase owes to a match or a claim.
     pub route: Option<RoutedPurchase>,
+    /// The estimate the purchase consumes: its hold is captured in the purchase's commit.
+    pub estimate_id: Option<rewards_core::EstimateId>,
 }
 
 /// A purchase completed by processor routing: the router's records change in the purchase's
@@ -155,6 +159,12 @@ pub enum Command {
         email: Option<String>,
         code: Option<String>,
     },
+    Estimate(Box<EstimateJob>),
+    EstimateStep {
+        snapshot: BusinessSnapshot,
+        estimate_id: rewards_core::EstimateId,
+        step: EstimateStep,
+    },
     /// Makes the wallet resident (warming a hot wallet before traffic) and answers its state as
     /// the actor holds it. Writes nothing.
     Touch,
@@ -187,10 +197,14 @@ pub struct WalletActor {
     /// What this actor wrote that may not be in the store yet; `None` while nothing is in
     /// flight (then the store is as new as the actor), which keeps idle actors small.
     recent: Option<Box<Recent>>,
+    /// The expiry timer of the earliest hold, and the time it is armed for.
+    expiry_timer: Option<(Timestamp, SpawnHandle)>,
 }
 
 #[derive(Default)]
 struct Recent {
+    /// Estimates this actor changed, newer than (or as new as) the store's copies.
+    estimates: HashMap<rewards_core::EstimateId, crate::estimates::EstimateRecord>,
     /// Events this actor changed, newer than (or as new as) the store's copies.
     events: HashMap<EventId, EventRecord>,
     /// Lots this actor closed, by event: newer than (or as new as) the store's copies.
@@ -214,6 +228,7 @@ struct Change {
     set: WriteSet,
     entries: Vec<LedgerEntry>,
     events: Vec<EventRecord>,
+    estimates: Vec<crate::estimates::EstimateRecord>,
     reply: Reply,
     idempotency: Option<IdempotencyKey>,
     held: Held,
@@ -231,6 +246,7 @@ impl Change {
             set: WriteSet::new(),
             entries: Vec::new(),
             events: Vec::new(),
+            estimates: Vec::new(),
             reply: Reply {
                 status: StatusCode::OK,
                 body: Vec::new(),

@@ -11,6 +11,23 @@ impl WalletActor {
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "purchase");
         change.entries = change.wallet.expire_due(now);
         let total = job.purchase.amounts.total;
+        // An expired hold gives its money back before anything is spent.
+        self.expire_holds(&mut change, now)?;
+        let estimate = match job.estimate_id {
+            Some(id) => Some(self.consume_estimate(&mut change, snapshot, id, total, now)?),
+            None => None,
+        };
+        // Its own spend request, else the estimate's.
+        let job_spend = job.spend.or_else(|| {
+            let asked = estimate.as_ref()?.spend.as_ref()?;
+            Some((
+                asked.requested.map_or(SpendAmount::All, SpendAmount::Exact),
+                asked.require_full,
+            ))
+        });
+        let hold = job
+            .estimate_id
+            .filter(|id| change.wallet.hold_amount(*id).is_some());
         let facts = EventFacts::Purchase(PurchaseFacts {
             performed_on: job.performed_on,
             classification: job.classification.as_deref(),
@@ -28,7 +45,7 @@ impl WalletActor {
                 Self::credit(&mut change, job.event_id, index, award, now, &mut awards)?;
             }
         }
-        let spend = match job.spend {
+        let spend = match job_spend {
             None => None,
             Some((amount, require_full)) => {
                 let merchant = job.merchant_id.and_then(|m| snapshot.merchants.get(&m));
@@ -40,7 +57,7 @@ impl WalletActor {
                     min_spend: business.settings.min_spend,
                     max_spend: business.settings.max_spend,
                     blocked: change.contact.spend_blocked,
-                    hold: None,
+                    hold,
                 };
                 match change.wallet.spend(&request, now) {
                     Ok(outcome) => {
@@ -67,6 +84,9 @@ impl WalletActor {
             if award.redeem == Redemption::Deferred {
                 Self::credit(&mut change, job.event_id, index, award, now, &mut awards)?;
             }
+        }
+        if let Some(record) = estimate {
+            Self::finish_estimate(&mut change, record, job.event_id, now)?;
         }
         self.update_tier(&mut change, snapshot, total, job.performed_on, now)?;
         let mut event = new_event(&change, job.event_id, EventType::Purchase, snapshot, now);

@@ -4,6 +4,7 @@ mod codes;
 mod concurrency;
 mod crash;
 mod errors;
+mod estimates;
 mod faults;
 mod features;
 mod golden;

@@ -32,6 +32,9 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ("ledger_prefix", keys::ledger_prefix(WALLET)),
         ("lots_prefix", keys::lots_prefix(WALLET, EVENT)),
         ("lots", keys::lots_key(WALLET, EVENT, 7)),
+        ("estimate", keys::estimate_key(ESTIMATE)),
+        ("hold", keys::hold_key(LATER, ESTIMATE)),
+        ("hold_prefix", keys::hold_prefix()),
         ("route", keys::route_key(ROUTE)),
         (
             "live_route",
@@ -102,7 +105,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
     examples
 }
 
-const KEYS: [(&str, &str); 40] = [
+const KEYS: [(&str, &str); 43] = [
     ("contact", "02020202020202020202020202020202"),
     ("contact_state", "02020202020202020202020202020202"),
     ("wallet", "03030303030303030303030303030303"),
@@ -116,6 +119,9 @@ const KEYS: [(&str, &str); 40] = [
     ("ledger_prefix", "03030303030303030303030303030303"),
     ("lots_prefix", "0303030303030303030303030303030307070707070707070707070707070707"),
     ("lots", "03030303030303030303030303030303070707070707070707070707070707070000000000000007"),
+    ("estimate", "650b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+    ("hold", "68000001a3185c50000b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+    ("hold_prefix", "68"),
     ("route", "720a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"),
     ("live_route", "6c4d414c4c2d3700010101010101010101010101010101010a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"),
     ("live_route_escaped", "6c4101014201024300010101010101010101010101010101010a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"),

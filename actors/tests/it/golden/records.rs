@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rewards_actors::auth::{KeyRecord, Role};
 use rewards_actors::contact_state::ContactState;
+use rewards_actors::estimates::{EstimateRecord, EstimatedAward, EstimatedSpend};
 use rewards_actors::events::{
     AwardRecord, EventRecord, EventState, EventType, MatchState, PaymentMediumRecord,
     ReturnsRecord, RouteFacts, SpendRecord,
@@ -15,6 +16,7 @@ use rewards_actors::schema::*;
 use rewards_core::business::*;
 use rewards_core::claim::ClaimCode;
 use rewards_core::contact::Contact;
+use rewards_core::estimate::{Estimate, EstimateState};
 use rewards_core::identity::Identity;
 use rewards_core::matching::Side;
 use rewards_core::offer::*;
@@ -450,6 +452,79 @@ const EVENTS: [&str; 3] = [
     "02100707070707070707070707070707070700100101010101010101010101010101010110020202020202020202020202020202021003030303030303030303030303030303000970726f636573736f72fd00bcacdc43030000fd00bcacdc4303000000000000000001021002020202020202020202020202020202010210020202020202020202020202020202024555520245555202013100fb82050000fb8205fb82050000fb820501000000000001000000000000000000000000000100000000",
 ];
 
+fn estimates() -> Vec<EstimateRecord> {
+    let full = EstimateRecord {
+        estimate: Estimate {
+            id: ESTIMATE,
+            business_id: BUSINESS,
+            contact_id: CONTACT,
+            wallet_id: WALLET,
+            state: EstimateState::Consumed,
+            created_at: NOW,
+            expires_at: LATER,
+            held: money(1500),
+            total: money(3000),
+        },
+        approval_required: true,
+        purchase: purchase(),
+        performed_on: NOW,
+        classification: Some("grocery".into()),
+        reference_number: Some("R-1001".into()),
+        tap_code: Some("MALL-7".into()),
+        merchant_id: Some(MERCHANT),
+        spend: Some(EstimatedSpend {
+            requested: Some(money(1500)),
+            require_full: true,
+        }),
+        spendable: money(2000),
+        would_spend: money(1500),
+        awards: vec![EstimatedAward {
+            offer_id: OFFER,
+            amount: money(300),
+            redeem: Redemption::Deferred,
+            expires_at: Some(LATER),
+        }],
+        purchase_id: Some(EVENT),
+        resolved_at: Some(LATER),
+    };
+    let bare = EstimateRecord {
+        estimate: Estimate {
+            state: EstimateState::PendingApproval,
+            held: Money::ZERO,
+            ..full.estimate.clone()
+        },
+        approval_required: false,
+        purchase: total_purchase(),
+        classification: None,
+        reference_number: None,
+        tap_code: None,
+        merchant_id: None,
+        spend: Some(EstimatedSpend {
+            requested: None,
+            require_full: false,
+        }),
+        awards: Vec::new(),
+        purchase_id: None,
+        resolved_at: None,
+        ..full.clone()
+    };
+    let no_spend = EstimateRecord {
+        spend: None,
+        estimate: Estimate {
+            state: EstimateState::Expired,
+            ..bare.estimate.clone()
+        },
+        ..bare.clone()
+    };
+    vec![full, bare, no_spend]
+}
+
+const ESTIMATES: [&str; 3] = [
+    "01100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b10010101010101010101010101010101011002020202020202020202020202020202100303030303030303030303030303030303fd00bcacdc43030000fd00a0b83046030000fbb80bfb7017010409434152442d30303031455552025553440203302e3902074d494c4b2d314c01044d696c6b01056461697279013203312e320004302e3139fbb00152fb0202fbe0015cfb3c02054252454144000003312e3501330104302e3231fb2a0326fb5003fb84032afbae03fbda047800fb5205fb64058600fbea05fd00bcacdc43030000010767726f636572790106522d3130303101064d414c4c2d370110050505050505050505050505050505050101fbb80b01fba00ffbb80b011004040404040404040404040404040404fb58020001fd00a0b8304603000001100707070707070707070707070707070701fd00a0b83046030000",
+    "01100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b10010101010101010101010101010101011002020202020202020202020202020202100303030303030303030303030303030301fd00bcacdc43030000fd00a0b8304603000000fb7017000210020202020202020202020202020202024555520245555202013100fb82050000fb8205fb82050000fb8205fd00bcacdc4303000000000000010000fba00ffbb80b000000",
+    "01100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b10010101010101010101010101010101011002020202020202020202020202020202100303030303030303030303030303030305fd00bcacdc43030000fd00a0b8304603000000fb7017000210020202020202020202020202020202024555520245555202013100fb82050000fb8205fb82050000fb8205fd00bcacdc430300000000000000fba00ffbb80b000000",
+];
+
 fn routes() -> Vec<RouteRecord> {
     vec![
         RouteRecord {
@@ -855,6 +930,7 @@ fn every_record_type_writes_and_reads_its_golden_bytes() {
     check(&contact_states(), &CONTACT_STATES);
     check(&events(), &EVENTS);
     check(&routes(), &ROUTES);
+    check(&estimates(), &ESTIMATES);
     check(&responses(), &RESPONSES);
     check(&configs(), &CONFIGS);
     check(&api_keys(), &API_KEYS);
@@ -869,6 +945,7 @@ fn a_record_with_a_version_its_type_does_not_know_is_refused_as_such() {
     check_unknown_versions::<ContactState>(&CONTACT_STATES);
     check_unknown_versions::<EventRecord>(&EVENTS);
     check_unknown_versions::<RouteRecord>(&ROUTES);
+    check_unknown_versions::<EstimateRecord>(&ESTIMATES);
     check_unknown_versions::<StoredResponse>(&RESPONSES);
     check_unknown_versions::<ConfigRecord>(&CONFIGS);
     check_unknown_versions::<KeyRecord>(&API_KEYS);
