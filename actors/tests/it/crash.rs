@@ -1,7 +1,10 @@
 //! kill -9 under load: every acknowledged purchase survives whole, nothing is half applied, and
 //! every wallet equals its ledger. Processor traffic runs beside it on a TAP shared by an award,
 //! a match and a claim business: every acknowledged route is there after a restart, nothing is
-//! rewarded twice, and windows that ended while the server was down end at start-up.
+//! rewarded twice, and windows that ended while the server was down end at start-up. Estimates
+//! with holds run beside them (some consumed by their purchase, some cancelled, some left
+//! open): every acknowledged step is there after a restart, and every hold is resolved exactly
+//! once, as its estimate's state says.
 //! Checkpoints run every few milliseconds here, so kills land in appends and in checkpoints
 //! alike, and each restart replays the log's tail over a half-written checkpoint as often as
 //! not. `REWARDS_CRASH_ROUNDS` sets the number of rounds (default 3).
@@ -64,6 +67,7 @@ async fn acknowledged_purchases_survive_sigkill() {
     let network = Network::new(&w.api).await;
     let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
     let routed: Arc<Mutex<Routed>> = Arc::default();
+    let estimated: Arc<Mutex<Vec<Value>>> = Arc::default();
     let mut server = Some(server);
     let mut w = w;
     for round in 0..rounds {
@@ -102,6 +106,14 @@ async fn acknowledged_purchases_survive_sigkill() {
             }));
         }
         clients.extend(network.traffic(&api, round, rng.gen(), &routed));
+        clients.push(estimate_traffic(
+            &w,
+            &api,
+            round,
+            rng.gen(),
+            &estimated,
+            &acknowledged,
+        ));
         let delay = rng.gen_range(300..1200);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         running.kill();
@@ -124,6 +136,7 @@ async fn acknowledged_purchases_survive_sigkill() {
         };
         let answered = acknowledged.lock().clone();
         check(&w, &answered, &wallets).await;
+        check_estimates(&w, &estimated.lock().clone(), &wallets).await;
         let routed_now = std::mem::take(&mut *routed.lock());
         network.check(&restarted.client(), &w, &routed_now).await;
         server = Some(restarted);
@@ -190,6 +203,168 @@ async fn check(w: &World, acknowledged: &[Value], wallets: &[String]) {
         let spent = event["spend"].get("spent").map_or(0, cents);
         assert_eq!(sum("spend"), spent, "spend of purchase {id}");
     }
+}
+
+/// One client of estimates with holds: each is then consumed by its purchase, cancelled, or
+/// left open. Every acknowledged answer is kept (the estimate's, then its step's).
+fn estimate_traffic(
+    w: &World,
+    api: &Api,
+    round: usize,
+    seed: u64,
+    estimated: &Arc<Mutex<Vec<Value>>>,
+    acknowledged: &Arc<Mutex<Vec<Value>>>,
+) -> tokio::task::JoinHandle<()> {
+    let api = api.clone();
+    let pos_key = w.pos_key.clone();
+    let estimated = estimated.clone();
+    let acknowledged = acknowledged.clone();
+    tokio::spawn(async move {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for n in 0.. {
+            let contact = rng.gen_range(0..CONTACTS);
+            let total = format!("{}.00", rng.gen_range(1..8));
+            let mut body = basket(json!({"contact_code": format!("C-{contact}")}), &total);
+            body["hold"] = json!(true);
+            body["spend"] = json!({"amount": "all"});
+            let send = |path: String, body: Value| {
+                let api = api.clone();
+                let pos_key = pos_key.clone();
+                async move {
+                    api.send(
+                        reqwest::Method::POST,
+                        &path,
+                        Some(&pos_key),
+                        Some(serde_json::to_vec(&body).unwrap()),
+                    )
+                    .await
+                }
+            };
+            let answer = match send("/v1/estimates".into(), body).await {
+                Ok(answer) if answer.status == 201 => answer.body,
+                Ok(_) => continue,
+                Err(_) => break,
+            };
+            let id = answer["id"].as_str().unwrap().to_string();
+            estimated.lock().push(answer);
+            let step = match rng.gen_range(0..3) {
+                0 => {
+                    let mut purchase =
+                        basket(json!({"contact_code": format!("C-{contact}")}), &total);
+                    purchase["estimate_id"] = json!(id);
+                    purchase["external_reference"] = json!(format!("E{round}-{n}"));
+                    send("/v1/purchases".into(), purchase).await
+                }
+                1 => send(format!("/v1/estimates/{id}/cancel"), json!({})).await,
+                _ => continue,
+            };
+            match step {
+                Ok(answer) if answer.status == 201 => {
+                    let mut consumed = answer.body.clone();
+                    acknowledged.lock().push(answer.body);
+                    consumed["estimate_id"] = json!(id);
+                    consumed["state"] = json!("consumed");
+                    estimated.lock().push(consumed);
+                }
+                Ok(answer) if answer.status == 200 => estimated.lock().push(answer.body),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+/// Every acknowledged estimate step is there, and every hold in the wallets' journals was
+/// resolved exactly once when its estimate is no longer open, and not at all while it is.
+async fn check_estimates(w: &World, answered: &[Value], wallets: &[String]) {
+    let mut last: std::collections::HashMap<String, (String, Value)> = Default::default();
+    for answer in answered {
+        let id = answer["estimate_id"]
+            .as_str()
+            .or(answer["id"].as_str())
+            .unwrap()
+            .to_string();
+        let state = answer["state"].as_str().unwrap().to_string();
+        let held = if state == "estimated" {
+            answer["spend"]["held"].clone()
+        } else {
+            last.get(&id).map_or(Value::Null, |(_, held)| held.clone())
+        };
+        last.insert(id, (state, held));
+    }
+    let mut states: std::collections::HashMap<String, String> = Default::default();
+    for (id, (acknowledged_state, _)) in &last {
+        let stored = w.api.get(&format!("/v1/estimates/{id}"), &w.key).await;
+        let stored = stored.expect(200)["state"].as_str().unwrap().to_string();
+        // A step after the last acknowledged one may have become durable unanswered.
+        if acknowledged_state != "estimated" {
+            assert_eq!(&stored, acknowledged_state, "estimate {id}");
+        }
+        states.insert(id.clone(), stored);
+    }
+    let mut all_holds: std::collections::HashMap<String, i64> = Default::default();
+    for wallet in wallets {
+        let journal = w
+            .api
+            .all(&format!("/v1/wallets/{wallet}/journal"), &w.key)
+            .await;
+        let mut holds: std::collections::HashMap<String, (i64, i64, usize)> = Default::default();
+        for entry in &journal {
+            let Some(estimate) = entry["estimate_id"].as_str() else {
+                continue;
+            };
+            let slot = holds.entry(estimate.to_string()).or_default();
+            match entry["kind"].as_str().unwrap() {
+                "hold" => {
+                    slot.0 += cents(&entry["amount"]);
+                    slot.2 += 1;
+                }
+                "release" | "capture" => slot.1 += cents(&entry["amount"]),
+                other => panic!("a {other} entry names estimate {estimate}"),
+            }
+        }
+        for (estimate, (held, resolved, hold_entries)) in holds {
+            assert_eq!(hold_entries, 1, "estimate {estimate} held more than once");
+            all_holds.insert(estimate.clone(), held);
+            let state = match states.get(&estimate) {
+                Some(state) => state.clone(),
+                None => {
+                    let stored = w
+                        .api
+                        .get(&format!("/v1/estimates/{estimate}"), &w.key)
+                        .await;
+                    stored.expect(200)["state"].as_str().unwrap().to_string()
+                }
+            };
+            if state == "estimated" {
+                assert_eq!(
+                    resolved, 0,
+                    "open estimate {estimate} lost money from its hold"
+                );
+            } else {
+                assert_eq!(
+                    resolved, held,
+                    "{state} estimate {estimate}: hold not resolved once"
+                );
+            }
+        }
+    }
+    // Every acknowledged hold is in the journal, for the amount answered.
+    for (id, (_, held)) in &last {
+        if let Some(held) = held.as_str().filter(|h| *h != "0.00") {
+            let cents_held = cents(&json!(held));
+            assert_eq!(
+                all_holds.get(id),
+                Some(&cents_held),
+                "the hold of estimate {id}"
+            );
+        }
+    }
+    println!(
+        "estimates: {} acknowledged, {} holds in the journals",
+        last.len(),
+        all_holds.len()
+    );
 }
 
 const TAP: &str = "T-CRASH";
