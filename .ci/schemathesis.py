@@ -79,8 +79,14 @@ def build_world(base):
                               {"identity": {"contact_code": "C-FUZZ"},
                                "lines": [{"sku": "A", "quantity": "1", "unit_price": "9.99"}]}),
                     "purchase")["id"]
+    estimate = must(201, call(base, "POST", "/v1/estimates", key["key"],
+                              {"identity": {"contact_code": "C-FUZZ"}, "total_amount": "5.00",
+                               "spend": {"amount": "all"}, "hold": True,
+                               "approval": "required"}),
+                    "estimate")["id"]
     return {
         "b": business,
+        "estimate": estimate,
         "c": contact["id"],
         "w": contact["wallet_id"],
         "id": purchase,
@@ -119,6 +125,11 @@ currency = "{currency}"
 [[operations]]
 include-path-regex = "^/v1/(purchases|events)/"
 parameters = {{ id = "{id}" }}
+
+# Paths of an estimate: a payment request of the contact, with a hold.
+[[operations]]
+include-path-regex = "^/v1/estimates/"
+parameters = {{ id = "{estimate}" }}
 
 [[operations]]
 include-path-regex = "^/v1/businesses/\\\\{{id\\\\}}"
