@@ -37,6 +37,7 @@ pub mod schema;
 pub mod scheme_codes;
 pub mod server;
 pub mod wallets;
+pub mod webhooks;
 
 /// The JSON bytes of a response view or a parsed request. The types serialized here are
 /// derived structs with string keys and `serde_json::Value`s, whose serialization cannot fail;

@@ -91,6 +91,13 @@ pub fn recover(app: &App) -> Result<Recovered, StoreError> {
                         app.registry.processors.insert(p.id, p);
                     }
                     ConfigRecord::SchemeCode { .. } => {}
+                    ConfigRecord::Webhook(webhook) => {
+                        if let Some(entry) = app.registry.business(webhook.business_id) {
+                            let mut webhooks = (**entry.webhooks.read()).clone();
+                            webhooks.push(webhook);
+                            *entry.webhooks.write() = Arc::new(webhooks);
+                        }
+                    }
                 }
                 Ok(())
             })?;

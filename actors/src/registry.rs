@@ -54,6 +54,7 @@ pub struct BusinessEntry {
     pub schemes: RwLock<Arc<Vec<Scheme>>>,
     pub tiers: RwLock<Option<Arc<TierConfig>>>,
     pub offers: RwLock<Arc<OfferSet>>,
+    pub webhooks: RwLock<Arc<Vec<crate::webhooks::Webhook>>>,
     /// Serialises configuration changes of this business.
     pub config_lock: tokio::sync::Mutex<()>,
 }
@@ -67,6 +68,7 @@ pub struct BusinessSnapshot {
     pub schemes: Arc<Vec<Scheme>>,
     pub tiers: Option<Arc<TierConfig>>,
     pub offers: Arc<OfferSet>,
+    pub webhooks: Arc<Vec<crate::webhooks::Webhook>>,
 }
 
 impl BusinessEntry {
@@ -78,6 +80,7 @@ impl BusinessEntry {
             schemes: RwLock::default(),
             tiers: RwLock::default(),
             offers: RwLock::default(),
+            webhooks: RwLock::default(),
             config_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -90,6 +93,7 @@ impl BusinessEntry {
             schemes: self.schemes.read().clone(),
             tiers: self.tiers.read().clone(),
             offers: self.offers.read().clone(),
+            webhooks: self.webhooks.read().clone(),
         }
     }
 

@@ -71,6 +71,7 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
     tracing::info!(routers, "routers with waiting purchases started");
     WalletDirectory::start_sweeper(app.clone());
     crate::router::RouterDirectory::start_sweeper(app.clone());
+    crate::webhooks::start_deliverer(app.clone());
     // Wallets with open holds keep their expiry timers; holds that expired while the server
     // was down are released as their actors start.
     let waker = app.clone();

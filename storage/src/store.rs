@@ -54,10 +54,12 @@ pub enum Space {
     Routes,
     /// Purchase estimates by id, and the open holds by expiry (what start-up wakes).
     Estimates,
+    /// Webhook deliveries by webhook, and the pending ones (the durable outbox).
+    Outbox,
 }
 
 impl Space {
-    pub const ALL: [Space; 15] = [
+    pub const ALL: [Space; 16] = [
         Space::Config,
         Space::Keys,
         Space::Contacts,
@@ -73,6 +75,7 @@ impl Space {
         Space::ContactStates,
         Space::Routes,
         Space::Estimates,
+        Space::Outbox,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +95,7 @@ impl Space {
             Space::ContactStates => "contact_states",
             Space::Routes => "routes",
             Space::Estimates => "estimates",
+            Space::Outbox => "outbox",
         }
     }
 

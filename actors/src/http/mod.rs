@@ -13,6 +13,7 @@ mod ops;
 pub mod problem;
 pub mod processor;
 mod purchases;
+mod webhooks;
 
 use actix_web::web;
 use rewards_core::{BusinessId, DomainError};
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     codes::routes(cfg);
     operator::routes(cfg);
     config::routes(cfg);
+    webhooks::routes(cfg);
     openapi::routes(cfg);
 }
 

@@ -13,7 +13,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{ApiError, Problem, ProblemField};
-use super::{codes, config, contacts, estimates, operator, ops, processor, purchases};
+use super::{codes, config, contacts, estimates, operator, ops, processor, purchases, webhooks};
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use rewards_core::DomainError;
 
@@ -36,6 +36,10 @@ use rewards_core::DomainError;
         purchases::list_events,
         purchases::contact_activity,
         estimates::create_estimate,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
         estimates::get_estimate,
         estimates::approve,
         estimates::reject,

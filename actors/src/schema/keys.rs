@@ -5,7 +5,7 @@
 use rewards_core::claim::ClaimCode;
 use rewards_core::{
     BusinessId, ContactId, EstimateId, EventId, KeyId, MerchantId, OfferId, ProcessorId, SchemeId,
-    TapId, Timestamp, WalletId,
+    TapId, Timestamp, WalletId, WebhookId,
 };
 use rewards_storage::keys::KeyBuilder;
 
@@ -23,6 +23,7 @@ mod config_kind {
     pub const OFFER: u8 = 6;
     pub const SCHEME_CODE: u8 = 7;
     pub const PROCESSOR: u8 = 8;
+    pub const WEBHOOK: u8 = 9;
 }
 
 fn config_key(business: BusinessId, kind: u8, id: &[u8; 16]) -> Vec<u8> {
@@ -59,6 +60,10 @@ pub fn offer_config_key(business: BusinessId, offer: OfferId) -> Vec<u8> {
 }
 
 /// Processors belong to no business: they are kept under the nil business id.
+pub fn webhook_config_key(business: BusinessId, webhook: WebhookId) -> Vec<u8> {
+    config_key(business, config_kind::WEBHOOK, webhook.as_bytes())
+}
+
 pub fn processor_config_key(processor: ProcessorId) -> Vec<u8> {
     config_key(
         BusinessId::NIL,
@@ -315,4 +320,42 @@ pub fn hold_key(expires_at: Timestamp, id: EstimateId) -> Vec<u8> {
 /// Every open hold, earliest expiry first.
 pub fn hold_prefix() -> Vec<u8> {
     KeyBuilder::new().u8(b'h').finish()
+}
+
+// ---- Outbox: webhook deliveries by webhook, and the pending ones ----
+
+/// A delivery, under its webhook (ids are time-ordered: a webhook's deliveries in order).
+pub fn delivery_key(webhook: WebhookId, delivery: WebhookId) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(b'd')
+        .bytes(webhook.as_bytes())
+        .bytes(delivery.as_bytes())
+        .finish()
+}
+
+/// Every delivery of one webhook.
+pub fn deliveries_prefix(webhook: WebhookId) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(b'd')
+        .bytes(webhook.as_bytes())
+        .finish()
+}
+
+/// A delivery not yet delivered or given up: what the deliverer scans.
+pub fn pending_delivery_key(delivery: WebhookId) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(b'p')
+        .bytes(delivery.as_bytes())
+        .finish()
+}
+
+/// Every pending delivery, oldest first.
+pub fn pending_delivery_prefix() -> Vec<u8> {
+    KeyBuilder::new().u8(b'p').finish()
+}
+
+/// The delivery a pending key names.
+pub fn delivery_of_pending_key(key: &[u8]) -> Option<WebhookId> {
+    let bytes: [u8; 16] = key.get(1..17)?.try_into().ok()?;
+    Some(WebhookId::from_bytes(bytes))
 }

@@ -12,7 +12,7 @@
 //!
 //! | space | key ([`keys`]) | value | version |
 //! |---|---|---|---|
-//! | `config` | business · kind · id, kind 1 business, 2 merchant, 3 TAP, 4 scheme, 5 tiers (under the business id), 6 offer, 8 processor (under the nil business); scheme codes: business · 7 · scheme · `str` code | [`ConfigRecord`] | 1 |
+//! | `config` | business · kind · id, kind 1 business, 2 merchant, 3 TAP, 4 scheme, 5 tiers (under the business id), 6 offer, 8 processor (under the nil business), 9 webhook; scheme codes: business · 7 · scheme · `str` code | [`ConfigRecord`] | 1 |
 //! | `keys` | API key id | [`KeyRecord`](crate::auth::KeyRecord) | 1 |
 //! | `contacts` | contact id | [`ContactRecord`] (the profile) | 1 |
 //! | `wallets` | wallet id | [`WalletRecord`] | 1 |
@@ -30,6 +30,8 @@
 //! | `routes` | `c` · business · `str` claim code (`XXXX-XXXX`) | raw event id | none |
 //! | `estimates` | `e` · estimate id | [`EstimateRecord`](crate::estimates::EstimateRecord) | 1 |
 //! | `estimates` | `h` · `u64` expires at · estimate id (an open hold) | raw contact id | none |
+//! | `outbox` | `d` · webhook id · delivery id | [`DeliveryRecord`](crate::webhooks::DeliveryRecord) | 1 |
+//! | `outbox` | `p` · delivery id (pending) | raw webhook id | none |
 //!
 //! # What the records are made of
 //!

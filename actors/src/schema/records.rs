@@ -767,4 +767,6 @@ pub enum ConfigRecord {
         code: String,
         used_by: Option<ContactId>,
     },
+    /// A webhook subscription (new variants go at the end: the variant's number is stored).
+    Webhook(crate::webhooks::Webhook),
 }

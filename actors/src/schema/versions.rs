@@ -12,6 +12,7 @@ use crate::estimates::EstimateRecord;
 use crate::events::EventRecord;
 use crate::idempotency::StoredResponse;
 use crate::router::records::RouteRecord;
+use crate::webhooks::DeliveryRecord;
 
 impl Record for ConfigRecord {
     const VERSION: u8 = 1;
@@ -66,6 +67,10 @@ impl Record for RouteRecord {
 }
 
 impl Record for EstimateRecord {
+    const VERSION: u8 = 1;
+}
+
+impl Record for DeliveryRecord {
     const VERSION: u8 = 1;
 }
 

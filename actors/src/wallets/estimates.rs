@@ -269,9 +269,19 @@ impl WalletActor {
             EstimateStep::Cancel => record.estimate.cancel(now),
         }?;
         Self::end_hold(&mut change, &mut record, effect, now)?;
+        let body = crate::json_bytes(&record.render(snapshot.business.currency, now));
+        // The business hears of the contact's answer in the same commit.
+        let announced = match step {
+            EstimateStep::Approve => Some(crate::webhooks::ESTIMATE_APPROVED),
+            EstimateStep::Reject => Some(crate::webhooks::ESTIMATE_REJECTED),
+            EstimateStep::Cancel => None,
+        };
+        if let Some(kind) = announced {
+            crate::webhooks::enqueue(&mut change.set, &snapshot.webhooks, kind, &body, now);
+        }
         change.reply = Reply {
             status: StatusCode::OK,
-            body: crate::json_bytes(&record.render(snapshot.business.currency, now)),
+            body,
         };
         Self::put_estimate(&mut change, record);
         Ok(change)

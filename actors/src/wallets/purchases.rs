@@ -120,6 +120,20 @@ impl WalletActor {
             Answer::Purchase => crate::json_bytes(&render_event(event, currency)),
             Answer::StatusOnly => Vec::new(),
         };
+        // Announced in the purchase's own commit (only rendered when someone subscribed).
+        if crate::webhooks::wanted(&snapshot.webhooks, crate::webhooks::PURCHASE_POSTED) {
+            let data = match answer {
+                Answer::Purchase => body.clone(),
+                Answer::StatusOnly => crate::json_bytes(&render_event(event, currency)),
+            };
+            crate::webhooks::enqueue(
+                &mut change.set,
+                &snapshot.webhooks,
+                crate::webhooks::PURCHASE_POSTED,
+                &data,
+                now,
+            );
+        }
         change.reply = Reply {
             status: StatusCode::CREATED,
             body,
@@ -175,6 +189,15 @@ impl WalletActor {
             .last()
             .ok_or_else(|| Failure::Internal("the void was not put".into()))?;
         let body = crate::json_bytes(&render_event(event, currency));
+        if event.event_type == EventType::Purchase {
+            crate::webhooks::enqueue(
+                &mut change.set,
+                &snapshot.webhooks,
+                crate::webhooks::PURCHASE_CANCELLED,
+                &body,
+                now,
+            );
+        }
         change.reply = Reply {
             status: StatusCode::OK,
             body,

@@ -136,7 +136,8 @@ async fn acknowledged_purchases_survive_sigkill() {
         };
         let answered = acknowledged.lock().clone();
         check(&w, &answered, &wallets).await;
-        check_estimates(&w, &estimated.lock().clone(), &wallets).await;
+        let answered_estimates = estimated.lock().clone();
+        check_estimates(&w, &answered_estimates, &wallets).await;
         let routed_now = std::mem::take(&mut *routed.lock());
         network.check(&restarted.client(), &w, &routed_now).await;
         server = Some(restarted);

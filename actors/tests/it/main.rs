@@ -16,3 +16,4 @@ mod processor;
 mod restart;
 mod support;
 mod tour;
+mod webhooks;

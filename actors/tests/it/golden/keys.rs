@@ -64,6 +64,14 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ("config_offer", keys::offer_config_key(BUSINESS, OFFER)),
         ("config_processor", keys::processor_config_key(PROCESSOR)),
         (
+            "config_webhook",
+            keys::webhook_config_key(BUSINESS, WEBHOOK),
+        ),
+        ("delivery", keys::delivery_key(WEBHOOK, DELIVERY)),
+        ("deliveries_prefix", keys::deliveries_prefix(WEBHOOK)),
+        ("pending_delivery", keys::pending_delivery_key(DELIVERY)),
+        ("pending_delivery_prefix", keys::pending_delivery_prefix()),
+        (
             "scheme_code",
             keys::scheme_code_key(BUSINESS, SCHEME, "CODE-1"),
         ),
@@ -105,7 +113,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
     examples
 }
 
-const KEYS: [(&str, &str); 43] = [
+const KEYS: [(&str, &str); 48] = [
     ("contact", "02020202020202020202020202020202"),
     ("contact_state", "02020202020202020202020202020202"),
     ("wallet", "03030303030303030303030303030303"),
@@ -135,6 +143,11 @@ const KEYS: [(&str, &str); 43] = [
     ("config_tiers", "010101010101010101010101010101010501010101010101010101010101010101"),
     ("config_offer", "010101010101010101010101010101010604040404040404040404040404040404"),
     ("config_processor", "000000000000000000000000000000000806060606060606060606060606060606"),
+    ("config_webhook", "010101010101010101010101010101010910101010101010101010101010101010"),
+    ("delivery", "641010101010101010101010101010101011111111111111111111111111111111"),
+    ("deliveries_prefix", "6410101010101010101010101010101010"),
+    ("pending_delivery", "7011111111111111111111111111111111"),
+    ("pending_delivery_prefix", "70"),
     ("scheme_code", "010101010101010101010101010101010708080808080808080808080808080808434f44452d3100"),
     ("identity_contact", "010101010101010101010101010101010002020202020202020202020202020202"),
     ("identity_wallet_code", "010101010101010101010101010101010149442d3100"),

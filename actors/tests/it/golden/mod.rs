@@ -43,6 +43,8 @@ const KEY: KeyId = KeyId(Uuid::from_bytes([12; 16]));
 const LOT: LotId = LotId(Uuid::from_bytes([13; 16]));
 const OTHER_LOT: LotId = LotId(Uuid::from_bytes([14; 16]));
 const TAP: TapId = TapId(Uuid::from_bytes([15; 16]));
+const WEBHOOK: WebhookId = WebhookId(Uuid::from_bytes([16; 16]));
+const DELIVERY: WebhookId = WebhookId(Uuid::from_bytes([17; 16]));
 
 fn eur() -> Currency {
     Currency::parse("EUR").unwrap()

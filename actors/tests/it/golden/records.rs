@@ -13,6 +13,7 @@ use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::registry::Processor;
 use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
 use rewards_actors::schema::*;
+use rewards_actors::webhooks::{DeliveryRecord, DeliveryState, Webhook};
 use rewards_core::business::*;
 use rewards_core::claim::ClaimCode;
 use rewards_core::contact::Contact;
@@ -862,11 +863,56 @@ fn configs() -> Vec<ConfigRecord> {
             code: "CODE-2".into(),
             used_by: None,
         },
+        ConfigRecord::Webhook(Webhook {
+            id: WEBHOOK,
+            business_id: BUSINESS,
+            url: "https://shop.example/hooks?x=1".into(),
+            events: vec!["purchase.posted".into(), "estimate.approved".into()],
+            secret: "a-secret-of-the-shop".into(),
+            created_at: NOW,
+        }),
     ]);
     configs
 }
 
-const CONFIGS: [&str; 18] = [
+fn deliveries() -> Vec<DeliveryRecord> {
+    let pending = DeliveryRecord {
+        id: DELIVERY,
+        webhook_id: WEBHOOK,
+        business_id: BUSINESS,
+        kind: "purchase.posted".into(),
+        created_at: NOW,
+        body: br#"{"id":"x","type":"purchase.posted","created_at":"t","data":{}}"#.to_vec(),
+        state: DeliveryState::Pending,
+        attempts: 3,
+        last_status: Some(503),
+        next_attempt_at: Some(LATER),
+    };
+    let delivered = DeliveryRecord {
+        body: Vec::new(),
+        state: DeliveryState::Delivered,
+        attempts: 1,
+        last_status: Some(200),
+        next_attempt_at: None,
+        ..pending.clone()
+    };
+    let failed = DeliveryRecord {
+        state: DeliveryState::Failed,
+        attempts: 10,
+        last_status: None,
+        next_attempt_at: None,
+        ..pending.clone()
+    };
+    vec![pending, delivered, failed]
+}
+
+const DELIVERIES: [&str; 3] = [
+    "011011111111111111111111111111111111101010101010101010101010101010101010010101010101010101010101010101010f70757263686173652e706f73746564fd00bcacdc430300003e7b226964223a2278222c2274797065223a2270757263686173652e706f73746564222c22637265617465645f6174223a2274222c2264617461223a7b7d7d000301fbf70101fd00a0b83046030000",
+    "011011111111111111111111111111111111101010101010101010101010101010101010010101010101010101010101010101010f70757263686173652e706f73746564fd00bcacdc4303000000010101c800",
+    "011011111111111111111111111111111111101010101010101010101010101010101010010101010101010101010101010101010f70757263686173652e706f73746564fd00bcacdc430300003e7b226964223a2278222c2274797065223a2270757263686173652e706f73746564222c22637265617465645f6174223a2274222c2264617461223a7b7d7d020a0000",
+];
+
+const CONFIGS: [&str; 19] = [
     "010010010101010101010101010101010101010b42616b657279202620436f45555202020102fb2c0103fb5802781e04302e303501c801fb1027020347425004312e31370355534403302e39",
     "01001001010101010101010101010101010101014245555202000000fb580202fb8403fb2c013c04302e3031000000",
     "0101100505050505050505050505050505050510010101010101010101010101010101010b436f726e65722073686f70023530010003322e3501010233300101",
@@ -885,6 +931,7 @@ const CONFIGS: [&str; 18] = [
     "01061006060606060606060606060606060606074e6574776f726b",
     "0107100808080808080808080808080808080806434f44452d31011002020202020202020202020202020202",
     "0107100808080808080808080808080808080806434f44452d3200",
+    "0108101010101010101010101010101010101010010101010101010101010101010101011e68747470733a2f2f73686f702e6578616d706c652f686f6f6b733f783d31020f70757263686173652e706f7374656411657374696d6174652e617070726f76656414612d7365637265742d6f662d7468652d73686f70fd00bcacdc43030000",
 ];
 
 fn api_keys() -> Vec<KeyRecord> {
@@ -931,6 +978,7 @@ fn every_record_type_writes_and_reads_its_golden_bytes() {
     check(&events(), &EVENTS);
     check(&routes(), &ROUTES);
     check(&estimates(), &ESTIMATES);
+    check(&deliveries(), &DELIVERIES);
     check(&responses(), &RESPONSES);
     check(&configs(), &CONFIGS);
     check(&api_keys(), &API_KEYS);
@@ -946,6 +994,7 @@ fn a_record_with_a_version_its_type_does_not_know_is_refused_as_such() {
     check_unknown_versions::<EventRecord>(&EVENTS);
     check_unknown_versions::<RouteRecord>(&ROUTES);
     check_unknown_versions::<EstimateRecord>(&ESTIMATES);
+    check_unknown_versions::<DeliveryRecord>(&DELIVERIES);
     check_unknown_versions::<StoredResponse>(&RESPONSES);
     check_unknown_versions::<ConfigRecord>(&CONFIGS);
     check_unknown_versions::<KeyRecord>(&API_KEYS);
