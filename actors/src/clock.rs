@@ -34,6 +34,17 @@ pub fn csprng_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// A uniformly random number below `upper` (0 when `upper` is 0), from the thread's generator:
+/// for spreading retries, not for secrets.
+pub fn below(upper: u64) -> u64 {
+    use rand::Rng;
+    if upper == 0 {
+        0
+    } else {
+        rand::thread_rng().gen_range(0..upper)
+    }
+}
+
 /// A uniformly random decimal string of `digits` digits from the secure source.
 pub fn secure_digits(digits: usize) -> String {
     let mut out = String::with_capacity(digits);

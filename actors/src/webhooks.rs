@@ -5,7 +5,10 @@
 //! purchase, an approved or rejected estimate), so it exists exactly when that change does: a
 //! crash loses neither. One deliverer per process POSTs every pending delivery, signed with
 //! its subscription's secret, and records the outcome: delivered on a 2xx, else tried again
-//! with a growing delay, and failed after [`MAX_ATTEMPTS`]. A receiver may see a delivery more
+//! with a growing, jittered delay, and failed after [`MAX_ATTEMPTS`]. Metrics: deliveries by
+//! outcome (`rewards_webhook_deliveries_total`), the outbox's depth
+//! (`rewards_webhook_deliveries_pending`) and the time a receiver takes
+//! (`rewards_webhook_delivery_seconds`). A receiver may see a delivery more
 //! than once (a crash between its 2xx and the record of it); the delivery's `id` is the same on
 //! every try, so it can tell.
 
@@ -43,6 +46,8 @@ const LONGEST_BACKOFF_SECONDS: i64 = 600;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the deliverer looks for due deliveries when it has nothing to do.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How long it waits after the store failed it.
+const ERROR_PAUSE: Duration = Duration::from_secs(5);
 /// Pending deliveries looked at per round, and tried at once.
 const SCAN_LIMIT: usize = 512;
 const CONCURRENT_TRIES: usize = 16;
@@ -184,10 +189,18 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The wait before try `attempts + 1`: 1 s, doubled per try, at most ten minutes.
+/// The longest wait before try `attempts + 1`: 1 s, doubled per try, at most ten minutes.
 fn backoff_seconds(attempts: u32) -> i64 {
     let exponent = attempts.saturating_sub(1).min(20);
     (1i64 << exponent).min(LONGEST_BACKOFF_SECONDS)
+}
+
+/// The wait before try `attempts + 1`, in milliseconds: between half the backoff and all of it,
+/// so the retries of many deliveries that failed together (a receiver that was down) spread out.
+fn backoff_millis(attempts: u32) -> i64 {
+    let full = backoff_seconds(attempts) * 1000;
+    let half = full / 2;
+    half + clock::below(u64::try_from(full - half).unwrap_or(0) + 1) as i64
 }
 
 /// Starts the deliverer on the current arbiter: it runs for the life of the process.
@@ -206,15 +219,14 @@ pub fn start_deliverer(app: Arc<App>) {
     };
     actix::spawn(async move {
         loop {
-            let tried = match deliver_due(&app, &client).await {
-                Ok(tried) => tried,
+            match deliver_due(&app, &client).await {
+                Ok(0) => tokio::time::sleep(IDLE_POLL).await,
+                Ok(_) => {}
                 Err(error) => {
+                    // Nothing was lost: the pending deliveries stay for the next look.
                     tracing::warn!(%error, "webhook deliveries could not be read or recorded");
-                    0
+                    tokio::time::sleep(ERROR_PAUSE).await;
                 }
-            };
-            if tried == 0 {
-                tokio::time::sleep(IDLE_POLL).await;
             }
         }
     });
@@ -277,8 +289,9 @@ async fn deliver_due(app: &Arc<App>, client: &reqwest::Client) -> Result<usize, 
             metrics::counter!("rewards_webhook_deliveries_total", "outcome" => outcome)
                 .increment(1);
             if record.state == DeliveryState::Pending {
-                record.next_attempt_at =
-                    Some(finished.plus_seconds(backoff_seconds(record.attempts)));
+                record.next_attempt_at = Some(Timestamp(
+                    finished.0.saturating_add(backoff_millis(record.attempts)),
+                ));
             } else {
                 record.next_attempt_at = None;
                 set.delete(Space::Outbox, keys::pending_delivery_key(record.id));
@@ -323,6 +336,7 @@ async fn try_once(
                 .cloned()
         })
         .ok_or(Gone)?;
+    let started = std::time::Instant::now();
     let sent = client
         .post(&webhook.url)
         .header("content-type", "application/json")
@@ -335,6 +349,7 @@ async fn try_once(
         .body(record.body.clone())
         .send()
         .await;
+    metrics::histogram!("rewards_webhook_delivery_seconds").record(started.elapsed().as_secs_f64());
     Ok(match sent {
         Ok(response) => Some(response.status().as_u16()),
         Err(error) => {
@@ -358,8 +373,15 @@ mod tests {
     }
 
     #[test]
-    fn the_backoff_doubles_up_to_ten_minutes() {
+    fn the_backoff_doubles_up_to_ten_minutes_with_jitter_in_its_upper_half() {
         let waits: Vec<i64> = (1..=12).map(backoff_seconds).collect();
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        for attempts in 1..=12 {
+            let full = backoff_seconds(attempts) * 1000;
+            for _ in 0..100 {
+                let wait = backoff_millis(attempts);
+                assert!((full / 2..=full).contains(&wait), "{attempts}: {wait}");
+            }
+        }
     }
 }

@@ -1,9 +1,15 @@
-//! A real `rewardsd` as a child process on a loopback port, and a small JSON client for it.
+//! A real `rewardsd` as a child process on a loopback port, a small JSON client for it, and a
+//! webhook receiver.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -484,5 +490,117 @@ pub fn cents(value: &Value) -> i64 {
         -magnitude
     } else {
         magnitude
+    }
+}
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// A webhook receiver on loopback: answers the statuses in `script` in turn (then 200) and
+/// keeps every request.
+pub struct Receiver {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(script: Vec<u16>) -> Receiver {
+        Receiver::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), script)
+    }
+
+    pub fn start_on(listener: TcpListener, script: Vec<u16>) -> Receiver {
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let script = Arc::new(Mutex::new(script.into_iter()));
+        let kept = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let kept = kept.clone();
+                let script = script.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut buffer = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        // Headers, then the body by its content-length.
+                        let end = loop {
+                            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break at + 4;
+                            }
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                        let headers: Vec<(String, String)> = head
+                            .lines()
+                            .skip(1)
+                            .filter_map(|l| l.split_once(':'))
+                            .map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_string()))
+                            .collect();
+                        let length: usize = headers
+                            .iter()
+                            .find(|(n, _)| n == "content-length")
+                            .map_or(0, |(_, v)| v.parse().unwrap());
+                        while buffer.len() < end + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body = buffer[end..end + length].to_vec();
+                        kept.lock().push(Received { headers, body });
+                        let status = script.lock().next().unwrap_or(200);
+                        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Receiver {
+            url,
+            received,
+            task,
+        }
+    }
+
+    /// Waits until `count` requests came (time only bounds a failing test).
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let received = self.received.lock().clone();
+            if received.len() >= count {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} deliveries came",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
