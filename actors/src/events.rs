@@ -122,6 +122,22 @@ pub struct EventRecord {
     pub cancel_reason: Option<String>,
     /// How processor routing brought the purchase about, when it did.
     pub route: Option<RouteFacts>,
+    /// What an achievement event was (format version 3; the last field).
+    pub achievement: Option<AchievementRecord>,
+}
+
+/// The kind of an achievement and the details that go with it (SPEC section 4).
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct AchievementRecord {
+    pub kind: rewards_core::offer::AchievementKind,
+    /// A financial achievement's product (a loan, an account).
+    pub product_sku: Option<String>,
+    /// A social media action: where, whose profile, what (a "like").
+    pub platform: Option<String>,
+    pub profile: Option<String>,
+    pub action: Option<String>,
+    /// A web achievement's visited URL.
+    pub url: Option<String>,
 }
 
 /// Where a POS purchase stands in `match` mode (API.md `match_state`).

@@ -15,7 +15,7 @@ use rewards_actors::idempotency::IdempotencyKey;
 use rewards_actors::registry::{BusinessEntry, BusinessSnapshot, OfferSet};
 use rewards_actors::router::flows::{self, TransactionInput};
 use rewards_actors::schema::keys;
-use rewards_actors::wallets::{self, Command, PurchaseJob};
+use rewards_actors::wallets::{self, Command, EstimateJob, PurchaseJob};
 use rewards_core::business::{Business, ProcessorMode, Tap};
 use rewards_core::contact::{Contact, ContactRewards};
 use rewards_core::identity::Identity;
@@ -37,6 +37,20 @@ enum Request {
         transactions: usize,
         answer: mpsc::Sender<Duration>,
     },
+    /// Submit this many purchases spending all they can, then as many estimates that hold what
+    /// they would spend, then the purchases that capture those holds; answer each phase's time.
+    Holds {
+        count: usize,
+        answer: mpsc::Sender<HoldTimes>,
+    },
+}
+
+/// How long each phase of [`InProcess::holds`] took to be durable.
+#[derive(Copy, Clone, Debug)]
+pub struct HoldTimes {
+    pub plain: Duration,
+    pub estimates: Duration,
+    pub captures: Duration,
 }
 
 /// The TAP codes the bench's three businesses share: a terminal takes a few concurrent
@@ -141,6 +155,10 @@ impl InProcess {
                             assert!(failed.is_empty(), "processor purchases failed: {failed:?}");
                             let _ = answer.send(elapsed);
                         }
+                        Request::Holds { count, answer } => {
+                            let _ = answer
+                                .send(run_holds(&app, &snapshot, &contacts, &mut rng, count).await);
+                        }
                     }
                 }
                 // The pipeline is dropped: stop the store before its directory goes.
@@ -162,6 +180,18 @@ impl InProcess {
             .as_ref()
             .expect("the pipeline runs")
             .send(Request::Run { purchases, answer })
+            .expect("the pipeline runs");
+        receive.recv().expect("an answer")
+    }
+
+    /// Times `count` purchases that spend all they can, `count` estimates that hold what they
+    /// would spend, and the `count` purchases that capture those holds.
+    pub fn holds(&self, count: usize) -> HoldTimes {
+        let (answer, receive) = mpsc::channel();
+        self.sender
+            .as_ref()
+            .expect("the pipeline runs")
+            .send(Request::Holds { count, answer })
             .expect("the pipeline runs");
         receive.recv().expect("an answer")
     }
@@ -206,6 +236,94 @@ async fn run_purchases(
     let failed = results.iter().filter(|r| r.is_err()).count();
     assert_eq!(failed, 0, "purchases failed in the pipeline");
     elapsed
+}
+
+async fn run_holds(
+    app: &Arc<App>,
+    snapshot: &BusinessSnapshot,
+    contacts: &[ContactId],
+    rng: &mut rand::rngs::StdRng,
+    count: usize,
+) -> HoldTimes {
+    let all = Some((SpendAmount::All, false));
+    let plain: Vec<(ContactId, PurchaseJob)> = (0..count)
+        .map(|_| {
+            (
+                contacts[rng.gen_range(0..contacts.len())],
+                job(snapshot, rng, all),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let results = join_all(plain.into_iter().map(|(contact, job)| {
+        let app = app.clone();
+        async move { wallets::call(&app, contact, Command::Purchase(Box::new(job))).await }
+    }))
+    .await;
+    let plain = started.elapsed();
+    assert!(results.iter().all(|r| r.is_ok()), "purchases failed");
+
+    // One estimate per contact at a time, each on a basket its purchase repeats.
+    let mut chosen: Vec<ContactId> = contacts.to_vec();
+    for i in 0..count.min(chosen.len()) {
+        let j = rng.gen_range(i..chosen.len());
+        chosen.swap(i, j);
+    }
+    let estimated: Vec<(ContactId, PurchaseJob)> = chosen
+        .iter()
+        .take(count)
+        .map(|contact| (*contact, job(snapshot, rng, None)))
+        .collect();
+    let ids: Vec<EstimateId> = (0..estimated.len())
+        .map(|_| EstimateId::from_random(rand::random()))
+        .collect();
+    let started = Instant::now();
+    let results = join_all(estimated.iter().zip(&ids).map(|((contact, purchase), id)| {
+        let app = app.clone();
+        let estimate = EstimateJob {
+            snapshot: snapshot.clone(),
+            estimate_id: *id,
+            purchase: purchase.purchase.clone(),
+            performed_on: purchase.performed_on,
+            reference_number: None,
+            classification: purchase.classification.clone(),
+            tap_code: None,
+            merchant_id: None,
+            payment_medium: None,
+            spend: all,
+            hold: true,
+            approval_required: false,
+            idempotency: None,
+        };
+        let contact = *contact;
+        async move { wallets::call(&app, contact, Command::Estimate(Box::new(estimate))).await }
+    }))
+    .await;
+    let estimates = started.elapsed();
+    assert!(results.iter().all(|r| r.is_ok()), "estimates failed");
+
+    let started = Instant::now();
+    let results =
+        join_all(
+            estimated
+                .into_iter()
+                .zip(ids)
+                .map(|((contact, mut purchase), id)| {
+                    let app = app.clone();
+                    purchase.estimate_id = Some(id);
+                    async move {
+                        wallets::call(&app, contact, Command::Purchase(Box::new(purchase))).await
+                    }
+                }),
+        )
+        .await;
+    let captures = started.elapsed();
+    assert!(results.iter().all(|r| r.is_ok()), "captures failed");
+    HoldTimes {
+        plain,
+        estimates,
+        captures,
+    }
 }
 
 /// Registers the shared TAPs for `business` (with its settings) in memory.

@@ -57,6 +57,7 @@ pub fn purchase_record() -> EventRecord {
         cancelled_at: None,
         cancel_reason: None,
         route: None,
+        achievement: None,
     }
 }
 

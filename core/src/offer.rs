@@ -64,8 +64,9 @@ pub struct SpendConditions {
     pub tier_levels: Vec<String>,
 }
 
-#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
 pub enum AchievementKind {
+    #[default]
     Achievement,
     FinancialAchievement,
     SocialMedia,

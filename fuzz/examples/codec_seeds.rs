@@ -11,8 +11,8 @@
 //! the old one rather than written over it.
 
 use rewards_actors::events::{
-    AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, ReturnsRecord,
-    RouteFacts, SpendRecord,
+    AchievementRecord, AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord,
+    ReturnsRecord, RouteFacts, SpendRecord,
 };
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
@@ -173,6 +173,7 @@ fn event_record() -> EventRecord {
             transaction_reference: Some("NET-000123".into()),
             processor_id: Some(ProcessorId::from_bytes([6; 16])),
         }),
+        achievement: None,
     }
 }
 
@@ -253,7 +254,29 @@ fn main() {
         "ledger_entries.bin",
         &LedgerEntriesRecord::from(entries.as_slice()),
     );
-    let event = write(&dir, "event.bin", &event_record());
+    // The event of today (version 3) carries an achievement's details; `event.bin` is the same
+    // event as version 2 wrote it, before achievements: without the trailing absent byte.
+    let mut achieved = event_record();
+    achieved.event_type = EventType::Achievement;
+    achieved.achievement = Some(AchievementRecord {
+        kind: rewards_core::offer::AchievementKind::SocialMedia,
+        product_sku: None,
+        platform: Some("instagram".into()),
+        profile: Some("@shop".into()),
+        action: Some("like".into()),
+        url: None,
+    });
+    let event = write(&dir, "event_v3.bin", &achieved);
+    let mut v2 = codec::encode(&event_record());
+    assert_eq!(
+        v2.pop(),
+        Some(0),
+        "an absent achievement is one 0 byte at the end"
+    );
+    v2[0] = 2;
+    let upgraded: EventRecord = codec::decode(&v2).expect("a version 2 event decodes");
+    assert_eq!(upgraded, event_record());
+    std::fs::write(dir.join("event.bin"), &v2).expect("write a seed");
     write(&dir, "contact.bin", &ContactRecord::from(&contact()));
     write(&dir, "route.bin", &route_record());
     write(
@@ -272,9 +295,9 @@ fn main() {
     old.route = None;
     let mut v1 = codec::encode(&old);
     assert_eq!(
-        v1.pop(),
-        Some(0),
-        "an absent route is one 0 byte at the end"
+        (v1.pop(), v1.pop()),
+        (Some(0), Some(0)),
+        "an absent achievement and an absent route are two 0 bytes at the end"
     );
     v1[0] = 1;
     let upgraded: EventRecord = codec::decode(&v1).expect("a version 1 event decodes");
@@ -282,7 +305,7 @@ fn main() {
     std::fs::write(dir.join("event_v1.bin"), &v1).expect("write a seed");
 
     println!(
-        "wrote 7 seeds to {} (the event is {} bytes)",
+        "wrote 8 seeds to {} (the event is {} bytes)",
         dir.display(),
         event.len()
     );

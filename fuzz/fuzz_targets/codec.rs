@@ -9,10 +9,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use rewards_actors::estimates::EstimateRecord;
 use rewards_actors::events::EventRecord;
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
 use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, WalletRecord};
+use rewards_actors::webhooks::DeliveryRecord;
 use rewards_storage::codec::{self, Record};
 use std::fmt::Debug;
 
@@ -46,4 +48,6 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<RouteRecord>(data);
     round_trip::<StoredResponse>(data);
     round_trip::<LedgerEntriesRecord>(data);
+    round_trip::<EstimateRecord>(data);
+    round_trip::<DeliveryRecord>(data);
 });

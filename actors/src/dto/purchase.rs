@@ -541,6 +541,19 @@ struct EventJson<'a> {
     cancel_reason: Option<&'a Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     returns: Option<ReturnsView>,
+    /// An achievement's kind and details, beside the event's own fields.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    achievement: Option<AchievementView<'a>>,
+}
+
+#[derive(Serialize)]
+struct AchievementView<'a> {
+    kind: &'static str,
+    product_sku: &'a Option<String>,
+    platform: &'a Option<String>,
+    profile: &'a Option<String>,
+    action: &'a Option<String>,
+    url: &'a Option<String>,
 }
 
 impl Serialize for EventView<'_> {
@@ -608,6 +621,14 @@ impl Serialize for EventView<'_> {
                 returned_amount: MoneyView(c, event.returns.returned_amount),
                 clawed_back: MoneyView(c, event.returns.clawed_back),
                 refunded: MoneyView(c, event.returns.refunded),
+            }),
+            achievement: event.achievement.as_ref().map(|a| AchievementView {
+                kind: a.kind.as_str(),
+                product_sku: &a.product_sku,
+                platform: &a.platform,
+                profile: &a.profile,
+                action: &a.action,
+                url: &a.url,
             }),
         };
         view.serialize(s)

@@ -6,6 +6,7 @@ mod codes;
 mod config;
 mod contacts;
 mod estimates;
+mod events;
 pub mod json;
 pub mod openapi;
 mod operator;
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     processor::routes(cfg);
     purchases::routes(cfg);
     estimates::routes(cfg);
+    events::routes(cfg);
     ops::routes(cfg);
     contacts::routes(cfg);
     codes::routes(cfg);

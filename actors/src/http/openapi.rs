@@ -13,7 +13,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::{ApiError, Problem, ProblemField};
-use super::{codes, config, contacts, estimates, operator, ops, processor, purchases, webhooks};
+use super::{
+    codes, config, contacts, estimates, events, operator, ops, processor, purchases, webhooks,
+};
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use rewards_core::DomainError;
 
@@ -35,6 +37,7 @@ use rewards_core::DomainError;
         purchases::return_lines,
         purchases::list_events,
         purchases::contact_activity,
+        events::post_achievement,
         estimates::create_estimate,
         webhooks::create_webhook,
         webhooks::list_webhooks,

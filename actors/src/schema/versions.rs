@@ -35,18 +35,21 @@ impl Record for WalletRecord {
 }
 
 impl Record for EventRecord {
-    /// Version 2 added `route`, the last field.
-    const VERSION: u8 = 2;
+    /// Version 2 added `route`, version 3 `achievement`: each the last field, an `Option`.
+    const VERSION: u8 = 3;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
-        // A version 1 record is a version 2 record without its last field; bincode writes an
-        // absent `Option` as one 0 byte, so appending it reads the old record as the new one.
-        (version == 1).then(|| {
-            let mut upgraded = Vec::with_capacity(body.len() + 1);
-            upgraded.extend_from_slice(body);
-            upgraded.push(0);
-            codec::decode_body(&upgraded)
-        })
+        // An older record is a newer one without its last fields; bincode writes an absent
+        // `Option` as one 0 byte, so appending one per missing field reads it as the new one.
+        let missing = match version {
+            1 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        let mut upgraded = Vec::with_capacity(body.len() + missing);
+        upgraded.extend_from_slice(body);
+        upgraded.extend(std::iter::repeat_n(0, missing));
+        Some(codec::decode_body(&upgraded))
     }
 }
 
@@ -80,11 +83,13 @@ mod tests {
     use rewards_storage::codec;
 
     use crate::events::{
-        EventRecord, EventState, EventType, MatchState, ReturnsRecord, RouteFacts,
+        AchievementRecord, EventRecord, EventState, EventType, MatchState, ReturnsRecord,
+        RouteFacts,
     };
+    use rewards_core::offer::AchievementKind;
 
     #[test]
-    fn a_version_1_event_reads_as_version_2_without_route() {
+    fn older_events_read_as_version_3_without_their_missing_fields() {
         let event = EventRecord {
             id: EventId::from_bytes([1; 16]),
             event_type: EventType::Purchase,
@@ -113,17 +118,26 @@ mod tests {
             cancelled_at: None,
             cancel_reason: None,
             route: None,
+            achievement: None,
         };
-        let v2 = codec::encode(&event);
-        assert_eq!(v2[0], 2);
-        // Version 1 wrote the same fields without the last one.
-        let mut v1 = v2[..v2.len() - 1].to_vec();
+        let v3 = codec::encode(&event);
+        assert_eq!(v3[0], 3);
+        // Version 2 wrote the same fields without the last one, version 1 without two.
+        let mut v2 = v3[..v3.len() - 1].to_vec();
+        v2[0] = 2;
+        assert_eq!(codec::decode::<EventRecord>(&v2).unwrap(), event);
+        let mut v1 = v3[..v3.len() - 2].to_vec();
         v1[0] = 1;
         assert_eq!(codec::decode::<EventRecord>(&v1).unwrap(), event);
         let mut routed = event.clone();
         routed.route = Some(RouteFacts {
             match_state: Some(MatchState::Matched),
             ..RouteFacts::default()
+        });
+        routed.achievement = Some(AchievementRecord {
+            kind: AchievementKind::Web,
+            url: Some("https://example.org".into()),
+            ..AchievementRecord::default()
         });
         assert_eq!(
             codec::decode::<EventRecord>(&codec::encode(&routed)).unwrap(),

@@ -86,6 +86,7 @@ impl Handler<Envelope> for WalletActor {
                 code,
             } => self.scheme(&snapshot, sign_up, scheme_id, email, code),
             Command::Estimate(job) => self.estimate(*job),
+            Command::Achievement(job) => self.achievement(*job),
             Command::EstimateStep {
                 snapshot,
                 estimate_id,

@@ -1,4 +1,4 @@
-//! Top-ups and payouts.
+//! Top-ups, payouts and achievements.
 
 use super::*;
 
@@ -75,6 +75,49 @@ impl WalletActor {
             status: StatusCode::CREATED,
             body: crate::json_bytes(&body),
         };
+        Ok(change)
+    }
+
+    pub(super) fn achievement(&mut self, job: AchievementJob) -> Result<Change, Failure> {
+        let now = clock::now();
+        let snapshot = &job.snapshot;
+        let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "achievement");
+        change.entries = change.wallet.expire_due(now);
+        let awards = Self::reward(
+            &mut change,
+            snapshot,
+            &EventFacts::Achievement(AchievementFacts {
+                kind: job.details.kind,
+                classification: Some(&job.classification),
+                amount: job.amount,
+                performed_on: job.performed_on,
+            }),
+            job.event_id,
+            now,
+        );
+        let mut event = new_event(&change, job.event_id, EventType::Achievement, snapshot, now);
+        event.origin = job.origin;
+        event.performed_on = job.performed_on;
+        event.classification = Some(job.classification);
+        event.amount = job.amount;
+        event.tap_code = job.tap_code;
+        event.merchant_id = job.merchant_id;
+        event.payment_medium = job.payment_medium;
+        event.identity = Some(job.identity);
+        event.external_system = job.external_system;
+        event.external_reference = job.external_reference;
+        event.achievement = Some(job.details);
+        event.awards = awards?;
+        Self::put_event(&mut change, event, true, now);
+        let event = change
+            .events
+            .last()
+            .ok_or_else(|| Failure::Internal("the achievement was not put".into()))?;
+        change.reply = Reply {
+            status: StatusCode::CREATED,
+            body: crate::json_bytes(&render_event(event, snapshot.business.currency)),
+        };
+        change.idempotency = job.idempotency;
         Ok(change)
     }
 }

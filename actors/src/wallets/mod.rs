@@ -120,6 +120,24 @@ pub enum Answer {
     StatusOnly,
 }
 
+/// An achievement: an action of the contact that achievement offers reward (SPEC section 4).
+pub struct AchievementJob {
+    pub snapshot: BusinessSnapshot,
+    pub event_id: EventId,
+    pub classification: String,
+    pub amount: Option<Money>,
+    pub details: crate::events::AchievementRecord,
+    pub performed_on: Timestamp,
+    pub tap_code: Option<String>,
+    pub merchant_id: Option<MerchantId>,
+    pub payment_medium: Option<PaymentMediumRecord>,
+    pub identity: rewards_core::identity::Identity,
+    pub origin: String,
+    pub external_system: String,
+    pub external_reference: Option<String>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
 pub struct ReturnJob {
     pub snapshot: BusinessSnapshot,
     pub purchase_id: EventId,
@@ -160,6 +178,7 @@ pub enum Command {
         code: Option<String>,
     },
     Estimate(Box<EstimateJob>),
+    Achievement(Box<AchievementJob>),
     EstimateStep {
         snapshot: BusinessSnapshot,
         estimate_id: rewards_core::EstimateId,
@@ -303,5 +322,6 @@ fn new_event(
         cancelled_at: None,
         cancel_reason: None,
         route: None,
+        achievement: None,
     }
 }

@@ -1,10 +1,11 @@
-//! kill -9 under load: every acknowledged purchase survives whole, nothing is half applied, and
+//! kill -9 under load: every acknowledged purchase (and achievement) survives whole, nothing is half applied, and
 //! every wallet equals its ledger. Processor traffic runs beside it on a TAP shared by an award,
 //! a match and a claim business: every acknowledged route is there after a restart, nothing is
 //! rewarded twice, and windows that ended while the server was down end at start-up. Estimates
 //! with holds run beside them (some consumed by their purchase, some cancelled, some left
 //! open): every acknowledged step is there after a restart, and every hold is resolved exactly
-//! once, as its estimate's state says.
+//! once, as its estimate's state says. A webhook receiver hears of every acknowledged purchase
+//! after each restart.
 //! Checkpoints run every few milliseconds here, so kills land in appends and in checkpoints
 //! alike, and each restart replays the log's tail over a half-written checkpoint as often as
 //! not. `REWARDS_CRASH_ROUNDS` sets the number of rounds (default 3).
@@ -17,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::processor::{business, processor_key};
-use crate::support::{audit_wallet, basket, cents, world, Api, Server, World};
+use crate::support::{audit_wallet, basket, cents, world, Api, Receiver, Server, World};
 
 const CONTACTS: usize = 8;
 const CLIENTS: usize = 6;
@@ -54,6 +55,8 @@ async fn acknowledged_purchases_survive_sigkill() {
         .await;
     w.offer(json!({"name": "deferred 1", "goal": "spend", "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "deferred"}))
         .await;
+    w.offer(json!({"name": "a like", "goal": "achievement", "conditions": {"classifications": ["like"]}, "award": {"kind": "fixed", "amount": "0.50"}, "redeem": "instant"}))
+        .await;
     let mut wallets = Vec::new();
     api_setup_taps(&w).await;
     for i in 0..CONTACTS {
@@ -65,6 +68,16 @@ async fn acknowledged_purchases_survive_sigkill() {
         wallets.push(wallet);
     }
     let network = Network::new(&w.api).await;
+    // Every posted purchase of the business is announced to a receiver that outlives the kills.
+    let receiver = Receiver::start(Vec::new()).await;
+    w.api
+        .post(
+            &format!("/v1/businesses/{}/webhooks", w.business),
+            &w.key,
+            &json!({"url": receiver.url, "events": ["purchase.posted"], "secret": "a-secret-of-the-shop"}),
+        )
+        .await
+        .expect(201);
     let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
     let routed: Arc<Mutex<Routed>> = Arc::default();
     let estimated: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -91,6 +104,29 @@ async fn acknowledged_purchases_survive_sigkill() {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(client_seed);
                 for n in 0.. {
                     let contact = rng.gen_range(0..CONTACTS);
+                    if rng.gen_bool(0.15) {
+                        // An achievement now and then: acknowledged ones must survive too.
+                        let body = json!({"identity": {"contact_code": format!("C-{contact}")},
+                            "kind": "social_media", "classification": "like",
+                            "external_reference": format!("a{round}-c{client}-n{n}")});
+                        let sent = w
+                            .api
+                            .send(
+                                reqwest::Method::POST,
+                                "/v1/achievements",
+                                Some(&w.pos_key),
+                                Some(serde_json::to_vec(&body).unwrap()),
+                            )
+                            .await;
+                        match sent {
+                            Ok(answer) if answer.status == 201 => {
+                                acknowledged.lock().push(answer.body)
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                        continue;
+                    }
                     let total = format!("{}.{:02}", rng.gen_range(1..20), rng.gen_range(0..100));
                     let mut body = basket(json!({"contact_code": format!("C-{contact}")}), &total);
                     body["external_reference"] = json!(format!("r{round}-c{client}-n{n}"));
@@ -138,6 +174,7 @@ async fn acknowledged_purchases_survive_sigkill() {
         check(&w, &answered, &wallets).await;
         let answered_estimates = estimated.lock().clone();
         check_estimates(&w, &answered_estimates, &wallets).await;
+        check_deliveries(&receiver, &answered).await;
         let routed_now = std::mem::take(&mut *routed.lock());
         network.check(&restarted.client(), &w, &routed_now).await;
         server = Some(restarted);
@@ -161,13 +198,21 @@ async fn check(w: &World, acknowledged: &[Value], wallets: &[String]) {
     }
     // Nothing is half applied: each stored purchase's ledger entries are exactly its awards and
     // its spend.
-    let events = w
+    let mut events = w
         .api
         .all(
             &format!("/v1/businesses/{}/events?type=purchase", w.business),
             &w.key,
         )
         .await;
+    events.extend(
+        w.api
+            .all(
+                &format!("/v1/businesses/{}/events?type=achievement", w.business),
+                &w.key,
+            )
+            .await,
+    );
     let mut entries_by_event: std::collections::HashMap<String, Vec<Value>> = Default::default();
     for wallet in wallets {
         for entry in w
@@ -201,7 +246,10 @@ async fn check(w: &World, acknowledged: &[Value], wallets: &[String]) {
             .map(|a| cents(&a["amount"]))
             .sum();
         assert_eq!(sum("award"), awarded, "awards of purchase {id}");
-        let spent = event["spend"].get("spent").map_or(0, cents);
+        let spent = event
+            .get("spend")
+            .and_then(|s| s.get("spent"))
+            .map_or(0, cents);
         assert_eq!(sum("spend"), spent, "spend of purchase {id}");
     }
 }
@@ -366,6 +414,38 @@ async fn check_estimates(w: &World, answered: &[Value], wallets: &[String]) {
         last.len(),
         all_holds.len()
     );
+}
+
+/// Every acknowledged purchase is delivered to the receiver after the restart, whatever the
+/// kill interrupted (time only bounds a failing test).
+async fn check_deliveries(receiver: &Receiver, acknowledged: &[Value]) {
+    let wanted: std::collections::HashSet<String> = acknowledged
+        .iter()
+        .filter(|p| p["type"] == "purchase")
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let delivered: std::collections::HashSet<String> = receiver
+            .received
+            .lock()
+            .iter()
+            .filter_map(|r| r.json()["data"]["id"].as_str().map(str::to_string))
+            .collect();
+        let missing = wanted.difference(&delivered).count();
+        if missing == 0 {
+            println!(
+                "deliveries: all {} acknowledged purchases delivered",
+                wanted.len()
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing} acknowledged purchases were never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 const TAP: &str = "T-CRASH";

@@ -8,8 +8,10 @@
 //! A change to a layout cannot pass unnoticed: it needs a new format version, a decoder for the
 //! old one, and new golden bytes beside the old.
 //!
-//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`; `event_v1.bin`
-//! is an event in the format before route facts), which are records as the server wrote them.
+//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `event_v3.bin`
+//! is an event of today, `event.bin` the same event as version 2 wrote it, before achievements,
+//! and `event_v1.bin` one in the format before route facts), which are records as the server
+//! wrote them.
 
 mod keys;
 mod records;
@@ -75,6 +77,29 @@ fn check<T: Record + PartialEq + Debug>(examples: &[T], golden: &[&str]) {
     }
 }
 
+/// Golden bytes of an older format still decode, through its `decode_old` arm, to the example.
+fn check_old<T: Record + PartialEq + Debug>(examples: &[T], golden: &[&str]) {
+    let name = std::any::type_name::<T>();
+    assert_eq!(
+        examples.len(),
+        golden.len(),
+        "{name}: one encoding per example"
+    );
+    for (i, (example, golden)) in examples.iter().zip(golden).enumerate() {
+        let bytes = hex::decode(golden).unwrap();
+        assert!(
+            bytes[0] < T::VERSION,
+            "{name} example {i} is of an older version"
+        );
+        let decoded: T = codec::decode(&bytes)
+            .unwrap_or_else(|e| panic!("{name} old example {i} no longer decodes: {e}"));
+        assert_eq!(
+            &decoded, example,
+            "{name} old example {i} decodes differently"
+        );
+    }
+}
+
 /// Golden bytes with a version byte that their type does not know are refused as such.
 fn check_unknown_versions<T: Record + Debug>(golden: &[&str]) {
     let name = std::any::type_name::<T>();
@@ -123,8 +148,13 @@ fn the_codec_seeds_read_and_write_as_they_were_written() {
     assert!(!wallet.lots.is_empty());
     let entries: LedgerEntriesRecord = current("ledger_entries.bin");
     assert!(!entries.0.is_empty());
-    let event: EventRecord = current("event.bin");
+    let event: EventRecord = current("event_v3.bin");
     assert!(event.purchase.is_some());
+    assert!(event.achievement.is_some());
+    // Written by version 2, before achievements: read through its old arm.
+    let v2: EventRecord = codec::decode(&seed("event.bin")).expect("a version 2 event decodes");
+    assert!(v2.achievement.is_none());
+    assert_eq!(v2.purchase, event.purchase);
     let contact: ContactRecord = current("contact.bin");
     assert!(contact.code.is_some());
     let route: RouteRecord = current("route.bin");
@@ -143,7 +173,7 @@ fn an_event_of_the_first_format_reads_as_one_without_route_facts() {
     );
     let event: EventRecord = codec::decode(&bytes).expect("a version 1 event decodes");
     assert!(event.route.is_none());
-    let current: EventRecord = current("event.bin");
+    let current: EventRecord = codec::decode(&seed("event.bin")).unwrap();
     assert_eq!(event.id, current.id);
     assert_eq!(event.purchase, current.purchase);
 }

@@ -1,0 +1,223 @@
+//! Customer events other than purchases (SPEC section 4): achievements.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use rewards_core::offer::AchievementKind;
+use rewards_core::{DomainError, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use super::json::parse;
+use super::problem::ApiResult;
+use super::purchases::{answer, once};
+use super::{named_business, require_role};
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use crate::clock;
+use crate::dto::purchase::PaymentMediumBody;
+use crate::dto::{canonical, key_part, text, Dec, Problems};
+use crate::events::{AchievementRecord, PaymentMediumRecord};
+use crate::idempotency::IdempotencyKey;
+use crate::identities::identify;
+use crate::wallets::{self, AchievementJob, Command, Reply};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/achievements", web::post().to(post_achievement));
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub struct AchievementBody {
+    #[serde(default)]
+    pub business_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
+    pub identity: Option<rewards_core::identity::IdentityInput>,
+    /// `achievement` (the default), `financial_achievement`, `social_media` or `web`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// What was achieved (`top_up`, `loan_balance`, `like`...): offers match on it; an unknown
+    /// classification is simply a new one. Required.
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub classification: String,
+    /// An amount in the business currency (a financial achievement's balance, a top-up).
+    #[serde(default)]
+    pub amount: Option<Dec>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub product_sku: Option<String>,
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
+    pub payment_medium: Option<PaymentMediumBody>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub action: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub performed_on: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub tap_code: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_system: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_reference: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/achievements",
+    tag = "purchases",
+    summary = "An achievement of a contact (a top-up, a loan balance, a like, a visited page): achievement offers award on it",
+    request_body = AchievementBody,
+    responses((status = 201, description = "The achievement event with its awards", body = serde_json::Value))
+)]
+async fn post_achievement(
+    request: HttpRequest,
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    answer(submit_achievement(&app, &principal, &body, peer.as_deref()).await)
+}
+
+fn optional_text(fields: &mut Problems, name: &str, value: &Option<String>) -> Option<String> {
+    value.as_deref().and_then(|v| fields.take(text(name, v)))
+}
+
+async fn submit_achievement(
+    app: &Arc<App>,
+    principal: &Principal,
+    raw: &[u8],
+    peer: Option<&str>,
+) -> ApiResult<(Reply, bool)> {
+    require_role(principal, &[Role::Business, Role::Pos])?;
+    let body: AchievementBody = parse(raw)?;
+    let snapshot = named_business(app, principal, body.business_id.as_deref())?;
+    let business_id = snapshot.business.id;
+    let currency = snapshot.business.currency;
+    let mut fields = Problems::default();
+    let identity = match &body.identity {
+        Some(identity) => match identity.validate("identity") {
+            Ok(identity) => Some(identity),
+            Err(DomainError::ValidationFailed(errors)) => {
+                fields.0.extend(errors);
+                None
+            }
+            Err(error) => return Err(error.into()),
+        },
+        None => {
+            fields.add("identity", "exactly one identity is required");
+            None
+        }
+    };
+    let kind = match body.kind.as_deref() {
+        None => Some(AchievementKind::Achievement),
+        Some(kind) => {
+            let parsed = AchievementKind::parse(kind);
+            if parsed.is_none() {
+                fields.add(
+                    "kind",
+                    "must be achievement, financial_achievement, social_media or web",
+                );
+            }
+            parsed
+        }
+    };
+    let classification = fields.take(text("classification", &body.classification));
+    fields.take(key_part("classification", Some(&body.classification)));
+    let amount = body
+        .amount
+        .and_then(|d| fields.take(currency.parse_amount("amount", d.0)));
+    let details = AchievementRecord {
+        kind: kind.unwrap_or_default(),
+        product_sku: optional_text(&mut fields, "product_sku", &body.product_sku),
+        platform: optional_text(&mut fields, "platform", &body.platform),
+        profile: optional_text(&mut fields, "profile", &body.profile),
+        action: optional_text(&mut fields, "action", &body.action),
+        url: optional_text(&mut fields, "url", &body.url),
+    };
+    let performed_on = match body.performed_on.as_deref() {
+        Some(t) => {
+            let parsed = Timestamp::parse_rfc3339(t);
+            if parsed.is_none() {
+                fields.add("performed_on", "must be an RFC 3339 time");
+            }
+            parsed
+        }
+        None => Some(clock::now()),
+    };
+    fields.take(key_part("external_system", body.external_system.as_deref()));
+    fields.take(key_part(
+        "external_reference",
+        body.external_reference.as_deref(),
+    ));
+    let tap = match body.tap_code.as_deref().map(str::trim) {
+        Some(code) => {
+            let tap = snapshot.tap_by_code(code).cloned();
+            if tap.is_none() {
+                return Err(DomainError::TapNotFound(code.to_string()).into());
+            }
+            tap
+        }
+        None => peer.and_then(|ip| snapshot.tap_by_ip(ip)).cloned(),
+    };
+    fields.finish()?;
+    let (Some(identity), Some(classification), Some(performed_on)) =
+        (identity, classification, performed_on)
+    else {
+        return Err(DomainError::validation("body", "is not a valid achievement").into());
+    };
+    let merchant_id = tap
+        .as_ref()
+        .and_then(|t| t.merchant_id)
+        .or(principal.merchant_id);
+    let payment_medium = body.payment_medium.as_ref().map(|m| PaymentMediumRecord {
+        identifier: m.identifier.clone(),
+        brand: m.brand.clone(),
+        kind: m.kind.clone(),
+    });
+    let external_system = body.external_system.clone().unwrap_or_default();
+    let key = body.external_reference.as_deref().map(|reference| {
+        IdempotencyKey::new(
+            business_id,
+            "event",
+            &external_system,
+            reference,
+            &canonical(&body),
+        )
+    });
+    let presented_by = principal.key_id;
+    once(app, key, move |idempotency| async move {
+        let identified = identify(app, business_id, &identity, presented_by)?;
+        let job = AchievementJob {
+            snapshot,
+            event_id: clock::event_id(),
+            classification,
+            amount,
+            details,
+            performed_on,
+            tap_code: tap.map(|t| t.code),
+            merchant_id,
+            payment_medium,
+            identity,
+            origin: "pos".into(),
+            external_system,
+            external_reference: body.external_reference.clone(),
+            idempotency,
+        };
+        let result =
+            wallets::call(app, identified.contact, Command::Achievement(Box::new(job))).await;
+        identified.settle(app, result)
+    })
+    .await
+}

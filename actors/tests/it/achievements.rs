@@ -1,0 +1,168 @@
+//! Achievements: each kind with its details, offers that award on classification and kind, the
+//! cumulative monthly target, exactly once by external reference, refusals and voids.
+
+use serde_json::json;
+
+use crate::support::{audit_wallet, world, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn achievements_earn_what_their_offers_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let like = w
+        .offer(json!({"name": "a like", "goal": "achievement",
+            "conditions": {"classifications": ["like"], "event_kinds": ["social_media"]},
+            "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "instant"}))
+        .await;
+    let loans = w
+        .offer(json!({"name": "loans of 1000 a month", "goal": "achievement",
+            "conditions": {"classifications": ["loan_balance"], "event_kinds": ["financial_achievement"],
+                "cumulative_monthly_amount": "1000.00"},
+            "award": {"kind": "fixed", "amount": "10.00"}, "redeem": "deferred"}))
+        .await;
+    let ann = w.contact(json!({"code": "ANN"})).await;
+    let wallet = ann["wallet_id"].as_str().unwrap();
+
+    let liked = api
+        .post(
+            "/v1/achievements",
+            &w.pos_key,
+            &json!({"identity": {"contact_code": "ANN"}, "kind": "social_media",
+                "classification": "like", "platform": "instagram", "profile": "@shop",
+                "action": "like", "external_reference": "like-1"}),
+        )
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(liked["type"], "achievement");
+    assert_eq!(liked["kind"], "social_media");
+    assert_eq!(liked["platform"], "instagram");
+    assert_eq!(liked["profile"], "@shop");
+    assert_eq!(liked["classification"], "like");
+    assert_eq!(liked["awards"][0]["offer_id"], like["id"]);
+    assert_eq!(liked["awards"][0]["amount"], "1.00");
+    // Exactly once: the repeat is the first answer; a different body under the key is refused.
+    let again = api
+        .post(
+            "/v1/achievements",
+            &w.pos_key,
+            &json!({"identity": {"contact_code": "ANN"}, "kind": "social_media",
+                "classification": "like", "platform": "instagram", "profile": "@shop",
+                "action": "like", "external_reference": "like-1"}),
+        )
+        .await;
+    assert!(again.replay);
+    assert_eq!(again.body, liked);
+    api.post(
+        "/v1/achievements",
+        &w.pos_key,
+        &json!({"identity": {"contact_code": "ANN"}, "classification": "like",
+            "external_reference": "like-1"}),
+    )
+    .await
+    .expect_error(409, "idempotency_conflict");
+    // A web visit is another kind: no award from the like offer.
+    let visit = api
+        .post(
+            "/v1/achievements",
+            &w.pos_key,
+            &json!({"identity": {"contact_code": "ANN"}, "kind": "web", "classification": "like",
+                "url": "https://shop.example/sale"}),
+        )
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(visit["url"], "https://shop.example/sale");
+    assert_eq!(visit["awards"], json!([]));
+
+    // The monthly target: 600 then 500 in one month reach 1000 once; more that month does not.
+    let month = "2026-10-";
+    let mut awarded = Vec::new();
+    for (day, amount) in [("03", "600.00"), ("10", "500.00"), ("20", "900.00")] {
+        let event = api
+            .post(
+                "/v1/achievements",
+                &w.pos_key,
+                &json!({"identity": {"contact_code": "ANN"}, "kind": "financial_achievement",
+                    "classification": "loan_balance", "amount": amount, "product_sku": "LOAN-1",
+                    "performed_on": format!("{month}{day}T10:00:00Z")}),
+            )
+            .await
+            .expect(201)
+            .clone();
+        assert_eq!(event["product_sku"], "LOAN-1");
+        assert_eq!(event["amount"], amount);
+        awarded.push(event["awards"].as_array().unwrap().len());
+    }
+    assert_eq!(awarded, [0, 1, 0]);
+    let november = api
+        .post(
+            "/v1/achievements",
+            &w.pos_key,
+            &json!({"identity": {"contact_code": "ANN"}, "kind": "financial_achievement",
+                "classification": "loan_balance", "amount": "1000.00",
+                "performed_on": "2026-11-02T10:00:00Z"}),
+        )
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(november["awards"][0]["offer_id"], loans["id"]);
+    assert_eq!(w.wallet(wallet).await["balances"]["spendable"], "21.00");
+
+    // A void takes the awards back.
+    let id = liked["id"].as_str().unwrap();
+    let voided = api
+        .post(&format!("/v1/events/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(voided["state"], "cancelled");
+    assert_eq!(w.wallet(wallet).await["balances"]["spendable"], "20.00");
+    audit_wallet(&w, wallet).await;
+
+    // Refusals name their fields and record nothing.
+    for (body, field) in [
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "x", "kind": "dance"}),
+            "kind",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "  "}),
+            "classification",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "x", "amount": "-1"}),
+            "amount",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "x", "performed_on": "yesterday"}),
+            "performed_on",
+        ),
+        (json!({"classification": "x"}), "identity"),
+        (
+            json!({"identity": {"contact_code": "ANN"}}),
+            "classification",
+        ),
+    ] {
+        let refused = api.post("/v1/achievements", &w.pos_key, &body).await;
+        refused.expect_error(400, "validation_failed");
+        assert_eq!(refused.body["errors"][0]["field"], field, "{body}");
+    }
+    api.post(
+        "/v1/achievements",
+        &w.pos_key,
+        &json!({"identity": {"contact_code": "NOBODY"}, "classification": "x"}),
+    )
+    .await
+    .expect_error(404, "contact_not_found");
+    let events = api
+        .all(
+            &format!("/v1/businesses/{}/events?type=achievement", w.business),
+            &w.key,
+        )
+        .await;
+    assert_eq!(events.len(), 6);
+    server.stop();
+}
