@@ -16,7 +16,7 @@
 //! | `keys` | API key id | [`KeyRecord`](crate::auth::KeyRecord) | 1 |
 //! | `contacts` | contact id | [`ContactRecord`] (the profile) | 1 |
 //! | `wallets` | wallet id | [`WalletRecord`] | 1 |
-//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 2 (reads 1) |
+//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 3 (reads 1 and 2) |
 //! | `event_index` | `b` · business · `u64` created at · event id; `c` · contact · `u64` created at · event id | raw event id | none |
 //! | `ledger` | wallet · `u64` sequence number of the first entry | [`LedgerEntriesRecord`] | 1 |
 //! | `idempotency` | business · `str` scope · `str` external system · `str` external reference; processor · `str` "processor" · `str` transaction reference; one business's part of a processor purchase: its key · `ff` · business | [`StoredResponse`](crate::idempotency::StoredResponse) | 1 |
