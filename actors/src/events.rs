@@ -23,6 +23,8 @@ pub enum EventType {
     SignUp,
     TierReached,
     Topup,
+    /// New variants go at the end: the variant's number is stored.
+    FinancialStatement,
 }
 
 impl EventType {
@@ -35,6 +37,7 @@ impl EventType {
             EventType::SignUp => "sign_up",
             EventType::TierReached => "tier_reached",
             EventType::Topup => "top_up",
+            EventType::FinancialStatement => "financial_statement",
         }
     }
     pub fn parse(text: &str) -> Option<EventType> {
@@ -46,6 +49,7 @@ impl EventType {
             EventType::SignUp,
             EventType::TierReached,
             EventType::Topup,
+            EventType::FinancialStatement,
         ]
         .into_iter()
         .find(|t| t.as_str() == text)
@@ -122,8 +126,25 @@ pub struct EventRecord {
     pub cancel_reason: Option<String>,
     /// How processor routing brought the purchase about, when it did.
     pub route: Option<RouteFacts>,
-    /// What an achievement event was (format version 3; the last field).
+    /// What an achievement event was (format version 3).
     pub achievement: Option<AchievementRecord>,
+    /// A financial statement's period and KPIs (format version 4; the last field).
+    pub statement: Option<StatementRecord>,
+}
+
+/// A contact's key performance indicators for a month (SPEC section 4).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct StatementRecord {
+    /// `YYYY-MM`.
+    pub period: String,
+    pub kpis: Vec<KpiRecord>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct KpiRecord {
+    pub name: String,
+    pub product_sku: Option<String>,
+    pub value: rust_decimal::Decimal,
 }
 
 /// The kind of an achievement and the details that go with it (SPEC section 4).

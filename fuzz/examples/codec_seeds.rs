@@ -11,8 +11,8 @@
 //! the old one rather than written over it.
 
 use rewards_actors::events::{
-    AchievementRecord, AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord,
-    ReturnsRecord, RouteFacts, SpendRecord,
+    AchievementRecord, AwardRecord, EventRecord, EventState, EventType, KpiRecord,
+    PaymentMediumRecord, ReturnsRecord, RouteFacts, SpendRecord, StatementRecord,
 };
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
@@ -174,6 +174,7 @@ fn event_record() -> EventRecord {
             processor_id: Some(ProcessorId::from_bytes([6; 16])),
         }),
         achievement: None,
+        statement: None,
     }
 }
 
@@ -254,8 +255,20 @@ fn main() {
         "ledger_entries.bin",
         &LedgerEntriesRecord::from(entries.as_slice()),
     );
-    // The event of today (version 3) carries an achievement's details; `event.bin` is the same
-    // event as version 2 wrote it, before achievements: without the trailing absent byte.
+    // The event of today (version 4) is a financial statement; `event_v3.bin` an achievement as
+    // version 3 wrote it (without the trailing absent statement), and `event.bin` a purchase as
+    // version 2 wrote it, before achievements.
+    let mut statement = event_record();
+    statement.event_type = EventType::FinancialStatement;
+    statement.statement = Some(StatementRecord {
+        period: "2026-10".into(),
+        kpis: vec![KpiRecord {
+            name: "balance".into(),
+            product_sku: Some("LOAN-1".into()),
+            value: Decimal::new(-1_250_075, 2),
+        }],
+    });
+    let event = write(&dir, "event_v4.bin", &statement);
     let mut achieved = event_record();
     achieved.event_type = EventType::Achievement;
     achieved.achievement = Some(AchievementRecord {
@@ -266,12 +279,17 @@ fn main() {
         action: Some("like".into()),
         url: None,
     });
-    let event = write(&dir, "event_v3.bin", &achieved);
+    let mut v3 = codec::encode(&achieved);
+    assert_eq!(v3.pop(), Some(0), "an absent statement is one 0 byte at the end");
+    v3[0] = 3;
+    let upgraded: EventRecord = codec::decode(&v3).expect("a version 3 event decodes");
+    assert_eq!(upgraded, achieved);
+    std::fs::write(dir.join("event_v3.bin"), &v3).expect("write a seed");
     let mut v2 = codec::encode(&event_record());
     assert_eq!(
-        v2.pop(),
-        Some(0),
-        "an absent achievement is one 0 byte at the end"
+        (v2.pop(), v2.pop()),
+        (Some(0), Some(0)),
+        "an absent statement and an absent achievement are two 0 bytes at the end"
     );
     v2[0] = 2;
     let upgraded: EventRecord = codec::decode(&v2).expect("a version 2 event decodes");
@@ -295,9 +313,9 @@ fn main() {
     old.route = None;
     let mut v1 = codec::encode(&old);
     assert_eq!(
-        (v1.pop(), v1.pop()),
-        (Some(0), Some(0)),
-        "an absent achievement and an absent route are two 0 bytes at the end"
+        (v1.pop(), v1.pop(), v1.pop()),
+        (Some(0), Some(0), Some(0)),
+        "an absent statement, achievement and route are three 0 bytes at the end"
     );
     v1[0] = 1;
     let upgraded: EventRecord = codec::decode(&v1).expect("a version 1 event decodes");
@@ -305,7 +323,7 @@ fn main() {
     std::fs::write(dir.join("event_v1.bin"), &v1).expect("write a seed");
 
     println!(
-        "wrote 8 seeds to {} (the event is {} bytes)",
+        "wrote 9 seeds to {} (the event is {} bytes)",
         dir.display(),
         event.len()
     );

@@ -544,6 +544,22 @@ struct EventJson<'a> {
     /// An achievement's kind and details, beside the event's own fields.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     achievement: Option<AchievementView<'a>>,
+    /// A financial statement's period and KPIs.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    statement: Option<StatementView<'a>>,
+}
+
+#[derive(Serialize)]
+struct StatementView<'a> {
+    period: &'a str,
+    kpis: Vec<KpiView<'a>>,
+}
+
+#[derive(Serialize)]
+struct KpiView<'a> {
+    name: &'a str,
+    product_sku: &'a Option<String>,
+    value: DecimalView,
 }
 
 #[derive(Serialize)]
@@ -629,6 +645,18 @@ impl Serialize for EventView<'_> {
                 profile: &a.profile,
                 action: &a.action,
                 url: &a.url,
+            }),
+            statement: event.statement.as_ref().map(|st| StatementView {
+                period: &st.period,
+                kpis: st
+                    .kpis
+                    .iter()
+                    .map(|k| KpiView {
+                        name: &k.name,
+                        product_sku: &k.product_sku,
+                        value: DecimalView(k.value.normalize()),
+                    })
+                    .collect(),
             }),
         };
         view.serialize(s)

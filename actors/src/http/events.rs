@@ -1,4 +1,5 @@
-//! Customer events other than purchases (SPEC section 4): achievements.
+//! Customer events other than purchases (SPEC section 4): achievements and financial
+//! statements.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use rewards_core::offer::AchievementKind;
@@ -15,13 +16,14 @@ use crate::auth::{Principal, Role};
 use crate::clock;
 use crate::dto::purchase::PaymentMediumBody;
 use crate::dto::{canonical, key_part, text, Dec, Problems};
-use crate::events::{AchievementRecord, PaymentMediumRecord};
+use crate::events::{AchievementRecord, KpiRecord, PaymentMediumRecord, StatementRecord};
 use crate::idempotency::IdempotencyKey;
 use crate::identities::identify;
-use crate::wallets::{self, AchievementJob, Command, Reply};
+use crate::wallets::{self, AchievementJob, Command, Reply, StatementJob};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/achievements", web::post().to(post_achievement));
+    cfg.route("/v1/achievements", web::post().to(post_achievement))
+        .route("/v1/financial-statements", web::post().to(post_statement));
 }
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -217,6 +219,189 @@ async fn submit_achievement(
         };
         let result =
             wallets::call(app, identified.contact, Command::Achievement(Box::new(job))).await;
+        identified.settle(app, result)
+    })
+    .await
+}
+
+/// KPIs per statement.
+pub const MAX_KPIS: usize = 100;
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub struct KpiBody {
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub product_sku: Option<String>,
+    pub value: Dec,
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub struct StatementBody {
+    #[serde(default)]
+    pub business_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
+    pub identity: Option<rewards_core::identity::IdentityInput>,
+    /// What the statement is of (`loan`, `savings`...). Required.
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub classification: String,
+    /// The month, `YYYY-MM`. One statement per contact, classification and period.
+    #[serde(default)]
+    #[schema(max_length = 7)]
+    pub period: String,
+    #[serde(default, deserialize_with = "crate::dto::object::list")]
+    #[schema(max_items = 100)]
+    pub kpis: Vec<KpiBody>,
+    #[serde(default)]
+    pub performed_on: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_system: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_reference: Option<String>,
+}
+
+/// `YYYY-MM` with a month from 01 to 12.
+fn period(value: &str) -> Result<String, rewards_core::FieldError> {
+    let bytes = value.as_bytes();
+    let valid = bytes.len() == 7
+        && bytes.get(4) == Some(&b'-')
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit())
+        && matches!(
+            value.get(5..7).and_then(|m| m.parse::<u8>().ok()),
+            Some(1..=12)
+        );
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(rewards_core::FieldError::new(
+            "period",
+            "must be a month, YYYY-MM",
+        ))
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/financial-statements",
+    tag = "purchases",
+    summary = "A contact's key performance indicators for a month; one per classification and period",
+    request_body = StatementBody,
+    responses((status = 201, description = "The financial statement event", body = serde_json::Value))
+)]
+async fn post_statement(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    answer(submit_statement(&app, &principal, &body).await)
+}
+
+async fn submit_statement(
+    app: &Arc<App>,
+    principal: &Principal,
+    raw: &[u8],
+) -> ApiResult<(Reply, bool)> {
+    require_role(principal, &[Role::Business, Role::Pos])?;
+    let body: StatementBody = parse(raw)?;
+    let snapshot = named_business(app, principal, body.business_id.as_deref())?;
+    let business_id = snapshot.business.id;
+    let mut fields = Problems::default();
+    let identity = match &body.identity {
+        Some(identity) => match identity.validate("identity") {
+            Ok(identity) => Some(identity),
+            Err(DomainError::ValidationFailed(errors)) => {
+                fields.0.extend(errors);
+                None
+            }
+            Err(error) => return Err(error.into()),
+        },
+        None => {
+            fields.add("identity", "exactly one identity is required");
+            None
+        }
+    };
+    let classification = fields.take(text("classification", &body.classification));
+    let month = fields.take(period(body.period.trim()));
+    if body.kpis.is_empty() {
+        fields.add("kpis", "name at least one KPI");
+    }
+    if body.kpis.len() > MAX_KPIS {
+        fields.add("kpis", format!("at most {MAX_KPIS} KPIs"));
+    }
+    let mut kpis = Vec::with_capacity(body.kpis.len().min(MAX_KPIS));
+    for (i, kpi) in body.kpis.iter().take(MAX_KPIS).enumerate() {
+        let name = fields.take(text(&format!("kpis[{i}].name"), &kpi.name));
+        let product_sku = kpi
+            .product_sku
+            .as_deref()
+            .and_then(|p| fields.take(text(&format!("kpis[{i}].product_sku"), p)));
+        if let Some(name) = name {
+            kpis.push(KpiRecord {
+                name,
+                product_sku,
+                value: kpi.value.0,
+            });
+        }
+    }
+    let performed_on = match body.performed_on.as_deref() {
+        Some(t) => {
+            let parsed = Timestamp::parse_rfc3339(t);
+            if parsed.is_none() {
+                fields.add("performed_on", "must be an RFC 3339 time");
+            }
+            parsed
+        }
+        None => Some(clock::now()),
+    };
+    fields.take(key_part("external_system", body.external_system.as_deref()));
+    fields.take(key_part(
+        "external_reference",
+        body.external_reference.as_deref(),
+    ));
+    fields.finish()?;
+    let (Some(identity), Some(classification), Some(month), Some(performed_on)) =
+        (identity, classification, month, performed_on)
+    else {
+        return Err(DomainError::validation("body", "is not a valid statement").into());
+    };
+    let external_system = body.external_system.clone().unwrap_or_default();
+    let key = body.external_reference.as_deref().map(|reference| {
+        IdempotencyKey::new(
+            business_id,
+            "event",
+            &external_system,
+            reference,
+            &canonical(&body),
+        )
+    });
+    let presented_by = principal.key_id;
+    once(app, key, move |idempotency| async move {
+        let identified = identify(app, business_id, &identity, presented_by)?;
+        let job = StatementJob {
+            snapshot,
+            event_id: clock::event_id(),
+            classification,
+            statement: StatementRecord {
+                period: month,
+                kpis,
+            },
+            performed_on,
+            identity,
+            external_system,
+            external_reference: body.external_reference.clone(),
+            idempotency,
+        };
+        let result =
+            wallets::call(app, identified.contact, Command::Statement(Box::new(job))).await;
         identified.settle(app, result)
     })
     .await

@@ -38,6 +38,7 @@ use rewards_core::DomainError;
         purchases::list_events,
         purchases::contact_activity,
         events::post_achievement,
+        events::post_statement,
         estimates::create_estimate,
         webhooks::create_webhook,
         webhooks::list_webhooks,

@@ -136,6 +136,16 @@ pub fn contact_index_key(contact: ContactId, at: Timestamp, id: EventId) -> Vec<
         .finish()
 }
 
+/// A contact's financial statement of one classification and period (taken once).
+pub fn statement_key(contact: ContactId, classification: &str, period: &str) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(b's')
+        .bytes(contact.as_bytes())
+        .str(classification)
+        .str(period)
+        .finish()
+}
+
 pub fn contact_index_prefix(contact: ContactId) -> Vec<u8> {
     KeyBuilder::new()
         .u8(b'c')

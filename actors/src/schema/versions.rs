@@ -35,15 +35,17 @@ impl Record for WalletRecord {
 }
 
 impl Record for EventRecord {
-    /// Version 2 added `route`, version 3 `achievement`: each the last field, an `Option`.
-    const VERSION: u8 = 3;
+    /// Version 2 added `route`, version 3 `achievement`, version 4 `statement`: each the last
+    /// field, an `Option`.
+    const VERSION: u8 = 4;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
         // An older record is a newer one without its last fields; bincode writes an absent
         // `Option` as one 0 byte, so appending one per missing field reads it as the new one.
         let missing = match version {
-            1 => 2,
-            2 => 1,
+            1 => 3,
+            2 => 2,
+            3 => 1,
             _ => return None,
         };
         let mut upgraded = Vec::with_capacity(body.len() + missing);
@@ -89,7 +91,7 @@ mod tests {
     use rewards_core::offer::AchievementKind;
 
     #[test]
-    fn older_events_read_as_version_3_without_their_missing_fields() {
+    fn older_events_read_as_version_4_without_their_missing_fields() {
         let event = EventRecord {
             id: EventId::from_bytes([1; 16]),
             event_type: EventType::Purchase,
@@ -119,14 +121,22 @@ mod tests {
             cancel_reason: None,
             route: None,
             achievement: None,
+            statement: None,
         };
-        let v3 = codec::encode(&event);
-        assert_eq!(v3[0], 3);
-        // Version 2 wrote the same fields without the last one, version 1 without two.
-        let mut v2 = v3[..v3.len() - 1].to_vec();
-        v2[0] = 2;
-        assert_eq!(codec::decode::<EventRecord>(&v2).unwrap(), event);
-        let mut v1 = v3[..v3.len() - 2].to_vec();
+        let v4 = codec::encode(&event);
+        assert_eq!(v4[0], 4);
+        // Version 3 wrote the same fields without the last one, version 2 without two, version
+        // 1 without three.
+        for (version, missing) in [(3u8, 1usize), (2, 2), (1, 3)] {
+            let mut old = v4[..v4.len() - missing].to_vec();
+            old[0] = version;
+            assert_eq!(
+                codec::decode::<EventRecord>(&old).unwrap(),
+                event,
+                "{version}"
+            );
+        }
+        let mut v1 = v4[..v4.len() - 3].to_vec();
         v1[0] = 1;
         assert_eq!(codec::decode::<EventRecord>(&v1).unwrap(), event);
         let mut routed = event.clone();

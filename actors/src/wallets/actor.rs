@@ -87,6 +87,7 @@ impl Handler<Envelope> for WalletActor {
             } => self.scheme(&snapshot, sign_up, scheme_id, email, code),
             Command::Estimate(job) => self.estimate(*job),
             Command::Achievement(job) => self.achievement(*job),
+            Command::Statement(job) => self.statement(*job),
             Command::EstimateStep {
                 snapshot,
                 estimate_id,

@@ -1,4 +1,4 @@
-//! Top-ups, payouts and achievements.
+//! Top-ups, payouts, achievements and financial statements.
 
 use super::*;
 
@@ -113,6 +113,59 @@ impl WalletActor {
             .events
             .last()
             .ok_or_else(|| Failure::Internal("the achievement was not put".into()))?;
+        change.reply = Reply {
+            status: StatusCode::CREATED,
+            body: crate::json_bytes(&render_event(event, snapshot.business.currency)),
+        };
+        change.idempotency = job.idempotency;
+        Ok(change)
+    }
+
+    /// Records a financial statement, unless the contact already has one of its classification
+    /// and period (in the store, or in a write still in flight).
+    pub(super) fn statement(&mut self, job: StatementJob) -> Result<Change, Failure> {
+        let now = clock::now();
+        let snapshot = &job.snapshot;
+        let key = keys::statement_key(self.contact.id, &job.classification, &job.statement.period);
+        let in_flight = self.recent.as_ref().is_some_and(|recent| {
+            recent.events.values().any(|e| {
+                e.state == EventState::Posted
+                    && e.classification.as_deref() == Some(job.classification.as_str())
+                    && e.statement
+                        .as_ref()
+                        .is_some_and(|s| s.period == job.statement.period)
+            })
+        });
+        if in_flight || self.app.store.get_raw(Space::EventIndex, &key)?.is_some() {
+            return Err(DomainError::DuplicateStatement.into());
+        }
+        let mut change = Change::new(
+            self.contact.clone(),
+            self.wallet.clone(),
+            "financial_statement",
+        );
+        change
+            .set
+            .put_raw(Space::EventIndex, key, job.event_id.as_bytes().to_vec());
+        let mut event = new_event(
+            &change,
+            job.event_id,
+            EventType::FinancialStatement,
+            snapshot,
+            now,
+        );
+        event.origin = "pos".into();
+        event.performed_on = job.performed_on;
+        event.classification = Some(job.classification);
+        event.identity = Some(job.identity);
+        event.external_system = job.external_system;
+        event.external_reference = job.external_reference;
+        event.statement = Some(job.statement);
+        Self::put_event(&mut change, event, true, now);
+        let event = change
+            .events
+            .last()
+            .ok_or_else(|| Failure::Internal("the statement was not put".into()))?;
         change.reply = Reply {
             status: StatusCode::CREATED,
             body: crate::json_bytes(&render_event(event, snapshot.business.currency)),

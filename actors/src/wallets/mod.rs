@@ -138,6 +138,19 @@ pub struct AchievementJob {
     pub idempotency: Option<IdempotencyKey>,
 }
 
+/// A financial statement: one per contact, classification and period.
+pub struct StatementJob {
+    pub snapshot: BusinessSnapshot,
+    pub event_id: EventId,
+    pub classification: String,
+    pub statement: crate::events::StatementRecord,
+    pub performed_on: Timestamp,
+    pub identity: rewards_core::identity::Identity,
+    pub external_system: String,
+    pub external_reference: Option<String>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
 pub struct ReturnJob {
     pub snapshot: BusinessSnapshot,
     pub purchase_id: EventId,
@@ -179,6 +192,7 @@ pub enum Command {
     },
     Estimate(Box<EstimateJob>),
     Achievement(Box<AchievementJob>),
+    Statement(Box<StatementJob>),
     EstimateStep {
         snapshot: BusinessSnapshot,
         estimate_id: rewards_core::EstimateId,
@@ -323,5 +337,6 @@ fn new_event(
         cancel_reason: None,
         route: None,
         achievement: None,
+        statement: None,
     }
 }

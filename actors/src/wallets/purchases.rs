@@ -180,6 +180,13 @@ impl WalletActor {
             let remaining = purchase.amounts.total - event.returns.returned_amount;
             self.update_tier(&mut change, snapshot, -remaining, event.performed_on, now)?;
         }
+        // A voided statement no longer takes its classification and period.
+        if let (Some(statement), Some(classification)) = (&event.statement, &event.classification) {
+            change.set.delete(
+                Space::EventIndex,
+                keys::statement_key(event.contact_id, classification, &statement.period),
+            );
+        }
         event.state = EventState::Cancelled;
         event.cancelled_at = Some(now);
         event.cancel_reason = reason;

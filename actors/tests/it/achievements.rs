@@ -1,5 +1,6 @@
-//! Achievements: each kind with its details, offers that award on classification and kind, the
-//! cumulative monthly target, exactly once by external reference, refusals and voids.
+//! Achievements and financial statements: each achievement kind with its details, offers that
+//! award on classification and kind, the cumulative monthly target, one statement per
+//! classification and period, exactly once by external reference, refusals and voids.
 
 use serde_json::json;
 
@@ -164,5 +165,101 @@ async fn achievements_earn_what_their_offers_say() {
         )
         .await;
     assert_eq!(events.len(), 6);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_financial_statement_is_one_per_classification_and_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    w.contact(json!({"code": "ANN"})).await;
+    let body = json!({"identity": {"contact_code": "ANN"}, "classification": "loan",
+        "period": "2026-10", "external_reference": "st-1",
+        "kpis": [{"name": "balance", "product_sku": "LOAN-1", "value": "-12500.75"},
+                 {"name": "payments", "value": 3}]});
+    let statement = api
+        .post("/v1/financial-statements", &w.pos_key, &body)
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(statement["type"], "financial_statement");
+    assert_eq!(statement["classification"], "loan");
+    assert_eq!(statement["period"], "2026-10");
+    assert_eq!(statement["kpis"][0]["value"], "-12500.75");
+    assert_eq!(statement["kpis"][0]["product_sku"], "LOAN-1");
+    assert_eq!(statement["kpis"][1]["value"], "3");
+    // The repeat is the first answer; another statement of the same period is a duplicate,
+    // also when two race; another period or classification is not.
+    let again = api
+        .post("/v1/financial-statements", &w.pos_key, &body)
+        .await;
+    assert!(again.replay);
+    assert_eq!(again.body, statement);
+    let same = json!({"identity": {"contact_code": "ANN"}, "classification": "loan",
+        "period": "2026-10", "kpis": [{"name": "balance", "value": "1"}]});
+    api.post("/v1/financial-statements", &w.pos_key, &same)
+        .await
+        .expect_error(409, "duplicate_statement");
+    let racing = json!({"identity": {"contact_code": "ANN"}, "classification": "savings",
+        "period": "2026-10", "kpis": [{"name": "balance", "value": "1"}]});
+    let answers = futures::future::join_all(
+        (0..6).map(|_| api.post("/v1/financial-statements", &w.pos_key, &racing)),
+    )
+    .await;
+    let created = answers.iter().filter(|a| a.status == 201).count();
+    let duplicates = answers
+        .iter()
+        .filter(|a| a.code() == "duplicate_statement")
+        .count();
+    assert_eq!((created, duplicates), (1, 5));
+    let november = json!({"identity": {"contact_code": "ANN"}, "classification": "loan",
+        "period": "2026-11", "kpis": [{"name": "balance", "value": "1"}]});
+    api.post("/v1/financial-statements", &w.pos_key, &november)
+        .await
+        .expect(201);
+
+    // A voided statement frees its period.
+    let id = statement["id"].as_str().unwrap();
+    api.post(&format!("/v1/events/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect(200);
+    api.post("/v1/financial-statements", &w.pos_key, &same)
+        .await
+        .expect(201);
+
+    for (body, field) in [
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "loan", "period": "2026-13", "kpis": [{"name": "a", "value": 1}]}),
+            "period",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "loan", "period": "26-10", "kpis": [{"name": "a", "value": 1}]}),
+            "period",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "loan", "period": "2026-10", "kpis": []}),
+            "kpis",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "loan", "period": "2026-10", "kpis": [{"name": " ", "value": 1}]}),
+            "kpis[0].name",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "period": "2026-10", "kpis": [{"name": "a", "value": 1}]}),
+            "classification",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "classification": "loan", "period": "2026-10", "kpis": [{"name": "a", "value": "x"}]}),
+            "kpis[0].value",
+        ),
+    ] {
+        let refused = api
+            .post("/v1/financial-statements", &w.pos_key, &body)
+            .await;
+        refused.expect_error(400, "validation_failed");
+        assert_eq!(refused.body["errors"][0]["field"], field, "{body}");
+    }
     server.stop();
 }

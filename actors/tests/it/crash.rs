@@ -1,4 +1,5 @@
-//! kill -9 under load: every acknowledged purchase (and achievement) survives whole, nothing is half applied, and
+//! kill -9 under load: every acknowledged purchase (and achievement, and financial statement)
+//! survives whole, nothing is half applied, and
 //! every wallet equals its ledger. Processor traffic runs beside it on a TAP shared by an award,
 //! a match and a claim business: every acknowledged route is there after a restart, nothing is
 //! rewarded twice, and windows that ended while the server was down end at start-up. Estimates
@@ -104,16 +105,23 @@ async fn acknowledged_purchases_survive_sigkill() {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(client_seed);
                 for n in 0.. {
                     let contact = rng.gen_range(0..CONTACTS);
-                    if rng.gen_bool(0.15) {
-                        // An achievement now and then: acknowledged ones must survive too.
-                        let body = json!({"identity": {"contact_code": format!("C-{contact}")},
-                            "kind": "social_media", "classification": "like",
-                            "external_reference": format!("a{round}-c{client}-n{n}")});
+                    if rng.gen_bool(0.2) {
+                        // An achievement or a financial statement now and then: acknowledged
+                        // ones must survive too.
+                        let (path, body) = if rng.gen_bool(0.5) {
+                            ("/v1/achievements", json!({"identity": {"contact_code": format!("C-{contact}")},
+                                "kind": "social_media", "classification": "like",
+                                "external_reference": format!("a{round}-c{client}-n{n}")}))
+                        } else {
+                            ("/v1/financial-statements", json!({"identity": {"contact_code": format!("C-{contact}")},
+                                "classification": format!("s{round}-c{client}-n{n}"), "period": "2026-10",
+                                "kpis": [{"name": "balance", "value": n}]}))
+                        };
                         let sent = w
                             .api
                             .send(
                                 reqwest::Method::POST,
-                                "/v1/achievements",
+                                path,
                                 Some(&w.pos_key),
                                 Some(serde_json::to_vec(&body).unwrap()),
                             )
