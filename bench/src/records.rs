@@ -58,6 +58,7 @@ pub fn purchase_record() -> EventRecord {
         cancel_reason: None,
         route: None,
         achievement: None,
+        statement: None,
     }
 }
 
