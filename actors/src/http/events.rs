@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::json::parse;
 use super::problem::ApiResult;
-use super::purchases::{answer, once};
+use super::purchases::{answer, once, tap_of};
 use super::{named_business, require_role};
 use crate::app::App;
 use crate::auth::{Principal, Role};
@@ -96,6 +96,54 @@ fn optional_text(fields: &mut Problems, name: &str, value: &Option<String>) -> O
     value.as_deref().and_then(|v| fields.take(text(name, v)))
 }
 
+/// An event body's identity: its problems are added to `fields`.
+fn identity_field(
+    fields: &mut Problems,
+    identity: &Option<rewards_core::identity::IdentityInput>,
+) -> ApiResult<Option<rewards_core::identity::Identity>> {
+    match identity {
+        Some(identity) => match identity.validate("identity") {
+            Ok(identity) => Ok(Some(identity)),
+            Err(DomainError::ValidationFailed(errors)) => {
+                fields.0.extend(errors);
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        },
+        None => {
+            fields.add("identity", "exactly one identity is required");
+            Ok(None)
+        }
+    }
+}
+
+/// An event body's `performed_on` (now when absent).
+fn performed_on_field(fields: &mut Problems, value: Option<&str>) -> Option<Timestamp> {
+    match value {
+        Some(t) => fields
+            .take(crate::dto::time("performed_on", Some(t)))
+            .flatten(),
+        None => Some(clock::now()),
+    }
+}
+
+/// The external system and reference of an event (parts of its idempotency key), and the key.
+fn event_key<T: Serialize>(
+    fields: &mut Problems,
+    business: rewards_core::BusinessId,
+    system: Option<&str>,
+    reference: Option<&str>,
+    body: &T,
+) -> (String, Option<IdempotencyKey>) {
+    fields.take(key_part("external_system", system));
+    fields.take(key_part("external_reference", reference));
+    let system = system.unwrap_or_default().to_string();
+    let key = reference.map(|reference| {
+        IdempotencyKey::new(business, "event", &system, reference, &canonical(body))
+    });
+    (system, key)
+}
+
 async fn submit_achievement(
     app: &Arc<App>,
     principal: &Principal,
@@ -108,20 +156,7 @@ async fn submit_achievement(
     let business_id = snapshot.business.id;
     let currency = snapshot.business.currency;
     let mut fields = Problems::default();
-    let identity = match &body.identity {
-        Some(identity) => match identity.validate("identity") {
-            Ok(identity) => Some(identity),
-            Err(DomainError::ValidationFailed(errors)) => {
-                fields.0.extend(errors);
-                None
-            }
-            Err(error) => return Err(error.into()),
-        },
-        None => {
-            fields.add("identity", "exactly one identity is required");
-            None
-        }
-    };
+    let identity = identity_field(&mut fields, &body.identity)?;
     let kind = match body.kind.as_deref() {
         None => Some(AchievementKind::Achievement),
         Some(kind) => {
@@ -148,31 +183,15 @@ async fn submit_achievement(
         action: optional_text(&mut fields, "action", &body.action),
         url: optional_text(&mut fields, "url", &body.url),
     };
-    let performed_on = match body.performed_on.as_deref() {
-        Some(t) => {
-            let parsed = Timestamp::parse_rfc3339(t);
-            if parsed.is_none() {
-                fields.add("performed_on", "must be an RFC 3339 time");
-            }
-            parsed
-        }
-        None => Some(clock::now()),
-    };
-    fields.take(key_part("external_system", body.external_system.as_deref()));
-    fields.take(key_part(
-        "external_reference",
+    let performed_on = performed_on_field(&mut fields, body.performed_on.as_deref());
+    let (external_system, key) = event_key(
+        &mut fields,
+        business_id,
+        body.external_system.as_deref(),
         body.external_reference.as_deref(),
-    ));
-    let tap = match body.tap_code.as_deref().map(str::trim) {
-        Some(code) => {
-            let tap = snapshot.tap_by_code(code).cloned();
-            if tap.is_none() {
-                return Err(DomainError::TapNotFound(code.to_string()).into());
-            }
-            tap
-        }
-        None => peer.and_then(|ip| snapshot.tap_by_ip(ip)).cloned(),
-    };
+        &body,
+    );
+    let tap = tap_of(&snapshot, body.tap_code.as_deref(), peer)?;
     fields.finish()?;
     let (Some(identity), Some(classification), Some(performed_on)) =
         (identity, classification, performed_on)
@@ -188,16 +207,7 @@ async fn submit_achievement(
         brand: m.brand.clone(),
         kind: m.kind.clone(),
     });
-    let external_system = body.external_system.clone().unwrap_or_default();
-    let key = body.external_reference.as_deref().map(|reference| {
-        IdempotencyKey::new(
-            business_id,
-            "event",
-            &external_system,
-            reference,
-            &canonical(&body),
-        )
-    });
+
     let presented_by = principal.key_id;
     once(app, key, move |idempotency| async move {
         let identified = identify(app, business_id, &identity, presented_by)?;
@@ -315,20 +325,7 @@ async fn submit_statement(
     let snapshot = named_business(app, principal, body.business_id.as_deref())?;
     let business_id = snapshot.business.id;
     let mut fields = Problems::default();
-    let identity = match &body.identity {
-        Some(identity) => match identity.validate("identity") {
-            Ok(identity) => Some(identity),
-            Err(DomainError::ValidationFailed(errors)) => {
-                fields.0.extend(errors);
-                None
-            }
-            Err(error) => return Err(error.into()),
-        },
-        None => {
-            fields.add("identity", "exactly one identity is required");
-            None
-        }
-    };
+    let identity = identity_field(&mut fields, &body.identity)?;
     let classification = fields.take(text("classification", &body.classification));
     let month = fields.take(period(body.period.trim()));
     if body.kpis.is_empty() {
@@ -352,37 +349,21 @@ async fn submit_statement(
             });
         }
     }
-    let performed_on = match body.performed_on.as_deref() {
-        Some(t) => {
-            let parsed = Timestamp::parse_rfc3339(t);
-            if parsed.is_none() {
-                fields.add("performed_on", "must be an RFC 3339 time");
-            }
-            parsed
-        }
-        None => Some(clock::now()),
-    };
-    fields.take(key_part("external_system", body.external_system.as_deref()));
-    fields.take(key_part(
-        "external_reference",
+    let performed_on = performed_on_field(&mut fields, body.performed_on.as_deref());
+    let (external_system, key) = event_key(
+        &mut fields,
+        business_id,
+        body.external_system.as_deref(),
         body.external_reference.as_deref(),
-    ));
+        &body,
+    );
     fields.finish()?;
     let (Some(identity), Some(classification), Some(month), Some(performed_on)) =
         (identity, classification, month, performed_on)
     else {
         return Err(DomainError::validation("body", "is not a valid statement").into());
     };
-    let external_system = body.external_system.clone().unwrap_or_default();
-    let key = body.external_reference.as_deref().map(|reference| {
-        IdempotencyKey::new(
-            business_id,
-            "event",
-            &external_system,
-            reference,
-            &canonical(&body),
-        )
-    });
+
     let presented_by = principal.key_id;
     once(app, key, move |idempotency| async move {
         let identified = identify(app, business_id, &identity, presented_by)?;

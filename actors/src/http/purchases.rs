@@ -152,6 +152,23 @@ pub(super) struct Prepared {
     pub payment_medium: Option<PaymentMediumRecord>,
 }
 
+/// The TAP of an event: the one named, else the one of the caller's IP, else none (the
+/// business itself).
+pub(super) fn tap_of(
+    snapshot: &crate::registry::BusinessSnapshot,
+    code: Option<&str>,
+    peer: Option<&str>,
+) -> Result<Option<rewards_core::business::Tap>, DomainError> {
+    match code.map(str::trim) {
+        Some(code) => snapshot
+            .tap_by_code(code)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| DomainError::TapNotFound(code.to_string())),
+        None => Ok(peer.and_then(|ip| snapshot.tap_by_ip(ip)).cloned()),
+    }
+}
+
 /// Validates a purchase body (a purchase's, or an estimate's basket) for its business.
 pub(super) fn prepare(
     app: &Arc<App>,
@@ -169,16 +186,7 @@ pub(super) fn prepare(
         .ok_or_else(|| DomainError::validation("identity", "exactly one identity is required"))?
         .validate("identity")?;
     LineBody::check_all(&body.lines)?;
-    // The TAP: named, else the caller's IP, else none (the business itself).
-    let tap = match body.tap_code.as_deref().map(str::trim) {
-        Some(code) => Some(
-            snapshot
-                .tap_by_code(code)
-                .cloned()
-                .ok_or_else(|| DomainError::TapNotFound(code.to_string()))?,
-        ),
-        None => peer.and_then(|ip| snapshot.tap_by_ip(ip)).cloned(),
-    };
+    let tap = tap_of(&snapshot, body.tap_code.as_deref(), peer)?;
     let merchant_id = tap
         .as_ref()
         .and_then(|t| t.merchant_id)
