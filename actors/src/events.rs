@@ -128,8 +128,13 @@ pub struct EventRecord {
     pub route: Option<RouteFacts>,
     /// What an achievement event was (format version 3).
     pub achievement: Option<AchievementRecord>,
-    /// A financial statement's period and KPIs (format version 4; the last field).
+    /// A financial statement's period and KPIs (format version 4).
     pub statement: Option<StatementRecord>,
+    /// The event this one acts on: a spend request's purchase (format version 5).
+    pub of_event: Option<EventId>,
+    /// On a purchase: what later spend requests spent on it, less what their voids gave back
+    /// (format version 5; the last field).
+    pub later_spent: Money,
 }
 
 /// A contact's key performance indicators for a month (SPEC section 4).

@@ -59,6 +59,8 @@ pub fn purchase_record() -> EventRecord {
         route: None,
         achievement: None,
         statement: None,
+        of_event: None,
+        later_spent: Money::ZERO,
     }
 }
 

@@ -175,6 +175,8 @@ fn event_record() -> EventRecord {
         }),
         achievement: None,
         statement: None,
+        of_event: None,
+        later_spent: Money::ZERO,
     }
 }
 
@@ -255,7 +257,7 @@ fn main() {
         "ledger_entries.bin",
         &LedgerEntriesRecord::from(entries.as_slice()),
     );
-    // The event of today (version 4) is a financial statement; `event_v3.bin` an achievement as
+    // `event_v4.bin` is a financial statement as version 4 wrote it; `event_v3.bin` an achievement as
     // version 3 wrote it (without the trailing absent statement), and `event.bin` a purchase as
     // version 2 wrote it, before achievements.
     let mut statement = event_record();
@@ -268,7 +270,22 @@ fn main() {
             value: Decimal::new(-1_250_075, 2),
         }],
     });
-    let event = write(&dir, "event_v4.bin", &statement);
+    let mut v4 = codec::encode(&statement);
+    assert_eq!(
+        (v4.pop(), v4.pop()),
+        (Some(0), Some(0)),
+        "no later spend and no event acted on are two 0 bytes at the end"
+    );
+    v4[0] = 4;
+    let upgraded: EventRecord = codec::decode(&v4).expect("a version 4 event decodes");
+    assert_eq!(upgraded, statement);
+    std::fs::write(dir.join("event_v4.bin"), &v4).expect("write a seed");
+    // The event of today (version 5): a spend request on an earlier purchase.
+    let mut spend_request = event_record();
+    spend_request.event_type = EventType::SpendRequest;
+    spend_request.of_event = Some(EventId::from_bytes([8; 16]));
+    spend_request.later_spent = Money::from_minor(120);
+    let event = write(&dir, "event_v5.bin", &spend_request);
     let mut achieved = event_record();
     achieved.event_type = EventType::Achievement;
     achieved.achievement = Some(AchievementRecord {
@@ -280,12 +297,14 @@ fn main() {
         url: None,
     });
     let mut v3 = codec::encode(&achieved);
+    v3.truncate(v3.len() - 2);
     assert_eq!(v3.pop(), Some(0), "an absent statement is one 0 byte at the end");
     v3[0] = 3;
     let upgraded: EventRecord = codec::decode(&v3).expect("a version 3 event decodes");
     assert_eq!(upgraded, achieved);
     std::fs::write(dir.join("event_v3.bin"), &v3).expect("write a seed");
     let mut v2 = codec::encode(&event_record());
+    v2.truncate(v2.len() - 2);
     assert_eq!(
         (v2.pop(), v2.pop()),
         (Some(0), Some(0)),
@@ -312,6 +331,7 @@ fn main() {
     let mut old = event_record();
     old.route = None;
     let mut v1 = codec::encode(&old);
+    v1.truncate(v1.len() - 2);
     assert_eq!(
         (v1.pop(), v1.pop(), v1.pop()),
         (Some(0), Some(0), Some(0)),
@@ -323,7 +343,7 @@ fn main() {
     std::fs::write(dir.join("event_v1.bin"), &v1).expect("write a seed");
 
     println!(
-        "wrote 9 seeds to {} (the event is {} bytes)",
+        "wrote 10 seeds to {} (the event is {} bytes)",
         dir.display(),
         event.len()
     );

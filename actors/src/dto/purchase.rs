@@ -547,6 +547,9 @@ struct EventJson<'a> {
     /// A financial statement's period and KPIs.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     statement: Option<StatementView<'a>>,
+    /// The purchase a spend request spent on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    purchase_id: Option<IdText>,
 }
 
 #[derive(Serialize)]
@@ -611,7 +614,7 @@ impl Serialize for EventView<'_> {
             original_amounts: purchase
                 .map(|p| amounts_view(p.original_currency, &p.original_amounts)),
             lines: purchase.map(|p| LinesView(c, p)),
-            spend: purchase.map(|_| {
+            spend: (purchase.is_some() || event.of_event.is_some()).then(|| {
                 event.spend.as_ref().map(|s| SpendView {
                     requested: s.requested.map_or("all".to_string(), |r| c.format(r)),
                     spent: MoneyView(c, s.spent),
@@ -646,6 +649,7 @@ impl Serialize for EventView<'_> {
                 action: &a.action,
                 url: &a.url,
             }),
+            purchase_id: event.of_event.map(|id| IdText(id.0)),
             statement: event.statement.as_ref().map(|st| StatementView {
                 period: &st.period,
                 kpis: st

@@ -1,8 +1,9 @@
-//! Customer events other than purchases (SPEC section 4): achievements and financial
-//! statements.
+//! Customer events other than purchases (SPEC section 4): achievements, financial statements
+//! and spend requests against posted purchases.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use rewards_core::offer::AchievementKind;
+use rewards_core::wallet::SpendAmount;
 use rewards_core::{DomainError, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -19,11 +20,12 @@ use crate::dto::{canonical, key_part, text, Dec, Problems};
 use crate::events::{AchievementRecord, KpiRecord, PaymentMediumRecord, StatementRecord};
 use crate::idempotency::IdempotencyKey;
 use crate::identities::identify;
-use crate::wallets::{self, AchievementJob, Command, Reply, StatementJob};
+use crate::wallets::{self, AchievementJob, Command, Reply, SpendRequestJob, StatementJob};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/achievements", web::post().to(post_achievement))
-        .route("/v1/financial-statements", web::post().to(post_statement));
+        .route("/v1/financial-statements", web::post().to(post_statement))
+        .route("/v1/spend-requests", web::post().to(post_spend_request));
 }
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -383,6 +385,107 @@ async fn submit_statement(
         };
         let result =
             wallets::call(app, identified.contact, Command::Statement(Box::new(job))).await;
+        identified.settle(app, result)
+    })
+    .await
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub struct SpendRequestBody {
+    #[serde(default)]
+    pub business_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
+    pub identity: Option<rewards_core::identity::IdentityInput>,
+    /// The contact's posted purchase the money is spent on.
+    #[serde(default)]
+    pub purchase_id: String,
+    pub amount: crate::dto::purchase::SpendAmountBody,
+    /// Refuse (`insufficient_funds`) rather than spend less than asked.
+    #[serde(default)]
+    pub require_full: bool,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_system: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_reference: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/spend-requests",
+    tag = "purchases",
+    summary = "Spend wallet money on a posted purchase, up to what is left of its total",
+    request_body = SpendRequestBody,
+    responses((status = 201, description = "`{id, purchase_id, requested, spent, reduction_method, wallet}`", body = serde_json::Value))
+)]
+async fn post_spend_request(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    answer(submit_spend_request(&app, &principal, &body).await)
+}
+
+async fn submit_spend_request(
+    app: &Arc<App>,
+    principal: &Principal,
+    raw: &[u8],
+) -> ApiResult<(Reply, bool)> {
+    require_role(principal, &[Role::Business, Role::Pos])?;
+    let body: SpendRequestBody = parse(raw)?;
+    let snapshot = named_business(app, principal, body.business_id.as_deref())?;
+    let business_id = snapshot.business.id;
+    let currency = snapshot.business.currency;
+    let mut fields = Problems::default();
+    let identity = identity_field(&mut fields, &body.identity)?;
+    let purchase_id: Option<rewards_core::EventId> =
+        fields.take(crate::dto::parse_id("purchase_id", &body.purchase_id));
+    let amount = match body.amount {
+        crate::dto::purchase::SpendAmountBody::All => Some(SpendAmount::All),
+        crate::dto::purchase::SpendAmountBody::Amount(d) => {
+            match fields.take(currency.parse_amount("amount", d)) {
+                Some(m) if m.is_positive() => Some(SpendAmount::Exact(m)),
+                Some(_) => {
+                    fields.add("amount", "must be above zero");
+                    None
+                }
+                None => None,
+            }
+        }
+    };
+    let (external_system, key) = event_key(
+        &mut fields,
+        business_id,
+        body.external_system.as_deref(),
+        body.external_reference.as_deref(),
+        &body,
+    );
+    fields.finish()?;
+    let (Some(identity), Some(purchase_id), Some(amount)) = (identity, purchase_id, amount) else {
+        return Err(DomainError::validation("body", "is not a valid spend request").into());
+    };
+    let presented_by = principal.key_id;
+    once(app, key, move |idempotency| async move {
+        let identified = identify(app, business_id, &identity, presented_by)?;
+        let job = SpendRequestJob {
+            snapshot,
+            event_id: clock::event_id(),
+            purchase_id,
+            amount,
+            require_full: body.require_full,
+            identity,
+            external_system,
+            external_reference: body.external_reference.clone(),
+            idempotency,
+        };
+        let result = wallets::call(
+            app,
+            identified.contact,
+            Command::SpendOnPurchase(Box::new(job)),
+        )
+        .await;
         identified.settle(app, result)
     })
     .await

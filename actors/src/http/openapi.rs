@@ -39,6 +39,7 @@ use rewards_core::DomainError;
         purchases::contact_activity,
         events::post_achievement,
         events::post_statement,
+        events::post_spend_request,
         estimates::create_estimate,
         webhooks::create_webhook,
         webhooks::list_webhooks,

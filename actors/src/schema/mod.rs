@@ -16,7 +16,7 @@
 //! | `keys` | API key id | [`KeyRecord`](crate::auth::KeyRecord) | 1 |
 //! | `contacts` | contact id | [`ContactRecord`] (the profile) | 1 |
 //! | `wallets` | wallet id | [`WalletRecord`] | 1 |
-//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 4 (reads 1 to 3) |
+//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 5 (reads 1 to 4) |
 //! | `event_index` | `b` · business · `u64` created at · event id; `c` · contact · `u64` created at · event id; `s` · contact · `str` classification · `str` period (a financial statement) | raw event id | none |
 //! | `ledger` | wallet · `u64` sequence number of the first entry | [`LedgerEntriesRecord`] | 1 |
 //! | `idempotency` | business · `str` scope · `str` external system · `str` external reference; processor · `str` "processor" · `str` transaction reference; one business's part of a processor purchase: its key · `ff` · business | [`StoredResponse`](crate::idempotency::StoredResponse) | 1 |

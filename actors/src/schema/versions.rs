@@ -35,17 +35,19 @@ impl Record for WalletRecord {
 }
 
 impl Record for EventRecord {
-    /// Version 2 added `route`, version 3 `achievement`, version 4 `statement`: each the last
-    /// field, an `Option`.
-    const VERSION: u8 = 4;
+    /// Version 2 added `route`, version 3 `achievement`, version 4 `statement`, version 5
+    /// `of_event` and `later_spent`: each at the end, each written as one 0 byte when absent or
+    /// zero (an absent `Option`, a zero `Money` varint).
+    const VERSION: u8 = 5;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
         // An older record is a newer one without its last fields; bincode writes an absent
         // `Option` as one 0 byte, so appending one per missing field reads it as the new one.
         let missing = match version {
-            1 => 3,
-            2 => 2,
-            3 => 1,
+            1 => 5,
+            2 => 4,
+            3 => 3,
+            4 => 2,
             _ => return None,
         };
         let mut upgraded = Vec::with_capacity(body.len() + missing);
@@ -91,7 +93,7 @@ mod tests {
     use rewards_core::offer::AchievementKind;
 
     #[test]
-    fn older_events_read_as_version_4_without_their_missing_fields() {
+    fn older_events_read_as_version_5_without_their_missing_fields() {
         let event = EventRecord {
             id: EventId::from_bytes([1; 16]),
             event_type: EventType::Purchase,
@@ -122,13 +124,14 @@ mod tests {
             route: None,
             achievement: None,
             statement: None,
+            of_event: None,
+            later_spent: Money::ZERO,
         };
-        let v4 = codec::encode(&event);
-        assert_eq!(v4[0], 4);
-        // Version 3 wrote the same fields without the last one, version 2 without two, version
-        // 1 without three.
-        for (version, missing) in [(3u8, 1usize), (2, 2), (1, 3)] {
-            let mut old = v4[..v4.len() - missing].to_vec();
+        let v5 = codec::encode(&event);
+        assert_eq!(v5[0], 5);
+        // Each older version wrote the same fields without the ones added after it.
+        for (version, missing) in [(4u8, 2usize), (3, 3), (2, 4), (1, 5)] {
+            let mut old = v5[..v5.len() - missing].to_vec();
             old[0] = version;
             assert_eq!(
                 codec::decode::<EventRecord>(&old).unwrap(),
@@ -136,7 +139,7 @@ mod tests {
                 "{version}"
             );
         }
-        let mut v1 = v4[..v4.len() - 3].to_vec();
+        let mut v1 = v5[..v5.len() - 5].to_vec();
         v1[0] = 1;
         assert_eq!(codec::decode::<EventRecord>(&v1).unwrap(), event);
         let mut routed = event.clone();

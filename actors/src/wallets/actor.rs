@@ -88,6 +88,7 @@ impl Handler<Envelope> for WalletActor {
             Command::Estimate(job) => self.estimate(*job),
             Command::Achievement(job) => self.achievement(*job),
             Command::Statement(job) => self.statement(*job),
+            Command::SpendOnPurchase(job) => self.spend_request(*job),
             Command::EstimateStep {
                 snapshot,
                 estimate_id,

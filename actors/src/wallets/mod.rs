@@ -151,6 +151,19 @@ pub struct StatementJob {
     pub idempotency: Option<IdempotencyKey>,
 }
 
+/// A spend request against a posted purchase of the contact.
+pub struct SpendRequestJob {
+    pub snapshot: BusinessSnapshot,
+    pub event_id: EventId,
+    pub purchase_id: EventId,
+    pub amount: SpendAmount,
+    pub require_full: bool,
+    pub identity: rewards_core::identity::Identity,
+    pub external_system: String,
+    pub external_reference: Option<String>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
 pub struct ReturnJob {
     pub snapshot: BusinessSnapshot,
     pub purchase_id: EventId,
@@ -193,6 +206,7 @@ pub enum Command {
     Estimate(Box<EstimateJob>),
     Achievement(Box<AchievementJob>),
     Statement(Box<StatementJob>),
+    SpendOnPurchase(Box<SpendRequestJob>),
     EstimateStep {
         snapshot: BusinessSnapshot,
         estimate_id: rewards_core::EstimateId,
@@ -338,5 +352,7 @@ fn new_event(
         route: None,
         achievement: None,
         statement: None,
+        of_event: None,
+        later_spent: Money::ZERO,
     }
 }

@@ -1,4 +1,4 @@
-//! Purchases, voids and returns.
+//! Purchases, spend requests against them, voids and returns.
 
 use super::*;
 
@@ -180,6 +180,12 @@ impl WalletActor {
             let remaining = purchase.amounts.total - event.returns.returned_amount;
             self.update_tier(&mut change, snapshot, -remaining, event.performed_on, now)?;
         }
+        // A voided spend request gives its purchase back the room it took.
+        if let (Some(purchase_id), Some(spend)) = (event.of_event, &event.spend) {
+            let mut purchase = self.event_in(&change, purchase_id)?;
+            purchase.later_spent = (purchase.later_spent - spend.spent).non_negative();
+            Self::put_event(&mut change, purchase, false, now);
+        }
         // A voided statement no longer takes its classification and period.
         if let (Some(statement), Some(classification)) = (&event.statement, &event.classification) {
             change.set.delete(
@@ -272,6 +278,101 @@ impl WalletActor {
             "clawed_back": currency.format(clawback.total),
             "refunded": currency.format(plan.refund),
             "lines": plan.lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q.normalize().to_string()})).collect::<Vec<_>>(),
+            "wallet": render_wallet(&change.wallet, &change.contact.wallet_code, now),
+        });
+        change.reply = Reply {
+            status: StatusCode::CREATED,
+            body: crate::json_bytes(&body),
+        };
+        change.idempotency = job.idempotency;
+        Ok(change)
+    }
+
+    /// An event as this actor last wrote it, the change being built included.
+    fn event_in(&self, change: &Change, event_id: EventId) -> Result<EventRecord, Failure> {
+        match change.events.iter().rev().find(|e| e.id == event_id) {
+            Some(event) => Ok(event.clone()),
+            None => self.load_event(event_id),
+        }
+    }
+
+    /// Spends wallet money on a posted purchase after the fact: at most its total less what was
+    /// already spent on it (by the purchase itself and by earlier spend requests).
+    pub(super) fn spend_request(&mut self, job: SpendRequestJob) -> Result<Change, Failure> {
+        let now = clock::now();
+        let snapshot = &job.snapshot;
+        let business = &snapshot.business;
+        let currency = business.currency;
+        let mut purchase = self
+            .load_event(job.purchase_id)
+            .map_err(|_| Failure::from(DomainError::NotFound("purchase")))?;
+        let Some(basket) = purchase.purchase.as_ref() else {
+            return Err(DomainError::NotFound("purchase").into());
+        };
+        if purchase.event_type != EventType::Purchase || purchase.business_id != business.id {
+            return Err(DomainError::NotFound("purchase").into());
+        }
+        if purchase.state == EventState::Cancelled {
+            return Err(DomainError::AlreadyCancelled.into());
+        }
+        let already =
+            purchase.spend.as_ref().map_or(Money::ZERO, |s| s.spent) + purchase.later_spent;
+        let limit = (basket.amounts.total - already).non_negative();
+        let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "spend_request");
+        change.entries = change.wallet.expire_due(now);
+        self.expire_holds(&mut change, now)?;
+        let request = SpendRequest {
+            event_id: job.event_id,
+            amount: job.amount,
+            require_full: job.require_full,
+            limit,
+            min_spend: business.settings.min_spend,
+            max_spend: business.settings.max_spend,
+            blocked: change.contact.spend_blocked,
+            hold: None,
+        };
+        let outcome = change.wallet.spend(&request, now)?;
+        change.entries.extend(outcome.entries);
+        let merchant = purchase
+            .merchant_id
+            .and_then(|m| snapshot.merchants.get(&m));
+        let front_end = business.settings.reduction_method(merchant) == ReductionMethod::FrontEnd;
+        let spend = SpendRecord {
+            requested: match job.amount {
+                SpendAmount::Exact(m) => Some(m),
+                SpendAmount::All => None,
+            },
+            spent: outcome.spent,
+            front_end,
+        };
+        purchase.later_spent += outcome.spent;
+        Self::put_event(&mut change, purchase, false, now);
+        let mut event = new_event(
+            &change,
+            job.event_id,
+            EventType::SpendRequest,
+            snapshot,
+            now,
+        );
+        event.origin = "pos".into();
+        event.identity = Some(job.identity);
+        event.amount = Some(outcome.spent);
+        event.merchant_id = merchant.map(|m| m.id);
+        event.spend = Some(spend);
+        event.of_event = Some(job.purchase_id);
+        event.external_system = job.external_system;
+        event.external_reference = job.external_reference;
+        Self::put_event(&mut change, event, true, now);
+        let body = json!({
+            "id": job.event_id.to_string(),
+            "type": "spend_request",
+            "purchase_id": job.purchase_id.to_string(),
+            "requested": match job.amount {
+                SpendAmount::Exact(m) => currency.format(m),
+                SpendAmount::All => "all".to_string(),
+            },
+            "spent": currency.format(outcome.spent),
+            "reduction_method": if front_end { "front_end" } else { "back_end" },
             "wallet": render_wallet(&change.wallet, &change.contact.wallet_code, now),
         });
         change.reply = Reply {

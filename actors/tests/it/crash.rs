@@ -1,5 +1,5 @@
-//! kill -9 under load: every acknowledged purchase (and achievement, and financial statement)
-//! survives whole, nothing is half applied, and
+//! kill -9 under load: every acknowledged purchase (and achievement, financial statement and
+//! spend request) survives whole, nothing is half applied, and
 //! every wallet equals its ledger. Processor traffic runs beside it on a TAP shared by an award,
 //! a match and a claim business: every acknowledged route is there after a restart, nothing is
 //! rewarded twice, and windows that ended while the server was down end at start-up. Estimates
@@ -82,6 +82,7 @@ async fn acknowledged_purchases_survive_sigkill() {
     let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
     let routed: Arc<Mutex<Routed>> = Arc::default();
     let estimated: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let requested: Arc<Mutex<Vec<Value>>> = Arc::default();
     let mut server = Some(server);
     let mut w = w;
     for round in 0..rounds {
@@ -100,6 +101,7 @@ async fn acknowledged_purchases_survive_sigkill() {
                 pos_key: w.pos_key.clone(),
             };
             let acknowledged = acknowledged.clone();
+            let requested = requested.clone();
             let client_seed: u64 = rng.gen();
             clients.push(tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(client_seed);
@@ -141,10 +143,32 @@ async fn acknowledged_purchases_survive_sigkill() {
                     if rng.gen_bool(0.6) {
                         body["spend"] = json!({"amount": "all"});
                     }
-                    match w.try_purchase(&body).await {
-                        Ok(answer) if answer.status == 201 => acknowledged.lock().push(answer.body),
-                        Ok(_) => {}
+                    let purchase = match w.try_purchase(&body).await {
+                        Ok(answer) if answer.status == 201 => answer.body,
+                        Ok(_) => continue,
                         Err(_) => break,
+                    };
+                    let id = purchase["id"].as_str().unwrap().to_string();
+                    acknowledged.lock().push(purchase);
+                    if rng.gen_bool(0.15) {
+                        // A spend request on what is left of the purchase.
+                        let body = json!({"identity": {"contact_code": format!("C-{contact}")},
+                            "purchase_id": id, "amount": "all",
+                            "external_reference": format!("q{round}-c{client}-n{n}")});
+                        let sent = w
+                            .api
+                            .send(
+                                reqwest::Method::POST,
+                                "/v1/spend-requests",
+                                Some(&w.pos_key),
+                                Some(serde_json::to_vec(&body).unwrap()),
+                            )
+                            .await;
+                        match sent {
+                            Ok(answer) if answer.status == 201 => requested.lock().push(answer.body),
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
                     }
                 }
             }));
@@ -183,6 +207,8 @@ async fn acknowledged_purchases_survive_sigkill() {
         let answered_estimates = estimated.lock().clone();
         check_estimates(&w, &answered_estimates, &wallets).await;
         check_deliveries(&receiver, &answered).await;
+        let answered_requests = requested.lock().clone();
+        check_spend_requests(&w, &answered_requests).await;
         let routed_now = std::mem::take(&mut *routed.lock());
         network.check(&restarted.client(), &w, &routed_now).await;
         server = Some(restarted);
@@ -213,14 +239,16 @@ async fn check(w: &World, acknowledged: &[Value], wallets: &[String]) {
             &w.key,
         )
         .await;
-    events.extend(
-        w.api
-            .all(
-                &format!("/v1/businesses/{}/events?type=achievement", w.business),
-                &w.key,
-            )
-            .await,
-    );
+    for kind in ["achievement", "spend_request"] {
+        events.extend(
+            w.api
+                .all(
+                    &format!("/v1/businesses/{}/events?type={kind}", w.business),
+                    &w.key,
+                )
+                .await,
+        );
+    }
     let mut entries_by_event: std::collections::HashMap<String, Vec<Value>> = Default::default();
     for wallet in wallets {
         for entry in w
@@ -422,6 +450,36 @@ async fn check_estimates(w: &World, answered: &[Value], wallets: &[String]) {
         last.len(),
         all_holds.len()
     );
+}
+
+/// Every acknowledged spend request is there as answered, and no purchase had more spent on it
+/// than its total.
+async fn check_spend_requests(w: &World, answered: &[Value]) {
+    let mut on_purchase: std::collections::HashMap<String, i64> = Default::default();
+    for answer in answered {
+        let id = answer["id"].as_str().unwrap();
+        let stored = w.api.get(&format!("/v1/purchases/{id}"), &w.key).await;
+        let stored = stored.expect(200);
+        assert_eq!(
+            stored["spend"]["spent"], answer["spent"],
+            "spend request {id}"
+        );
+        *on_purchase
+            .entry(answer["purchase_id"].as_str().unwrap().to_string())
+            .or_default() += cents(&answer["spent"]);
+    }
+    for (purchase, later) in on_purchase {
+        let stored = w
+            .api
+            .get(&format!("/v1/purchases/{purchase}"), &w.key)
+            .await;
+        let stored = stored.expect(200);
+        let own = stored["spend"].get("spent").map_or(0, cents);
+        assert!(
+            own + later <= cents(&stored["amounts"]["total"]),
+            "purchase {purchase}: {own} + {later} spent on it"
+        );
+    }
 }
 
 /// Every acknowledged purchase is delivered to the receiver after the restart, whatever the

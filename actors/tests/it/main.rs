@@ -1,6 +1,5 @@
 //! Feature tests of the running server: a real `rewardsd` on loopback, driven over HTTP.
 
-mod achievements;
 mod codes;
 mod concurrency;
 mod crash;
@@ -13,6 +12,7 @@ mod hostile;
 mod idempotency;
 mod isolation;
 mod load;
+mod other_events;
 mod processor;
 mod restart;
 mod support;

@@ -8,10 +8,10 @@
 //! A change to a layout cannot pass unnoticed: it needs a new format version, a decoder for the
 //! old one, and new golden bytes beside the old.
 //!
-//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `event_v4.bin`
-//! is an event of today, `event_v3.bin` one before financial statements, `event.bin` one before
-//! achievements and `event_v1.bin` one before route facts), which are records as the server
-//! wrote them.
+//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `event_v5.bin`
+//! is an event of today, `event_v4.bin` one before spend requests, `event_v3.bin` one before
+//! financial statements, `event.bin` one before achievements and `event_v1.bin` one before route
+//! facts), which are records as the server wrote them.
 
 mod keys;
 mod records;
@@ -148,10 +148,13 @@ fn the_codec_seeds_read_and_write_as_they_were_written() {
     assert!(!wallet.lots.is_empty());
     let entries: LedgerEntriesRecord = current("ledger_entries.bin");
     assert!(!entries.0.is_empty());
-    let event: EventRecord = current("event_v4.bin");
+    let event: EventRecord = current("event_v5.bin");
     assert!(event.purchase.is_some());
-    assert!(event.statement.is_some());
-    // Written by versions 3 and 2, before statements and achievements: read through old arms.
+    assert!(event.of_event.is_some());
+    // Written by versions 4, 3 and 2, before spend requests, statements and achievements: read
+    // through old arms.
+    let v4: EventRecord = codec::decode(&seed("event_v4.bin")).expect("a version 4 event decodes");
+    assert!(v4.statement.is_some() && v4.of_event.is_none());
     let v3: EventRecord = codec::decode(&seed("event_v3.bin")).expect("a version 3 event decodes");
     assert!(v3.achievement.is_some() && v3.statement.is_none());
     let v2: EventRecord = codec::decode(&seed("event.bin")).expect("a version 2 event decodes");

@@ -1,10 +1,11 @@
-//! Achievements and financial statements: each achievement kind with its details, offers that
-//! award on classification and kind, the cumulative monthly target, one statement per
-//! classification and period, exactly once by external reference, refusals and voids.
+//! Events other than purchases: each achievement kind with its details, offers that award on
+//! classification and kind, the cumulative monthly target; one financial statement per
+//! classification and period; spend requests up to what is left of a purchase's total; exactly
+//! once by external reference, refusals and voids.
 
 use serde_json::json;
 
-use crate::support::{audit_wallet, world, Server};
+use crate::support::{audit_wallet, basket, world, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn achievements_earn_what_their_offers_say() {
@@ -258,6 +259,154 @@ async fn a_financial_statement_is_one_per_classification_and_period() {
         let refused = api
             .post("/v1/financial-statements", &w.pos_key, &body)
             .await;
+        refused.expect_error(400, "validation_failed");
+        assert_eq!(refused.body["errors"][0]["field"], field, "{body}");
+    }
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spend_request_spends_at_most_what_is_left_of_its_purchase() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let ann = w.contact(json!({"code": "ANN"})).await;
+    let ann_id = ann["id"].as_str().unwrap();
+    let wallet = ann["wallet_id"].as_str().unwrap();
+    w.contact(json!({"code": "BOB"})).await;
+    w.topup(wallet, "30.00").await;
+    // A 20.00 purchase that spent 5.00 itself: 15.00 are left to spend on it.
+    let mut body = basket(json!({"contact_code": "ANN"}), "20.00");
+    body["spend"] = json!({"amount": "5.00"});
+    let purchase = w.purchase(body).await.expect(201).clone();
+    let purchase_id = purchase["id"].as_str().unwrap();
+    let request = |amount: serde_json::Value, reference: &str| {
+        json!({"identity": {"contact_code": "ANN"}, "purchase_id": purchase_id,
+            "amount": amount, "external_reference": reference})
+    };
+    let first = api
+        .post(
+            "/v1/spend-requests",
+            &w.pos_key,
+            &request(json!("10.00"), "sr-1"),
+        )
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(first["purchase_id"], purchase_id);
+    assert_eq!(first["requested"], "10.00");
+    assert_eq!(first["spent"], "10.00");
+    assert_eq!(first["reduction_method"], "front_end");
+    assert_eq!(first["wallet"]["balances"]["open"], "15.00");
+    let again = api
+        .post(
+            "/v1/spend-requests",
+            &w.pos_key,
+            &request(json!("10.00"), "sr-1"),
+        )
+        .await;
+    assert!(again.replay);
+    assert_eq!(again.body, first);
+    // Only 5.00 are left on the purchase: "all" takes that, require_full refuses more.
+    let mut full = request(json!("6.00"), "sr-2");
+    full["require_full"] = json!(true);
+    api.post("/v1/spend-requests", &w.pos_key, &full)
+        .await
+        .expect_error(422, "insufficient_funds");
+    let rest = api
+        .post(
+            "/v1/spend-requests",
+            &w.pos_key,
+            &request(json!("all"), "sr-3"),
+        )
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(rest["spent"], "5.00");
+    let nothing = api
+        .post(
+            "/v1/spend-requests",
+            &w.pos_key,
+            &request(json!("all"), "sr-4"),
+        )
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(nothing["spent"], "0.00");
+    // The request is an event of its own, naming its purchase.
+    let stored = api
+        .get(
+            &format!("/v1/purchases/{}", first["id"].as_str().unwrap()),
+            &w.key,
+        )
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(stored["type"], "spend_request");
+    assert_eq!(stored["purchase_id"], purchase_id);
+    assert_eq!(stored["spend"]["spent"], "10.00");
+
+    // A void gives the money back and the room on the purchase with it.
+    let id = rest["id"].as_str().unwrap();
+    api.post(&format!("/v1/events/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(w.wallet(wallet).await["balances"]["open"], "15.00");
+    let again = api
+        .post(
+            "/v1/spend-requests",
+            &w.pos_key,
+            &request(json!("all"), "sr-5"),
+        )
+        .await
+        .expect(201)
+        .clone();
+    assert_eq!(again["spent"], "5.00");
+    audit_wallet(&w, wallet).await;
+
+    // Refusals: a spend-blocked contact, another contact's purchase, a voided purchase, bad
+    // fields.
+    api.send(
+        reqwest::Method::PUT,
+        &format!("/v1/contacts/{ann_id}/spend-block"),
+        Some(&w.key),
+        Some(serde_json::to_vec(&json!({"blocked": true, "reason": "dispute"})).unwrap()),
+    )
+    .await
+    .unwrap()
+    .expect(200);
+    api.post(
+        "/v1/spend-requests",
+        &w.pos_key,
+        &request(json!("1.00"), "sr-6"),
+    )
+    .await
+    .expect_error(422, "spend_blocked");
+    let mut other = request(json!("1.00"), "sr-7");
+    other["identity"] = json!({"contact_code": "BOB"});
+    api.post("/v1/spend-requests", &w.pos_key, &other)
+        .await
+        .expect_error(404, "not_found");
+    for (body, field) in [
+        (
+            json!({"identity": {"contact_code": "ANN"}, "purchase_id": "x", "amount": "1.00"}),
+            "purchase_id",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "purchase_id": purchase_id, "amount": "0"}),
+            "amount",
+        ),
+        (
+            json!({"identity": {"contact_code": "ANN"}, "purchase_id": purchase_id, "amount": "-1"}),
+            "amount",
+        ),
+        (
+            json!({"purchase_id": purchase_id, "amount": "1"}),
+            "identity",
+        ),
+    ] {
+        let refused = api.post("/v1/spend-requests", &w.pos_key, &body).await;
         refused.expect_error(400, "validation_failed");
         assert_eq!(refused.body["errors"][0]["field"], field, "{body}");
     }
