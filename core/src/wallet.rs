@@ -872,6 +872,39 @@ impl Wallet {
         )])
     }
 
+    /// Takes back a voided top-up: its amount leaves open (which may go negative, as a claw-back
+    /// may), back to the top-ups account.
+    pub fn reverse_top_up(
+        &mut self,
+        amount: Money,
+        event_id: EventId,
+        now: Timestamp,
+    ) -> Vec<LedgerEntry> {
+        if !amount.is_positive() {
+            return Vec::new();
+        }
+        self.open -= amount;
+        self.auto_payable = self.auto_payable.min(self.open.non_negative());
+        vec![self.post(
+            EntryKind::Clawback,
+            amount,
+            Some(event_id),
+            None,
+            None,
+            now,
+            vec![
+                Posting {
+                    account: Account::Open,
+                    amount: -amount,
+                },
+                Posting {
+                    account: Account::TopUps,
+                    amount,
+                },
+            ],
+        )]
+    }
+
     /// Open money that may leave the wallet: not held by estimates, nothing while open is negative.
     pub fn payable(&self, now: Timestamp) -> Money {
         self.open.min(self.spendable(now)).non_negative()

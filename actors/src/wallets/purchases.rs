@@ -170,6 +170,16 @@ impl WalletActor {
                 .set
                 .add_counter(keys::offer_totals_key(award.offer_id), [0, -1]);
         }
+        // A top-up's money goes back where it came from.
+        if event.classification.as_deref() == Some("top_up")
+            && event.event_type == EventType::Achievement
+            && event.achievement.is_none()
+        {
+            let amount = event.amount.unwrap_or(Money::ZERO);
+            change
+                .entries
+                .extend(change.wallet.reverse_top_up(amount, event_id, now));
+        }
         if let Some(spend) = &event.spend {
             let refund = (spend.spent - event.returns.refunded).non_negative();
             change

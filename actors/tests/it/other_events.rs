@@ -412,3 +412,48 @@ async fn a_spend_request_spends_at_most_what_is_left_of_its_purchase() {
     }
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voiding_a_top_up_takes_its_money_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let ann = w.contact(json!({"code": "ANN"})).await;
+    let wallet = ann["wallet_id"].as_str().unwrap();
+    let topup = w.topup(wallet, "10.00").await;
+    let mut body = basket(json!({"contact_code": "ANN"}), "4.00");
+    body["spend"] = json!({"amount": "all"});
+    w.purchase(body).await.expect(201);
+    let id = topup["achievement_event_id"].as_str().unwrap();
+    let voided = api
+        .post(&format!("/v1/events/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(voided["state"], "cancelled");
+    // The 4.00 already spent of it leaves open below zero, and nothing is spendable.
+    let state = w.wallet(wallet).await;
+    assert_eq!(state["balances"]["open"], "-4.00");
+    assert_eq!(state["balances"]["spendable"], "0.00");
+    api.post(&format!("/v1/events/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect_error(409, "already_cancelled");
+    // An achievement that is merely classified top_up carries no money to take back.
+    let posted = api
+        .post(
+            "/v1/achievements",
+            &w.pos_key,
+            &json!({"identity": {"contact_code": "ANN"}, "classification": "top_up", "amount": "50.00"}),
+        )
+        .await
+        .expect(201)
+        .clone();
+    let id = posted["id"].as_str().unwrap();
+    api.post(&format!("/v1/events/{id}/void"), &w.key, &json!({}))
+        .await
+        .expect(200);
+    assert_eq!(w.wallet(wallet).await["balances"]["open"], "-4.00");
+    audit_wallet(&w, wallet).await;
+    server.stop();
+}

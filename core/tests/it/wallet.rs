@@ -726,3 +726,30 @@ fn closed_lots_leave_the_wallet_and_come_back_to_be_clawed_back() {
     assert_eq!(w.open, Money::ZERO);
     audit(&w, &all).unwrap();
 }
+
+#[test]
+fn a_reversed_top_up_leaves_open_and_may_take_it_below_zero() {
+    let mut w = new_wallet();
+    let mut all = Vec::new();
+    all.extend(
+        w.top_up(Money::from_minor(1000), event(1), Timestamp(0))
+            .unwrap(),
+    );
+    let out = w
+        .spend(
+            &spend(2, SpendAmount::Exact(Money::from_minor(400)), false, 10_000),
+            Timestamp(1),
+        )
+        .unwrap();
+    all.extend(out.entries);
+    let reversed = w.reverse_top_up(Money::from_minor(1000), event(1), Timestamp(2));
+    assert_eq!(reversed.len(), 1);
+    assert_eq!(reversed[0].kind, EntryKind::Clawback);
+    all.extend(reversed);
+    assert_eq!(w.open, Money::from_minor(-400));
+    assert_eq!(w.spendable(Timestamp(3)), Money::ZERO);
+    assert!(w
+        .reverse_top_up(Money::ZERO, event(1), Timestamp(3))
+        .is_empty());
+    audit(&w, &all).unwrap();
+}
