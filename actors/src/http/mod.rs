@@ -11,6 +11,7 @@ pub mod json;
 pub mod openapi;
 mod operator;
 mod ops;
+mod payouts;
 pub mod problem;
 pub mod processor;
 mod purchases;
@@ -47,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     operator::routes(cfg);
     config::routes(cfg);
     webhooks::routes(cfg);
+    payouts::routes(cfg);
     openapi::routes(cfg);
 }
 

@@ -261,6 +261,14 @@ pub fn identity_contact_key(business: BusinessId, contact: ContactId) -> Vec<u8>
         .finish()
 }
 
+/// Every contact of a business, by the contact-id identity of each.
+pub fn identity_contacts_prefix(business: BusinessId) -> Vec<u8> {
+    KeyBuilder::new()
+        .bytes(business.as_bytes())
+        .u8(identity_kind(Kind::ContactId))
+        .finish()
+}
+
 // ---- Counters ----
 
 /// An offer's persisted totals (awarded amount in minor units, award count), merged by the

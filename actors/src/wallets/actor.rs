@@ -89,6 +89,10 @@ impl Handler<Envelope> for WalletActor {
             Command::Achievement(job) => self.achievement(*job),
             Command::Statement(job) => self.statement(*job),
             Command::SpendOnPurchase(job) => self.spend_request(*job),
+            Command::PayoutAuto {
+                payout_id,
+                idempotency,
+            } => self.payout_auto(payout_id, idempotency),
             Command::EstimateStep {
                 snapshot,
                 estimate_id,

@@ -78,6 +78,32 @@ impl WalletActor {
         Ok(change)
     }
 
+    /// Pays out what `auto` redemptions put in open, as one payout entry (nothing when there is
+    /// nothing to pay). The run's key makes it once per wallet and run.
+    pub(super) fn payout_auto(
+        &mut self,
+        payout_id: EventId,
+        idempotency: Option<IdempotencyKey>,
+    ) -> Result<Change, Failure> {
+        let now = clock::now();
+        let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "payout_run");
+        change.entries = change.wallet.expire_due(now);
+        let (paid, entries) = change.wallet.payout_auto(payout_id, now);
+        change.entries.extend(entries);
+        let currency = change.wallet.currency;
+        let body = json!({
+            "id": payout_id.to_string(),
+            "wallet_id": change.wallet.id.to_string(),
+            "amount": currency.format(paid),
+        });
+        change.reply = Reply {
+            status: StatusCode::CREATED,
+            body: crate::json_bytes(&body),
+        };
+        change.idempotency = idempotency;
+        Ok(change)
+    }
+
     pub(super) fn achievement(&mut self, job: AchievementJob) -> Result<Change, Failure> {
         let now = clock::now();
         let snapshot = &job.snapshot;

@@ -207,6 +207,11 @@ pub enum Command {
     Achievement(Box<AchievementJob>),
     Statement(Box<StatementJob>),
     SpendOnPurchase(Box<SpendRequestJob>),
+    /// The payout spend model's run: pays out the open money of `auto` redemptions.
+    PayoutAuto {
+        payout_id: EventId,
+        idempotency: Option<IdempotencyKey>,
+    },
     EstimateStep {
         snapshot: BusinessSnapshot,
         estimate_id: rewards_core::EstimateId,

@@ -457,3 +457,79 @@ async fn voiding_a_top_up_takes_its_money_back() {
     audit_wallet(&w, wallet).await;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_run_pays_auto_redemptions_once_per_wallet() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "buffered");
+    let api = server.client();
+    let w = world(&api, "EUR").await;
+    let run = format!("/v1/businesses/{}/payouts/run", w.business);
+    // Only in the payout spend model.
+    api.post(&run, &w.key, &json!({"run_id": "r-0"}))
+        .await
+        .expect_error(409, "invalid_state");
+    api.request_settings(&w.business, &w.key, json!({"spend_model": "payout"}))
+        .await;
+    w.offer(json!({"name": "auto 10%", "goal": "spend",
+        "award": {"kind": "percent", "percent": "10"}, "redeem": "auto"}))
+        .await;
+    let mut wallets = Vec::new();
+    for (code, total) in [("ANN", "30.00"), ("BOB", "12.00")] {
+        let contact = w.contact(json!({"code": code})).await;
+        wallets.push(contact["wallet_id"].as_str().unwrap().to_string());
+        w.purchase(basket(json!({"contact_code": code}), total))
+            .await
+            .expect(201);
+    }
+    let idle = w.contact(json!({"code": "CAT"})).await;
+    w.topup(idle["wallet_id"].as_str().unwrap(), "5.00").await;
+
+    let first = api
+        .post(&run, &w.key, &json!({"run_id": "r-1"}))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(first["wallets"], 3);
+    assert_eq!(first["payouts"], 2);
+    assert_eq!(first["amount"], "4.20");
+    assert_eq!(first["run_id"], "r-1");
+    for wallet in &wallets {
+        assert_eq!(w.wallet(wallet).await["balances"]["open"], "0.00");
+        audit_wallet(&w, wallet).await;
+    }
+    // A top-up is not an auto redemption: it stays.
+    assert_eq!(
+        w.wallet(idle["wallet_id"].as_str().unwrap()).await["balances"]["open"],
+        "5.00"
+    );
+    // The same run again pays nothing twice and answers the same.
+    let again = api
+        .post(&run, &w.key, &json!({"run_id": "r-1"}))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(again, first);
+    let journal = api
+        .all(&format!("/v1/wallets/{}/journal", wallets[0]), &w.key)
+        .await;
+    assert_eq!(journal.iter().filter(|e| e["kind"] == "payout").count(), 1);
+    // A new run finds nothing left to pay.
+    let second = api
+        .post(&run, &w.key, &json!({"run_id": "r-2"}))
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(second["amount"], "0.00");
+    // Without a run id every call is a run of its own.
+    let unnamed = api.post(&run, &w.key, &json!({})).await.expect(200).clone();
+    assert_eq!(unnamed["payouts"], 0);
+    assert!(unnamed["run_id"].is_string());
+    api.post(&run, &w.key, &json!({"run_id": " "}))
+        .await
+        .expect_error(400, "validation_failed");
+    api.post(&run, &w.pos_key, &json!({"run_id": "r-3"}))
+        .await
+        .expect_error(403, "forbidden");
+    server.stop();
+}
