@@ -146,6 +146,30 @@ fn event_key<T: Serialize>(
     (system, key)
 }
 
+/// Runs an event exactly once by its key: its contact is identified once the key is claimed (a
+/// repeat is answered from the store without using a one-time code again), the command `make`
+/// builds goes to that contact's wallet actor, and a one-time code the event took is given back
+/// if it failed.
+async fn submit_to_contact<F>(
+    app: &Arc<App>,
+    key: Option<IdempotencyKey>,
+    business: rewards_core::BusinessId,
+    identity: rewards_core::identity::Identity,
+    principal: &Principal,
+    make: F,
+) -> ApiResult<(Reply, bool)>
+where
+    F: FnOnce(Option<IdempotencyKey>, rewards_core::identity::Identity) -> Command,
+{
+    let presented_by = principal.key_id;
+    once(app, key, move |idempotency| async move {
+        let identified = identify(app, business, &identity, presented_by)?;
+        let result = wallets::call(app, identified.contact, make(idempotency, identity)).await;
+        identified.settle(app, result)
+    })
+    .await
+}
+
 async fn submit_achievement(
     app: &Arc<App>,
     principal: &Principal,
@@ -210,29 +234,32 @@ async fn submit_achievement(
         kind: m.kind.clone(),
     });
 
-    let presented_by = principal.key_id;
-    once(app, key, move |idempotency| async move {
-        let identified = identify(app, business_id, &identity, presented_by)?;
-        let job = AchievementJob {
-            snapshot,
-            event_id: clock::event_id(),
-            classification,
-            amount,
-            details,
-            performed_on,
-            tap_code: tap.map(|t| t.code),
-            merchant_id,
-            payment_medium,
-            identity,
-            origin: "pos".into(),
-            external_system,
-            external_reference: body.external_reference.clone(),
-            idempotency,
-        };
-        let result =
-            wallets::call(app, identified.contact, Command::Achievement(Box::new(job))).await;
-        identified.settle(app, result)
-    })
+    let external_reference = body.external_reference.clone();
+    submit_to_contact(
+        app,
+        key,
+        business_id,
+        identity,
+        principal,
+        move |idempotency, identity| {
+            Command::Achievement(Box::new(AchievementJob {
+                snapshot,
+                event_id: clock::event_id(),
+                classification,
+                amount,
+                details,
+                performed_on,
+                tap_code: tap.map(|t| t.code),
+                merchant_id,
+                payment_medium,
+                identity,
+                origin: "pos".into(),
+                external_system,
+                external_reference,
+                idempotency,
+            }))
+        },
+    )
     .await
 }
 
@@ -366,27 +393,30 @@ async fn submit_statement(
         return Err(DomainError::validation("body", "is not a valid statement").into());
     };
 
-    let presented_by = principal.key_id;
-    once(app, key, move |idempotency| async move {
-        let identified = identify(app, business_id, &identity, presented_by)?;
-        let job = StatementJob {
-            snapshot,
-            event_id: clock::event_id(),
-            classification,
-            statement: StatementRecord {
-                period: month,
-                kpis,
-            },
-            performed_on,
-            identity,
-            external_system,
-            external_reference: body.external_reference.clone(),
-            idempotency,
-        };
-        let result =
-            wallets::call(app, identified.contact, Command::Statement(Box::new(job))).await;
-        identified.settle(app, result)
-    })
+    let external_reference = body.external_reference.clone();
+    submit_to_contact(
+        app,
+        key,
+        business_id,
+        identity,
+        principal,
+        move |idempotency, identity| {
+            Command::Statement(Box::new(StatementJob {
+                snapshot,
+                event_id: clock::event_id(),
+                classification,
+                statement: StatementRecord {
+                    period: month,
+                    kpis,
+                },
+                performed_on,
+                identity,
+                external_system,
+                external_reference,
+                idempotency,
+            }))
+        },
+    )
     .await
 }
 
@@ -466,27 +496,26 @@ async fn submit_spend_request(
     let (Some(identity), Some(purchase_id), Some(amount)) = (identity, purchase_id, amount) else {
         return Err(DomainError::validation("body", "is not a valid spend request").into());
     };
-    let presented_by = principal.key_id;
-    once(app, key, move |idempotency| async move {
-        let identified = identify(app, business_id, &identity, presented_by)?;
-        let job = SpendRequestJob {
-            snapshot,
-            event_id: clock::event_id(),
-            purchase_id,
-            amount,
-            require_full: body.require_full,
-            identity,
-            external_system,
-            external_reference: body.external_reference.clone(),
-            idempotency,
-        };
-        let result = wallets::call(
-            app,
-            identified.contact,
-            Command::SpendOnPurchase(Box::new(job)),
-        )
-        .await;
-        identified.settle(app, result)
-    })
+    let (require_full, external_reference) = (body.require_full, body.external_reference.clone());
+    submit_to_contact(
+        app,
+        key,
+        business_id,
+        identity,
+        principal,
+        move |idempotency, identity| {
+            Command::SpendOnPurchase(Box::new(SpendRequestJob {
+                snapshot,
+                event_id: clock::event_id(),
+                purchase_id,
+                amount,
+                require_full,
+                identity,
+                external_system,
+                external_reference,
+                idempotency,
+            }))
+        },
+    )
     .await
 }
