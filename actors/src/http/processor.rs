@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::json::{ok, parse, parse_envelope};
+use super::json::{parse, parse_envelope};
 use super::problem::ApiResult;
 use super::purchases::{answer, once};
 use super::require_role;
@@ -154,7 +154,8 @@ struct BatchBody {
     items: Vec<Box<RawValue>>,
 }
 
-/// The answer to a batch: one result per item, in the order of the items.
+/// The answer to a batch: one result per item, in the order of the items (its schema; the
+/// answer itself is written by [`batch_response`]).
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct BatchResults {
     pub results: Vec<ItemResult>,
@@ -169,16 +170,37 @@ pub struct ItemResult {
     pub body: Value,
 }
 
-/// `{status, body}` of one batch item's outcome.
-pub fn item_result(outcome: ApiResult<(Reply, bool)>) -> ItemResult {
+/// One batch item's outcome: its status and the JSON body it would have had on its own.
+pub fn item_result(outcome: ApiResult<(Reply, bool)>) -> (u16, Vec<u8>) {
     let (status, body) = match outcome {
         Ok((reply, _)) => (reply.status, reply.body),
         Err(error) => error.to_parts(),
     };
-    ItemResult {
-        status: status.as_u16(),
-        body: serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+    (status.as_u16(), body)
+}
+
+/// `{"results": [{"status", "body"}, ...]}` written around the items' bodies, which are
+/// already JSON: a batch's answer is not parsed and serialized again item by item.
+pub fn batch_response(results: &[(u16, Vec<u8>)]) -> HttpResponse {
+    let size: usize = results.iter().map(|(_, body)| body.len() + 32).sum();
+    let mut out = Vec::with_capacity(size + 16);
+    out.extend_from_slice(b"{\"results\":[");
+    for (i, (status, body)) in results.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"status\":");
+        out.extend_from_slice(itoa::Buffer::new().format(*status).as_bytes());
+        out.extend_from_slice(b",\"body\":");
+        if body.is_empty() {
+            out.extend_from_slice(b"null");
+        } else {
+            out.extend_from_slice(body);
+        }
+        out.push(b'}');
     }
+    out.extend_from_slice(b"]}");
+    super::json::respond_bytes(actix_web::http::StatusCode::OK, out)
 }
 
 #[utoipa::path(
@@ -212,7 +234,7 @@ async fn post_processor_batch(
         async move { item_result(submit(app, principal, item.get().as_bytes()).await) }
     }))
     .await;
-    Ok(ok(&BatchResults { results }))
+    Ok(batch_response(&results))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

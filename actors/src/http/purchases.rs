@@ -1,6 +1,6 @@
 //! Purchases: submission (single and batch), reads, void, returns, and the business's event list.
 
-use super::processor::{item_result, BatchResults};
+use super::processor::{batch_response, item_result};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::future::join_all;
@@ -462,7 +462,7 @@ async fn post_batch(
             }
         }))
         .await;
-    Ok(ok(&BatchResults { results }))
+    Ok(batch_response(&results))
 }
 
 /// An event the key may see: business and pos keys their business's, contact keys their own.
