@@ -32,6 +32,8 @@ pub struct App {
     /// Live one-time passwords and dynamic wallet codes.
     pub codes: OneTimeCodes,
     pub scheme_codes: SchemeCodes,
+    /// The customer events engine's mappings, by source.
+    pub mappings: crate::ingest::Mappings,
     ready: AtomicBool,
 }
 
@@ -54,8 +56,15 @@ impl App {
             identities: Identities::default(),
             codes: OneTimeCodes::default(),
             scheme_codes: SchemeCodes::default(),
+            mappings: crate::ingest::Mappings::default(),
             ready: AtomicBool::new(false),
         }
+    }
+
+    /// The app with the customer events engine's mappings.
+    pub fn with_mappings(mut self, mappings: crate::ingest::Mappings) -> App {
+        self.mappings = mappings;
+        self
     }
 
     pub fn is_ready(&self) -> bool {

@@ -27,6 +27,8 @@ pub struct Config {
     pub checkpoint_bytes: usize,
     pub log_segment_bytes: u64,
     pub log: String,
+    /// Mappings of native formats (`{source}.toml`) that add to or override the built-in ones.
+    pub mappings_dir: PathBuf,
 }
 
 /// Fields a config file may set; missing ones keep the defaults.
@@ -48,6 +50,7 @@ struct PartialConfig {
     checkpoint_bytes: Option<usize>,
     log_segment_bytes: Option<u64>,
     log: Option<String>,
+    mappings_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -94,7 +97,8 @@ impl Config {
             checkpoint_interval_ms,
             checkpoint_bytes,
             log_segment_bytes,
-            log
+            log,
+            mappings_dir
         );
     }
 

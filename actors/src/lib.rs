@@ -28,6 +28,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod identities;
+pub mod ingest;
 pub mod ledger;
 pub mod limits;
 pub mod recovery;

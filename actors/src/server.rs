@@ -31,6 +31,9 @@ pub fn run(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
 /// Opens the store, starts the wallet arbiters and recovers the registries: everything of a
 /// running server but its HTTP ingress. Must run inside an actix system.
 pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<ArbiterHandle>)> {
+    // A mapping that does not parse stops start-up before anything is opened.
+    let mappings = crate::ingest::Mappings::load(&config.mappings_dir)?;
+    tracing::info!(sources = ?mappings.names(), "native-format mappings");
     let store = Store::open(
         &config.data_dir,
         StoreOptions {
@@ -64,7 +67,7 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
         Duration::from_secs(config.wallet_idle_seconds),
     )
     .with_max_resident(config.max_resident_wallets);
-    let app = Arc::new(App::new(config.clone(), store.clone(), wallets));
+    let app = Arc::new(App::new(config.clone(), store.clone(), wallets).with_mappings(mappings));
     crate::recovery::recover(&app).context("recovering the registries from the store")?;
     let routers = crate::router::RouterDirectory::recover(&app)
         .map_err(|e| anyhow::anyhow!("recovering the routers from the store: {e}"))?;

@@ -170,7 +170,7 @@ where
     .await
 }
 
-async fn submit_achievement(
+pub(super) async fn submit_achievement(
     app: &Arc<App>,
     principal: &Principal,
     raw: &[u8],

@@ -7,6 +7,7 @@ mod config;
 mod contacts;
 mod estimates;
 mod events;
+mod ingest;
 pub mod json;
 pub mod openapi;
 mod operator;
@@ -42,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     purchases::routes(cfg);
     estimates::routes(cfg);
     events::routes(cfg);
+    ingest::routes(cfg);
     ops::routes(cfg);
     contacts::routes(cfg);
     codes::routes(cfg);

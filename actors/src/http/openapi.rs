@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::problem::{ApiError, Problem, ProblemField};
 use super::{
-    codes, config, contacts, estimates, events, operator, ops, payouts, processor, purchases,
-    webhooks,
+    codes, config, contacts, estimates, events, ingest, operator, ops, payouts, processor,
+    purchases, webhooks,
 };
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use rewards_core::DomainError;
@@ -41,6 +41,7 @@ use rewards_core::DomainError;
         events::post_achievement,
         events::post_statement,
         events::post_spend_request,
+        ingest::ingest,
         estimates::create_estimate,
         payouts::run_payouts,
         webhooks::create_webhook,

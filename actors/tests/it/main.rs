@@ -10,6 +10,7 @@ mod features;
 mod golden;
 mod hostile;
 mod idempotency;
+mod ingest;
 mod isolation;
 mod load;
 mod other_events;
