@@ -87,6 +87,62 @@ impl SettlementEntry {
     }
 }
 
+/// `part / whole` of an amount, rounded once; nothing when `whole` is not positive.
+fn scaled(amount: Money, part: Money, whole: Money, currency: Currency) -> Money {
+    if !whole.is_positive() || part.is_zero() {
+        return Money::ZERO;
+    }
+    if part >= whole {
+        return amount;
+    }
+    currency
+        .round(currency.to_decimal(amount) * currency.to_decimal(part) / currency.to_decimal(whole))
+}
+
+impl SettlementEntry {
+    /// The share of this (posted) entry that `awards` (clawed back of the awarded total) and
+    /// `spend` (refunded of the spent amount) stand for: the award parts scale with the first,
+    /// the spend parts with the second. Returns reverse the difference of two shares, so that
+    /// however many there are, a void reverses exactly what is left.
+    pub fn share(
+        &self,
+        awards: (Money, Money),
+        spend: (Money, Money),
+        currency: Currency,
+    ) -> SettlementEntry {
+        SettlementEntry {
+            merchant_id: self.merchant_id,
+            event_id: self.event_id,
+            at: self.at,
+            awards_funded: scaled(self.awards_funded, awards.0, awards.1, currency),
+            contribution_fees: scaled(self.contribution_fees, awards.0, awards.1, currency),
+            settlement_fees: scaled(self.settlement_fees, spend.0, spend.1, currency),
+            spends: scaled(self.spends, spend.0, spend.1, currency),
+        }
+    }
+
+    /// `self - other`, field by field, at `at`.
+    pub fn minus(&self, other: &SettlementEntry, at: Timestamp) -> SettlementEntry {
+        SettlementEntry {
+            merchant_id: self.merchant_id,
+            event_id: self.event_id,
+            at,
+            awards_funded: self.awards_funded - other.awards_funded,
+            contribution_fees: self.contribution_fees - other.contribution_fees,
+            settlement_fees: self.settlement_fees - other.settlement_fees,
+            spends: self.spends - other.spends,
+        }
+    }
+
+    /// Whether every amount is zero (nothing to record).
+    pub fn is_empty(&self) -> bool {
+        self.awards_funded.is_zero()
+            && self.contribution_fees.is_zero()
+            && self.settlement_fees.is_zero()
+            && self.spends.is_zero()
+    }
+}
+
 /// One merchant's line of a settlement report.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct SettlementLine {

@@ -16,6 +16,7 @@ mod payouts;
 pub mod problem;
 pub mod processor;
 mod purchases;
+mod settlements;
 mod webhooks;
 
 use actix_web::web;
@@ -51,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     config::routes(cfg);
     webhooks::routes(cfg);
     payouts::routes(cfg);
+    settlements::routes(cfg);
     openapi::routes(cfg);
 }
 

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use super::problem::{ApiError, Problem, ProblemField};
 use super::{
     codes, config, contacts, estimates, events, ingest, operator, ops, payouts, processor,
-    purchases, webhooks,
+    purchases, settlements, webhooks,
 };
 use crate::limits::{MAX_LIST_ITEMS, MAX_STRING_BYTES};
 use rewards_core::DomainError;
@@ -44,6 +44,7 @@ use rewards_core::DomainError;
         ingest::ingest,
         estimates::create_estimate,
         payouts::run_payouts,
+        settlements::settlements,
         webhooks::create_webhook,
         webhooks::list_webhooks,
         webhooks::delete_webhook,

@@ -136,6 +136,44 @@ pub fn contact_index_key(contact: ContactId, at: Timestamp, id: EventId) -> Vec<
         .finish()
 }
 
+/// What a settlement entry stands for, the last part of its key: an event's own, its void, or
+/// one of its returns (then followed by the return's id).
+pub const SETTLEMENT_POSTED: u8 = 0;
+pub const SETTLEMENT_VOID: u8 = 1;
+pub const SETTLEMENT_RETURN: u8 = 2;
+
+/// A settlement entry of a business and a merchant, ordered by time: `m` · business ·
+/// merchant · `u64` at · event · kind (· return id).
+pub fn settlement_key(
+    business: BusinessId,
+    merchant: MerchantId,
+    at: Timestamp,
+    event: EventId,
+    kind: u8,
+    return_id: Option<EventId>,
+) -> Vec<u8> {
+    let mut key = KeyBuilder::new()
+        .u8(b'm')
+        .bytes(business.as_bytes())
+        .bytes(merchant.as_bytes())
+        .u64(at.0 as u64)
+        .bytes(event.as_bytes())
+        .u8(kind);
+    if let Some(id) = return_id {
+        key = key.bytes(id.as_bytes());
+    }
+    key.finish()
+}
+
+/// Every settlement entry of a business (`merchant` none), or of one of its merchants.
+pub fn settlement_prefix(business: BusinessId, merchant: Option<MerchantId>) -> Vec<u8> {
+    let key = KeyBuilder::new().u8(b'm').bytes(business.as_bytes());
+    match merchant {
+        Some(m) => key.bytes(m.as_bytes()).finish(),
+        None => key.finish(),
+    }
+}
+
 /// A contact's financial statement of one classification and period (taken once).
 pub fn statement_key(contact: ContactId, classification: &str, period: &str) -> Vec<u8> {
     KeyBuilder::new()

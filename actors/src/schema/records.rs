@@ -770,3 +770,46 @@ pub enum ConfigRecord {
     /// A webhook subscription (new variants go at the end: the variant's number is stored).
     Webhook(crate::webhooks::Webhook),
 }
+
+// ---- Settlement ----
+
+/// One settlement entry between a business and a merchant: what an event (or its void, or one
+/// of its returns) adds to what each owes the other (SPEC section 10).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    pub merchant_id: MerchantId,
+    pub event_id: EventId,
+    pub at: Timestamp,
+    pub awards_funded: Money,
+    pub contribution_fees: Money,
+    pub settlement_fees: Money,
+    pub spends: Money,
+}
+
+impl From<&rewards_core::settlement::SettlementEntry> for SettlementRecord {
+    fn from(e: &rewards_core::settlement::SettlementEntry) -> SettlementRecord {
+        SettlementRecord {
+            merchant_id: e.merchant_id,
+            event_id: e.event_id,
+            at: e.at,
+            awards_funded: e.awards_funded,
+            contribution_fees: e.contribution_fees,
+            settlement_fees: e.settlement_fees,
+            spends: e.spends,
+        }
+    }
+}
+
+impl From<SettlementRecord> for rewards_core::settlement::SettlementEntry {
+    fn from(r: SettlementRecord) -> rewards_core::settlement::SettlementEntry {
+        rewards_core::settlement::SettlementEntry {
+            merchant_id: r.merchant_id,
+            event_id: r.event_id,
+            at: r.at,
+            awards_funded: r.awards_funded,
+            contribution_fees: r.contribution_fees,
+            settlement_fees: r.settlement_fees,
+            spends: r.spends,
+        }
+    }
+}

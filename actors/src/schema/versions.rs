@@ -5,7 +5,9 @@
 
 use rewards_storage::{codec, CodecError, Record};
 
-use super::records::{ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, WalletRecord};
+use super::records::{
+    ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, SettlementRecord, WalletRecord,
+};
 use crate::auth::KeyRecord;
 use crate::contact_state::ContactState;
 use crate::estimates::EstimateRecord;
@@ -78,6 +80,10 @@ impl Record for EstimateRecord {
 }
 
 impl Record for DeliveryRecord {
+    const VERSION: u8 = 1;
+}
+
+impl Record for SettlementRecord {
     const VERSION: u8 = 1;
 }
 

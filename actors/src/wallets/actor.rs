@@ -213,6 +213,9 @@ impl WalletActor {
             for record in change.estimates {
                 recent.estimates.insert(record.estimate.id, record);
             }
+            for entry in change.settlements {
+                recent.settlements.insert(entry.event_id, entry);
+            }
             for lot in closed {
                 let lots = recent.lots.entry(lot.event_id).or_default();
                 lots.retain(|l| l.id != lot.id);

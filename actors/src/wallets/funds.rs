@@ -134,6 +134,7 @@ impl WalletActor {
         event.external_reference = job.external_reference;
         event.achievement = Some(job.details);
         event.awards = awards?;
+        Self::settle_new(&mut change, snapshot, &event);
         Self::put_event(&mut change, event, true, now);
         let event = change
             .events

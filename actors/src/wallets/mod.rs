@@ -68,6 +68,7 @@ mod directory;
 mod estimates;
 mod funds;
 mod purchases;
+mod settlement;
 
 pub use contact::{create_contact, render_entry};
 pub use directory::{call, Gauges, WalletDirectory};
@@ -261,6 +262,8 @@ struct Recent {
     events: HashMap<EventId, EventRecord>,
     /// Lots this actor closed, by event: newer than (or as new as) the store's copies.
     lots: HashMap<EventId, Vec<Lot>>,
+    /// Settlement entries of events this actor posted, by event.
+    settlements: HashMap<EventId, rewards_core::settlement::SettlementEntry>,
 }
 
 /// Seconds since the process started, as a `u32` (136 years).
@@ -281,6 +284,8 @@ struct Change {
     entries: Vec<LedgerEntry>,
     events: Vec<EventRecord>,
     estimates: Vec<crate::estimates::EstimateRecord>,
+    /// Settlement entries of the events this change posts.
+    settlements: Vec<rewards_core::settlement::SettlementEntry>,
     reply: Reply,
     idempotency: Option<IdempotencyKey>,
     held: Held,
@@ -299,6 +304,7 @@ impl Change {
             entries: Vec::new(),
             events: Vec::new(),
             estimates: Vec::new(),
+            settlements: Vec::new(),
             reply: Reply {
                 status: StatusCode::OK,
                 body: Vec::new(),

@@ -110,6 +110,7 @@ impl WalletActor {
             answer = route.answer;
             change.set.append(route.records);
         }
+        Self::settle_new(&mut change, snapshot, &event);
         Self::put_event(&mut change, event, true, now);
         // The view is of the event as stored (put_event fills in the wallet after it).
         let event = change
@@ -203,6 +204,7 @@ impl WalletActor {
                 keys::statement_key(event.contact_id, classification, &statement.period),
             );
         }
+        self.settle_void(&mut change, &event, now, currency)?;
         event.state = EventState::Cancelled;
         event.cancelled_at = Some(now);
         event.cancel_reason = reason;
@@ -277,9 +279,11 @@ impl WalletActor {
             .returns
             .returned_lines
             .extend(plan.lines.iter().cloned());
+        let before = (event.returns.clawed_back, event.returns.refunded);
         event.returns.returned_amount += plan.returned_amount;
         event.returns.clawed_back += clawback.total;
         event.returns.refunded += plan.refund;
+        self.settle_return(&mut change, &event, before, job.return_id, now, currency)?;
         Self::put_event(&mut change, event, false, now);
         let body = json!({
             "id": job.return_id.to_string(),
@@ -372,6 +376,7 @@ impl WalletActor {
         event.of_event = Some(job.purchase_id);
         event.external_system = job.external_system;
         event.external_reference = job.external_reference;
+        Self::settle_new(&mut change, snapshot, &event);
         Self::put_event(&mut change, event, true, now);
         let body = json!({
             "id": job.event_id.to_string(),

@@ -16,6 +16,7 @@ mod load;
 mod other_events;
 mod processor;
 mod restart;
+mod settlements;
 mod support;
 mod tour;
 mod webhooks;

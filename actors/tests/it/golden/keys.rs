@@ -109,11 +109,38 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             "idempotency_routes_prefix",
             keys::route_idempotency_prefix(&processor_request),
         ),
+        (
+            "settlement_posted",
+            keys::settlement_key(
+                BUSINESS,
+                MERCHANT,
+                NOW,
+                EVENT,
+                keys::SETTLEMENT_POSTED,
+                None,
+            ),
+        ),
+        (
+            "settlement_return",
+            keys::settlement_key(
+                BUSINESS,
+                MERCHANT,
+                LATER,
+                EVENT,
+                keys::SETTLEMENT_RETURN,
+                Some(ROUTE),
+            ),
+        ),
+        ("settlement_prefix", keys::settlement_prefix(BUSINESS, None)),
+        (
+            "settlement_merchant_prefix",
+            keys::settlement_prefix(BUSINESS, Some(MERCHANT)),
+        ),
     ]);
     examples
 }
 
-const KEYS: [(&str, &str); 48] = [
+const KEYS: [(&str, &str); 52] = [
     ("contact", "02020202020202020202020202020202"),
     ("contact_state", "02020202020202020202020202020202"),
     ("wallet", "03030303030303030303030303030303"),
@@ -162,6 +189,10 @@ const KEYS: [(&str, &str); 48] = [
     ("idempotency_processor", "0606060606060606060606060606060670726f636573736f72004e45542d30303031323300"),
     ("idempotency_route", "0606060606060606060606060606060670726f636573736f72004e45542d30303031323300ff01010101010101010101010101010101"),
     ("idempotency_routes_prefix", "0606060606060606060606060606060670726f636573736f72004e45542d30303031323300ff"),
+    ("settlement_posted", "6d0101010101010101010101010101010105050505050505050505050505050505000001a1ee565e000707070707070707070707070707070700"),
+    ("settlement_return", "6d0101010101010101010101010101010105050505050505050505050505050505000001a3185c500007070707070707070707070707070707020a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a"),
+    ("settlement_prefix", "6d01010101010101010101010101010101"),
+    ("settlement_merchant_prefix", "6d0101010101010101010101010101010105050505050505050505050505050505"),
 ];
 
 #[test]

@@ -12,6 +12,7 @@ use rewards_actors::events::{
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::registry::Processor;
 use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
+use rewards_actors::schema::SettlementRecord;
 use rewards_actors::schema::*;
 use rewards_actors::webhooks::{DeliveryRecord, DeliveryState, Webhook};
 use rewards_core::business::*;
@@ -1017,6 +1018,32 @@ fn deliveries() -> Vec<DeliveryRecord> {
     vec![pending, delivered, failed]
 }
 
+fn settlements() -> Vec<SettlementRecord> {
+    let posted = SettlementRecord {
+        merchant_id: MERCHANT,
+        event_id: EVENT,
+        at: NOW,
+        awards_funded: Money::from_minor(500),
+        contribution_fees: Money::from_minor(100),
+        settlement_fees: Money::from_minor(25),
+        spends: Money::from_minor(1200),
+    };
+    let void = SettlementRecord {
+        at: LATER,
+        awards_funded: Money::from_minor(-500),
+        contribution_fees: Money::from_minor(-100),
+        settlement_fees: Money::from_minor(-25),
+        spends: Money::from_minor(-1200),
+        ..posted.clone()
+    };
+    vec![posted, void]
+}
+
+const SETTLEMENTS: [&str; 2] = [
+    "0110050505050505050505050505050505051007070707070707070707070707070707fd00bcacdc43030000fbe803c832fb6009",
+    "0110050505050505050505050505050505051007070707070707070707070707070707fd00a0b83046030000fbe703c731fb5f09",
+];
+
 const DELIVERIES: [&str; 3] = [
     "011011111111111111111111111111111111101010101010101010101010101010101010010101010101010101010101010101010f70757263686173652e706f73746564fd00bcacdc430300003e7b226964223a2278222c2274797065223a2270757263686173652e706f73746564222c22637265617465645f6174223a2274222c2264617461223a7b7d7d000301fbf70101fd00a0b83046030000",
     "011011111111111111111111111111111111101010101010101010101010101010101010010101010101010101010101010101010f70757263686173652e706f73746564fd00bcacdc4303000000010101c800",
@@ -1093,6 +1120,7 @@ fn every_record_type_writes_and_reads_its_golden_bytes() {
     check(&routes(), &ROUTES);
     check(&estimates(), &ESTIMATES);
     check(&deliveries(), &DELIVERIES);
+    check(&settlements(), &SETTLEMENTS);
     check(&responses(), &RESPONSES);
     check(&configs(), &CONFIGS);
     check(&api_keys(), &API_KEYS);

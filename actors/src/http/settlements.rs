@@ -1,0 +1,128 @@
+//! The settlement report between a business and its merchants (SPEC section 10).
+
+use actix_web::{web, HttpResponse};
+use rewards_core::settlement::{summarize, SettlementEntry, SettlementLine};
+use rewards_core::{DomainError, MerchantId, Timestamp};
+use rewards_storage::Space;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::business_for;
+use super::json::ok;
+use super::problem::ApiResult;
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use crate::schema::{keys, SettlementRecord};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/businesses/{b}/settlements", web::get().to(settlements));
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SettlementQuery {
+    /// One merchant only.
+    merchant_id: Option<String>,
+    /// Entries at or after this time (RFC 3339).
+    from: Option<String>,
+    /// Entries before this time (RFC 3339).
+    to: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{b}/settlements",
+    tag = "business",
+    summary = "What each merchant and the business owe each other for a period: awards funded, fees, spends and the net",
+    params(("b" = uuid::Uuid, Path, description = "The business's id"), SettlementQuery),
+    responses((status = 200, description = "`{items: [{merchant_id, awards_funded, contribution_fees, spends, settlement_fees, net}]}`", body = serde_json::Value))
+)]
+async fn settlements(
+    app: web::Data<App>,
+    principal: Principal,
+    path: web::Path<String>,
+    query: web::Query<SettlementQuery>,
+) -> ApiResult<HttpResponse> {
+    let app = app.into_inner();
+    let entry = business_for(&app, &principal, &path, &[Role::Business])?;
+    let business = entry.business();
+    let time = |field: &str, value: &Option<String>| -> ApiResult<Option<Timestamp>> {
+        value
+            .as_deref()
+            .map(|t| {
+                Timestamp::parse_rfc3339(t).ok_or_else(|| {
+                    DomainError::validation(field, "must be an RFC 3339 time").into()
+                })
+            })
+            .transpose()
+    };
+    let from = time("from", &query.from)?;
+    let to = time("to", &query.to)?;
+    let merchant = match query.merchant_id.as_deref() {
+        None => None,
+        Some(id) => {
+            let id: MerchantId = id
+                .parse()
+                .map_err(|_| DomainError::validation("merchant_id", "must be a merchant's id"))?;
+            if !entry.merchants.read().contains_key(&id) {
+                return Err(DomainError::NotFound("merchant").into());
+            }
+            Some(id)
+        }
+    };
+    let mut entries: Vec<SettlementEntry> = Vec::new();
+    let mut lines: Vec<SettlementLine> = Vec::new();
+    app.store.for_each(
+        Space::EventIndex,
+        &keys::settlement_prefix(business.id, merchant),
+        |_, record: SettlementRecord| {
+            let in_period = from.is_none_or(|f| record.at >= f) && to.is_none_or(|t| record.at < t);
+            if in_period {
+                entries.push(record.into());
+                // Summed as they come, so a report holds one line per merchant, not every entry.
+                if entries.len() >= 4096 {
+                    merge(&mut lines, summarize(entries.iter()));
+                    entries.clear();
+                }
+            }
+            Ok(())
+        },
+    )?;
+    merge(&mut lines, summarize(entries.iter()));
+    if let (Some(id), true) = (merchant, lines.is_empty()) {
+        lines.push(SettlementLine {
+            merchant_id: Some(id),
+            ..Default::default()
+        });
+    }
+    let currency = business.currency;
+    let items: Vec<_> = lines
+        .iter()
+        .map(|l| {
+            json!({
+                "merchant_id": l.merchant_id.map(|m| m.to_string()),
+                "awards_funded": currency.format(l.awards_funded),
+                "contribution_fees": currency.format(l.contribution_fees),
+                "spends": currency.format(l.spends),
+                "settlement_fees": currency.format(l.settlement_fees),
+                "net": currency.format(l.net()),
+            })
+        })
+        .collect();
+    Ok(ok(&json!({ "items": items })))
+}
+
+/// Adds `more` into `lines`, merchant by merchant.
+fn merge(lines: &mut Vec<SettlementLine>, more: Vec<SettlementLine>) {
+    for line in more {
+        match lines.iter_mut().find(|l| l.merchant_id == line.merchant_id) {
+            Some(l) => {
+                l.awards_funded += line.awards_funded;
+                l.contribution_fees += line.contribution_fees;
+                l.settlement_fees += line.settlement_fees;
+                l.spends += line.spends;
+            }
+            None => lines.push(line),
+        }
+    }
+}
