@@ -60,6 +60,7 @@ async fn acknowledged_purchases_survive_sigkill() {
         .await;
     let mut wallets = Vec::new();
     api_setup_taps(&w).await;
+    let merchant = setup_settling_merchant(&w).await;
     for i in 0..CONTACTS {
         let contact = w
             .contact(json!({"code": format!("C-{i}"), "payment_media": [{"identifier": format!("tok-{i}")}]}))
@@ -140,6 +141,10 @@ async fn acknowledged_purchases_survive_sigkill() {
                     let total = format!("{}.{:02}", rng.gen_range(1..20), rng.gen_range(0..100));
                     let mut body = basket(json!({"contact_code": format!("C-{contact}")}), &total);
                     body["external_reference"] = json!(format!("r{round}-c{client}-n{n}"));
+                    if rng.gen_bool(0.5) {
+                        // At the merchant's terminal: settled in the purchase's commit.
+                        body["tap_code"] = json!(SETTLING_TAP);
+                    }
                     if rng.gen_bool(0.6) {
                         body["spend"] = json!({"amount": "all"});
                     }
@@ -203,7 +208,7 @@ async fn acknowledged_purchases_survive_sigkill() {
             ..w
         };
         let answered = acknowledged.lock().clone();
-        check(&w, &answered, &wallets).await;
+        check(&w, &answered, &wallets, &merchant).await;
         let answered_estimates = estimated.lock().clone();
         check_estimates(&w, &answered_estimates, &wallets).await;
         check_deliveries(&receiver, &answered).await;
@@ -221,7 +226,7 @@ async fn acknowledged_purchases_survive_sigkill() {
     server.take().unwrap().stop();
 }
 
-async fn check(w: &World, acknowledged: &[Value], wallets: &[String]) {
+async fn check(w: &World, acknowledged: &[Value], wallets: &[String], merchant: &str) {
     // Every acknowledged purchase is there, as it was answered.
     for answer in acknowledged {
         let id = answer["id"].as_str().unwrap();
@@ -288,6 +293,87 @@ async fn check(w: &World, acknowledged: &[Value], wallets: &[String]) {
             .map_or(0, cents);
         assert_eq!(sum("spend"), spent, "spend of purchase {id}");
     }
+    check_settlement(w, &events, merchant).await;
+}
+
+const SETTLING_TAP: &str = "T-SETTLE";
+
+/// A merchant that funds half of its awards, pays 10 % of each as a fee and 0.25 per spend,
+/// with a terminal of its own.
+async fn setup_settling_merchant(w: &World) -> String {
+    let merchant = w
+        .api
+        .post(
+            &format!("/v1/businesses/{}/merchants", w.business),
+            &w.key,
+            &json!({"name": "Settling", "commercial_terms": {"award_contribution_percent": "50",
+                "contribution_fee": {"type": "percent", "value": "10"},
+                "settlement_fee": {"type": "amount", "value": "0.25"}}}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.api
+        .post(
+            &format!("/v1/businesses/{}/taps", w.business),
+            &w.key,
+            &json!({"code": SETTLING_TAP, "merchant_id": merchant}),
+        )
+        .await
+        .expect(201);
+    merchant
+}
+
+/// The merchant's settlement is exactly what its stored events say: each entry was written in
+/// its event's commit, none without it.
+async fn check_settlement(w: &World, events: &[Value], merchant: &str) {
+    // Half away from zero, for amounts in cents that are not negative.
+    let share = |cents: i64, percent: i64| (cents * percent + 50) / 100;
+    let (mut funded, mut fees, mut spends, mut settlement_fees) = (0i64, 0i64, 0i64, 0i64);
+    for event in events {
+        if event["organisation_id"] != merchant || event["state"] != "posted" {
+            continue;
+        }
+        for award in event["awards"].as_array().unwrap() {
+            funded += share(cents(&award["amount"]), 50);
+            fees += share(cents(&award["amount"]), 10);
+        }
+        let spent = event
+            .get("spend")
+            .and_then(|s| s.get("spent"))
+            .map_or(0, cents);
+        if spent > 0 {
+            spends += spent;
+            settlement_fees += 25;
+        }
+    }
+    assert!(
+        funded > 0,
+        "no purchase was acknowledged at the settling merchant"
+    );
+    let report = w
+        .api
+        .get(
+            &format!(
+                "/v1/businesses/{}/settlements?merchant_id={merchant}",
+                w.business
+            ),
+            &w.key,
+        )
+        .await;
+    let line = report.expect(200)["items"][0].clone();
+    assert_eq!(
+        [
+            cents(&line["awards_funded"]),
+            cents(&line["contribution_fees"]),
+            cents(&line["spends"]),
+            cents(&line["settlement_fees"]),
+        ],
+        [funded, fees, spends, settlement_fees],
+        "the settlement of {merchant}: {line}"
+    );
 }
 
 /// One client of estimates with holds: each is then consumed by its purchase, cancelled, or
