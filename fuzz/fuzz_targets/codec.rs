@@ -13,7 +13,7 @@ use rewards_actors::estimates::EstimateRecord;
 use rewards_actors::events::EventRecord;
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
-use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, WalletRecord};
+use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, SettlementRecord, WalletRecord};
 use rewards_actors::webhooks::DeliveryRecord;
 use rewards_storage::codec::{self, Record};
 use std::fmt::Debug;
@@ -50,4 +50,5 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<LedgerEntriesRecord>(data);
     round_trip::<EstimateRecord>(data);
     round_trip::<DeliveryRecord>(data);
+    round_trip::<SettlementRecord>(data);
 });
