@@ -56,6 +56,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     openapi::routes(cfg);
 }
 
+/// An optional RFC 3339 time of a query (`from`, `to`), refused with its field's name.
+fn time_param(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<rewards_core::Timestamp>, ApiError> {
+    value
+        .map(|t| {
+            rewards_core::Timestamp::parse_rfc3339(t)
+                .ok_or_else(|| DomainError::validation(field, "must be an RFC 3339 time").into())
+        })
+        .transpose()
+}
+
 /// A path id that does not parse names nothing: 404.
 fn path_id<T: std::str::FromStr>(value: &str, what: &'static str) -> Result<T, ApiError> {
     value

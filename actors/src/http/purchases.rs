@@ -763,17 +763,8 @@ async fn list_events(
                 .ok_or_else(|| DomainError::validation("type", "is not an event type"))
         })
         .transpose()?;
-    let time = |field: &str, v: &Option<String>| -> ApiResult<Option<Timestamp>> {
-        v.as_deref()
-            .map(|t| {
-                Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                    DomainError::validation(field, "must be an RFC 3339 time").into()
-                })
-            })
-            .transpose()
-    };
-    let from = time("from", &query.from)?;
-    let to = time("to", &query.to)?;
+    let from = super::time_param("from", query.from.as_deref())?;
+    let to = super::time_param("to", query.to.as_deref())?;
     let prefix = match query.contact_id.as_deref() {
         Some(c) => {
             let contact: ContactId = parse_id("contact_id", c)?;

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use rewards_core::settlement::{summarize, SettlementEntry, SettlementLine};
-use rewards_core::{DomainError, MerchantId, Timestamp};
+use rewards_core::{DomainError, MerchantId};
 use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::json;
@@ -46,18 +46,8 @@ async fn settlements(
     let app = app.into_inner();
     let entry = business_for(&app, &principal, &path, &[Role::Business])?;
     let business = entry.business();
-    let time = |field: &str, value: &Option<String>| -> ApiResult<Option<Timestamp>> {
-        value
-            .as_deref()
-            .map(|t| {
-                Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                    DomainError::validation(field, "must be an RFC 3339 time").into()
-                })
-            })
-            .transpose()
-    };
-    let from = time("from", &query.from)?;
-    let to = time("to", &query.to)?;
+    let from = super::time_param("from", query.from.as_deref())?;
+    let to = super::time_param("to", query.to.as_deref())?;
     let merchant = match query.merchant_id.as_deref() {
         None => None,
         Some(id) => {
