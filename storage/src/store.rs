@@ -593,6 +593,24 @@ impl Store {
         Ok(count)
     }
 
+    /// Raw keys and values from `lower` (inclusive) to `upper` (exclusive), in key order
+    /// (reports over a period of a time-ordered index).
+    pub fn for_each_raw_between(
+        &self,
+        space: Space,
+        lower: &[u8],
+        upper: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for item in self.merged(space, Bound::Included(lower), Bound::Excluded(upper), false) {
+            let (key, value) = item?;
+            f(&key, &value)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// The records in a key range as the store holds them: fjall's, with the overlay's
     /// changes on top (a newer value replaces fjall's, a deletion hides it).
     fn merged<'a>(

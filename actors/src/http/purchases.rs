@@ -833,7 +833,8 @@ fn events_page(
                 break 'scan;
             }
             last_read = Some(key.clone());
-            let Ok(id) = <[u8; 16]>::try_from(value.as_slice()) else {
+            // An entry of the business's index may carry the event's settlement after its id.
+            let Some(Ok(id)) = value.get(..16).map(<[u8; 16]>::try_from) else {
                 continue;
             };
             let id = EventId::from_bytes(id);

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 use rewards_core::settlement::{summarize, SettlementEntry, SettlementLine};
-use rewards_core::{DomainError, MerchantId};
+use rewards_core::{DomainError, EventId, MerchantId, Timestamp};
 use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::json;
@@ -13,6 +13,7 @@ use super::problem::ApiResult;
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::schema::{keys, SettlementRecord};
+use crate::wallets::settlement::index_settlement;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/businesses/{b}/settlements", web::get().to(settlements));
@@ -62,18 +63,41 @@ async fn settlements(
     };
     let mut entries: Vec<SettlementEntry> = Vec::new();
     let mut lines: Vec<SettlementLine> = Vec::new();
+    let mut add = |entry: SettlementEntry| {
+        if merchant.is_none_or(|m| entry.merchant_id == m) {
+            entries.push(entry);
+            // Summed as they come, so a report holds one line per merchant, not every entry.
+            if entries.len() >= 4096 {
+                merge(&mut lines, summarize(entries.iter()));
+                entries.clear();
+            }
+        }
+    };
+    // Events' own entries ride on the business's time-ordered index: read the period only.
+    let lower = keys::business_index_key(
+        business.id,
+        from.unwrap_or(Timestamp::from_millis(0)),
+        EventId::from_bytes([0; 16]),
+    );
+    let upper = match to {
+        Some(to) => keys::business_index_key(business.id, to, EventId::from_bytes([0; 16])),
+        None => keys::business_index_end(business.id),
+    };
+    app.store
+        .for_each_raw_between(Space::EventIndex, &lower, &upper, |_, value| {
+            if let Some(entry) = index_settlement(value) {
+                add(entry);
+            }
+            Ok(())
+        })?;
+    // Returns' and voids' entries, at their own times.
     app.store.for_each(
         Space::EventIndex,
         &keys::settlement_prefix(business.id, merchant),
         |_, record: SettlementRecord| {
             let in_period = from.is_none_or(|f| record.at >= f) && to.is_none_or(|t| record.at < t);
             if in_period {
-                entries.push(record.into());
-                // Summed as they come, so a report holds one line per merchant, not every entry.
-                if entries.len() >= 4096 {
-                    merge(&mut lines, summarize(entries.iter()));
-                    entries.clear();
-                }
+                add(record.into());
             }
             Ok(())
         },

@@ -119,6 +119,17 @@ pub fn business_index_key(business: BusinessId, at: Timestamp, id: EventId) -> V
         .finish()
 }
 
+/// The first key after every index entry of `business`.
+pub fn business_index_end(business: BusinessId) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(b'b')
+        .bytes(business.as_bytes())
+        .u64(u64::MAX)
+        .bytes(&[0xff; 16])
+        .u8(0xff)
+        .finish()
+}
+
 pub fn business_index_prefix(business: BusinessId) -> Vec<u8> {
     KeyBuilder::new()
         .u8(b'b')

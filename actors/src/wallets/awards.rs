@@ -14,10 +14,12 @@ impl WalletActor {
         event.spendable_after = change.wallet.spendable(now).non_negative();
         if is_new {
             let id_bytes = event.id.as_bytes().to_vec();
+            // The business's index entry carries the event's settlement with its merchant.
+            let settlement = change.settlements.iter().find(|e| e.event_id == event.id);
             change.set.put_raw(
                 Space::EventIndex,
                 keys::business_index_key(event.business_id, event.created_at, event.id),
-                id_bytes.clone(),
+                crate::wallets::settlement::index_value(event.id, settlement),
             );
             change.set.put_raw(
                 Space::EventIndex,

@@ -68,7 +68,7 @@ mod directory;
 mod estimates;
 mod funds;
 mod purchases;
-mod settlement;
+pub(crate) mod settlement;
 
 pub use contact::{create_contact, render_entry};
 pub use directory::{call, Gauges, WalletDirectory};

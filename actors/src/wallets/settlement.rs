@@ -6,7 +6,7 @@
 use rewards_core::settlement::{settle, SettlementEntry};
 
 use super::*;
-use crate::schema::keys::{SETTLEMENT_POSTED, SETTLEMENT_RETURN, SETTLEMENT_VOID};
+use crate::schema::keys::{SETTLEMENT_RETURN, SETTLEMENT_VOID};
 use crate::schema::SettlementRecord;
 
 impl WalletActor {
@@ -33,8 +33,8 @@ impl WalletActor {
             spent_of(event),
             snapshot.business.currency,
         );
+        // Written with the business's index entry of the event (`put_event`).
         if let Some(entry) = entry {
-            put(change, event.business_id, &entry, SETTLEMENT_POSTED, None);
             change.settlements.push(entry);
         }
     }
@@ -51,16 +51,10 @@ impl WalletActor {
         {
             return Ok(Some(entry.clone()));
         }
-        let key = keys::settlement_key(
-            event.business_id,
-            merchant,
-            event.created_at,
-            event.id,
-            SETTLEMENT_POSTED,
-            None,
-        );
-        let record: Option<SettlementRecord> = self.app.store.get(Space::EventIndex, &key)?;
-        Ok(record.map(SettlementEntry::from))
+        let key = keys::business_index_key(event.business_id, event.created_at, event.id);
+        let value = self.app.store.get_raw(Space::EventIndex, &key)?;
+        let entry = value.as_deref().and_then(index_settlement);
+        Ok(entry.filter(|e| e.merchant_id == merchant))
     }
 
     /// A return's settlement: the share of the event's entry that its clawed-back awards and
@@ -120,6 +114,27 @@ impl WalletActor {
         }
         Ok(())
     }
+}
+
+/// The value of a business's index entry of an event: the event's id, then its settlement
+/// entry with its merchant when it has one (a posted event's own entry is kept there rather than
+/// as a record of its own: one record fewer per purchase).
+pub(crate) fn index_value(id: EventId, settlement: Option<&SettlementEntry>) -> Vec<u8> {
+    let mut value = id.as_bytes().to_vec();
+    if let Some(entry) = settlement {
+        value.extend(rewards_storage::codec::encode(&SettlementRecord::from(
+            entry,
+        )));
+    }
+    value
+}
+
+/// The settlement entry of a business's index entry's value, if it carries one.
+pub(crate) fn index_settlement(value: &[u8]) -> Option<SettlementEntry> {
+    let record = value.get(16..).filter(|rest| !rest.is_empty())?;
+    rewards_storage::codec::decode::<SettlementRecord>(record)
+        .ok()
+        .map(SettlementEntry::from)
 }
 
 fn awarded_of(event: &EventRecord) -> Money {

@@ -126,6 +126,36 @@ fn pages_walk_forward_and_backward_with_cursors() {
 }
 
 #[test]
+fn a_range_reads_from_its_lower_key_up_to_its_upper_one_in_memory_and_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Buffered);
+    let key = |i: u64| KeyBuilder::new().u8(1).u64(i).finish();
+    let mut set = WriteSet::new();
+    for i in 0..10u64 {
+        set.put_raw(Space::EventIndex, key(i), vec![i as u8]);
+    }
+    store.write(set).unwrap();
+    let range = |store: &Store| {
+        let mut seen = Vec::new();
+        store
+            .for_each_raw_between(Space::EventIndex, &key(3), &key(7), |_, value| {
+                seen.push(value[0]);
+                Ok(())
+            })
+            .unwrap();
+        seen
+    };
+    assert_eq!(range(&store), [3, 4, 5, 6]);
+    // After a checkpoint the range reads fjall's tables, with newer changes on top.
+    store.checkpoint().unwrap();
+    let mut set = WriteSet::new();
+    set.delete(Space::EventIndex, key(4));
+    set.put_raw(Space::EventIndex, key(5), vec![50]);
+    store.write(set).unwrap();
+    assert_eq!(range(&store), [3, 50, 6]);
+}
+
+#[test]
 fn concurrent_writers_share_commits_and_lose_no_counter_update() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Durability::Sync);
