@@ -133,8 +133,20 @@ pub struct EventRecord {
     /// The event this one acts on: a spend request's purchase (format version 5).
     pub of_event: Option<EventId>,
     /// On a purchase: what later spend requests spent on it, less what their voids gave back
-    /// (format version 5; the last field).
+    /// (format version 5).
     pub later_spent: Money,
+    /// On a referral: who referred whom, and the other side's event (format version 6; the
+    /// last field).
+    pub referral: Option<ReferralRecord>,
+}
+
+/// A referral is two events, one on each side's wallet, each naming the other (SPEC section 4).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ReferralRecord {
+    pub referrer_id: ContactId,
+    pub referred_id: ContactId,
+    /// The referrer's event on the referred side, the referred contact's on the referrer's.
+    pub other_event_id: EventId,
 }
 
 /// A contact's key performance indicators for a month (SPEC section 4).

@@ -72,6 +72,19 @@ pub fn resolve(
     Ok(found)
 }
 
+/// The contact whose referral code this is.
+pub fn by_referral_code(
+    store: &Store,
+    business: BusinessId,
+    code: &str,
+) -> Result<ContactId, Failure> {
+    store
+        .get_raw(Space::Identities, &key(business, Kind::ReferralCode, code))
+        .map_err(Failure::from)?
+        .and_then(|v| contact_of(&v))
+        .ok_or(Failure::from(DomainError::ContactNotFound))
+}
+
 /// The contact an event's identity names. An OTP or a dynamic wallet code is taken for the
 /// event (see [`crate::codes`]): hand the outcome to [`Identified::settle`], which gives the
 /// code back if the event failed.

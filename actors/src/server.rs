@@ -83,6 +83,13 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
             Ok(wallets) => tracing::info!(wallets, "wallets with open holds started"),
             Err(error) => tracing::error!(%error, "wallets with open holds could not be started"),
         }
+        // Referrals a crash left half done: the referrer's side is durable, the referred
+        // contact's is written now.
+        match crate::wallets::complete_referrals(&waker).await {
+            Ok(0) => {}
+            Ok(referrals) => tracing::info!(referrals, "half-done referrals completed"),
+            Err(error) => tracing::error!(%error, "half-done referrals could not be completed"),
+        }
     });
     Ok((app, store, arbiters))
 }

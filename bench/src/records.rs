@@ -61,6 +61,7 @@ pub fn purchase_record() -> EventRecord {
         statement: None,
         of_event: None,
         later_spent: Money::ZERO,
+        referral: None,
     }
 }
 

@@ -177,6 +177,7 @@ fn event_record() -> EventRecord {
         statement: None,
         of_event: None,
         later_spent: Money::ZERO,
+        referral: None,
     }
 }
 
@@ -271,6 +272,7 @@ fn main() {
         }],
     });
     let mut v4 = codec::encode(&statement);
+    assert_eq!(v4.pop(), Some(0), "no referral is one 0 byte at the end");
     assert_eq!(
         (v4.pop(), v4.pop()),
         (Some(0), Some(0)),
@@ -280,12 +282,19 @@ fn main() {
     let upgraded: EventRecord = codec::decode(&v4).expect("a version 4 event decodes");
     assert_eq!(upgraded, statement);
     std::fs::write(dir.join("event_v4.bin"), &v4).expect("write a seed");
-    // The event of today (version 5): a spend request on an earlier purchase.
+    // The event of today (version 6): a spend request on an earlier purchase; `event_v5.bin` is
+    // the same as version 5 wrote it, before referrals.
     let mut spend_request = event_record();
     spend_request.event_type = EventType::SpendRequest;
     spend_request.of_event = Some(EventId::from_bytes([8; 16]));
     spend_request.later_spent = Money::from_minor(120);
-    let event = write(&dir, "event_v5.bin", &spend_request);
+    let event = write(&dir, "event_v6.bin", &spend_request);
+    let mut v5 = event.clone();
+    assert_eq!(v5.pop(), Some(0), "no referral is one 0 byte at the end");
+    v5[0] = 5;
+    let upgraded: EventRecord = codec::decode(&v5).expect("a version 5 event decodes");
+    assert_eq!(upgraded, spend_request);
+    std::fs::write(dir.join("event_v5.bin"), &v5).expect("write a seed");
     let mut achieved = event_record();
     achieved.event_type = EventType::Achievement;
     achieved.achievement = Some(AchievementRecord {
@@ -297,14 +306,18 @@ fn main() {
         url: None,
     });
     let mut v3 = codec::encode(&achieved);
-    v3.truncate(v3.len() - 2);
-    assert_eq!(v3.pop(), Some(0), "an absent statement is one 0 byte at the end");
+    v3.truncate(v3.len() - 3);
+    assert_eq!(
+        v3.pop(),
+        Some(0),
+        "an absent statement is one 0 byte at the end"
+    );
     v3[0] = 3;
     let upgraded: EventRecord = codec::decode(&v3).expect("a version 3 event decodes");
     assert_eq!(upgraded, achieved);
     std::fs::write(dir.join("event_v3.bin"), &v3).expect("write a seed");
     let mut v2 = codec::encode(&event_record());
-    v2.truncate(v2.len() - 2);
+    v2.truncate(v2.len() - 3);
     assert_eq!(
         (v2.pop(), v2.pop()),
         (Some(0), Some(0)),
@@ -331,7 +344,7 @@ fn main() {
     let mut old = event_record();
     old.route = None;
     let mut v1 = codec::encode(&old);
-    v1.truncate(v1.len() - 2);
+    v1.truncate(v1.len() - 3);
     assert_eq!(
         (v1.pop(), v1.pop(), v1.pop()),
         (Some(0), Some(0), Some(0)),
@@ -343,7 +356,7 @@ fn main() {
     std::fs::write(dir.join("event_v1.bin"), &v1).expect("write a seed");
 
     println!(
-        "wrote 10 seeds to {} (the event is {} bytes)",
+        "wrote 11 seeds to {} (the event is {} bytes)",
         dir.display(),
         event.len()
     );

@@ -13,7 +13,9 @@ use rewards_actors::estimates::EstimateRecord;
 use rewards_actors::events::EventRecord;
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
-use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, SettlementRecord, WalletRecord};
+use rewards_actors::schema::{
+    ContactRecord, LedgerEntriesRecord, PendingReferralRecord, SettlementRecord, WalletRecord,
+};
 use rewards_actors::webhooks::DeliveryRecord;
 use rewards_storage::codec::{self, Record};
 use std::fmt::Debug;
@@ -51,4 +53,5 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<EstimateRecord>(data);
     round_trip::<DeliveryRecord>(data);
     round_trip::<SettlementRecord>(data);
+    round_trip::<PendingReferralRecord>(data);
 });

@@ -79,6 +79,7 @@ pub fn render_contact(c: &Contact) -> Value {
         })).collect::<Vec<_>>(),
         "gift_cards": c.gift_cards,
         "referral_code": c.referral_code,
+        "referred_by": c.referred_by.map(|r| r.to_string()),
         "wallet_id": c.wallet_id.to_string(),
         "wallet_code": c.wallet_code,
         "scheme_ids": c.scheme_ids.iter().map(|s| s.to_string()).collect::<Vec<_>>(),

@@ -550,6 +550,17 @@ struct EventJson<'a> {
     /// The purchase a spend request spent on.
     #[serde(skip_serializing_if = "Option::is_none")]
     purchase_id: Option<IdText>,
+    /// A referral's two contacts and two events (one on each side's wallet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referral: Option<ReferralView>,
+}
+
+#[derive(Serialize)]
+struct ReferralView {
+    referrer_contact_id: IdText,
+    referred_contact_id: IdText,
+    referrer_event_id: IdText,
+    referred_event_id: IdText,
 }
 
 #[derive(Serialize)]
@@ -650,6 +661,19 @@ impl Serialize for EventView<'_> {
                 url: &a.url,
             }),
             purchase_id: event.of_event.map(|id| IdText(id.0)),
+            referral: event.referral.as_ref().map(|r| {
+                let (referrer_event, referred_event) = if event.contact_id == r.referrer_id {
+                    (event.id, r.other_event_id)
+                } else {
+                    (r.other_event_id, event.id)
+                };
+                ReferralView {
+                    referrer_contact_id: IdText(r.referrer_id.0),
+                    referred_contact_id: IdText(r.referred_id.0),
+                    referrer_event_id: IdText(referrer_event.0),
+                    referred_event_id: IdText(referred_event.0),
+                }
+            }),
             statement: event.statement.as_ref().map(|st| StatementView {
                 period: &st.period,
                 kpis: st

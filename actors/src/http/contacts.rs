@@ -129,12 +129,9 @@ async fn create_contact(
             gift_cards.push(card);
         }
     }
-    if body.referred_by.is_some() {
-        problems.add(
-            "referred_by",
-            "referrals are not accepted by this server version",
-        );
-    }
+    let referred_by = problems
+        .take(opt_text("referred_by", &body.referred_by))
+        .flatten();
     problems.finish()?;
 
     let contact_id = ContactId::from_random(clock::id_bytes());
@@ -220,10 +217,49 @@ async fn create_contact(
     contact.rewards.tier =
         crate::contact_state::current_tier(&app, b, &contact.rewards, contact.created_at);
     let identity_keys = keys.into_iter().map(|(_, k)| k).collect();
-    let (contact, _wallet) =
+    let (mut contact, _wallet) =
         wallets::create_contact(&app, &snapshot, contact, identity_keys).await?;
     drop(reserved);
-    Ok(created(&render_contact(&contact)))
+    let Some(code) = referred_by else {
+        return Ok(created(&render_contact(&contact)));
+    };
+    // The contact exists whatever becomes of its referral: a refusal is told beside it.
+    let referral = match crate::identities::by_referral_code(&app.store, b, &code) {
+        Ok(referrer) => wallets::refer(
+            &app,
+            snapshot,
+            referrer,
+            contact.id,
+            String::new(),
+            None,
+            None,
+        )
+        .await
+        .map(|(_, event_id)| (referrer, event_id)),
+        Err(error) => Err(error),
+    };
+    let (event_id, error) = match referral {
+        Ok((referrer, event_id)) => {
+            contact.referred_by = Some(referrer);
+            (Some(event_id.to_string()), None)
+        }
+        Err(error) => {
+            let code = match &error {
+                crate::error::Failure::Domain(e) => e.code(),
+                crate::error::Failure::Internal(e) => {
+                    tracing::error!(error = %e, contact = %contact.id, "a referral at creation failed");
+                    "internal"
+                }
+            };
+            (None, Some(code))
+        }
+    };
+    let mut rendered = render_contact(&contact);
+    if let Some(fields) = rendered.as_object_mut() {
+        fields.insert("referral_event_id".into(), json!(event_id));
+        fields.insert("referral_error".into(), json!(error));
+    }
+    Ok(created(&rendered))
 }
 
 #[utoipa::path(

@@ -1,5 +1,5 @@
-//! Customer events other than purchases (SPEC section 4): achievements, financial statements
-//! and spend requests against posted purchases.
+//! Customer events other than purchases (SPEC section 4): achievements, financial statements,
+//! referrals and spend requests against posted purchases.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use rewards_core::offer::AchievementKind;
@@ -25,7 +25,8 @@ use crate::wallets::{self, AchievementJob, Command, Reply, SpendRequestJob, Stat
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/achievements", web::post().to(post_achievement))
         .route("/v1/financial-statements", web::post().to(post_statement))
-        .route("/v1/spend-requests", web::post().to(post_spend_request));
+        .route("/v1/spend-requests", web::post().to(post_spend_request))
+        .route("/v1/referrals", web::post().to(post_referral));
 }
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -103,20 +104,7 @@ fn identity_field(
     fields: &mut Problems,
     identity: &Option<rewards_core::identity::IdentityInput>,
 ) -> ApiResult<Option<rewards_core::identity::Identity>> {
-    match identity {
-        Some(identity) => match identity.validate("identity") {
-            Ok(identity) => Ok(Some(identity)),
-            Err(DomainError::ValidationFailed(errors)) => {
-                fields.0.extend(errors);
-                Ok(None)
-            }
-            Err(error) => Err(error.into()),
-        },
-        None => {
-            fields.add("identity", "exactly one identity is required");
-            Ok(None)
-        }
-    }
+    side_field(fields, "identity", identity)
 }
 
 /// An event body's `performed_on` (now when absent).
@@ -517,5 +505,110 @@ async fn submit_spend_request(
             }))
         },
     )
+    .await
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub struct ReferralBody {
+    #[serde(default)]
+    pub business_id: Option<String>,
+    /// The contact who introduces the other. Required.
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
+    pub referrer: Option<rewards_core::identity::IdentityInput>,
+    /// The contact introduced: referred once. Required.
+    #[serde(default, deserialize_with = "crate::dto::object::optional")]
+    pub referred: Option<rewards_core::identity::IdentityInput>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_system: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 256)]
+    pub external_reference: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/referrals",
+    tag = "purchases",
+    summary = "A referral: the referrer introduces the referred contact (referred once; a daily limit per referrer); referral offers award both",
+    request_body = ReferralBody,
+    responses((status = 201, description = "The referrer's referral event with its awards; `referral` names both sides and both events", body = serde_json::Value))
+)]
+async fn post_referral(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> HttpResponse {
+    let app = app.into_inner();
+    answer(submit_referral(&app, &principal, &body).await)
+}
+
+/// An identity field named `name`: its problems are added to `fields`.
+fn side_field(
+    fields: &mut Problems,
+    name: &str,
+    identity: &Option<rewards_core::identity::IdentityInput>,
+) -> ApiResult<Option<rewards_core::identity::Identity>> {
+    match identity {
+        Some(identity) => match identity.validate(name) {
+            Ok(identity) => Ok(Some(identity)),
+            Err(DomainError::ValidationFailed(errors)) => {
+                fields.0.extend(errors);
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        },
+        None => {
+            fields.add(name, "exactly one identity is required");
+            Ok(None)
+        }
+    }
+}
+
+async fn submit_referral(
+    app: &Arc<App>,
+    principal: &Principal,
+    raw: &[u8],
+) -> ApiResult<(Reply, bool)> {
+    require_role(principal, &[Role::Business, Role::Pos])?;
+    let body: ReferralBody = parse(raw)?;
+    let snapshot = named_business(app, principal, body.business_id.as_deref())?;
+    let business_id = snapshot.business.id;
+    let mut fields = Problems::default();
+    let referrer = side_field(&mut fields, "referrer", &body.referrer)?;
+    let referred = side_field(&mut fields, "referred", &body.referred)?;
+    let (external_system, key) = event_key(
+        &mut fields,
+        business_id,
+        body.external_system.as_deref(),
+        body.external_reference.as_deref(),
+        &body,
+    );
+    fields.finish()?;
+    let (Some(referrer), Some(referred)) = (referrer, referred) else {
+        return Err(DomainError::validation("body", "is not a valid referral").into());
+    };
+    let external_reference = body.external_reference.clone();
+    let presented_by = principal.key_id;
+    once(app, key, move |idempotency| async move {
+        let referrer = identify(app, business_id, &referrer, presented_by)?;
+        let referred = match identify(app, business_id, &referred, presented_by) {
+            Ok(referred) => referred,
+            Err(error) => return referrer.settle(app, Err(error)),
+        };
+        let result = wallets::refer(
+            app,
+            snapshot,
+            referrer.contact,
+            referred.contact,
+            external_system,
+            external_reference,
+            idempotency,
+        )
+        .await
+        .map(|(reply, _)| reply);
+        let result = referred.settle(app, result);
+        referrer.settle(app, result)
+    })
     .await
 }

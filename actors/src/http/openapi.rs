@@ -41,6 +41,7 @@ use rewards_core::DomainError;
         events::post_achievement,
         events::post_statement,
         events::post_spend_request,
+        events::post_referral,
         ingest::ingest,
         estimates::create_estimate,
         payouts::run_payouts,

@@ -195,6 +195,18 @@ pub fn statement_key(contact: ContactId, classification: &str, period: &str) -> 
         .finish()
 }
 
+/// A referral whose referred side is not committed yet, by the referred contact.
+pub fn pending_referral_key(referred: ContactId) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(b'r')
+        .bytes(referred.as_bytes())
+        .finish()
+}
+
+pub fn pending_referral_prefix() -> Vec<u8> {
+    KeyBuilder::new().u8(b'r').finish()
+}
+
 pub fn contact_index_prefix(contact: ContactId) -> Vec<u8> {
     KeyBuilder::new()
         .u8(b'c')

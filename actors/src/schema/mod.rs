@@ -16,9 +16,10 @@
 //! | `keys` | API key id | [`KeyRecord`](crate::auth::KeyRecord) | 1 |
 //! | `contacts` | contact id | [`ContactRecord`] (the profile) | 1 |
 //! | `wallets` | wallet id | [`WalletRecord`] | 1 |
-//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 5 (reads 1 to 4) |
+//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 6 (reads 1 to 5) |
 //! | `event_index` | `b` · business · `u64` created at · event id | raw event id, then, for an event settled with a merchant, its own [`SettlementRecord`] (version byte and all) | 1 (the record) |
 //! | `event_index` | `c` · contact · `u64` created at · event id; `s` · contact · `str` classification · `str` period (a financial statement) | raw event id | none |
+//! | `event_index` | `r` · referred contact (a referral half done: its referrer's side committed) | [`PendingReferralRecord`] | 1 |
 //! | `event_index` | `m` · business · merchant · `u64` at · event id · kind (1 a void, 2 a return, then the return's id; 0, an event's own entry, is kept in its `b` entry instead) | [`SettlementRecord`] | 1 |
 //! | `ledger` | wallet · `u64` sequence number of the first entry | [`LedgerEntriesRecord`] | 1 |
 //! | `idempotency` | business · `str` scope · `str` external system · `str` external reference; processor · `str` "processor" · `str` transaction reference; one business's part of a processor purchase: its key · `ff` · business | [`StoredResponse`](crate::idempotency::StoredResponse) | 1 |

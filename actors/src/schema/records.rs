@@ -771,6 +771,21 @@ pub enum ConfigRecord {
     Webhook(crate::webhooks::Webhook),
 }
 
+// ---- Referrals ----
+
+/// A referral the referrer's side has committed and the referred contact's side has not yet:
+/// written in the referrer's commit, deleted in the referred contact's (start-up completes any
+/// left by a crash in between).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PendingReferralRecord {
+    pub business_id: rewards_core::BusinessId,
+    pub referrer_id: ContactId,
+    pub referred_id: ContactId,
+    pub referrer_event_id: EventId,
+    pub referred_event_id: EventId,
+    pub at: Timestamp,
+}
+
 // ---- Settlement ----
 
 /// One settlement entry between a business and a merchant: what an event (or its void, or one

@@ -6,7 +6,8 @@
 use rewards_storage::{codec, CodecError, Record};
 
 use super::records::{
-    ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, SettlementRecord, WalletRecord,
+    ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, PendingReferralRecord,
+    SettlementRecord, WalletRecord,
 };
 use crate::auth::KeyRecord;
 use crate::contact_state::ContactState;
@@ -38,18 +39,19 @@ impl Record for WalletRecord {
 
 impl Record for EventRecord {
     /// Version 2 added `route`, version 3 `achievement`, version 4 `statement`, version 5
-    /// `of_event` and `later_spent`: each at the end, each written as one 0 byte when absent or
-    /// zero (an absent `Option`, a zero `Money` varint).
-    const VERSION: u8 = 5;
+    /// `of_event` and `later_spent`, version 6 `referral`: each at the end, each written as one
+    /// 0 byte when absent or zero (an absent `Option`, a zero `Money` varint).
+    const VERSION: u8 = 6;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
         // An older record is a newer one without its last fields; bincode writes an absent
         // `Option` as one 0 byte, so appending one per missing field reads it as the new one.
         let missing = match version {
-            1 => 5,
-            2 => 4,
-            3 => 3,
-            4 => 2,
+            1 => 6,
+            2 => 5,
+            3 => 4,
+            4 => 3,
+            5 => 1,
             _ => return None,
         };
         let mut upgraded = Vec::with_capacity(body.len() + missing);
@@ -60,6 +62,10 @@ impl Record for EventRecord {
 }
 
 impl Record for LedgerEntriesRecord {
+    const VERSION: u8 = 1;
+}
+
+impl Record for PendingReferralRecord {
     const VERSION: u8 = 1;
 }
 
@@ -99,7 +105,7 @@ mod tests {
     use rewards_core::offer::AchievementKind;
 
     #[test]
-    fn older_events_read_as_version_5_without_their_missing_fields() {
+    fn older_events_read_as_version_6_without_their_missing_fields() {
         let event = EventRecord {
             id: EventId::from_bytes([1; 16]),
             event_type: EventType::Purchase,
@@ -132,12 +138,13 @@ mod tests {
             statement: None,
             of_event: None,
             later_spent: Money::ZERO,
+            referral: None,
         };
-        let v5 = codec::encode(&event);
-        assert_eq!(v5[0], 5);
+        let v6 = codec::encode(&event);
+        assert_eq!(v6[0], 6);
         // Each older version wrote the same fields without the ones added after it.
-        for (version, missing) in [(4u8, 2usize), (3, 3), (2, 4), (1, 5)] {
-            let mut old = v5[..v5.len() - missing].to_vec();
+        for (version, missing) in [(5u8, 1usize), (4, 3), (3, 4), (2, 5), (1, 6)] {
+            let mut old = v6[..v6.len() - missing].to_vec();
             old[0] = version;
             assert_eq!(
                 codec::decode::<EventRecord>(&old).unwrap(),
@@ -145,7 +152,7 @@ mod tests {
                 "{version}"
             );
         }
-        let mut v1 = v5[..v5.len() - 5].to_vec();
+        let mut v1 = v6[..v6.len() - 6].to_vec();
         v1[0] = 1;
         assert_eq!(codec::decode::<EventRecord>(&v1).unwrap(), event);
         let mut routed = event.clone();

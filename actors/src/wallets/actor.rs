@@ -45,15 +45,27 @@ impl Handler<Envelope> for WalletActor {
             self.recent = None;
         }
         let reply = envelope.reply;
-        if let Command::Touch = envelope.command {
-            let body = render_wallet(&self.wallet, &self.contact.wallet_code, clock::now());
-            let _ = reply.send(Outcome::Done(Ok(Reply {
-                status: StatusCode::OK,
-                body: crate::json_bytes(&body),
-            })));
-            return;
-        }
-        let result = match envelope.command {
+        // The commands that write nothing are answered at once.
+        let command = match envelope.command {
+            Command::ReferralHold { referrer } => {
+                let _ = reply.send(Outcome::Done(self.referral_hold(referrer)));
+                return;
+            }
+            Command::ReferralRelease => {
+                let _ = reply.send(Outcome::Done(Ok(self.referral_release())));
+                return;
+            }
+            Command::Touch => {
+                let body = render_wallet(&self.wallet, &self.contact.wallet_code, clock::now());
+                let _ = reply.send(Outcome::Done(Ok(Reply {
+                    status: StatusCode::OK,
+                    body: crate::json_bytes(&body),
+                })));
+                return;
+            }
+            command => command,
+        };
+        let result = match command {
             Command::Purchase(job) => self.purchase(*job),
             Command::Void {
                 snapshot,
@@ -98,7 +110,11 @@ impl Handler<Envelope> for WalletActor {
                 estimate_id,
                 step,
             } => self.estimate_step(&snapshot, estimate_id, step),
-            Command::Touch => unreachable!("answered above"),
+            Command::Refer(job) => self.refer(*job),
+            Command::Referred(job) => self.referred(*job),
+            Command::Touch | Command::ReferralHold { .. } | Command::ReferralRelease => {
+                Err(Failure::Internal("a command that writes nothing".into()))
+            }
         };
         match result {
             Ok(change) => {
@@ -122,6 +138,8 @@ impl WalletActor {
             || self.gauges.in_flight.load(Ordering::Acquire) != 0
             // Its timer expires the holds: it stays until none is left.
             || !self.wallet.holds.is_empty()
+            // A referral of its contact is between its steps: the mark must not be lost.
+            || self.referred == super::referral::ReferredMark::Pending
         {
             return;
         }

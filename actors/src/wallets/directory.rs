@@ -100,6 +100,7 @@ impl WalletDirectory {
                     passivating: false,
                     recent: None,
                     expiry_timer: None,
+                    referred: Default::default(),
                 };
                 let arbiter = self
                     .arbiters

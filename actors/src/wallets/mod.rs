@@ -68,11 +68,13 @@ mod directory;
 mod estimates;
 mod funds;
 mod purchases;
+mod referral;
 pub(crate) mod settlement;
 
 pub use contact::{create_contact, render_entry};
 pub use directory::{call, Gauges, WalletDirectory};
 pub use estimates::{wake_holds, EstimateJob, EstimateStep};
+pub use referral::{complete_referrals, refer, ReferralJob};
 
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -218,6 +220,16 @@ pub enum Command {
         estimate_id: rewards_core::EstimateId,
         step: EstimateStep,
     },
+    /// A referral's step 1 on the referred contact's actor (see `referral.rs`): writes nothing.
+    ReferralHold {
+        referrer: ContactId,
+    },
+    /// Ends step 1 of a referral the referrer's side refused: writes nothing.
+    ReferralRelease,
+    /// A referral's step 2, on the referrer's actor.
+    Refer(Box<ReferralJob>),
+    /// A referral's step 3, on the referred contact's actor.
+    Referred(Box<ReferralJob>),
     /// Makes the wallet resident (warming a hot wallet before traffic) and answers its state as
     /// the actor holds it. Writes nothing.
     Touch,
@@ -252,6 +264,8 @@ pub struct WalletActor {
     recent: Option<Box<Recent>>,
     /// The expiry timer of the earliest hold, and the time it is armed for.
     expiry_timer: Option<(Timestamp, SpawnHandle)>,
+    /// Whether a referral of this contact is in progress or done.
+    referred: referral::ReferredMark,
 }
 
 #[derive(Default)]
@@ -365,5 +379,6 @@ fn new_event(
         statement: None,
         of_event: None,
         later_spent: Money::ZERO,
+        referral: None,
     }
 }

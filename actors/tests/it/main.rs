@@ -15,6 +15,7 @@ mod isolation;
 mod load;
 mod other_events;
 mod processor;
+mod referrals;
 mod restart;
 mod settlements;
 mod support;

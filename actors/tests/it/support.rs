@@ -238,6 +238,16 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> Response {
+        self.try_post(path, key, body).await.expect("request")
+    }
+
+    /// A POST that may meet a server being killed: the failure to connect is the caller's.
+    pub async fn try_post(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> Result<Response, reqwest::Error> {
         self.send(
             reqwest::Method::POST,
             path,
@@ -245,7 +255,6 @@ impl Api {
             Some(serde_json::to_vec(body).unwrap()),
         )
         .await
-        .expect("request")
     }
 
     pub async fn put(&self, path: &str, key: &str, body: &Value) -> Response {
@@ -397,12 +406,7 @@ impl World {
     /// A purchase by the POS key that may go unanswered (the server stopped or was killed).
     pub async fn try_purchase(&self, body: &Value) -> Result<Response, reqwest::Error> {
         self.api
-            .send(
-                reqwest::Method::POST,
-                "/v1/purchases",
-                Some(&self.pos_key),
-                Some(serde_json::to_vec(body).unwrap()),
-            )
+            .try_post("/v1/purchases", &self.pos_key, body)
             .await
     }
 

@@ -28,6 +28,8 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             keys::contact_index_key(CONTACT, NOW, EVENT),
         ),
         ("contact_index_prefix", keys::contact_index_prefix(CONTACT)),
+        ("pending_referral", keys::pending_referral_key(CONTACT)),
+        ("pending_referral_prefix", keys::pending_referral_prefix()),
         ("ledger_entries", keys::ledger_key(WALLET, 5)),
         ("ledger_prefix", keys::ledger_prefix(WALLET)),
         ("lots_prefix", keys::lots_prefix(WALLET, EVENT)),
@@ -140,7 +142,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
     examples
 }
 
-const KEYS: [(&str, &str); 52] = [
+const KEYS: [(&str, &str); 54] = [
     ("contact", "02020202020202020202020202020202"),
     ("contact_state", "02020202020202020202020202020202"),
     ("wallet", "03030303030303030303030303030303"),
@@ -150,6 +152,8 @@ const KEYS: [(&str, &str); 52] = [
     ("business_index_prefix", "6201010101010101010101010101010101"),
     ("contact_index", "6302020202020202020202020202020202000001a1ee565e0007070707070707070707070707070707"),
     ("contact_index_prefix", "6302020202020202020202020202020202"),
+    ("pending_referral", "7202020202020202020202020202020202"),
+    ("pending_referral_prefix", "72"),
     ("ledger_entries", "030303030303030303030303030303030000000000000005"),
     ("ledger_prefix", "03030303030303030303030303030303"),
     ("lots_prefix", "0303030303030303030303030303030307070707070707070707070707070707"),

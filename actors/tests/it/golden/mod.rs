@@ -8,10 +8,11 @@
 //! A change to a layout cannot pass unnoticed: it needs a new format version, a decoder for the
 //! old one, and new golden bytes beside the old.
 //!
-//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `event_v5.bin`
-//! is an event of today, `event_v4.bin` one before spend requests, `event_v3.bin` one before
-//! financial statements, `event.bin` one before achievements and `event_v1.bin` one before route
-//! facts), which are records as the server wrote them.
+//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `event_v6.bin`
+//! is an event of today, `event_v5.bin` one before referrals, `event_v4.bin` one before spend
+//! requests, `event_v3.bin` one before financial statements, `event.bin` one before
+//! achievements and `event_v1.bin` one before route facts), which are records as the server
+//! wrote them.
 
 mod keys;
 mod records;
@@ -148,9 +149,12 @@ fn the_codec_seeds_read_and_write_as_they_were_written() {
     assert!(!wallet.lots.is_empty());
     let entries: LedgerEntriesRecord = current("ledger_entries.bin");
     assert!(!entries.0.is_empty());
-    let event: EventRecord = current("event_v5.bin");
+    let event: EventRecord = current("event_v6.bin");
     assert!(event.purchase.is_some());
     assert!(event.of_event.is_some());
+    // Written by version 5, before referrals: read through its old arm.
+    let v5: EventRecord = codec::decode(&seed("event_v5.bin")).expect("a version 5 event decodes");
+    assert_eq!(v5, event);
     // Written by versions 4, 3 and 2, before spend requests, statements and achievements: read
     // through old arms.
     let v4: EventRecord = codec::decode(&seed("event_v4.bin")).expect("a version 4 event decodes");
