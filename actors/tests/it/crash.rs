@@ -1,5 +1,6 @@
-//! kill -9 under load: every acknowledged purchase (and achievement, financial statement and
-//! spend request) survives whole, nothing is half applied, and
+//! kill -9 under load: every acknowledged purchase (and achievement, financial statement,
+//! spend request and referral) survives whole, nothing is half applied (a referral's two
+//! sides, committed one after the other, are both there after a restart), and
 //! every wallet equals its ledger. Processor traffic runs beside it on a TAP shared by an award,
 //! a match and a claim business: every acknowledged route is there after a restart, nothing is
 //! rewarded twice, and windows that ended while the server was down end at start-up. Estimates
@@ -58,6 +59,14 @@ async fn acknowledged_purchases_survive_sigkill() {
         .await;
     w.offer(json!({"name": "a like", "goal": "achievement", "conditions": {"classifications": ["like"]}, "award": {"kind": "fixed", "amount": "0.50"}, "redeem": "instant"}))
         .await;
+    w.offer(json!({"name": "bring a friend", "goal": "membership",
+        "conditions": {"membership": "referral", "award_referred": true},
+        "award": {"kind": "fixed", "amount": "0.25"}, "redeem": "instant"}))
+        .await;
+    // Many referrals a day here: the limit is not what this test is about.
+    w.api
+        .request_settings(&w.business, &w.key, json!({"referral_daily_limit": 100000}))
+        .await;
     let mut wallets = Vec::new();
     api_setup_taps(&w).await;
     let merchant = setup_settling_merchant(&w).await;
@@ -84,6 +93,7 @@ async fn acknowledged_purchases_survive_sigkill() {
     let routed: Arc<Mutex<Routed>> = Arc::default();
     let estimated: Arc<Mutex<Vec<Value>>> = Arc::default();
     let requested: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let referred: Arc<Mutex<Vec<Value>>> = Arc::default();
     let mut server = Some(server);
     let mut w = w;
     for round in 0..rounds {
@@ -122,12 +132,7 @@ async fn acknowledged_purchases_survive_sigkill() {
                         };
                         let sent = w
                             .api
-                            .send(
-                                reqwest::Method::POST,
-                                path,
-                                Some(&w.pos_key),
-                                Some(serde_json::to_vec(&body).unwrap()),
-                            )
+                            .try_post(path, &w.pos_key, &body)
                             .await;
                         match sent {
                             Ok(answer) if answer.status == 201 => {
@@ -162,12 +167,7 @@ async fn acknowledged_purchases_survive_sigkill() {
                             "external_reference": format!("q{round}-c{client}-n{n}")});
                         let sent = w
                             .api
-                            .send(
-                                reqwest::Method::POST,
-                                "/v1/spend-requests",
-                                Some(&w.pos_key),
-                                Some(serde_json::to_vec(&body).unwrap()),
-                            )
+                            .try_post("/v1/spend-requests", &w.pos_key, &body)
                             .await;
                         match sent {
                             Ok(answer) if answer.status == 201 => requested.lock().push(answer.body),
@@ -178,6 +178,7 @@ async fn acknowledged_purchases_survive_sigkill() {
                 }
             }));
         }
+        clients.push(referral_traffic(&w, round, rng.gen(), &referred));
         clients.extend(network.traffic(&api, round, rng.gen(), &routed));
         clients.push(estimate_traffic(
             &w,
@@ -214,6 +215,8 @@ async fn acknowledged_purchases_survive_sigkill() {
         check_deliveries(&receiver, &answered).await;
         let answered_requests = requested.lock().clone();
         check_spend_requests(&w, &answered_requests).await;
+        let answered_referrals = referred.lock().clone();
+        check_referrals(&w, &answered_referrals).await;
         let routed_now = std::mem::take(&mut *routed.lock());
         network.check(&restarted.client(), &w, &routed_now).await;
         server = Some(restarted);
@@ -401,15 +404,7 @@ fn estimate_traffic(
             let send = |path: String, body: Value| {
                 let api = api.clone();
                 let pos_key = pos_key.clone();
-                async move {
-                    api.send(
-                        reqwest::Method::POST,
-                        &path,
-                        Some(&pos_key),
-                        Some(serde_json::to_vec(&body).unwrap()),
-                    )
-                    .await
-                }
+                async move { api.try_post(&path, &pos_key, &body).await }
             };
             let answer = match send("/v1/estimates".into(), body).await {
                 Ok(answer) if answer.status == 201 => answer.body,
@@ -568,6 +563,90 @@ async fn check_spend_requests(w: &World, answered: &[Value]) {
     }
 }
 
+/// New contacts referred by the first ones, one after another, until the kill.
+fn referral_traffic(
+    w: &World,
+    round: usize,
+    seed: u64,
+    referred: &Arc<Mutex<Vec<Value>>>,
+) -> tokio::task::JoinHandle<()> {
+    let w = World {
+        api: w.api.clone(),
+        business: w.business.clone(),
+        key: w.key.clone(),
+        pos_key: w.pos_key.clone(),
+    };
+    let referred = referred.clone();
+    tokio::spawn(async move {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for n in 0.. {
+            let code = format!("N{round}-{n}");
+            let created = w
+                .api
+                .try_post(
+                    &format!("/v1/businesses/{}/contacts", w.business),
+                    &w.key,
+                    &json!({"code": code}),
+                )
+                .await;
+            let contact = match created {
+                Ok(answer) if answer.status == 201 => answer.body,
+                Ok(_) => continue,
+                Err(_) => break,
+            };
+            let referrer = rng.gen_range(0..CONTACTS);
+            let body = json!({"referrer": {"contact_code": format!("C-{referrer}")},
+                "referred": {"contact_code": code},
+                "external_reference": format!("f{round}-n{n}")});
+            let sent = w.api.try_post("/v1/referrals", &w.pos_key, &body).await;
+            match sent {
+                Ok(answer) if answer.status == 201 => referred
+                    .lock()
+                    .push(json!({"event": answer.body, "contact": contact})),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+/// Both sides of every acknowledged referral are there after a restart: the referrer's event as
+/// answered, and the referred contact referred by it with its own event and award (start-up
+/// completes a referral the kill cut between its two commits; time only bounds a failing test).
+async fn check_referrals(w: &World, answered: &[Value]) {
+    for answer in answered {
+        let event = &answer["event"];
+        let id = event["id"].as_str().unwrap();
+        let stored = w.api.get(&format!("/v1/purchases/{id}"), &w.key).await;
+        let stored = stored.expect(200);
+        assert_eq!(stored["awards"], event["awards"], "referral {id}");
+        assert_eq!(stored["referral"], event["referral"], "referral {id}");
+        let contact = answer["contact"]["id"].as_str().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = w.api.get(&format!("/v1/contacts/{contact}"), &w.key).await;
+            if now.expect(200)["referred_by"] == event["contact_id"] {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "referral {id}: its referred side was not completed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let theirs = event["referral"]["referred_event_id"].as_str().unwrap();
+        let stored = w.api.get(&format!("/v1/purchases/{theirs}"), &w.key).await;
+        let stored = stored.expect(200);
+        assert_eq!(stored["contact_id"], answer["contact"]["id"]);
+        assert_eq!(stored["awards"][0]["amount"], "0.25", "referral {id}");
+        audit_wallet(w, answer["contact"]["wallet_id"].as_str().unwrap()).await;
+    }
+    println!(
+        "referrals: both sides of all {} acknowledged referrals there",
+        answered.len()
+    );
+}
+
 /// Every acknowledged purchase is delivered to the receiver after the restart, whatever the
 /// kill interrupted (time only bounds a failing test).
 async fn check_deliveries(receiver: &Receiver, acknowledged: &[Value]) {
@@ -681,14 +760,7 @@ impl Network {
                         body["external_reference"] = json!(format!("Q{round}-{client}-{n}"));
                         ("/v1/purchases", &pos_key, body)
                     };
-                    let sent = api
-                        .send(
-                            reqwest::Method::POST,
-                            path,
-                            Some(key),
-                            Some(serde_json::to_vec(&body).unwrap()),
-                        )
-                        .await;
+                    let sent = api.try_post(path, key, &body).await;
                     match sent {
                         Ok(answer) if answer.status == 200 => {
                             routed.lock().transactions.push((body, answer.body))
