@@ -168,12 +168,36 @@ pub enum StoreError {
     Closed,
     #[error("storage failure: {0}")]
     Io(String),
+    /// Another process (a running server, an audit) has the store's directory open.
+    #[error("the store in {0} is in use by another process")]
+    InUse(String),
     #[error("record {space}/{key}: {error}")]
     Codec {
         space: &'static str,
         key: String,
         error: String,
     },
+}
+
+/// Takes the directory's exclusive lock, or says who holds it. The lock goes with the process,
+/// so a crashed server leaves none behind.
+fn lock_directory(path: &Path) -> Result<std::fs::File, StoreError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join("LOCK"))
+        .map_err(|e| StoreError::Io(format!("opening {}: {e}", path.join("LOCK").display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(StoreError::InUse(path.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io(format!(
+            "locking {}: {e}",
+            path.join("LOCK").display()
+        ))),
+    }
 }
 
 impl From<fjall::Error> for StoreError {
@@ -333,6 +357,9 @@ pub(crate) struct Inner {
     pub(crate) checkpoint_lock: Mutex<()>,
     pub(crate) checkpoint_bytes: usize,
     pub(crate) crash_in_checkpoint_after_spaces: Option<usize>,
+    /// The directory's `LOCK` file, locked exclusively while the store is open: two processes
+    /// writing one store would corrupt it.
+    _lock: std::fs::File,
 }
 
 impl Inner {
@@ -404,6 +431,7 @@ impl Store {
         assert!(options.queue_capacity >= 1 && options.max_batch_sets >= 1);
         let started = Instant::now();
         std::fs::create_dir_all(path).map_err(|e| StoreError::Io(e.to_string()))?;
+        let lock = lock_directory(path)?;
         let db = Database::builder(path).open()?;
         let spaces = Space::ALL
             .iter()
@@ -426,6 +454,7 @@ impl Store {
             checkpoint_lock: Mutex::new(()),
             checkpoint_bytes: options.checkpoint_bytes,
             crash_in_checkpoint_after_spaces: options.crash_in_checkpoint_after_spaces,
+            _lock: lock,
         };
         inner.overlay = Overlay::new(checkpoint);
         let mut replayed = 0u64;

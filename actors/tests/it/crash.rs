@@ -227,6 +227,10 @@ async fn acknowledged_purchases_survive_sigkill() {
     );
     network.claim_some(&server.as_ref().unwrap().client()).await;
     server.take().unwrap().stop();
+    // What the kills and restarts left is whole by the offline audit too.
+    let audit = crate::audit::audit(&data);
+    assert_eq!(audit.code, Some(0), "{}{}", audit.stdout, audit.stderr);
+    println!("{}", audit.stdout.trim_end());
 }
 
 async fn check(w: &World, acknowledged: &[Value], wallets: &[String], merchant: &str) {

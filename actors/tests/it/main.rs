@@ -1,5 +1,6 @@
 //! Feature tests of the running server: a real `rewardsd` on loopback, driven over HTTP.
 
+mod audit;
 mod codes;
 mod concurrency;
 mod crash;

@@ -361,3 +361,20 @@ fn money_is_stored_as_its_minor_units_and_a_decoded_currency_is_checked() {
         assert!(decode::<Priced>(&bytes).is_err(), "{currency:?}");
     }
 }
+
+#[test]
+fn a_store_is_opened_by_one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Sync);
+    // A second opening (another server, an audit, on the same directory) is refused while the
+    // first holds it, whatever the process: the lock is the directory's, not the process's.
+    match Store::open(dir.path(), StoreOptions::default()) {
+        Err(StoreError::InUse(path)) => assert!(path.contains(&*dir.path().to_string_lossy())),
+        Err(other) => panic!("a second opening failed otherwise: {other}"),
+        Ok(_) => panic!("a second opening of an open store succeeded"),
+    }
+    store.close();
+    drop(store);
+    let again = open(dir.path(), Durability::Sync);
+    again.close();
+}

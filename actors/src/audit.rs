@@ -1,0 +1,277 @@
+//! The offline audit (`rewardsd audit --data-dir DIR`): reads a whole store (a stopped server's,
+//! or a restored backup) and checks the money and the indexes against each other, as
+//! `pg_amcheck` checks a database's relations.
+//!
+//! It checks that every ledger entry's postings sum to zero, that each wallet's sequence
+//! numbers follow without gaps and its balances equal the sums of its postings, that all
+//! postings of the store sum to zero, that every award of every event is credited in its
+//! wallet's ledger, and that every event has both index entries (by business and by contact)
+//! while every index entry names an existing event (or a processor purchase still waiting for
+//! its match or claim). It writes no record: the store is opened
+//! without checkpoints and closed without one.
+
+use std::collections::HashMap;
+
+use rewards_core::wallet::{EntryKind, LedgerEntry, Wallet};
+use rewards_core::{Currency, LotId, Money, WalletId};
+use rewards_storage::{Space, Store, StoreError};
+
+use crate::events::EventRecord;
+use crate::schema::{keys, LedgerEntriesRecord, PendingReferralRecord, WalletRecord};
+
+/// Defects listed one by one; beyond it, only counted.
+pub const MAX_LISTED: usize = 100;
+
+/// What an audit read and what it found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub wallets: u64,
+    pub ledger_entries: u64,
+    pub events: u64,
+    pub index_entries: u64,
+    /// Referrals whose referred side start-up will complete (not a defect).
+    pub pending_referrals: u64,
+    /// The first [`MAX_LISTED`] defects, each a sentence naming what is wrong.
+    pub defects: Vec<String>,
+    /// Every defect found.
+    pub total_defects: u64,
+}
+
+impl Report {
+    fn defect(&mut self, text: String) {
+        self.total_defects += 1;
+        if self.defects.len() < MAX_LISTED {
+            self.defects.push(text);
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.total_defects == 0
+    }
+}
+
+/// Reads the whole store and checks it; `progress` hears each stage's name and how many
+/// records it has read (every so often, and at its end).
+pub fn run(store: &Store, progress: &mut dyn FnMut(&str, u64, bool)) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    let ledgers = wallets(store, &mut report, progress)?;
+    events(store, &ledgers, &mut report, progress)?;
+    index_entries(store, &mut report, progress)?;
+    store.for_each::<PendingReferralRecord>(
+        Space::EventIndex,
+        &keys::pending_referral_prefix(),
+        |_, _| {
+            report.pending_referrals += 1;
+            Ok(())
+        },
+    )?;
+    Ok(report)
+}
+
+const EVERY: u64 = 10_000;
+
+/// What the events are checked against: each award entry's amount by lot, and each wallet's
+/// currency.
+#[derive(Default)]
+struct Ledgers {
+    credited: HashMap<LotId, Money>,
+    currencies: HashMap<WalletId, Currency>,
+}
+
+/// Each wallet against its ledger.
+fn wallets(
+    store: &Store,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str, u64, bool),
+) -> Result<Ledgers, StoreError> {
+    let mut ledgers = Ledgers::default();
+    // Each currency's postings sum to zero on their own.
+    let mut all_postings: HashMap<Currency, Money> = HashMap::new();
+    let mut wallets: Vec<Wallet> = Vec::new();
+    store.for_each::<WalletRecord>(Space::Wallets, &[], |_, record| {
+        wallets.push(Wallet::from(record));
+        Ok(())
+    })?;
+    for wallet in wallets {
+        let c = wallet.currency;
+        ledgers.currencies.insert(wallet.id, c);
+        let mut entries: Vec<LedgerEntry> = Vec::new();
+        store.for_each::<LedgerEntriesRecord>(
+            Space::Ledger,
+            &keys::ledger_prefix(wallet.id),
+            |_, record| {
+                entries.extend(Vec::<LedgerEntry>::from(record));
+                Ok(())
+            },
+        )?;
+        for entry in &entries {
+            let sum: Money = entry.postings.iter().map(|p| p.amount).sum();
+            *all_postings.entry(c).or_default() += sum;
+            if !sum.is_zero() {
+                report.defect(format!(
+                    "wallet {}: ledger entry {} ({:?} of {}) has postings that sum to {}, not zero",
+                    wallet.id,
+                    entry.seq,
+                    entry.kind,
+                    c.format(entry.amount),
+                    c.format(sum)
+                ));
+            }
+            if let (EntryKind::Award, Some(lot)) = (entry.kind, entry.lot_id) {
+                ledgers.credited.insert(lot, entry.amount);
+            }
+        }
+        // The rest of the wallet's checks: sequence numbers, running balances, the wallet's
+        // own balances. An entry that does not balance is told above already.
+        if let Err(problem) = rewards_core::wallet::audit(&wallet, &entries) {
+            if !problem.ends_with("does not balance") {
+                report.defect(format!("wallet {}: {problem}", wallet.id));
+            }
+        }
+        report.wallets += 1;
+        report.ledger_entries += entries.len() as u64;
+        if report.wallets.is_multiple_of(EVERY) {
+            progress("wallets", report.wallets, false);
+        }
+    }
+    progress("wallets", report.wallets, true);
+    for (c, sum) in all_postings {
+        if !sum.is_zero() {
+            report.defect(format!(
+                "all postings in {} sum to {}, not zero",
+                c.code(),
+                c.format(sum)
+            ));
+        }
+    }
+    Ok(ledgers)
+}
+
+/// Each event: its awards credited in the ledger, its two index entries there.
+fn events(
+    store: &Store,
+    ledgers: &Ledgers,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str, u64, bool),
+) -> Result<(), StoreError> {
+    let mut found: Vec<String> = Vec::new();
+    let mut count = 0u64;
+    store.for_each::<EventRecord>(Space::Events, &[], |_, event| {
+        let show = |amount: Money| match ledgers.currencies.get(&event.wallet_id) {
+            Some(c) => c.format(amount),
+            None => format!("{} minor units", amount.minor()),
+        };
+        for award in &event.awards {
+            match ledgers.credited.get(&award.lot_id) {
+                Some(amount) if *amount == award.amount => {}
+                Some(amount) => found.push(format!(
+                    "event {}: award {} of lot {} is credited as {}",
+                    event.id,
+                    show(award.amount),
+                    award.lot_id,
+                    show(*amount)
+                )),
+                None => found.push(format!(
+                    "event {}: award {} of lot {} is not in its wallet's ledger",
+                    event.id,
+                    show(award.amount),
+                    award.lot_id
+                )),
+            }
+        }
+        let by_business = keys::business_index_key(event.business_id, event.created_at, event.id);
+        if !store.contains(Space::EventIndex, &by_business)? {
+            found.push(format!(
+                "event {}: its entry in the business's event list is missing",
+                event.id
+            ));
+        }
+        let by_contact = keys::contact_index_key(event.contact_id, event.created_at, event.id);
+        if !store.contains(Space::EventIndex, &by_contact)? {
+            found.push(format!(
+                "event {}: its entry in the contact's activity is missing",
+                event.id
+            ));
+        }
+        count += 1;
+        if count.is_multiple_of(EVERY) {
+            progress("events", count, false);
+        }
+        Ok(())
+    })?;
+    progress("events", count, true);
+    report.events = count;
+    for defect in found {
+        report.defect(defect);
+    }
+    Ok(())
+}
+
+/// Each entry of the business and contact indexes names an existing event.
+fn index_entries(
+    store: &Store,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str, u64, bool),
+) -> Result<(), StoreError> {
+    let mut found: Vec<String> = Vec::new();
+    let mut count = 0u64;
+    for (prefix, list) in [
+        (b'b', "business's event list"),
+        (b'c', "contact's activity"),
+    ] {
+        store.for_each_raw(Space::EventIndex, &[prefix], |key, value| {
+            let named = value.get(..16).and_then(|id| <[u8; 16]>::try_from(id).ok());
+            match named {
+                Some(id) if store.contains(Space::Events, &id)? => {}
+                // A processor purchase waiting for its match or its claim is listed too.
+                Some(id)
+                    if store.contains(
+                        Space::Routes,
+                        &keys::route_key(rewards_core::EventId::from_bytes(id)),
+                    )? => {}
+                Some(id) => found.push(format!(
+                    "an entry of a {list} names event {}, which does not exist",
+                    uuid::Uuid::from_bytes(id)
+                )),
+                None => found.push(format!(
+                    "an entry of a {list} (key {}) has no event id",
+                    hex(key)
+                )),
+            }
+            count += 1;
+            if count.is_multiple_of(EVERY) {
+                progress("index entries", count, false);
+            }
+            Ok(())
+        })?;
+    }
+    progress("index entries", count, true);
+    report.index_entries = count;
+    for defect in found {
+        report.defect(defect);
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The store's directory opened for an audit: no checkpoint runs while it is open, and it is
+/// closed without one, so nothing is written to it.
+pub fn open(dir: &std::path::Path) -> Result<Store, StoreError> {
+    if !dir.join("log").is_dir() {
+        return Err(StoreError::Io(format!(
+            "{} is not a store's directory (it has no log)",
+            dir.display()
+        )));
+    }
+    Store::open(
+        dir,
+        rewards_storage::StoreOptions {
+            checkpoint_interval: std::time::Duration::from_secs(u32::MAX as u64),
+            checkpoint_bytes: usize::MAX,
+            ..Default::default()
+        },
+    )
+}
