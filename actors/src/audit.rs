@@ -7,7 +7,10 @@
 //! postings of the store sum to zero, that every award of every event is credited in its
 //! wallet's ledger, and that every event has both index entries (by business and by contact)
 //! while every index entry names an existing event (or a processor purchase still waiting for
-//! its match or claim). It writes no record: the store is opened
+//! its match or claim), that every offer's totals count the awards of its posted events, that
+//! no estimate holds money twice or gives back more than it held, that no lot expires twice,
+//! and that every event answer stored under an idempotency key names an existing event with
+//! the same awards. It writes no record: the store is opened
 //! without checkpoints and closed without one.
 
 use std::collections::HashMap;
@@ -29,6 +32,7 @@ pub struct Report {
     pub ledger_entries: u64,
     pub events: u64,
     pub index_entries: u64,
+    pub idempotency_keys: u64,
     /// Referrals whose referred side start-up will complete (not a defect).
     pub pending_referrals: u64,
     /// The first [`MAX_LISTED`] defects, each a sentence naming what is wrong.
@@ -57,6 +61,7 @@ pub fn run(store: &Store, progress: &mut dyn FnMut(&str, u64, bool)) -> Result<R
     let ledgers = wallets(store, &mut report, progress)?;
     events(store, &ledgers, &mut report, progress)?;
     index_entries(store, &mut report, progress)?;
+    responses(store, &mut report, progress)?;
     store.for_each::<PendingReferralRecord>(
         Space::EventIndex,
         &keys::pending_referral_prefix(),
@@ -104,7 +109,23 @@ fn wallets(
                 Ok(())
             },
         )?;
+        // Per estimate: what was held, and what its release and capture gave back; per lot,
+        // its expiries.
+        let mut holds: HashMap<rewards_core::EstimateId, (u32, Money, Money)> = HashMap::new();
+        let mut expiries: HashMap<LotId, u32> = HashMap::new();
         for entry in &entries {
+            match (entry.kind, entry.estimate_id, entry.lot_id) {
+                (EntryKind::Hold, Some(estimate), _) => {
+                    let hold = holds.entry(estimate).or_default();
+                    hold.0 += 1;
+                    hold.1 += entry.amount;
+                }
+                (EntryKind::Release | EntryKind::Capture, Some(estimate), _) => {
+                    holds.entry(estimate).or_default().2 += entry.amount;
+                }
+                (EntryKind::Expire, _, Some(lot)) => *expiries.entry(lot).or_default() += 1,
+                _ => {}
+            }
             let sum: Money = entry.postings.iter().map(|p| p.amount).sum();
             *all_postings.entry(c).or_default() += sum;
             if !sum.is_zero() {
@@ -119,6 +140,30 @@ fn wallets(
             }
             if let (EntryKind::Award, Some(lot)) = (entry.kind, entry.lot_id) {
                 ledgers.credited.insert(lot, entry.amount);
+            }
+        }
+        for (estimate, (count, held, resolved)) in holds {
+            if count > 1 {
+                report.defect(format!(
+                    "wallet {}: estimate {estimate} holds money {count} times",
+                    wallet.id
+                ));
+            }
+            if resolved > held {
+                report.defect(format!(
+                    "wallet {}: estimate {estimate} released and captured {} of a hold of {}",
+                    wallet.id,
+                    c.format(resolved),
+                    c.format(held)
+                ));
+            }
+        }
+        for (lot, count) in expiries {
+            if count > 1 {
+                report.defect(format!(
+                    "wallet {}: lot {lot} expired {count} times",
+                    wallet.id
+                ));
             }
         }
         // The rest of the wallet's checks: sequence numbers, running balances, the wallet's
@@ -156,7 +201,14 @@ fn events(
 ) -> Result<(), StoreError> {
     let mut found: Vec<String> = Vec::new();
     let mut count = 0u64;
+    // Awards of posted events, by offer: what each offer's totals count.
+    let mut awards_by_offer: HashMap<rewards_core::OfferId, i64> = HashMap::new();
     store.for_each::<EventRecord>(Space::Events, &[], |_, event| {
+        if event.state == crate::events::EventState::Posted {
+            for award in &event.awards {
+                *awards_by_offer.entry(award.offer_id).or_default() += 1;
+            }
+        }
         let show = |amount: Money| match ledgers.currencies.get(&event.wallet_id) {
             Some(c) => c.format(amount),
             None => format!("{} minor units", amount.minor()),
@@ -201,6 +253,98 @@ fn events(
     })?;
     progress("events", count, true);
     report.events = count;
+    // Each offer's totals count its awards of posted events.
+    let mut counted: HashMap<rewards_core::OfferId, i64> = HashMap::new();
+    store.for_each_raw(Space::Counters, b"o", |key, _| {
+        if let Some(id) = key.get(1..17).and_then(|id| <[u8; 16]>::try_from(id).ok()) {
+            let offer = rewards_core::OfferId::from_bytes(id);
+            counted.insert(offer, store.counter(key)?[1]);
+        }
+        Ok(())
+    })?;
+    for (offer, awards) in &awards_by_offer {
+        let total = counted.get(offer).copied().unwrap_or(0);
+        if total != *awards {
+            found.push(format!(
+                "offer {offer}: its totals count {total} awards, its posted events hold {awards}"
+            ));
+        }
+    }
+    for (offer, total) in counted {
+        if total != 0 && !awards_by_offer.contains_key(&offer) {
+            found.push(format!(
+                "offer {offer}: its totals count {total} awards, no posted event holds one"
+            ));
+        }
+    }
+    for defect in found {
+        report.defect(defect);
+    }
+    Ok(())
+}
+
+/// Each first answer stored under an idempotency key that is an event names an existing one,
+/// with the awards it answered.
+fn responses(
+    store: &Store,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str, u64, bool),
+) -> Result<(), StoreError> {
+    let mut found: Vec<String> = Vec::new();
+    let mut count = 0u64;
+    store.for_each::<crate::idempotency::StoredResponse>(Space::Idempotency, &[], |key, stored| {
+        count += 1;
+        if count.is_multiple_of(EVERY) {
+            progress("idempotency keys", count, false);
+        }
+        if !(200..300).contains(&stored.status) {
+            return Ok(());
+        }
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&stored.body) else {
+            found.push(format!(
+                "the answer stored under idempotency key {} is not JSON",
+                hex(key)
+            ));
+            return Ok(());
+        };
+        // An event's answer: its id and its type (a batch's or a route's answers have others).
+        let (Some(id), Some(_)) = (
+            body.get("id").and_then(|v| v.as_str()),
+            body.get("type").and_then(|v| v.as_str()),
+        ) else {
+            return Ok(());
+        };
+        let Ok(id) = id.parse::<rewards_core::EventId>() else {
+            return Ok(());
+        };
+        match store.get::<EventRecord>(Space::Events, &keys::event_key(id))? {
+            // A routed purchase's first answer is its route's (pending, or one business's
+            // part of a processor purchase): its awards came later.
+            Some(event) if event.route.is_some() => {}
+            Some(event) => {
+                let answered: Vec<&str> = body
+                    .get("awards")
+                    .and_then(|a| a.as_array())
+                    .map(|a| a.iter().filter_map(|x| x.get("lot_id")?.as_str()).collect())
+                    .unwrap_or_default();
+                let stored_lots: Vec<String> =
+                    event.awards.iter().map(|a| a.lot_id.to_string()).collect();
+                if answered != stored_lots {
+                    found.push(format!(
+                        "event {id}: the answer stored under its idempotency key names other awards than the event"
+                    ));
+                }
+            }
+            None if store.contains(Space::Routes, &keys::route_key(id))? => {}
+            None => found.push(format!(
+                "the answer stored under idempotency key {} names event {id}, which does not exist",
+                hex(key)
+            )),
+        }
+        Ok(())
+    })?;
+    progress("idempotency keys", count, true);
+    report.idempotency_keys = count;
     for defect in found {
         report.defect(defect);
     }

@@ -105,8 +105,12 @@ fn audit(dir: &std::path::Path) -> i32 {
     };
     println!("audit of {}", dir.display());
     println!(
-        "  read {} wallets, {} ledger entries, {} events, {} index entries",
-        report.wallets, report.ledger_entries, report.events, report.index_entries
+        "  read {} wallets, {} ledger entries, {} events, {} index entries, {} idempotency keys",
+        report.wallets,
+        report.ledger_entries,
+        report.events,
+        report.index_entries,
+        report.idempotency_keys
     );
     if report.pending_referrals > 0 {
         println!(

@@ -1,6 +1,6 @@
 //! `rewardsd audit`: a store written by a day of varied traffic is clean; a copy of it with one
-//! posting changed and one index entry dropped is reported with each defect named; a store in
-//! use by a running server is not opened.
+//! posting changed, one index entry dropped and an offer's totals off by one is reported with
+//! each defect named; a store in use by a running server is not opened.
 
 use std::path::Path;
 use std::process::Command;
@@ -59,7 +59,8 @@ async fn the_audit_finds_a_changed_posting_and_a_dropped_index_entry() {
     let server = Server::start(&data, "sync");
     let api = server.client();
     let w = world(&api, "EUR").await;
-    w.offer(json!({"name": "10%", "goal": "spend", "award": {"kind": "percent", "percent": "10"}, "redeem": "instant"}))
+    let ten = w
+        .offer(json!({"name": "10%", "goal": "spend", "award": {"kind": "percent", "percent": "10"}, "redeem": "instant"}))
         .await;
     w.offer(json!({"name": "1 later", "goal": "spend", "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "deferred"}))
         .await;
@@ -137,6 +138,9 @@ async fn the_audit_finds_a_changed_posting_and_a_dropped_index_entry() {
             Space::EventIndex,
             keys::contact_index_key(dropped_contact, created_at, dropped_event),
         );
+        // And one award too many in an offer's totals.
+        let offer: rewards_core::OfferId = id(&ten["id"]);
+        set.add_counter(keys::offer_totals_key(offer), [0, 1]);
         store.write(set).unwrap();
         store.close();
         drop(store);
@@ -158,7 +162,13 @@ async fn the_audit_finds_a_changed_posting_and_a_dropped_index_entry() {
             )),
             "{out}"
         );
-        assert!(out.contains("defects found"), "{out}");
+        assert!(
+            out.contains(&format!(
+                "offer {offer}: its totals count 12 awards, its posted events hold 11"
+            )),
+            "{out}"
+        );
+        assert!(out.contains("4 defects found"), "{out}");
     }
     // The original is untouched by the audits.
     assert_eq!(audit(&data).code, Some(0));
