@@ -27,6 +27,8 @@ pub struct Config {
     pub checkpoint_bytes: usize,
     pub log_segment_bytes: u64,
     pub log: String,
+    /// How log lines are written to stderr.
+    pub log_format: LogFormat,
     /// Mappings of native formats (`{source}.toml`) that add to or override the built-in ones.
     pub mappings_dir: PathBuf,
 }
@@ -50,7 +52,16 @@ struct PartialConfig {
     checkpoint_bytes: Option<usize>,
     log_segment_bytes: Option<u64>,
     log: Option<String>,
+    log_format: Option<LogFormat>,
     mappings_dir: Option<PathBuf>,
+}
+
+/// `text` for people reading a terminal; `json` (one object per line) for log collectors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -98,6 +109,7 @@ impl Config {
             checkpoint_bytes,
             log_segment_bytes,
             log,
+            log_format,
             mappings_dir
         );
     }

@@ -51,8 +51,11 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
             crash_in_checkpoint_after_spaces: None,
             on_poison: Some(Arc::new(|error: &str| {
                 // Nothing that failed was acknowledged; stop rather than run on a broken store.
-                tracing::error!(error, "storage failed: exiting");
-                eprintln!("rewardsd: storage failed ({error}); exiting");
+                tracing::error!(
+                    error,
+                    "storage failed: writes stopped; nothing acknowledged was lost; exiting with code 70 (restart once the disk is fixed)"
+                );
+                eprintln!("rewardsd: storage failed ({error}); writes stopped, nothing acknowledged was lost; exiting");
                 std::process::exit(70);
             })),
         },

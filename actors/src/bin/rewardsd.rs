@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use rewards_actors::config::Config;
+use rewards_actors::config::{Config, LogFormat};
 use rewards_storage::Durability;
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +24,9 @@ struct Cli {
     /// sync: acknowledge after fdatasync; buffered: after the OS has the data.
     #[arg(long)]
     durability: Option<Durability>,
+    /// Log lines as text, or as one JSON object per line.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Tool>,
 }
@@ -61,11 +64,17 @@ fn main() -> anyhow::Result<()> {
     if let Some(durability) = cli.durability {
         config.durability = durability;
     }
+    if let Some(format) = cli.log_format {
+        config.log_format = format;
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let admin_key = std::env::var("REWARDS_ADMIN_KEY").ok();
     rewards_actors::server::run(config, admin_key)
 }

@@ -169,10 +169,20 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(e) = self {
-            tracing::error!(error = %e, "request failed");
-        }
         let (status, body) = self.to_parts();
+        match self {
+            ApiError::Internal(e) => tracing::error!(
+                error = %e,
+                "request failed: a bug or a storage fault; nothing of it was written"
+            ),
+            // A refusal is the client's business: logged once, for whoever debugs the client.
+            refused => tracing::debug!(
+                status = status.as_u16(),
+                code = refused.code(),
+                detail = %refused,
+                "request refused"
+            ),
+        }
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {

@@ -14,6 +14,7 @@ mod idempotency;
 mod ingest;
 mod isolation;
 mod load;
+mod logs;
 mod other_events;
 mod processor;
 mod referrals;
