@@ -70,6 +70,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 pub fn render_metrics(app: &App) -> String {
+    // What /health/ready answers, for alerting: 1 ready, 0 not (starting, or the store failed).
+    metrics::gauge!("rewards_ready").set(if app.is_ready() && !app.store.is_poisoned() {
+        1.0
+    } else {
+        0.0
+    });
     metrics::gauge!("rewards_wallet_actors_resident").set(app.wallets.resident() as f64);
     metrics::gauge!("rewards_writer_queue_depth").set(app.store.queue_depth() as f64);
     metrics::gauge!("rewards_store_disk_bytes").set(app.store.disk_space() as f64);

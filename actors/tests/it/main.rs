@@ -17,6 +17,7 @@ mod load;
 mod logs;
 mod other_events;
 mod processor;
+mod prometheus;
 mod referrals;
 mod restart;
 mod settlements;
