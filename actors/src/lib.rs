@@ -22,6 +22,7 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod contact_state;
+pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod estimates;

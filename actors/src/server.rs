@@ -25,7 +25,28 @@ use crate::wallets::WalletDirectory;
 /// Runs the server until SIGTERM or Ctrl-C. `on_listening` is told the bound address.
 pub fn run(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
     let system = actix::System::new();
-    system.block_on(serve(config, admin_key))
+    system.block_on(serve(config, admin_key, None))
+}
+
+/// What runs once the server listens, given its base URL.
+type OnListening = Box<dyn FnOnce(String) -> futures::future::LocalBoxFuture<'static, ()>>;
+
+/// The server with the demo world (`crate::demo`) made in it once it listens.
+pub fn run_demo(config: Config, admin_key: String) -> anyhow::Result<()> {
+    let system = actix::System::new();
+    let key = admin_key.clone();
+    let seed: OnListening = Box::new(move |base: String| {
+        Box::pin(async move {
+            match crate::demo::seed(&base, &key).await {
+                Ok(text) => println!("{text}"),
+                Err(error) => {
+                    tracing::error!(%error, "the demo world could not be made");
+                    eprintln!("rewardsd demo: the demo world could not be made: {error:#}");
+                }
+            }
+        })
+    });
+    system.block_on(serve(config, Some(admin_key), Some(seed)))
 }
 
 /// Opens the store, starts the wallet arbiters and recovers the registries: everything of a
@@ -97,7 +118,11 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
     Ok((app, store, arbiters))
 }
 
-async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    admin_key: Option<String>,
+    on_listening: Option<OnListening>,
+) -> anyhow::Result<()> {
     crate::http::render_metrics_init();
     let started = Instant::now();
     let (app, store, arbiters) = open_app(&config)?;
@@ -187,6 +212,9 @@ async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> 
         // Tests and scripts read this line to find an ephemeral port.
         println!("rewardsd listening on http://{address}");
         tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, "listening");
+    }
+    if let (Some(hook), Some(address)) = (on_listening, addresses.first()) {
+        actix::spawn(hook(format!("http://{address}")));
     }
     // actix-web stops on SIGTERM and Ctrl-C: no new connections, in-flight requests answered.
     server.await.context("running the HTTP server")?;

@@ -42,6 +42,18 @@ enum Tool {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Starts the server with a demo world in it (a business, merchants, a shared TAP, a
+    /// scheme, tiers, an offer of every kind, a few hundred contacts) and prints its keys and
+    /// commands to paste. The store is a new directory under the temporary directory unless
+    /// --data-dir names one.
+    Demo {
+        /// The store's directory (a new one by default).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
 }
 
 // Many small, short-lived allocations on many threads: glibc's allocator spent a third of the
@@ -51,8 +63,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Tool::Audit { data_dir }) = cli.command {
-        std::process::exit(audit(&data_dir));
+    if let Some(Tool::Audit { data_dir }) = &cli.command {
+        std::process::exit(audit(data_dir));
     }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(listen) = cli.listen {
@@ -76,6 +88,23 @@ fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
     let admin_key = std::env::var("REWARDS_ADMIN_KEY").ok();
+    if let Some(Tool::Demo { data_dir, listen }) = cli.command {
+        config.data_dir = match data_dir {
+            Some(dir) => dir,
+            None => std::env::temp_dir().join(format!(
+                "rewards-demo-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            )),
+        };
+        if let Some(listen) = listen {
+            config.listen = listen;
+        }
+        println!("demo store in {}", config.data_dir.display());
+        let key = admin_key.unwrap_or_else(|| "demo-operator-key".to_string());
+        return rewards_actors::server::run_demo(config, key);
+    }
     rewards_actors::server::run(config, admin_key)
 }
 

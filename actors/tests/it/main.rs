@@ -4,6 +4,7 @@ mod audit;
 mod codes;
 mod concurrency;
 mod crash;
+mod demo;
 mod errors;
 mod estimates;
 mod faults;
