@@ -155,6 +155,12 @@ headers = {{ Authorization = "Bearer {processor_key}" }}
 [[operations]]
 include-path = "/v1/purchases/claims"
 headers = {{ Authorization = "Bearer {business_key}" }}
+
+# A backup writes a store wherever an operator names: generated paths are sent with a business
+# key, refused before anything is written.
+[[operations]]
+include-path = "/v1/backups"
+headers = {{ Authorization = "Bearer {business_key}" }}
 """
 
 

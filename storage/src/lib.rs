@@ -29,7 +29,7 @@ mod writer;
 pub use checkpoint::CheckpointStats;
 pub use codec::{CodecError, Record};
 pub use store::{
-    Durability, PoisonHook, Space, Store, StoreError, StoreOptions, WriteSet, MAX_KEY_BYTES,
-    MAX_VALUE_BYTES,
+    BackupStats, Durability, PoisonHook, Space, Store, StoreError, StoreOptions, WriteSet,
+    MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use writer::{Ack, WriterStats};

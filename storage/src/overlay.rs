@@ -155,6 +155,22 @@ impl Overlay {
             .collect()
     }
 
+    /// Every change not yet in the keyspaces, newest of each key, per space (in `Space::ALL`
+    /// order), with the position of the last log record applied: taken under one read lock,
+    /// so it is a point between two write sets.
+    pub(crate) fn copy_all(&self) -> (Vec<BTreeMap<Vec<u8>, Change>>, Position) {
+        let state = self.state.read();
+        let mut spaces: Vec<BTreeMap<Vec<u8>, Change>> =
+            Space::ALL.iter().map(|_| BTreeMap::new()).collect();
+        let generations = state.frozen.as_deref().into_iter().chain([&state.active]);
+        for generation in generations {
+            for (merged, changes) in spaces.iter_mut().zip(&generation.spaces) {
+                merged.extend(changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        (spaces, state.applied)
+    }
+
     /// Bytes written since the last checkpoint began.
     pub(crate) fn active_bytes(&self) -> usize {
         self.state.read().active.bytes

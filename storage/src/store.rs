@@ -200,6 +200,19 @@ fn lock_directory(path: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
+/// What [`Store::backup`] copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupStats {
+    /// Records copied.
+    pub records: u64,
+    /// The log position the copy is as of: every write acknowledged before the backup began
+    /// is at or below it.
+    pub position: u64,
+    /// How long checkpoints were held off (writes never are).
+    pub paused_micros: u64,
+    pub elapsed_ms: u64,
+}
+
 impl From<fjall::Error> for StoreError {
     fn from(e: fjall::Error) -> Self {
         StoreError::Io(e.to_string())
@@ -729,6 +742,103 @@ impl Store {
     pub fn close_without_checkpoint(&self) {
         self.writer.close();
         self.checkpointer.stop();
+    }
+
+    /// Copies every record, as of one moment, into a new store at `to` (a directory that does
+    /// not exist, or is empty), while writes go on.
+    ///
+    /// The moment: with checkpoints held off for an instant, the keyspaces are exactly what
+    /// the last checkpoint wrote, and the overlay holds every change after it. A copy of the
+    /// overlay's changes (taken under its read lock, so between two write sets) and a fjall
+    /// snapshot of the keyspaces together are the store at the overlay's last applied log
+    /// position. Then the lock is let go, and the copy is written from the two without holding
+    /// anything: new writes and checkpoints go on meanwhile. The copy is a closed store,
+    /// checkpointed and persisted, opened by [`Store::open`] like any other.
+    pub fn backup(&self, to: &Path) -> Result<BackupStats, StoreError> {
+        let started = Instant::now();
+        if to.exists()
+            && std::fs::read_dir(to)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", to.display())))?
+                .next()
+                .is_some()
+        {
+            return Err(StoreError::Refused(format!(
+                "{} exists and is not empty",
+                to.display()
+            )));
+        }
+        let (changes, position, snapshot) = {
+            let _no_checkpoint = self.inner.checkpoint_lock.lock();
+            let (changes, position) = self.inner.overlay.copy_all();
+            (changes, position, self.inner.db.snapshot())
+        };
+        let paused = started.elapsed();
+        let copy = Store::open(
+            to,
+            StoreOptions {
+                durability: Durability::Buffered,
+                checkpoint_interval: Duration::from_secs(3600),
+                ..StoreOptions::default()
+            },
+        )?;
+        let mut records = 0u64;
+        let mut set = WriteSet::new();
+        for (space, changes) in Space::ALL.into_iter().zip(changes) {
+            // The position of the copy's own checkpoints is its own business.
+            if space == Space::Meta {
+                continue;
+            }
+            let stored = fjall::Readable::iter(&snapshot, self.inner.space(space));
+            let mut changes = changes.into_iter().peekable();
+            let mut put = |key: Vec<u8>, value: Vec<u8>| -> Result<(), StoreError> {
+                set.put_raw(space, key, value);
+                records += 1;
+                if set.len() >= 1024 {
+                    copy.write(std::mem::take(&mut set))?;
+                }
+                Ok(())
+            };
+            for guard in stored {
+                let (key, value) = guard.into_inner()?;
+                // Changes of keys before this one, then this key's own change, if any.
+                while let Some((changed, _)) = changes.peek() {
+                    if changed.as_slice() >= &*key {
+                        break;
+                    }
+                    if let Some((changed, Some(value))) = changes.next() {
+                        put(changed, value)?;
+                    }
+                }
+                match changes.peek() {
+                    Some((changed, change)) if changed.as_slice() == &*key => {
+                        let change = change.clone();
+                        changes.next();
+                        if let Some(value) = change {
+                            put(key.to_vec(), value)?;
+                        }
+                    }
+                    _ => put(key.to_vec(), value.to_vec())?,
+                }
+            }
+            for (changed, change) in changes {
+                if let Some(value) = change {
+                    put(changed, value)?;
+                }
+            }
+        }
+        if !set.is_empty() {
+            copy.write(set)?;
+        }
+        copy.close();
+        if copy.is_poisoned() {
+            return Err(StoreError::Io("the copy could not be written".into()));
+        }
+        Ok(BackupStats {
+            records,
+            position,
+            paused_micros: paused.as_micros() as u64,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
     }
 
     /// Materialises every logged write into the keyspaces now (tests, tools); `None` when

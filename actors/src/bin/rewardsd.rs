@@ -42,6 +42,26 @@ enum Tool {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Asks a running server for a consistent copy of its store, written into DIR on the
+    /// server's machine while writes go on (the operator key from REWARDS_ADMIN_KEY).
+    Backup {
+        /// Where the copy goes: a directory that does not exist yet, or is empty.
+        #[arg(long)]
+        to: PathBuf,
+        /// The running server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
+    /// Makes a store from a backup (the server stopped or elsewhere), then audits it. Exits 0
+    /// when the restored store is whole, 1 with the audit's defects, 2 on any other failure.
+    Restore {
+        /// The backup's directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new store's directory: it must not exist yet, or be empty.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Starts the server with a demo world in it (a business, merchants, a shared TAP, a
     /// scheme, tiers, an offer of every kind, a few hundred contacts) and prints its keys and
     /// commands to paste. The store is a new directory under the temporary directory unless
@@ -63,8 +83,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Tool::Audit { data_dir }) = &cli.command {
-        std::process::exit(audit(data_dir));
+    match &cli.command {
+        Some(Tool::Audit { data_dir }) => std::process::exit(audit(data_dir)),
+        Some(Tool::Backup { to, server }) => std::process::exit(backup(to, server)),
+        Some(Tool::Restore { from, data_dir }) => std::process::exit(restore(from, data_dir)),
+        _ => {}
     }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(listen) = cli.listen {
@@ -170,4 +193,91 @@ fn audit(dir: &std::path::Path) -> i32 {
     }
     println!("{} defects found", report.total_defects);
     1
+}
+
+/// `rewardsd backup`: asks the server; answers the exit code.
+fn backup(to: &std::path::Path, server: &str) -> i32 {
+    let Ok(key) = std::env::var("REWARDS_ADMIN_KEY") else {
+        eprintln!("rewardsd backup: set REWARDS_ADMIN_KEY to the operator key");
+        return 2;
+    };
+    let to = match std::path::absolute(to) {
+        Ok(to) => to,
+        Err(error) => {
+            eprintln!("rewardsd backup: {}: {error}", to.display());
+            return 2;
+        }
+    };
+    let url = format!("{}/v1/backups", server.trim_end_matches('/'));
+    let body = serde_json::json!({"to": to.display().to_string()});
+    let system = actix::System::new();
+    let answer = system.block_on(async move {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        Ok::<_, reqwest::Error>((status, text))
+    });
+    match answer {
+        Ok((status, text)) if status.is_success() => {
+            println!("{text}");
+            0
+        }
+        Ok((status, text)) => {
+            eprintln!("rewardsd backup: the server answered {status}: {text}");
+            1
+        }
+        Err(error) => {
+            eprintln!("rewardsd backup: {server}: {error}");
+            2
+        }
+    }
+}
+
+/// `rewardsd restore`: copies a backup into a new store directory and audits it.
+fn restore(from: &std::path::Path, to: &std::path::Path) -> i32 {
+    if !from.join("log").is_dir() {
+        eprintln!(
+            "rewardsd restore: {} is not a backup (it has no log)",
+            from.display()
+        );
+        return 2;
+    }
+    let empty = match std::fs::read_dir(to) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+    };
+    if !empty {
+        eprintln!("rewardsd restore: {} exists and is not empty", to.display());
+        return 2;
+    }
+    if let Err(error) = copy_dir(from, to) {
+        eprintln!(
+            "rewardsd restore: copying {} into {}: {error}",
+            from.display(),
+            to.display()
+        );
+        return 2;
+    }
+    println!("restored {} into {}", from.display(), to.display());
+    audit(to)
+}
+
+/// Copies a store's files, but for its lock file.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if entry.file_name() != "LOCK" {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

@@ -72,6 +72,7 @@ use rewards_core::DomainError;
         operator::get_business,
         operator::patch_settings,
         operator::create_processor,
+        operator::create_backup,
         operator::create_key,
         operator::revoke_key,
         config::create_merchant,

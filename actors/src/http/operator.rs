@@ -31,7 +31,68 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/v1/processors", web::post().to(create_processor))
         .route("/v1/keys", web::post().to(create_key))
-        .route("/v1/keys/{id}", web::delete().to(revoke_key));
+        .route("/v1/keys/{id}", web::delete().to(revoke_key))
+        .route("/v1/backups", web::post().to(create_backup));
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct BackupBody {
+    /// An absolute path on the server's machine: a directory that does not exist yet (its
+    /// parent does) or is empty.
+    #[schema(max_length = 4096)]
+    to: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/backups",
+    tag = "operator",
+    summary = "A consistent copy of the store as of now, written while writes go on",
+    request_body = BackupBody,
+    responses(
+        (status = 201, description = "`{to, records, position, paused_micros, elapsed_ms}`: the copy is a closed store, restored with `rewardsd restore`", body = serde_json::Value),
+    )
+)]
+async fn create_backup(
+    app: web::Data<App>,
+    principal: Principal,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    principal.require_operator()?;
+    let body: BackupBody = parse(&body)?;
+    let to = std::path::PathBuf::from(text("to", &body.to)?);
+    if !to.is_absolute() {
+        return Err(DomainError::validation("to", "must be an absolute path").into());
+    }
+    if !to.parent().is_some_and(std::path::Path::is_dir) {
+        return Err(DomainError::validation("to", "its parent directory does not exist").into());
+    }
+    let empty = match std::fs::read_dir(&to) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
+        Err(_) => false,
+    };
+    if !empty {
+        return Err(DomainError::AlreadyExists(format!(
+            "{} (not an empty directory)",
+            to.display()
+        ))
+        .into());
+    }
+    let store = app.store.clone();
+    let target = to.clone();
+    let stats = web::block(move || store.backup(&target))
+        .await
+        .map_err(|e| crate::error::Failure::Internal(format!("the backup task: {e}")))?
+        .map_err(crate::error::Failure::from)?;
+    tracing::info!(to = %to.display(), records = stats.records, position = stats.position, "backup written");
+    Ok(created(&json!({
+        "to": to.display().to_string(),
+        "records": stats.records,
+        "position": stats.position,
+        "paused_micros": stats.paused_micros,
+        "elapsed_ms": stats.elapsed_ms,
+    })))
 }
 
 #[utoipa::path(

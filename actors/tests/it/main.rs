@@ -1,6 +1,7 @@
 //! Feature tests of the running server: a real `rewardsd` on loopback, driven over HTTP.
 
 mod audit;
+mod backup;
 mod codes;
 mod concurrency;
 mod crash;

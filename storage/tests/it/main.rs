@@ -378,3 +378,86 @@ fn a_store_is_opened_by_one_process_at_a_time() {
     let again = open(dir.path(), Durability::Sync);
     again.close();
 }
+
+fn key(i: u32) -> Vec<u8> {
+    KeyBuilder::new().u64(u64::from(i)).finish()
+}
+
+#[test]
+fn a_backup_is_the_store_at_one_moment_while_writes_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&dir.path().join("live"), Durability::Sync));
+    // Half the records checkpointed into the keyspaces, half only in the log and overlay;
+    // deletions of both kinds; a counter.
+    for i in 0..400u32 {
+        let mut set = WriteSet::new();
+        set.put(Space::Events, key(i), &thing(i64::from(i)));
+        set.add_counter(b"o-total".to_vec(), [i64::from(i), 1]);
+        store.write(set).unwrap();
+        if i == 199 {
+            store.checkpoint().unwrap();
+        }
+    }
+    let mut set = WriteSet::new();
+    set.delete(Space::Events, key(10));
+    set.delete(Space::Events, key(300));
+    set.put(Space::Events, key(20), &thing(-20));
+    store.write(set).unwrap();
+    // Writes go on during the backup, from another thread.
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let store = store.clone();
+        let writing = writing.clone();
+        std::thread::spawn(move || {
+            let mut i = 1000u32;
+            while writing.load(Ordering::Acquire) {
+                let mut set = WriteSet::new();
+                set.put(Space::Events, key(i), &thing(i64::from(i)));
+                store.write(set).unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let copy_dir = dir.path().join("copy");
+    let stats = store.backup(&copy_dir).unwrap();
+    writing.store(false, Ordering::Release);
+    let last = writer.join().unwrap();
+    assert!(stats.records >= 399, "{stats:?}");
+    // A second backup into the same directory is refused: it is not empty.
+    assert!(matches!(
+        store.backup(&copy_dir),
+        Err(StoreError::Refused(_))
+    ));
+    store.close();
+
+    let copy = open(&copy_dir, Durability::Sync);
+    for i in 0..400u32 {
+        let found: Option<Thing> = copy.get(Space::Events, &key(i)).unwrap();
+        match i {
+            10 | 300 => assert_eq!(found, None, "{i}"),
+            20 => assert_eq!(found, Some(thing(-20))),
+            _ => assert_eq!(found, Some(thing(i64::from(i))), "{i}"),
+        }
+    }
+    let total: i64 = (0..400).sum();
+    assert_eq!(copy.counter(b"o-total").unwrap(), [total, 400]);
+    // The writes made during the backup are in it up to one point, without a gap.
+    let mut during = 0u32;
+    while copy
+        .get::<Thing>(Space::Events, &key(1000 + during))
+        .unwrap()
+        .is_some()
+    {
+        during += 1;
+    }
+    assert!(1000 + during <= last);
+    for i in 1000 + during..last {
+        assert_eq!(
+            copy.get::<Thing>(Space::Events, &key(i)).unwrap(),
+            None,
+            "{i}"
+        );
+    }
+    copy.close();
+}
