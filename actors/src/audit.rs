@@ -7,7 +7,9 @@
 //! postings of the store sum to zero, that every award of every event is credited in its
 //! wallet's ledger, and that every event has both index entries (by business and by contact)
 //! while every index entry names an existing event (or a processor purchase still waiting for
-//! its match or claim), that every offer's totals count the awards of its posted events, that
+//! its match or claim), that every settlement entry belongs to an existing event, that every
+//! offer's totals count the awards of its posted events and sum their amounts less what was
+//! clawed back of them, that
 //! no estimate holds money twice or gives back more than it held, that no lot expires twice,
 //! and that every event answer stored under an idempotency key names an existing event with
 //! the same awards. It writes no record: the store is opened
@@ -80,6 +82,8 @@ const EVERY: u64 = 10_000;
 #[derive(Default)]
 struct Ledgers {
     credited: HashMap<LotId, Money>,
+    /// What voids and returns clawed back, by lot.
+    clawed: HashMap<LotId, Money>,
     currencies: HashMap<WalletId, Currency>,
 }
 
@@ -138,8 +142,14 @@ fn wallets(
                     c.format(sum)
                 ));
             }
-            if let (EntryKind::Award, Some(lot)) = (entry.kind, entry.lot_id) {
-                ledgers.credited.insert(lot, entry.amount);
+            match (entry.kind, entry.lot_id) {
+                (EntryKind::Award, Some(lot)) => {
+                    ledgers.credited.insert(lot, entry.amount);
+                }
+                (EntryKind::Clawback, Some(lot)) => {
+                    *ledgers.clawed.entry(lot).or_default() += entry.amount;
+                }
+                _ => {}
             }
         }
         for (estimate, (count, held, resolved)) in holds {
@@ -201,13 +211,23 @@ fn events(
 ) -> Result<(), StoreError> {
     let mut found: Vec<String> = Vec::new();
     let mut count = 0u64;
-    // Awards of posted events, by offer: what each offer's totals count.
+    // Awards of posted events, by offer: what each offer's totals count; and what every award
+    // credited less what was clawed back of it: what they sum.
     let mut awards_by_offer: HashMap<rewards_core::OfferId, i64> = HashMap::new();
+    let mut awarded_by_offer: HashMap<rewards_core::OfferId, i64> = HashMap::new();
     store.for_each::<EventRecord>(Space::Events, &[], |_, event| {
         if event.state == crate::events::EventState::Posted {
             for award in &event.awards {
                 *awards_by_offer.entry(award.offer_id).or_default() += 1;
             }
+        }
+        for award in &event.awards {
+            let clawed = ledgers
+                .clawed
+                .get(&award.lot_id)
+                .copied()
+                .unwrap_or_default();
+            *awarded_by_offer.entry(award.offer_id).or_default() += (award.amount - clawed).minor();
         }
         let show = |amount: Money| match ledgers.currencies.get(&event.wallet_id) {
             Some(c) => c.format(amount),
@@ -254,26 +274,31 @@ fn events(
     progress("events", count, true);
     report.events = count;
     // Each offer's totals count its awards of posted events.
-    let mut counted: HashMap<rewards_core::OfferId, i64> = HashMap::new();
+    let mut counted: HashMap<rewards_core::OfferId, [i64; 2]> = HashMap::new();
     store.for_each_raw(Space::Counters, b"o", |key, _| {
         if let Some(id) = key.get(1..17).and_then(|id| <[u8; 16]>::try_from(id).ok()) {
             let offer = rewards_core::OfferId::from_bytes(id);
-            counted.insert(offer, store.counter(key)?[1]);
+            counted.insert(offer, store.counter(key)?);
         }
         Ok(())
     })?;
-    for (offer, awards) in &awards_by_offer {
-        let total = counted.get(offer).copied().unwrap_or(0);
-        if total != *awards {
+    let offers: std::collections::BTreeSet<rewards_core::OfferId> = awarded_by_offer
+        .keys()
+        .chain(counted.keys())
+        .copied()
+        .collect();
+    for offer in offers {
+        let [total_minor, total] = counted.get(&offer).copied().unwrap_or([0, 0]);
+        let awards = awards_by_offer.get(&offer).copied().unwrap_or(0);
+        if total != awards {
             found.push(format!(
                 "offer {offer}: its totals count {total} awards, its posted events hold {awards}"
             ));
         }
-    }
-    for (offer, total) in counted {
-        if total != 0 && !awards_by_offer.contains_key(&offer) {
+        let awarded = awarded_by_offer.get(&offer).copied().unwrap_or(0);
+        if total_minor != awarded {
             found.push(format!(
-                "offer {offer}: its totals count {total} awards, no posted event holds one"
+                "offer {offer}: its totals say {total_minor} minor units awarded, its awards less what was clawed back of them {awarded}"
             ));
         }
     }
@@ -365,6 +390,21 @@ fn index_entries(
     ] {
         store.for_each_raw(Space::EventIndex, &[prefix], |key, value| {
             let named = value.get(..16).and_then(|id| <[u8; 16]>::try_from(id).ok());
+            // A business index entry carries its event's settlement entry, if any.
+            if let (Some(id), Some(settled)) = (named, value.get(16..).filter(|v| !v.is_empty())) {
+                match rewards_storage::codec::decode::<crate::schema::SettlementRecord>(settled) {
+                    Ok(entry) if entry.event_id.as_bytes() == &id => {}
+                    Ok(entry) => found.push(format!(
+                        "the settlement entry beside event {} in its business's list is event {}'s",
+                        uuid::Uuid::from_bytes(id),
+                        entry.event_id
+                    )),
+                    Err(error) => found.push(format!(
+                        "the settlement entry beside event {} does not decode: {error}",
+                        uuid::Uuid::from_bytes(id)
+                    )),
+                }
+            }
             match named {
                 Some(id) if store.contains(Space::Events, &id)? => {}
                 // A processor purchase waiting for its match or its claim is listed too.
@@ -389,6 +429,17 @@ fn index_entries(
             Ok(())
         })?;
     }
+    // The settlement entries of voids and returns name existing events.
+    store.for_each::<crate::schema::SettlementRecord>(Space::EventIndex, b"m", |_, entry| {
+        if !store.contains(Space::Events, &keys::event_key(entry.event_id))? {
+            found.push(format!(
+                "a settlement entry of merchant {} names event {}, which does not exist",
+                entry.merchant_id, entry.event_id
+            ));
+        }
+        count += 1;
+        Ok(())
+    })?;
     progress("index entries", count, true);
     report.index_entries = count;
     for defect in found {

@@ -173,3 +173,17 @@ async fn the_audit_finds_a_changed_posting_and_a_dropped_index_entry() {
     // The original is untouched by the audits.
     assert_eq!(audit(&data).code, Some(0));
 }
+
+/// The offline audit of a stopped server's store finds nothing wrong.
+#[track_caller]
+pub fn assert_clean(dir: &Path) {
+    let report = audit(dir);
+    assert_eq!(
+        report.code,
+        Some(0),
+        "the audit of {}: {}{}",
+        dir.display(),
+        report.stdout,
+        report.stderr
+    );
+}

@@ -225,6 +225,7 @@ async fn a_held_estimate_reserves_money_and_its_purchase_captures_it() {
         "0.00"
     );
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,6 +381,7 @@ async fn a_payment_request_waits_for_its_contact() {
     );
     audit_wallet(&w, ann_wallet).await;
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 async fn wallet_reserved(api: &Api, w: &World, wallet: &str) -> String {
@@ -483,6 +485,7 @@ async fn holds_expire_on_their_timer_and_at_start_up() {
     );
     audit_wallet(&w, &wallet).await;
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 /// Holds, captures, cancellations and plain spends race on one wallet: money is never spent
@@ -581,4 +584,5 @@ async fn concurrent_holds_and_spends_never_spend_money_twice() {
     }
     audit_wallet(&w, &wallet).await;
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }

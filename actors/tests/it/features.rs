@@ -87,6 +87,7 @@ async fn rates_taps_tiers_and_wallet_codes_shape_purchases() {
         .await;
     assert_eq!(contact_now.expect(200)["tier"], serde_json::Value::Null);
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,6 +176,7 @@ async fn schemes_are_joined_and_left_by_their_rules() {
         .iter()
         .any(|s| s == domain.as_str()));
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,6 +208,7 @@ async fn processor_keys_reach_only_the_processor_api() {
         .await
         .expect_error(403, "forbidden");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,6 +240,7 @@ async fn idle_wallet_actors_are_passivated_and_come_back_from_the_store() {
     );
     assert_eq!(resident(&api).await, 1);
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 async fn resident(api: &crate::support::Api) -> u64 {
@@ -275,6 +279,7 @@ async fn a_zero_threshold_level_is_the_tier_of_a_new_contact() {
     let read = api.get(&format!("/v1/contacts/{id}"), &w.key).await;
     assert_eq!(read.expect(200)["tier"], "Silver");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,4 +330,5 @@ async fn a_contact_sees_its_activity_newest_first() {
         .await
         .expect_error(404, "not_found");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }

@@ -167,6 +167,7 @@ async fn achievements_earn_what_their_offers_say() {
         .await;
     assert_eq!(events.len(), 6);
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,6 +264,7 @@ async fn a_financial_statement_is_one_per_classification_and_period() {
         assert_eq!(refused.body["errors"][0]["field"], field, "{body}");
     }
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,6 +413,7 @@ async fn a_spend_request_spends_at_most_what_is_left_of_its_purchase() {
         assert_eq!(refused.body["errors"][0]["field"], field, "{body}");
     }
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,6 +459,7 @@ async fn voiding_a_top_up_takes_its_money_back() {
     assert_eq!(w.wallet(wallet).await["balances"]["open"], "-4.00");
     audit_wallet(&w, wallet).await;
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,4 +536,5 @@ async fn a_payout_run_pays_auto_redemptions_once_per_wallet() {
         .await
         .expect_error(403, "forbidden");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }

@@ -235,6 +235,7 @@ async fn a_card_purchase_is_routed_to_every_business_on_the_terminal() {
         route(&stranger, &award.business)["purchase_id"]
     );
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,6 +331,7 @@ async fn pos_purchases_and_transactions_match_once_whichever_comes_first() {
     shop.purchase(pos).await.expect(202);
     audit_wallet(&shop, &wallet).await;
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,6 +411,7 @@ async fn windows_end_in_unmatched_and_unclaimed_also_across_a_restart() {
         .await
         .expect_error(409, "already_claimed");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,6 +445,7 @@ async fn a_match_in_progress_survives_a_restart() {
     assert_eq!(matched["id"], tx_id);
     assert_eq!(matched["awards"][0]["amount"], "1.50");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,6 +536,7 @@ async fn simultaneous_arrivals_match_once_and_concurrent_claims_have_one_winner(
     }
     assert_eq!(won, 1);
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -646,6 +651,7 @@ async fn batches_currencies_and_concurrent_copies() {
     assert!(text.contains("rewards_routes_total"), "{text}");
     assert!(text.contains("rewards_route_entries"), "{text}");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 /// The `rewards_router_actors_resident` gauge of the server's metrics.
@@ -730,4 +736,5 @@ async fn a_full_router_answers_overloaded_and_an_idle_empty_one_is_passivated() 
     }
     matching.purchase(pos).await.expect(202);
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }

@@ -151,6 +151,7 @@ async fn a_referral_awards_both_sides_once_within_the_daily_limit() {
         audit_wallet(&w, contact["wallet_id"].as_str().unwrap()).await;
     }
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +198,7 @@ async fn a_contact_created_with_a_referral_code_is_created_even_when_the_referra
     refused.expect_error(400, "validation_failed");
     assert_eq!(refused.body["errors"][0]["field"], "referred_by");
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,6 +266,7 @@ async fn concurrent_referrals_refer_a_contact_once_and_a_referrer_twice_a_day() 
         audit_wallet(&w, contact["wallet_id"].as_str().unwrap()).await;
     }
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,4 +316,5 @@ async fn a_crash_between_a_referrals_two_commits_is_completed_at_start_up() {
         audit_wallet(&w, contact["wallet_id"].as_str().unwrap()).await;
     }
     server.stop();
+    crate::audit::assert_clean(dir.path());
 }

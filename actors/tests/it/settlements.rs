@@ -188,4 +188,7 @@ async fn settlement_entries_follow_awards_spends_returns_and_voids() {
         .await
         .expect_error(403, "forbidden");
     server.stop();
+    // Returns and voids clawed back awards: the offline audit finds the offers' totals, the
+    // settlement entries and the ledgers whole.
+    crate::audit::assert_clean(dir.path());
 }
