@@ -5,7 +5,7 @@
 //! It checks that every ledger entry's postings sum to zero, that each wallet's sequence
 //! numbers follow without gaps and its balances equal the sums of its postings, that all
 //! postings of the store sum to zero, that every award of every event is credited in its
-//! wallet's ledger, and that every event has both index entries (by business and by contact)
+//! wallet's ledger and everything it spent is spent there, and that every event has both index entries (by business and by contact)
 //! while every index entry names an existing event (or a processor purchase still waiting for
 //! its match or claim), that every settlement entry belongs to an existing event, that every
 //! offer's totals count the awards of its posted events and sum their amounts less what was
@@ -84,6 +84,8 @@ struct Ledgers {
     credited: HashMap<LotId, Money>,
     /// What voids and returns clawed back, by lot.
     clawed: HashMap<LotId, Money>,
+    /// What each event spent of its wallet (a captured hold is spent by its own entry too).
+    spent: HashMap<rewards_core::EventId, Money>,
     currencies: HashMap<WalletId, Currency>,
 }
 
@@ -150,6 +152,9 @@ fn wallets(
                     *ledgers.clawed.entry(lot).or_default() += entry.amount;
                 }
                 _ => {}
+            }
+            if let (EntryKind::Spend, Some(event)) = (entry.kind, entry.event_id) {
+                *ledgers.spent.entry(event).or_default() += entry.amount;
             }
         }
         for (estimate, (count, held, resolved)) in holds {
@@ -249,6 +254,17 @@ fn events(
                     show(award.amount),
                     award.lot_id
                 )),
+            }
+        }
+        if let Some(spend) = &event.spend {
+            let in_ledger = ledgers.spent.get(&event.id).copied().unwrap_or_default();
+            if in_ledger != spend.spent {
+                found.push(format!(
+                    "event {}: spent {}, its wallet's ledger {}",
+                    event.id,
+                    show(spend.spent),
+                    show(in_ledger)
+                ));
             }
         }
         let by_business = keys::business_index_key(event.business_id, event.created_at, event.id);
