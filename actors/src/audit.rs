@@ -51,6 +51,12 @@ impl Report {
         }
     }
 
+    fn extend(&mut self, defects: Vec<String>) {
+        for defect in defects {
+            self.defect(defect);
+        }
+    }
+
     pub fn is_clean(&self) -> bool {
         self.total_defects == 0
     }
@@ -318,9 +324,7 @@ fn events(
             ));
         }
     }
-    for defect in found {
-        report.defect(defect);
-    }
+    report.extend(found);
     Ok(())
 }
 
@@ -386,9 +390,7 @@ fn responses(
     })?;
     progress("idempotency keys", count, true);
     report.idempotency_keys = count;
-    for defect in found {
-        report.defect(defect);
-    }
+    report.extend(found);
     Ok(())
 }
 
@@ -458,9 +460,7 @@ fn index_entries(
     })?;
     progress("index entries", count, true);
     report.index_entries = count;
-    for defect in found {
-        report.defect(defect);
-    }
+    report.extend(found);
     Ok(())
 }
 

@@ -22,6 +22,17 @@ impl Client {
         self.send(reqwest::Method::POST, key, path, body).await
     }
 
+    /// POSTs and answers one text field of the answer (an id, a key).
+    async fn make(
+        &self,
+        key: &str,
+        path: &str,
+        body: Value,
+        field: &str,
+    ) -> anyhow::Result<String> {
+        text(&self.post(key, path, body).await?, field)
+    }
+
     async fn send(
         &self,
         method: reqwest::Method,
@@ -60,52 +71,48 @@ pub async fn seed(base: &str, admin_key: &str) -> anyhow::Result<String> {
         http: reqwest::Client::new(),
         base: base.to_string(),
     };
-    let business = api
-        .post(
+    let b = api
+        .make(
             admin_key,
             "/v1/businesses",
             json!({"name": "Demo Coffee", "currency": "EUR"}),
+            "id",
         )
         .await?;
-    let b = text(&business, "id")?;
-    let key = text(
-        &api.post(
+    let key = api
+        .make(
             admin_key,
             "/v1/keys",
             json!({"role": "business", "business_id": b}),
+            "key",
         )
-        .await?,
-        "key",
-    )?;
-    let pos_key = text(
-        &api.post(
+        .await?;
+    let pos_key = api
+        .make(
             admin_key,
             "/v1/keys",
             json!({"role": "pos", "business_id": b}),
+            "key",
         )
-        .await?,
-        "key",
-    )?;
+        .await?;
     // Two merchants: one funds its own awards, the other half of them, for a fee.
-    let downtown = text(
-        &api.post(
+    let downtown = api
+        .make(
             &key,
             &format!("/v1/businesses/{b}/merchants"),
             json!({"name": "Downtown", "commercial_terms": {"award_contribution_percent": "100"}}),
+            "id",
         )
-        .await?,
-        "id",
-    )?;
-    let airport = text(
-        &api.post(
+        .await?;
+    let airport = api
+        .make(
             &key,
             &format!("/v1/businesses/{b}/merchants"),
             json!({"name": "Airport", "commercial_terms": {"award_contribution_percent": "50",
                 "contribution_fee": {"type": "percent", "value": "10"}}}),
+            "id",
         )
-        .await?,
-        "id",
-    )?;
+        .await?;
     api.post(
         &key,
         &format!("/v1/businesses/{b}/taps"),
@@ -119,24 +126,22 @@ pub async fn seed(base: &str, admin_key: &str) -> anyhow::Result<String> {
     )
     .await?;
     // A bakery next door shares the airport terminal: a card purchase there reaches both.
-    let bakery = text(
-        &api.post(
+    let bakery = api
+        .make(
             admin_key,
             "/v1/businesses",
             json!({"name": "Demo Bakery", "currency": "EUR"}),
+            "id",
         )
-        .await?,
-        "id",
-    )?;
-    let bakery_key = text(
-        &api.post(
+        .await?;
+    let bakery_key = api
+        .make(
             admin_key,
             "/v1/keys",
             json!({"role": "business", "business_id": bakery}),
+            "key",
         )
-        .await?,
-        "key",
-    )?;
+        .await?;
     api.post(
         &bakery_key,
         &format!("/v1/businesses/{bakery}/taps"),
@@ -151,29 +156,30 @@ pub async fn seed(base: &str, admin_key: &str) -> anyhow::Result<String> {
         json!({"processor_mode": "claim"}),
     )
     .await?;
-    let processor = text(
-        &api.post(admin_key, "/v1/processors", json!({"name": "Demo Network"}))
-            .await?,
-        "id",
-    )?;
-    let processor_key = text(
-        &api.post(
+    let processor = api
+        .make(
+            admin_key,
+            "/v1/processors",
+            json!({"name": "Demo Network"}),
+            "id",
+        )
+        .await?;
+    let processor_key = api
+        .make(
             admin_key,
             "/v1/keys",
             json!({"role": "processor", "processor_id": processor}),
+            "key",
         )
-        .await?,
-        "key",
-    )?;
-    let club = text(
-        &api.post(
+        .await?;
+    let club = api
+        .make(
             &key,
             &format!("/v1/businesses/{b}/schemes"),
             json!({"name": "Coffee Club", "sign_up": "code", "codes": ["BEANS"]}),
+            "id",
         )
-        .await?,
-        "id",
-    )?;
+        .await?;
     api.send(
         reqwest::Method::PUT,
         &key,

@@ -36,17 +36,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One instant query; `None` until Prometheus answers it with at least one sample.
-async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
-    let answer: Value = client
-        .get(format!("{base}/api/v1/query"))
-        .query(&[("query", expr)])
+/// A GET of Prometheus's API, as JSON; `None` while it does not answer.
+async fn get(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> Option<Value> {
+    client
+        .get(format!("{base}{path}"))
+        .query(params)
         .send()
         .await
         .ok()?
         .json()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// One instant query; `None` until Prometheus answers it with at least one sample.
+async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
+    let answer = get(client, base, "/api/v1/query", &[("query", expr)]).await?;
     assert_eq!(answer["status"], "success", "{expr}: {answer}");
     let first = answer["data"]["result"].as_array()?.first()?.clone();
     first["value"][1].as_str()?.parse().ok()
@@ -154,14 +164,7 @@ async fn a_real_prometheus_scrapes_rates_latencies_and_batch_sizes() {
     assert!(seen[2] >= 1.0, "a commit holds at least one write set");
 
     // The alert rules loaded, and none is firing on a healthy server.
-    let rules: Value = client
-        .get(format!("{base}/api/v1/rules"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rules = get(&client, &base, "/api/v1/rules", &[]).await.unwrap();
     let loaded: Vec<&str> = rules["data"]["groups"][0]["rules"]
         .as_array()
         .unwrap()
@@ -182,13 +185,7 @@ async fn a_real_prometheus_scrapes_rates_latencies_and_batch_sizes() {
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
-            let answer: Value = client
-                .get(format!("{base}/api/v1/query"))
-                .query(&[("query", expr)])
-                .send()
-                .await
-                .unwrap()
-                .json()
+            let answer = get(&client, &base, "/api/v1/query", &[("query", expr)])
                 .await
                 .unwrap();
             assert_eq!(
