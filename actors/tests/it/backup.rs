@@ -71,6 +71,7 @@ async fn a_backup_under_load_restores_to_a_whole_store() {
     );
     let stats: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(stats["records"].as_u64().unwrap() > 0, "{stats}");
+    println!("backup under load: {stats}");
     running.store(false, std::sync::atomic::Ordering::Release);
     for client in clients {
         client.await.unwrap();
