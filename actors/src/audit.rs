@@ -7,7 +7,8 @@
 //! postings of the store sum to zero, that every award of every event is credited in its
 //! wallet's ledger and everything it spent is spent there, and that every event has both index entries (by business and by contact)
 //! while every index entry names an existing event (or a processor purchase still waiting for
-//! its match or claim), that every settlement entry belongs to an existing event, that every
+//! its match or claim), that every settlement entry belongs to an existing event (an event's
+//! own with the event's merchant and what the event spent), that every
 //! offer's totals count the awards of its posted events and sum their amounts less what was
 //! clawed back of them, that
 //! no estimate holds money twice or gives back more than it held, that no lot expires twice,
@@ -411,7 +412,28 @@ fn index_entries(
             // A business index entry carries its event's settlement entry, if any.
             if let (Some(id), Some(settled)) = (named, value.get(16..).filter(|v| !v.is_empty())) {
                 match rewards_storage::codec::decode::<crate::schema::SettlementRecord>(settled) {
-                    Ok(entry) if entry.event_id.as_bytes() == &id => {}
+                    Ok(entry) if entry.event_id.as_bytes() == &id => {
+                        // Its merchant is the event's, and what it says was spent there is
+                        // what the event spent.
+                        let event_id = rewards_core::EventId::from_bytes(id);
+                        if let Some(event) =
+                            store.get::<EventRecord>(Space::Events, &keys::event_key(event_id))?
+                        {
+                            let spent = event.spend.as_ref().map_or(Money::ZERO, |s| s.spent);
+                            if event.merchant_id != Some(entry.merchant_id) {
+                                found.push(format!(
+                                    "event {event_id}: its settlement entry is with merchant {}, not its own",
+                                    entry.merchant_id
+                                ));
+                            } else if entry.spends != spent {
+                                found.push(format!(
+                                    "event {event_id}: its settlement entry says {} minor units spent, the event {}",
+                                    entry.spends.minor(),
+                                    spent.minor()
+                                ));
+                            }
+                        }
+                    }
                     Ok(entry) => found.push(format!(
                         "the settlement entry beside event {} in its business's list is event {}'s",
                         uuid::Uuid::from_bytes(id),

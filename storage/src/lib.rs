@@ -30,6 +30,6 @@ pub use checkpoint::CheckpointStats;
 pub use codec::{CodecError, Record};
 pub use store::{
     BackupStats, Durability, PoisonHook, Space, Store, StoreError, StoreOptions, WriteSet,
-    MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    BACKUP_MARKER, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 pub use writer::{Ack, WriterStats};

@@ -75,6 +75,9 @@ struct State {
 
 pub(crate) struct Overlay {
     state: RwLock<State>,
+    /// Held across each whole `apply`: a copy of the overlay ([`Overlay::copy_all`]) takes it
+    /// too, so it sees whole log records (a record's counter values are its last set).
+    whole_records: parking_lot::Mutex<()>,
 }
 
 impl Overlay {
@@ -85,6 +88,7 @@ impl Overlay {
                 frozen: None,
                 applied,
             }),
+            whole_records: parking_lot::Mutex::new(()),
         }
     }
 
@@ -97,6 +101,8 @@ impl Overlay {
         position: Position,
         sets: impl IntoIterator<Item = Vec<(Space, Vec<u8>, Change)>>,
     ) {
+        // Only the writer applies, so this is taken without waiting but during a backup's copy.
+        let _whole = self.whole_records.lock();
         let mut state = self.state.write();
         let mut since_bump = 0usize;
         for set in sets {
@@ -156,9 +162,10 @@ impl Overlay {
     }
 
     /// Every change not yet in the keyspaces, newest of each key, per space (in `Space::ALL`
-    /// order), with the position of the last log record applied: taken under one read lock,
-    /// so it is a point between two write sets.
+    /// order), with the position of the last log record applied: a point between two whole
+    /// log records, never inside one.
     pub(crate) fn copy_all(&self) -> (Vec<BTreeMap<Vec<u8>, Change>>, Position) {
+        let _whole = self.whole_records.lock();
         let state = self.state.read();
         let mut spaces: Vec<BTreeMap<Vec<u8>, Change>> =
             Space::ALL.iter().map(|_| BTreeMap::new()).collect();

@@ -200,6 +200,9 @@ fn lock_directory(path: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
+/// The file a whole backup has, written last: `restore` refuses a directory without it.
+pub const BACKUP_MARKER: &str = "BACKUP";
+
 /// What [`Store::backup`] copied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupStats {
@@ -755,6 +758,29 @@ impl Store {
     /// anything: new writes and checkpoints go on meanwhile. The copy is a closed store,
     /// checkpointed and persisted, opened by [`Store::open`] like any other.
     pub fn backup(&self, to: &Path) -> Result<BackupStats, StoreError> {
+        let existed = to.exists();
+        let result = self.backup_into(to);
+        if result.is_err() && !matches!(result, Err(StoreError::Refused(_))) {
+            // A partial copy is no backup: it goes (the directory too, if this made it).
+            if existed {
+                if let Ok(entries) = std::fs::read_dir(to) {
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        let _ = if path.is_dir() {
+                            std::fs::remove_dir_all(&path)
+                        } else {
+                            std::fs::remove_file(&path)
+                        };
+                    }
+                }
+            } else {
+                let _ = std::fs::remove_dir_all(to);
+            }
+        }
+        result
+    }
+
+    fn backup_into(&self, to: &Path) -> Result<BackupStats, StoreError> {
         let started = Instant::now();
         if to.exists()
             && std::fs::read_dir(to)
@@ -833,12 +859,24 @@ impl Store {
         if copy.is_poisoned() {
             return Err(StoreError::Io("the copy could not be written".into()));
         }
-        Ok(BackupStats {
+        drop(copy);
+        let stats = BackupStats {
             records,
             position,
             paused_micros: paused.as_micros() as u64,
             elapsed_ms: started.elapsed().as_millis() as u64,
-        })
+        };
+        // Written last and synced: a directory without it is not a whole backup.
+        let marker = to.join(BACKUP_MARKER);
+        let text = format!(
+            "{{\"records\":{},\"position\":{}}}\n",
+            stats.records, stats.position
+        );
+        std::fs::write(&marker, text)
+            .and_then(|()| std::fs::File::open(&marker)?.sync_all())
+            .and_then(|()| std::fs::File::open(to)?.sync_all())
+            .map_err(|e| StoreError::Io(format!("{}: {e}", marker.display())))?;
+        Ok(stats)
     }
 
     /// Materialises every logged write into the keyspaces now (tests, tools); `None` when

@@ -240,10 +240,11 @@ fn backup(to: &std::path::Path, server: &str) -> i32 {
 
 /// `rewardsd restore`: copies a backup into a new store directory and audits it.
 fn restore(from: &std::path::Path, to: &std::path::Path) -> i32 {
-    if !from.join("log").is_dir() {
+    if !from.join(rewards_storage::BACKUP_MARKER).is_file() {
         eprintln!(
-            "rewardsd restore: {} is not a backup (it has no log)",
-            from.display()
+            "rewardsd restore: {} is not a whole backup (it has no {} file: the backup failed or is still being written)",
+            from.display(),
+            rewards_storage::BACKUP_MARKER
         );
         return 2;
     }
@@ -267,7 +268,7 @@ fn restore(from: &std::path::Path, to: &std::path::Path) -> i32 {
     audit(to)
 }
 
-/// Copies a store's files, but for its lock file.
+/// Copies a store's files, but for its lock file and the backup's marker, each synced to disk.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
@@ -275,9 +276,11 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
-        } else if entry.file_name() != "LOCK" {
+        } else if entry.file_name() != "LOCK" && entry.file_name() != rewards_storage::BACKUP_MARKER
+        {
             std::fs::copy(entry.path(), &target)?;
+            std::fs::File::open(&target)?.sync_all()?;
         }
     }
-    Ok(())
+    std::fs::File::open(to)?.sync_all()
 }

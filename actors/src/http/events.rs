@@ -590,25 +590,33 @@ async fn submit_referral(
     };
     let external_reference = body.external_reference.clone();
     let presented_by = principal.key_id;
-    once(app, key, move |idempotency| async move {
-        let referrer = identify(app, business_id, &referrer, presented_by)?;
-        let referred = match identify(app, business_id, &referred, presented_by) {
-            Ok(referred) => referred,
-            Err(error) => return referrer.settle(app, Err(error)),
-        };
-        let result = wallets::refer(
-            app,
-            snapshot,
-            referrer.contact,
-            referred.contact,
-            external_system,
-            external_reference,
-            idempotency,
-        )
+    // The whole referral, its idempotency claim included, runs in a task of its own: a client
+    // that goes away neither stops it half way nor frees its key while it runs.
+    let app = app.clone();
+    let task = actix::spawn(async move {
+        let app = &app;
+        once(app, key, move |idempotency| async move {
+            let referrer = identify(app, business_id, &referrer, presented_by)?;
+            let referred = match identify(app, business_id, &referred, presented_by) {
+                Ok(referred) => referred,
+                Err(error) => return referrer.settle(app, Err(error)),
+            };
+            let result = wallets::refer(
+                app,
+                snapshot,
+                referrer.contact,
+                referred.contact,
+                external_system,
+                external_reference,
+                idempotency,
+            )
+            .await
+            .map(|(reply, _)| reply);
+            let result = referred.settle(app, result);
+            referrer.settle(app, result)
+        })
         .await
-        .map(|(reply, _)| reply);
-        let result = referred.settle(app, result);
-        referrer.settle(app, result)
-    })
-    .await
+    });
+    task.await
+        .map_err(|_| crate::error::Failure::Internal("the referral's task stopped".into()))?
 }

@@ -14,9 +14,10 @@
 //!    referral event with its awards, and the deletion of the pending record.
 //!
 //! A crash between 2 and 3 leaves the pending record, and start-up completes step 3 from it
-//! ([`complete_referrals`]); until then step 1 counts the pending record as a referral. A
-//! refusal in step 2 releases the mark. The steps run in a task of their own, so a client that
-//! goes away cannot stop a referral half-way.
+//! ([`complete_referrals`]); until then step 1 counts the pending record as a referral. A step 3
+//! that fails while the server runs is tried again in the background. A refusal in step 2
+//! releases the mark. The steps run in a task of their own, so a client that goes away cannot
+//! stop a referral half-way; the HTTP handler runs its idempotency claim in that task too.
 
 use super::*;
 use crate::events::ReferralRecord;
@@ -225,13 +226,23 @@ pub async fn refer(
             Ok(reply) => reply,
             Err(error) => {
                 // Nothing was written for it (a failed write stops the store's writes).
-                let _ = call_until_taken(&app, referred, || Command::ReferralRelease).await;
+                if call_until_taken(&app, referred, || Command::ReferralRelease)
+                    .await
+                    .is_err()
+                {
+                    release_later(app.clone(), referred);
+                }
                 return Err(error);
             }
         };
         let event_id = pending.referrer_event_id;
         crash_point("referral_between_sides");
-        complete(&app, snapshot, pending).await?;
+        // The referral is committed: its answer is the referrer's, whatever step 3 meets; a
+        // step 3 that fails now is tried again in the background (and at the next start-up).
+        if let Err(error) = complete(&app, snapshot.clone(), pending.clone()).await {
+            tracing::warn!(%error, referred = %pending.referred_id, "a referral's referred side failed; trying again");
+            complete_later(app.clone(), snapshot, pending);
+        }
         Ok((reply, event_id))
     });
     steps
@@ -290,6 +301,40 @@ async fn complete(
     })
     .await
     .map(|_| ())
+}
+
+/// Tries step 3 again, with a pause, for about ten minutes; a referral still not completed
+/// then is completed at the next start-up (its pending record is durable).
+fn complete_later(app: Arc<App>, snapshot: BusinessSnapshot, pending: PendingReferralRecord) {
+    actix::spawn(async move {
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            match complete(&app, snapshot.clone(), pending.clone()).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, referred = %pending.referred_id, "a referral's referred side failed again")
+                }
+            }
+        }
+        tracing::error!(referred = %pending.referred_id, "a referral's referred side is left to the next start-up");
+    });
+}
+
+/// Releases a referred contact's mark in the background, when its actor was too busy to take
+/// the release at once.
+fn release_later(app: Arc<App>, referred: ContactId) {
+    actix::spawn(async move {
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            if call_until_taken(&app, referred, || Command::ReferralRelease)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        tracing::error!(%referred, "a refused referral's mark could not be released");
+    });
 }
 
 /// Completes the referrals a crash left between their steps 2 and 3 (at start-up).

@@ -95,6 +95,18 @@ async fn a_backup_under_load_restores_to_a_whole_store() {
         .expect_error(400, "validation_failed");
     server.stop();
 
+    // A store directory that is not a whole backup (no marker, written last) is refused.
+    let refused = Command::new(env!("CARGO_BIN_EXE_rewardsd"))
+        .args(["restore", "--from"])
+        .arg(dir.path().join("live"))
+        .arg("--data-dir")
+        .arg(dir.path().join("not-restored"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a whole backup"));
+    assert!(!dir.path().join("not-restored").exists());
+
     // Restored, it passes the audit (restore runs it), and serves what was acknowledged.
     let restored = dir.path().join("restored");
     let output = Command::new(env!("CARGO_BIN_EXE_rewardsd"))

@@ -424,6 +424,7 @@ fn a_backup_is_the_store_at_one_moment_while_writes_go_on() {
     writing.store(false, Ordering::Release);
     let last = writer.join().unwrap();
     assert!(stats.records >= 399, "{stats:?}");
+    assert!(copy_dir.join(rewards_storage::BACKUP_MARKER).is_file());
     // A second backup into the same directory is refused: it is not empty.
     assert!(matches!(
         store.backup(&copy_dir),
