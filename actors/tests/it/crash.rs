@@ -308,29 +308,13 @@ const SETTLING_TAP: &str = "T-SETTLE";
 /// A merchant that funds half of its awards, pays 10 % of each as a fee and 0.25 per spend,
 /// with a terminal of its own.
 async fn setup_settling_merchant(w: &World) -> String {
-    let merchant = w
-        .api
-        .post(
-            &format!("/v1/businesses/{}/merchants", w.business),
-            &w.key,
-            &json!({"name": "Settling", "commercial_terms": {"award_contribution_percent": "50",
-                "contribution_fee": {"type": "percent", "value": "10"},
-                "settlement_fee": {"type": "amount", "value": "0.25"}}}),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    w.api
-        .post(
-            &format!("/v1/businesses/{}/taps", w.business),
-            &w.key,
-            &json!({"code": SETTLING_TAP, "merchant_id": merchant}),
-        )
-        .await
-        .expect(201);
-    merchant
+    w.merchant_with_tap(
+        json!({"name": "Settling", "commercial_terms": {"award_contribution_percent": "50",
+            "contribution_fee": {"type": "percent", "value": "10"},
+            "settlement_fee": {"type": "amount", "value": "0.25"}}}),
+        SETTLING_TAP,
+    )
+    .await
 }
 
 /// The merchant's settlement is exactly what its stored events say: each entry was written in

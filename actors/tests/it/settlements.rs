@@ -18,36 +18,15 @@ async fn settlement_entries_follow_awards_spends_returns_and_voids() {
     let server = Server::start(dir.path(), "buffered");
     let api = server.client();
     let w = world(&api, "EUR").await;
-    let merchants = format!("/v1/businesses/{}/merchants", w.business);
-    let a = api
-        .post(
-            &merchants,
-            &w.key,
-            &json!({"name": "A", "commercial_terms": {"award_contribution_percent": "50",
+    let a = w
+        .merchant_with_tap(
+            json!({"name": "A", "commercial_terms": {"award_contribution_percent": "50",
                 "contribution_fee": {"type": "percent", "value": "10"},
                 "settlement_fee": {"type": "amount", "value": "0.25"}}}),
+            "T-A",
         )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = api
-        .post(&merchants, &w.key, &json!({"name": "B"}))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (code, merchant) in [("T-A", &a), ("T-B", &b)] {
-        api.post(
-            &format!("/v1/businesses/{}/taps", w.business),
-            &w.key,
-            &json!({"code": code, "merchant_id": merchant}),
-        )
-        .await
-        .expect(201);
-    }
+        .await;
+    let b = w.merchant_with_tap(json!({"name": "B"}), "T-B").await;
     w.offer(json!({"name": "10.00 a purchase", "goal": "spend",
         "award": {"kind": "fixed", "amount": "10.00"}, "redeem": "deferred"}))
         .await;

@@ -387,6 +387,31 @@ impl World {
             .clone()
     }
 
+    /// A merchant of the business, with a TAP of its own; answers the merchant's id.
+    pub async fn merchant_with_tap(&self, body: Value, tap_code: &str) -> String {
+        let merchant = self
+            .api
+            .post(
+                &format!("/v1/businesses/{}/merchants", self.business),
+                &self.key,
+                &body,
+            )
+            .await
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.api
+            .post(
+                &format!("/v1/businesses/{}/taps", self.business),
+                &self.key,
+                &json!({"code": tap_code, "merchant_id": merchant}),
+            )
+            .await
+            .expect(201);
+        merchant
+    }
+
     pub async fn topup(&self, wallet: &str, amount: &str) -> Value {
         self.api
             .post(
