@@ -27,6 +27,7 @@ pub mod dto;
 pub mod error;
 pub mod estimates;
 pub mod events;
+pub mod hot_metrics;
 pub mod http;
 pub mod idempotency;
 pub mod identities;

@@ -152,7 +152,7 @@ async fn serve(
                     .app_data::<web::Data<App>>()
                     .is_some_and(|app| app.is_ready());
                 let api = request.path().starts_with("/v1/");
-                let method = request.method().to_string();
+                let method = request.method().clone();
                 let started = Instant::now();
                 let refusal = if limited {
                     Some(ApiError::PayloadTooLarge)
@@ -170,10 +170,10 @@ async fn serve(
                         call?.await?.map_into_left_body();
                     // A body that broke off or came too late is a client error, answered as
                     // every other: problem+json with the field at fault.
-                    let body_failed = response
-                        .response()
-                        .error()
-                        .is_some_and(|e| e.as_error::<PayloadError>().is_some_and(|p| !matches!(p, PayloadError::Overflow)));
+                    let body_failed = response.response().error().is_some_and(|e| {
+                        e.as_error::<PayloadError>()
+                            .is_some_and(|p| !matches!(p, PayloadError::Overflow))
+                    });
                     if body_failed {
                         let problem = ApiError::from(rewards_core::FieldError::new(
                             "body",
@@ -188,11 +188,12 @@ async fn serve(
                         .request()
                         .match_pattern()
                         .unwrap_or_else(|| "unmatched".to_string());
-                    let status = response.status().as_u16().to_string();
-                    metrics::counter!("rewards_http_requests_total", "endpoint" => endpoint.clone(), "method" => method.clone(), "status" => status)
-                        .increment(1);
-                    metrics::histogram!("rewards_http_request_seconds", "endpoint" => endpoint, "method" => method)
-                        .record(started.elapsed().as_secs_f64());
+                    crate::hot_metrics::http_request(
+                        &endpoint,
+                        &method,
+                        response.status().as_u16(),
+                        started.elapsed().as_secs_f64(),
+                    );
                     Ok(response)
                 }
             })

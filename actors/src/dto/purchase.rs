@@ -217,42 +217,82 @@ fn price_decimal(value: Decimal, currency: Currency) -> Decimal {
     value
 }
 
-fn opt_time(t: Option<Timestamp>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
+/// The whole wallet object of API.md, serialized straight from the wallet (no JSON tree: a
+/// wallet with many lots is read often).
+pub fn render_wallet<'a>(wallet: &'a Wallet, code: &'a str, now: Timestamp) -> WalletView<'a> {
+    WalletView { wallet, code, now }
 }
 
-/// The whole wallet object of API.md.
-pub fn render_wallet(wallet: &Wallet, code: &str, now: Timestamp) -> Value {
-    let c = wallet.currency;
-    let lots: Vec<Value> = wallet
-        .lots
-        .iter()
-        .filter(|l| l.remaining.is_positive() && !l.expired)
-        .map(|l| {
-            json!({
-                "id": l.id.to_string(),
-                "amount": c.format(l.amount),
-                "remaining": c.format(l.remaining),
-                "expires_at": opt_time(l.expires_at),
-                "offer_id": l.offer_id.map(|o| o.to_string()),
-                "event_id": l.event_id.to_string(),
-            })
-        })
-        .collect();
-    json!({
-        "id": wallet.id.to_string(),
-        "contact_id": wallet.contact_id.to_string(),
-        "business_id": wallet.business_id.to_string(),
-        "currency": c.code(),
-        "code": code,
-        "balances": {
-            "commerce": c.format(wallet.unexpired_commerce(now)),
-            "open": c.format(wallet.open),
-            "reserved": c.format(wallet.reserved),
-            "spendable": c.format(wallet.spendable(now).non_negative()),
-        },
-        "lots": lots,
-    })
+pub struct WalletView<'a> {
+    wallet: &'a Wallet,
+    code: &'a str,
+    now: Timestamp,
+}
+
+#[derive(Serialize)]
+struct WalletBody<'a> {
+    id: IdText,
+    contact_id: IdText,
+    business_id: IdText,
+    currency: &'a str,
+    code: &'a str,
+    balances: BalancesView,
+    lots: LotsView<'a>,
+}
+
+#[derive(Serialize)]
+struct LotView {
+    id: IdText,
+    amount: MoneyView,
+    remaining: MoneyView,
+    expires_at: Option<TimeView>,
+    offer_id: Option<IdText>,
+    event_id: IdText,
+}
+
+/// The lots with money left, one by one as a sequence.
+struct LotsView<'a>(&'a Wallet);
+
+impl Serialize for LotsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0.currency;
+        s.collect_seq(
+            self.0
+                .lots
+                .iter()
+                .filter(|l| l.remaining.is_positive() && !l.expired)
+                .map(|l| LotView {
+                    id: IdText(l.id.0),
+                    amount: MoneyView(c, l.amount),
+                    remaining: MoneyView(c, l.remaining),
+                    expires_at: l.expires_at.map(TimeView),
+                    offer_id: l.offer_id.map(|o| IdText(o.0)),
+                    event_id: IdText(l.event_id.0),
+                }),
+        )
+    }
+}
+
+impl Serialize for WalletView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let w = self.wallet;
+        let c = w.currency;
+        WalletBody {
+            id: IdText(w.id.0),
+            contact_id: IdText(w.contact_id.0),
+            business_id: IdText(w.business_id.0),
+            currency: c.code(),
+            code: self.code,
+            balances: BalancesView {
+                commerce: MoneyView(c, w.unexpired_commerce(self.now)),
+                open: MoneyView(c, w.open),
+                reserved: MoneyView(c, w.reserved),
+                spendable: MoneyView(c, w.spendable(self.now).non_negative()),
+            },
+            lots: LotsView(w),
+        }
+        .serialize(s)
+    }
 }
 
 /// An event as API.md shows it; purchases carry their basket, amounts and spend. Serialized

@@ -207,16 +207,15 @@ impl WalletActor {
                     for (runtime, amount) in give_back {
                         runtime.budget.give_back(amount);
                     }
-                    metrics::counter!("rewards_events_total", "type" => event_type, "outcome" => "ok")
-                        .increment(1);
-                    metrics::histogram!("rewards_event_durable_seconds", "type" => event_type)
-                        .record(started.elapsed().as_secs_f64());
+                    crate::hot_metrics::event_committed(
+                        event_type,
+                        started.elapsed().as_secs_f64(),
+                    );
                     let _ = reply.send(Outcome::Done(Ok(answer)));
                 }
                 Err(error) => {
                     held.release();
-                    metrics::counter!("rewards_events_total", "type" => event_type, "outcome" => "failed")
-                        .increment(1);
+                    crate::hot_metrics::event_failed(event_type);
                     let _ = reply.send(Outcome::Done(Err(error.into())));
                 }
             }
