@@ -5,6 +5,10 @@
 //! temporary store, closes it, reopens it as `rewardsd` does (timing the recovery), then makes
 //! every wallet's actor resident and reports the resident memory per actor.
 //!
+//! Then it passivates every actor and reports what the process gave back, for `PROBE_ROUNDS`
+//! rounds (default 2) of making them all resident and passivating them again: memory kept after
+//! the first round should be used again by the next, not added to.
+//!
 //! With `PROBE_CRASH=1` the first store stops as a crash would (no closing checkpoint), so the
 //! reopening replays the log's tail: up to `checkpoint_bytes` of it, the worst case.
 
@@ -74,34 +78,54 @@ fn main() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = rss_bytes();
-        for chunk in contacts.chunks(1000) {
-            let answers = join_all(chunk.iter().map(|c| wallets::call(&app, *c, Command::Touch))).await;
-            anyhow::ensure!(answers.iter().all(Result::is_ok), "a wallet did not answer");
+        // Each round makes every wallet's actor resident, then passivates them all. Memory the
+        // allocator keeps after the first round should be used again by the next, not grow.
+        let rounds: usize = std::env::var("PROBE_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(2)
+            .max(1);
+        for round in 1..=rounds {
+            let start = rss_bytes();
+            for chunk in contacts.chunks(1000) {
+                let answers =
+                    join_all(chunk.iter().map(|c| wallets::call(&app, *c, Command::Touch))).await;
+                anyhow::ensure!(answers.iter().all(Result::is_ok), "a wallet did not answer");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let after = rss_bytes();
+            let resident = app.wallets.resident();
+            if round == 1 {
+                println!(
+                    "{resident} resident wallet actors: resident memory {:.0} MiB -> {:.0} MiB, {:.0} bytes per actor",
+                    before as f64 / (1 << 20) as f64,
+                    after as f64 / (1 << 20) as f64,
+                    (after.saturating_sub(before)) as f64 / resident as f64
+                );
+            } else {
+                println!(
+                    "round {round}: {resident} resident wallet actors again: resident memory {:.0} MiB -> {:.0} MiB",
+                    start as f64 / (1 << 20) as f64,
+                    after as f64 / (1 << 20) as f64,
+                );
+            }
+            // Passivate every actor and see what the process gives back.
+            app.wallets.passivate_idle_for(Duration::ZERO);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while app.wallets.resident() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // A passivated actor leaves the directory at once and stops after a grace of 5 s
+            // (commands already on their way to it are answered "retry" meanwhile).
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            let passivated = rss_bytes();
+            println!(
+                "round {round} after passivation: {} resident wallet actors, resident memory {:.0} MiB ({:+.0} MiB against the start of the round)",
+                app.wallets.resident(),
+                passivated as f64 / (1 << 20) as f64,
+                (passivated as f64 - start as f64) / (1 << 20) as f64
+            );
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = rss_bytes();
-        let resident = app.wallets.resident();
-        println!(
-            "{resident} resident wallet actors: resident memory {:.0} MiB -> {:.0} MiB, {:.0} bytes per actor",
-            before as f64 / (1 << 20) as f64,
-            after as f64 / (1 << 20) as f64,
-            (after.saturating_sub(before)) as f64 / resident as f64
-        );
-        // Passivate every actor and see what the process gives back.
-        app.wallets.passivate_idle_for(Duration::ZERO);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while app.wallets.resident() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let passivated = rss_bytes();
-
-        println!(
-            "after passivation: {} resident wallet actors, resident memory {:.0} MiB ({:.0} MiB given back)",
-            app.wallets.resident(),
-            passivated as f64 / (1 << 20) as f64,
-            after.saturating_sub(passivated) as f64 / (1 << 20) as f64
-        );
         println!(
             "inline sizes: wallet actor {} bytes (contact state {}, wallet {})",
             std::mem::size_of::<wallets::WalletActor>(),
