@@ -18,6 +18,8 @@ pub struct WalletDirectory {
     actors: DashMap<ContactId, (Addr<WalletActor>, Arc<Gauges>)>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
+    /// Actors passivated so far (left the directory on their own).
+    passivated: AtomicUsize,
     mailbox_capacity: usize,
     idle: Duration,
     /// Most wallet actors resident at once; starting one more is `overloaded` (the sweeper
@@ -35,6 +37,7 @@ impl WalletDirectory {
             actors: DashMap::new(),
             arbiters,
             next_arbiter: AtomicUsize::new(0),
+            passivated: AtomicUsize::new(0),
             mailbox_capacity,
             idle,
             max_resident: usize::MAX,
@@ -124,6 +127,17 @@ impl WalletDirectory {
         }
     }
 
+    /// Asks the allocator of every wallet arbiter, and of the calling thread, to give the
+    /// pages that stopped actors freed back to the system. mimalloc returns free pages lazily,
+    /// when their thread next allocates; an arbiter whose actors were passivated may not
+    /// allocate again for a long time, and would keep them.
+    pub fn release_free_memory(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.spawn_fn(collect_free_memory);
+        }
+        collect_free_memory();
+    }
+
     /// Asks every resident actor to passivate if it has been idle long enough.
     pub fn sweep(&self) {
         self.passivate_idle_for(self.idle);
@@ -147,9 +161,21 @@ impl WalletDirectory {
     pub fn start_sweeper(app: Arc<App>) {
         let every = (app.wallets.idle / 2).max(Duration::from_millis(500));
         actix::spawn(async move {
+            let mut passivated = app.wallets.passivated.load(Ordering::Relaxed);
             loop {
                 tokio::time::sleep(every).await;
                 app.wallets.sweep();
+                let now = app.wallets.passivated.load(Ordering::Relaxed);
+                if now != passivated {
+                    passivated = now;
+                    // The actors passivated since the last sweep stop after their grace; then
+                    // their memory can go back.
+                    let app = app.clone();
+                    actix::spawn(async move {
+                        tokio::time::sleep(PASSIVATION_GRACE + Duration::from_secs(1)).await;
+                        app.wallets.release_free_memory();
+                    });
+                }
             }
         });
     }
@@ -159,6 +185,9 @@ impl WalletDirectory {
             .actors
             .remove_if(&contact_id, |_, resident| &resident.0 == addr)
             .is_some();
+        if removed {
+            self.passivated.fetch_add(1, Ordering::Relaxed);
+        }
         metrics::gauge!("rewards_wallet_actors_resident").set(self.actors.len() as f64);
         removed
     }
@@ -202,4 +231,11 @@ pub async fn call(
         }
     }
     Err(DomainError::Overloaded.into())
+}
+
+/// Gives this thread's free allocator pages back to the system (see
+/// [`WalletDirectory::release_free_memory`]).
+fn collect_free_memory() {
+    // SAFETY: mi_collect only walks the calling thread's own heap; it takes no pointer.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }

@@ -117,7 +117,10 @@ fn main() -> anyhow::Result<()> {
             }
             // A passivated actor leaves the directory at once and stops after a grace of 5 s
             // (commands already on their way to it are answered "retry" meanwhile).
-            tokio::time::sleep(Duration::from_secs(7)).await;
+            // Then the server's sweeper asks the allocators to give the freed pages back.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            app.wallets.release_free_memory();
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let passivated = rss_bytes();
             println!(
                 "round {round} after passivation: {} resident wallet actors, resident memory {:.0} MiB ({:+.0} MiB against the start of the round)",
