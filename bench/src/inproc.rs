@@ -212,7 +212,9 @@ impl InProcess {
     }
 }
 
-async fn run_purchases(
+/// Submits `purchases` purchases of random baskets (30 % spending all they can) for random
+/// contacts at once and returns how long they took to be durable.
+pub async fn run_purchases(
     app: &Arc<App>,
     snapshot: &BusinessSnapshot,
     contacts: &[ContactId],

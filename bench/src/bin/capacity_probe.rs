@@ -9,15 +9,19 @@
 //! rounds (default 2) of making them all resident and passivating them again: memory kept after
 //! the first round should be used again by the next, not added to.
 //!
+//! With `PROBE_EVENTS=N` the first store also receives N purchases (random baskets, 30 %
+//! spending all they can) before it is closed, so the reopening has N events in the store.
+//!
 //! With `PROBE_CRASH=1` the first store stops as a crash would (no closing checkpoint), so the
 //! reopening replays the log's tail: up to `checkpoint_bytes` of it, the worst case.
 
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use rand::SeedableRng;
 use rewards_actors::config::Config;
 use rewards_actors::wallets::{self, Command};
-use rewards_bench::inproc::{create_contacts, setup};
+use rewards_bench::inproc::{create_contacts, run_purchases, setup};
 use rewards_storage::Durability;
 
 /// Resident set size of this process, in bytes.
@@ -31,6 +35,12 @@ fn rss_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
     pages * page
+}
+
+/// Whether the store's directory lock is still held (by the first opening's last actors).
+fn locked(dir: &std::path::Path) -> bool {
+    std::fs::File::open(dir.join("LOCK"))
+        .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,9 +57,34 @@ fn main() -> anyhow::Result<()> {
     let contacts = actix::System::new().block_on({
         let config = config.clone();
         async move {
-            let (app, store, _arbiters) = rewards_actors::server::open_app(&config)?;
+            let (app, store, arbiters) = rewards_actors::server::open_app(&config)?;
             let snapshot = setup(&app).await;
             let contacts = create_contacts(&app, &snapshot, wallets).await;
+            let events: usize = std::env::var("PROBE_EVENTS")
+                .ok()
+                .and_then(|e| e.parse().ok())
+                .unwrap_or(0);
+            if events > 0 {
+                let started = Instant::now();
+                let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+                let mut done = 0;
+                while done < events {
+                    let n = (events - done).min(2000);
+                    run_purchases(&app, &snapshot, &contacts, &mut rng, n).await;
+                    done += n;
+                    if done % 200_000 < n {
+                        eprintln!(
+                            "{done} purchases in {:.0} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+                println!(
+                    "{events} purchases in {:.1} s ({:.0}/s)",
+                    started.elapsed().as_secs_f64(),
+                    events as f64 / started.elapsed().as_secs_f64()
+                );
+            }
             if std::env::var("PROBE_CRASH").is_ok_and(|v| v == "1") {
                 println!(
                     "stopping as a crash would: {} changed keys not checkpointed",
@@ -58,6 +93,11 @@ fn main() -> anyhow::Result<()> {
                 store.close_without_checkpoint();
             } else {
                 store.close();
+            }
+            // The wallet actors hold the store (and its directory's lock) until their arbiters
+            // stop; the second opening below waits for that.
+            for arbiter in &arbiters {
+                arbiter.stop();
             }
             anyhow::Ok(contacts)
         }
@@ -68,6 +108,10 @@ fn main() -> anyhow::Result<()> {
     );
 
     actix::System::new().block_on(async move {
+        let stopping = Instant::now();
+        while locked(&config.data_dir) && stopping.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let started = Instant::now();
         let (app, store, _arbiters) = rewards_actors::server::open_app(&config)?;
         let recovery = started.elapsed();
