@@ -220,17 +220,25 @@ fn price_decimal(value: Decimal, currency: Currency) -> Decimal {
 /// The whole wallet object of API.md, serialized straight from the wallet (no JSON tree: a
 /// wallet with many lots is read often).
 pub fn render_wallet<'a>(wallet: &'a Wallet, code: &'a str, now: Timestamp) -> WalletView<'a> {
-    WalletView { wallet, code, now }
-}
-
-pub struct WalletView<'a> {
-    wallet: &'a Wallet,
-    code: &'a str,
-    now: Timestamp,
+    let c = wallet.currency;
+    WalletView {
+        id: IdText(wallet.id.0),
+        contact_id: IdText(wallet.contact_id.0),
+        business_id: IdText(wallet.business_id.0),
+        currency: wallet.currency.code(),
+        code,
+        balances: BalancesView {
+            commerce: MoneyView(c, wallet.unexpired_commerce(now)),
+            open: MoneyView(c, wallet.open),
+            reserved: MoneyView(c, wallet.reserved),
+            spendable: MoneyView(c, wallet.spendable(now).non_negative()),
+        },
+        lots: LotsView(wallet),
+    }
 }
 
 #[derive(Serialize)]
-struct WalletBody<'a> {
+pub struct WalletView<'a> {
     id: IdText,
     contact_id: IdText,
     business_id: IdText,
@@ -270,28 +278,6 @@ impl Serialize for LotsView<'_> {
                     event_id: IdText(l.event_id.0),
                 }),
         )
-    }
-}
-
-impl Serialize for WalletView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let w = self.wallet;
-        let c = w.currency;
-        WalletBody {
-            id: IdText(w.id.0),
-            contact_id: IdText(w.contact_id.0),
-            business_id: IdText(w.business_id.0),
-            currency: c.code(),
-            code: self.code,
-            balances: BalancesView {
-                commerce: MoneyView(c, w.unexpired_commerce(self.now)),
-                open: MoneyView(c, w.open),
-                reserved: MoneyView(c, w.reserved),
-                spendable: MoneyView(c, w.spendable(self.now).non_negative()),
-            },
-            lots: LotsView(w),
-        }
-        .serialize(s)
     }
 }
 

@@ -43,6 +43,14 @@ fn locked(dir: &std::path::Path) -> bool {
         .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
+/// A count from the environment, or `default` when it is not set (or not a number).
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() -> anyhow::Result<()> {
     let wallets: usize = std::env::args().nth(1).map_or(Ok(100_000), |w| w.parse())?;
     let dir = tempfile::tempdir()?;
@@ -60,10 +68,7 @@ fn main() -> anyhow::Result<()> {
             let (app, store, arbiters) = rewards_actors::server::open_app(&config)?;
             let snapshot = setup(&app).await;
             let contacts = create_contacts(&app, &snapshot, wallets).await;
-            let events: usize = std::env::var("PROBE_EVENTS")
-                .ok()
-                .and_then(|e| e.parse().ok())
-                .unwrap_or(0);
+            let events = env_number("PROBE_EVENTS", 0);
             if events > 0 {
                 let started = Instant::now();
                 let mut rng = rand::rngs::StdRng::seed_from_u64(11);
@@ -121,14 +126,9 @@ fn main() -> anyhow::Result<()> {
             store.disk_space() / (1 << 20)
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let before = rss_bytes();
         // Each round makes every wallet's actor resident, then passivates them all. Memory the
         // allocator keeps after the first round should be used again by the next, not grow.
-        let rounds: usize = std::env::var("PROBE_ROUNDS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(2)
-            .max(1);
+        let rounds = env_number("PROBE_ROUNDS", 2).max(1);
         for round in 1..=rounds {
             let start = rss_bytes();
             for chunk in contacts.chunks(1000) {
@@ -142,9 +142,9 @@ fn main() -> anyhow::Result<()> {
             if round == 1 {
                 println!(
                     "{resident} resident wallet actors: resident memory {:.0} MiB -> {:.0} MiB, {:.0} bytes per actor",
-                    before as f64 / (1 << 20) as f64,
+                    start as f64 / (1 << 20) as f64,
                     after as f64 / (1 << 20) as f64,
-                    (after.saturating_sub(before)) as f64 / resident as f64
+                    (after.saturating_sub(start)) as f64 / resident as f64
                 );
             } else {
                 println!(
