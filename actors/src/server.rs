@@ -28,6 +28,14 @@ pub fn run(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
     system.block_on(serve(config, admin_key, None))
 }
 
+/// A line for whoever started the server. A closed or full standard output (a pipe whose reader
+/// went away) must not stop the server, so a failed write is dropped, where `println!` panics.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 /// What runs once the server listens, given its base URL.
 type OnListening = Box<dyn FnOnce(String) -> futures::future::LocalBoxFuture<'static, ()>>;
 
@@ -38,7 +46,7 @@ pub fn run_demo(config: Config, admin_key: String) -> anyhow::Result<()> {
     let seed: OnListening = Box::new(move |base: String| {
         Box::pin(async move {
             match crate::demo::seed(&base, &key).await {
-                Ok(text) => println!("{text}"),
+                Ok(text) => announce(&text),
                 Err(error) => {
                     tracing::error!(%error, "the demo world could not be made");
                     eprintln!("rewardsd demo: the demo world could not be made: {error:#}");
@@ -127,7 +135,9 @@ async fn serve(
     let started = Instant::now();
     let (app, store, arbiters) = open_app(&config)?;
     if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
-        println!("Generated operator key (shown once, stored hashed): {secret}");
+        announce(&format!(
+            "Generated operator key (shown once, stored hashed): {secret}"
+        ));
     }
     let data = web::Data::from(app.clone());
     let server = actix_web::HttpServer::new(move || {
@@ -211,7 +221,7 @@ async fn serve(
     app.set_ready(true);
     for address in &addresses {
         // Tests and scripts read this line to find an ephemeral port.
-        println!("rewardsd listening on http://{address}");
+        announce(&format!("rewardsd listening on http://{address}"));
         tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, "listening");
     }
     if let (Some(hook), Some(address)) = (on_listening, addresses.first()) {
