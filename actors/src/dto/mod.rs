@@ -2,6 +2,7 @@
 
 pub mod business;
 pub mod contact;
+pub(crate) mod json_out;
 pub mod offer;
 pub mod purchase;
 

@@ -510,10 +510,10 @@ async fn get_purchase(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     match visible_event(&app, &principal, &path) {
-        Ok(event) => Ok(ok(&render_event(
-            &event,
-            currency_of(&app, event.business_id)?,
-        ))),
+        Ok(event) => Ok(super::json::respond_bytes(
+            StatusCode::OK,
+            render_event(&event, currency_of(&app, event.business_id)?).to_json(),
+        )),
         // Not a purchase yet: processor routing may hold it (waiting, unclaimed, unmatched).
         Err(ApiError::Domain(DomainError::NotFound(_))) => {
             let route = visible_route(&app, &principal, &path)?;

@@ -142,7 +142,7 @@ impl WalletActor {
             .ok_or_else(|| Failure::Internal("the achievement was not put".into()))?;
         change.reply = Reply {
             status: StatusCode::CREATED,
-            body: crate::json_bytes(&render_event(event, snapshot.business.currency)),
+            body: render_event(event, snapshot.business.currency).to_json(),
         };
         change.idempotency = job.idempotency;
         Ok(change)
@@ -195,7 +195,7 @@ impl WalletActor {
             .ok_or_else(|| Failure::Internal("the statement was not put".into()))?;
         change.reply = Reply {
             status: StatusCode::CREATED,
-            body: crate::json_bytes(&render_event(event, snapshot.business.currency)),
+            body: render_event(event, snapshot.business.currency).to_json(),
         };
         change.idempotency = job.idempotency;
         Ok(change)

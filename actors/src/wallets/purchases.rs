@@ -118,14 +118,14 @@ impl WalletActor {
             .last()
             .ok_or_else(|| Failure::Internal("the purchase was not put".into()))?;
         let body = match answer {
-            Answer::Purchase => crate::json_bytes(&render_event(event, currency)),
+            Answer::Purchase => render_event(event, currency).to_json(),
             Answer::StatusOnly => Vec::new(),
         };
         // Announced in the purchase's own commit (only rendered when someone subscribed).
         if crate::webhooks::wanted(&snapshot.webhooks, crate::webhooks::PURCHASE_POSTED) {
             let data = match answer {
                 Answer::Purchase => body.clone(),
-                Answer::StatusOnly => crate::json_bytes(&render_event(event, currency)),
+                Answer::StatusOnly => render_event(event, currency).to_json(),
             };
             crate::webhooks::enqueue(
                 &mut change.set,
@@ -213,7 +213,7 @@ impl WalletActor {
             .events
             .last()
             .ok_or_else(|| Failure::Internal("the void was not put".into()))?;
-        let body = crate::json_bytes(&render_event(event, currency));
+        let body = render_event(event, currency).to_json();
         if event.event_type == EventType::Purchase {
             crate::webhooks::enqueue(
                 &mut change.set,
