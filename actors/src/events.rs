@@ -164,6 +164,54 @@ pub struct KpiRecord {
     pub value: rust_decimal::Decimal,
 }
 
+impl EventRecord {
+    /// A posted event of the contact's wallet with nothing but its ids, type and time: what
+    /// every operation fills in.
+    pub fn posted(
+        id: EventId,
+        event_type: EventType,
+        business_id: BusinessId,
+        contact_id: ContactId,
+        wallet_id: WalletId,
+        now: Timestamp,
+    ) -> EventRecord {
+        EventRecord {
+            id,
+            event_type,
+            business_id,
+            contact_id,
+            wallet_id,
+            state: EventState::Posted,
+            origin: "backend".into(),
+            performed_on: now,
+            created_at: now,
+            classification: None,
+            reference_number: None,
+            tap_code: None,
+            merchant_id: None,
+            external_system: String::new(),
+            external_reference: None,
+            identity: None,
+            purchase: None,
+            payment_medium: None,
+            amount: None,
+            awards: Vec::new(),
+            spend: None,
+            wallet_after: Default::default(),
+            spendable_after: Money::ZERO,
+            returns: ReturnsRecord::default(),
+            cancelled_at: None,
+            cancel_reason: None,
+            route: None,
+            achievement: None,
+            statement: None,
+            of_event: None,
+            later_spent: Money::ZERO,
+            referral: None,
+        }
+    }
+}
+
 /// The kind of an achievement and the details that go with it (SPEC section 4).
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct AchievementRecord {

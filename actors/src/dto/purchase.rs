@@ -1111,40 +1111,16 @@ mod tests {
     }
 
     fn plain_event(event_type: EventType) -> EventRecord {
-        EventRecord {
-            id: EventId::from_bytes([1; 16]),
+        let mut event = EventRecord::posted(
+            EventId::from_bytes([1; 16]),
             event_type,
-            business_id: BusinessId::from_bytes([2; 16]),
-            contact_id: ContactId::from_bytes([3; 16]),
-            wallet_id: WalletId::from_bytes([4; 16]),
-            state: EventState::Posted,
-            origin: "backend".into(),
-            performed_on: Timestamp(1_700_000_000_123),
-            created_at: Timestamp(1_700_000_001_000),
-            classification: None,
-            reference_number: None,
-            tap_code: None,
-            merchant_id: None,
-            external_system: String::new(),
-            external_reference: None,
-            identity: None,
-            purchase: None,
-            payment_medium: None,
-            amount: None,
-            awards: Vec::new(),
-            spend: None,
-            wallet_after: Default::default(),
-            spendable_after: Money::ZERO,
-            returns: ReturnsRecord::default(),
-            cancelled_at: None,
-            cancel_reason: None,
-            route: None,
-            achievement: None,
-            statement: None,
-            of_event: None,
-            later_spent: Money::ZERO,
-            referral: None,
-        }
+            BusinessId::from_bytes([2; 16]),
+            ContactId::from_bytes([3; 16]),
+            WalletId::from_bytes([4; 16]),
+            Timestamp(1_700_000_001_000),
+        );
+        event.performed_on = Timestamp(1_700_000_000_123);
+        event
     }
 
     fn line(sku: &str, name: Option<&str>, quantity: Decimal, price: Decimal) -> LineInput {

@@ -53,8 +53,7 @@ use crate::dto::contact::render_contact;
 use crate::dto::purchase::{render_event, render_wallet};
 use crate::error::Failure;
 use crate::events::{
-    AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, ReturnsRecord,
-    SpendRecord,
+    AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, SpendRecord,
 };
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;
@@ -347,38 +346,12 @@ fn new_event(
     snapshot: &BusinessSnapshot,
     now: Timestamp,
 ) -> EventRecord {
-    EventRecord {
+    EventRecord::posted(
         id,
         event_type,
-        business_id: snapshot.business.id,
-        contact_id: change.contact.id,
-        wallet_id: change.wallet.id,
-        state: EventState::Posted,
-        origin: "backend".into(),
-        performed_on: now,
-        created_at: now,
-        classification: None,
-        reference_number: None,
-        tap_code: None,
-        merchant_id: None,
-        external_system: String::new(),
-        external_reference: None,
-        identity: None,
-        purchase: None,
-        payment_medium: None,
-        amount: None,
-        awards: Vec::new(),
-        spend: None,
-        wallet_after: Default::default(),
-        spendable_after: Money::ZERO,
-        returns: ReturnsRecord::default(),
-        cancelled_at: None,
-        cancel_reason: None,
-        route: None,
-        achievement: None,
-        statement: None,
-        of_event: None,
-        later_spent: Money::ZERO,
-        referral: None,
-    }
+        snapshot.business.id,
+        change.contact.id,
+        change.wallet.id,
+        now,
+    )
 }
