@@ -46,14 +46,53 @@ fn decode_config() -> bincode::config::Configuration<
 }
 
 pub fn encode<T: Record>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+    ENCODE_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            // Encoded into this thread's buffer, then copied out at its exact size: one
+            // allocation per record, where a growing vector reallocated (and copied) each time it
+            // doubled past 128 bytes. An event record is about a kilobyte.
+            buffer.clear();
+            encode_into(value, &mut buffer);
+            let out = buffer.to_vec();
+            if buffer.capacity() > ENCODE_BUFFER_KEPT {
+                *buffer = Vec::new();
+            }
+            out
+        }
+        // Only reached if a record's serialization encoded another record (none does).
+        Err(_) => {
+            let mut out = Vec::with_capacity(128);
+            encode_into(value, &mut out);
+            out
+        }
+    })
+}
+
+/// The encoding buffer a thread keeps between records, up to this capacity.
+const ENCODE_BUFFER_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn encode_into<T: Record>(value: &T, out: &mut Vec<u8>) {
     out.push(T::VERSION);
     // Writing into a Vec cannot fail, and the records are derived types whose serialization
     // cannot either; a failure would be a bug in a record type, not something a request causes.
     #[allow(clippy::expect_used)]
-    bincode::serde::encode_into_std_write(value, &mut out, config())
+    bincode::serde::encode_into_writer(value, VecWriter(out), config())
         .expect("encoding into a Vec cannot fail");
-    out
+}
+
+/// bincode's output straight into a vector (its `std::io::Write` adapter costs a call and a
+/// `Result` per field).
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
