@@ -93,9 +93,7 @@ fn main() -> anyhow::Result<()> {
         .truncate(true)
         .write(true)
         .open(&prepared_path)?;
-    for _ in 0..rounds {
-        prepared.write_all(&vec![0u8; block.len()])?;
-    }
+    prepared.write_all(&vec![0u8; block.len() * rounds])?;
     fdatasync(&prepared);
     prepared.seek(std::io::SeekFrom::Start(0))?;
     let overwritten = timed_syncs(&mut prepared, &block, rounds)?;
