@@ -9,10 +9,13 @@
 //! checkpoint covers).
 
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Read, Write};
+use std::io::{IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::store::{Durability, StoreError};
 
@@ -44,6 +47,10 @@ const HEADER_BYTES: usize = 16;
 /// bounded by the store's limits, stays far below this in practice; a larger one is refused.
 pub const MAX_RECORD_BYTES: usize = 1 << 30;
 const SEGMENT_SUFFIX: &str = ".wal";
+/// The next segment while it is being prepared: not a segment until it is renamed to one.
+const SPARE_NAME: &str = "next-segment.prepare";
+/// Zeros written per system call while a segment is prepared.
+const PREPARE_CHUNK: usize = 1 << 20;
 
 struct Active {
     file: File,
@@ -51,16 +58,41 @@ struct Active {
     next: Position,
     /// Bytes written to the active segment.
     bytes: u64,
+    /// The next segment has been asked of the preparer.
+    spare_asked: bool,
+}
+
+/// The preparer's side: the next segment, written full of zeros and synced ahead of the writer.
+#[derive(Default)]
+struct SpareSlot {
+    asked: bool,
+    busy: bool,
+    ready: Option<File>,
+}
+
+struct Preparer {
+    slot: Mutex<SpareSlot>,
+    wake: Condvar,
+    stop: AtomicBool,
 }
 
 /// A log in a directory of segment files, each named by the position of its first record. The
 /// writer appends to the newest; a new segment starts when the active one passes
 /// `segment_bytes`; a truncation deletes whole segments a checkpoint covers.
+///
+/// Segments are prepared ahead of the writer: once the active segment is half full, a
+/// background thread writes the next one full of zeros and syncs it, and the writer renames it
+/// into place when it rolls over. An fdatasync after a write into space the file already holds
+/// flushes the data alone; after an append that grows the file it also commits the new size
+/// through the file system's journal, which costs about as much again (`fsync-probe`). Reading
+/// a segment, zeros after the last record are the end of the log, not damage.
 pub struct FileLog {
     dir: PathBuf,
     durability: Durability,
     segment_bytes: u64,
     active: Mutex<Active>,
+    preparer: Arc<Preparer>,
+    preparing: Option<JoinHandle<()>>,
 }
 
 fn io(what: &str, path: &Path, error: std::io::Error) -> StoreError {
@@ -125,12 +157,61 @@ fn checksum(length: usize, sequence: Position, body: &[u8]) -> u32 {
 struct Scan {
     /// Position of the last whole record (0 if none).
     last: Position,
-    /// Bytes of whole records; anything after is a torn write.
+    /// Bytes of whole records; anything after is zeros or a torn write.
     valid_bytes: u64,
-    /// The segment ends with a record cut short or with a bad checksum.
+    /// The segment ends with a record cut short or with a bad checksum (not with zeros).
     torn: bool,
-    /// A bad record is followed by more bytes: not a crash's torn write.
+    /// A bad record is followed by more records: not a crash's torn write.
     corrupt: bool,
+}
+
+/// Whether a record with a position after `expected` and a good checksum starts anywhere in
+/// `rest`: a bad record with whole records after it was damaged after it was written.
+fn a_later_record_in(rest: &[u8], expected: Position) -> bool {
+    (0..=rest.len().saturating_sub(HEADER_BYTES)).any(|at| {
+        let field = |from: usize, to: usize| rest.get(at + from..at + to).unwrap_or_default();
+        let sequence = u64::from_le_bytes(field(8, 16).try_into().unwrap_or_default());
+        if sequence <= expected || sequence - expected > 1 << 20 {
+            return false;
+        }
+        let length = u32::from_le_bytes(field(0, 4).try_into().unwrap_or_default()) as usize;
+        let crc = u32::from_le_bytes(field(4, 8).try_into().unwrap_or_default());
+        rest.get(at + HEADER_BYTES..(at + HEADER_BYTES).saturating_add(length))
+            .is_some_and(|body| checksum(length, sequence, body) == crc)
+    })
+}
+
+/// Tells what follows the last whole record at `at` in `bytes`, where the record `expected`
+/// did not read back whole.
+fn classify_end(bytes: &[u8], at: usize, expected: Position, last: Position) -> Scan {
+    let rest = bytes.get(at..).unwrap_or_default();
+    let end = |torn, corrupt| Scan {
+        last,
+        valid_bytes: at as u64,
+        torn,
+        corrupt,
+    };
+    if rest.iter().all(|b| *b == 0) {
+        // The end of the file, or the zeros of a prepared segment the writer had not reached.
+        return end(false, false);
+    }
+    // Whatever a crash tore is the one record that was being written: it lies wholly inside
+    // the length its header gives, when the header survived. Bytes past it, or whole records
+    // anywhere after it, were written after it, so it was damaged after it was acknowledged.
+    let header = rest.get(..HEADER_BYTES);
+    let length = header.and_then(|h| h.get(0..4)).map_or(0, |w| {
+        u32::from_le_bytes(w.try_into().unwrap_or_default()) as usize
+    });
+    let sequence = header
+        .and_then(|h| h.get(8..16))
+        .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    let claimed_end = HEADER_BYTES.saturating_add(length);
+    let header_sane = sequence == expected && claimed_end <= rest.len();
+    let bytes_past_it = header_sane
+        && rest
+            .get(claimed_end..)
+            .is_some_and(|after| after.iter().any(|b| *b != 0));
+    end(true, bytes_past_it || a_later_record_in(rest, expected))
 }
 
 /// Reads the records of one segment in order, calling `visit` with those after `after`.
@@ -149,12 +230,7 @@ fn scan(
     let mut last = first.saturating_sub(1);
     loop {
         let Some(header) = bytes.get(at..at + HEADER_BYTES) else {
-            return Ok(Scan {
-                last,
-                valid_bytes: at as u64,
-                torn: at != bytes.len(),
-                corrupt: false,
-            });
+            return Ok(classify_end(&bytes, at, expected, last));
         };
         let word = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
         let length = u32::from_le_bytes(word(0..4).try_into().unwrap_or_default()) as usize;
@@ -171,18 +247,93 @@ fn scan(
                 expected += 1;
                 at = body_at + length;
             }
-            _ => {
-                // A record cut short by a crash is the last thing in the file. A bad record
-                // with bytes after it was written whole and damaged later: corruption.
-                let reaches_end = body_at.saturating_add(length) >= bytes.len();
-                return Ok(Scan {
-                    last,
-                    valid_bytes: at as u64,
-                    torn: true,
-                    corrupt: !reaches_end,
-                });
+            _ => return Ok(classify_end(&bytes, at, expected, last)),
+        }
+    }
+}
+
+/// Writes the spare segment full of zeros and syncs it; `None` if asked to stop first.
+fn prepare_spare(dir: &Path, bytes: u64, stop: &AtomicBool) -> Result<Option<File>, StoreError> {
+    let path = dir.join(SPARE_NAME);
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io("creating", &path, e))?;
+    let zeros = vec![0u8; PREPARE_CHUNK];
+    let mut left = bytes;
+    while left > 0 {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let n = left.min(PREPARE_CHUNK as u64) as usize;
+        file.write_all(zeros.get(..n).unwrap_or_default())
+            .map_err(|e| io("preparing", &path, e))?;
+        write_back(&file, bytes - left, n).map_err(|e| io("preparing", &path, e))?;
+        left -= n as u64;
+    }
+    file.sync_all()
+        .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
+        .map_err(|e| io("syncing", &path, e))?;
+    Ok(Some(file))
+}
+
+/// Writes one chunk of the spare to the disk and waits for it, so that the spare never holds
+/// more than a chunk of dirty pages: a whole segment flushed at once would hold the disk for
+/// long enough to delay the writer's fdatasyncs behind it.
+#[cfg(target_os = "linux")]
+fn write_back(file: &File, offset: u64, bytes: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: the descriptor is open for the call's duration; the range is plain integers.
+    let done =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), offset as i64, bytes as i64, flags) };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_back(_file: &File, _offset: u64, _bytes: usize) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The preparer's thread: prepares a spare segment each time the writer asks for one.
+fn run_preparer(dir: PathBuf, bytes: u64, preparer: Arc<Preparer>) {
+    loop {
+        {
+            let mut slot = preparer.slot.lock();
+            while !slot.asked && !preparer.stop.load(Ordering::Relaxed) {
+                preparer.wake.wait(&mut slot);
+            }
+            if preparer.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            slot.asked = false;
+            slot.busy = true;
+        }
+        let prepared = prepare_spare(&dir, bytes, &preparer.stop);
+        let mut slot = preparer.slot.lock();
+        slot.busy = false;
+        match prepared {
+            Ok(Some(file)) => {
+                slot.ready = Some(file);
+                metrics::counter!("rewards_log_segments_prepared_total").increment(1);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                // The writer starts its next segment empty, as it would without a preparer.
+                tracing::warn!(%error, "preparing the next log segment failed");
+                let _ = std::fs::remove_file(dir.join(SPARE_NAME));
             }
         }
+        preparer.wake.notify_all();
     }
 }
 
@@ -199,6 +350,11 @@ impl FileLog {
         checkpoint: Position,
     ) -> Result<FileLog, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        // A spare left by a stop or a crash may be partly written: it is prepared again.
+        let spare = dir.join(SPARE_NAME);
+        if spare.exists() {
+            std::fs::remove_file(&spare).map_err(|e| io("removing", &spare, e))?;
+        }
         let found = segments(dir)?;
         if let Some((first, path)) = found.first() {
             if *first > checkpoint.saturating_add(1) {
@@ -212,7 +368,7 @@ impl FileLog {
             }
         }
         let mut next = 1;
-        let mut tail: Option<(PathBuf, u64)> = None;
+        let mut tail: Option<(PathBuf, u64, bool)> = None;
         let count = found.len();
         for (index, (first, path)) in found.iter().enumerate() {
             // Segments whose records the checkpoint covers may be gone or torn (a crash while
@@ -236,7 +392,7 @@ impl FileLog {
                 )));
             }
             next = scan.last + 1;
-            tail = Some((path.clone(), scan.valid_bytes));
+            tail = Some((path.clone(), scan.valid_bytes, scan.torn));
         }
         if next <= checkpoint {
             // Every record on disk is covered by the checkpoint: the old segments go first,
@@ -246,47 +402,74 @@ impl FileLog {
                 std::fs::remove_file(path).map_err(|e| io("removing", path, e))?;
             }
             sync_dir(dir)?;
-            return Ok(FileLog {
-                dir: dir.to_path_buf(),
-                durability,
-                segment_bytes: segment_bytes.max(1),
-                active: Mutex::new(Active {
-                    file: Self::create_segment(dir, checkpoint + 1)?,
-                    next: checkpoint + 1,
-                    bytes: 0,
-                }),
-            });
+            let active = Active {
+                file: Self::create_segment(dir, checkpoint + 1)?,
+                next: checkpoint + 1,
+                bytes: 0,
+                spare_asked: false,
+            };
+            return Self::start(dir, durability, segment_bytes, active);
         }
         let active = match tail {
-            Some((path, valid_bytes)) => {
-                let file = OpenOptions::new()
+            Some((path, valid_bytes, torn)) => {
+                let mut file = OpenOptions::new()
                     .write(true)
                     .open(&path)
                     .map_err(|e| io("opening", &path, e))?;
-                // Cut a torn record off, so the next append follows the last whole one.
-                file.set_len(valid_bytes)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| io("truncating", &path, e))?;
-                let mut file = file;
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+                if torn {
+                    // Cut a torn record off, so the next append follows the last whole one
+                    // and nothing of it is left after a shorter record written over it.
+                    file.set_len(valid_bytes)
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| io("truncating", &path, e))?;
+                }
+                // Zeros after the last record (a prepared segment) stay: appends write over them.
+                file.seek(SeekFrom::Start(valid_bytes))
                     .map_err(|e| io("seeking", &path, e))?;
                 Active {
                     file,
                     next,
                     bytes: valid_bytes,
+                    spare_asked: false,
                 }
             }
             None => Active {
                 file: Self::create_segment(dir, next)?,
                 next,
                 bytes: 0,
+                spare_asked: false,
             },
+        };
+        Self::start(dir, durability, segment_bytes, active)
+    }
+
+    /// The log around its active segment, with its preparer's thread started.
+    fn start(
+        dir: &Path,
+        durability: Durability,
+        segment_bytes: u64,
+        active: Active,
+    ) -> Result<FileLog, StoreError> {
+        let segment_bytes = segment_bytes.max(1);
+        let preparer = Arc::new(Preparer {
+            slot: Mutex::new(SpareSlot::default()),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let preparing = {
+            let (owned, preparer) = (dir.to_path_buf(), preparer.clone());
+            std::thread::Builder::new()
+                .name("log-preparer".into())
+                .spawn(move || run_preparer(owned, segment_bytes, preparer))
+                .map_err(|e| io("starting the preparer of", dir, e))?
         };
         Ok(FileLog {
             dir: dir.to_path_buf(),
             durability,
-            segment_bytes: segment_bytes.max(1),
+            segment_bytes,
             active: Mutex::new(active),
+            preparer,
+            preparing: Some(preparing),
         })
     }
 
@@ -299,6 +482,31 @@ impl FileLog {
             .map_err(|e| io("creating", &path, e))?;
         sync_dir(dir)?;
         Ok(file)
+    }
+
+    /// The next segment: the prepared spare renamed into place when it is ready, else a new
+    /// empty file (the preparer was late, failed, or was never asked).
+    fn next_segment(&self, first: Position) -> Result<File, StoreError> {
+        let ready = self.preparer.slot.lock().ready.take();
+        let Some(file) = ready else {
+            metrics::counter!("rewards_log_segments_unprepared_total").increment(1);
+            return Self::create_segment(&self.dir, first);
+        };
+        let path = self.dir.join(segment_name(first));
+        std::fs::rename(self.dir.join(SPARE_NAME), &path)
+            .map_err(|e| io("renaming the prepared segment to", &path, e))?;
+        // The new name is durable before any record is written under it.
+        sync_dir(&self.dir)?;
+        Ok(file)
+    }
+
+    /// Blocks until the preparer is idle (a test sees whether a spare was made).
+    #[cfg(test)]
+    fn wait_for_preparer(&self) {
+        let mut slot = self.preparer.slot.lock();
+        while slot.asked || slot.busy {
+            self.preparer.wake.wait(&mut slot);
+        }
     }
 
     /// The position the next append gets.
@@ -328,8 +536,9 @@ impl Log for FileLog {
                 .file
                 .sync_data()
                 .map_err(|e| io("syncing", &self.dir, e))?;
-            active.file = Self::create_segment(&self.dir, active.next)?;
+            active.file = self.next_segment(active.next)?;
             active.bytes = 0;
+            active.spare_asked = false;
         }
         let sequence = active.next;
         let length = (record.len() as u32).to_le_bytes();
@@ -353,6 +562,15 @@ impl Log for FileLog {
         }
         active.bytes += (HEADER_BYTES + record.len()) as u64;
         active.next += 1;
+        if !active.spare_asked && active.bytes >= self.segment_bytes / 2 {
+            // Half full: the next segment is prepared while the writer fills this one.
+            active.spare_asked = true;
+            let mut slot = self.preparer.slot.lock();
+            if slot.ready.is_none() && !slot.busy {
+                slot.asked = true;
+                self.preparer.wake.notify_all();
+            }
+        }
         Ok(sequence)
     }
 
@@ -396,6 +614,20 @@ impl Log for FileLog {
             sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for FileLog {
+    fn drop(&mut self) {
+        self.preparer.stop.store(true, Ordering::Relaxed);
+        self.preparer.wake.notify_all();
+        if let Some(thread) = self.preparing.take() {
+            let _ = thread.join();
+        }
+        // An unused spare is only zeros: it is not left taking a segment's space.
+        if self.preparer.slot.lock().ready.take().is_some() {
+            let _ = std::fs::remove_file(self.dir.join(SPARE_NAME));
+        }
     }
 }
 
@@ -543,5 +775,129 @@ mod tests {
         drop(log);
         // Records after a checkpoint that are gone are an error, not a silent gap.
         assert!(FileLog::open(dir.path(), Durability::Buffered, 64, 10).is_err());
+    }
+
+    /// A log of 4 KiB segments whose second segment is a prepared one, holding records 6
+    /// and 7 (1,000 bytes each) before its zeros. Returns the second segment's path.
+    fn log_on_a_prepared_segment(dir: &Path) -> PathBuf {
+        let log = FileLog::open(dir, Durability::Sync, 4096, 0).unwrap();
+        for i in 1..=3u8 {
+            assert_eq!(log.append(&[i; 1000]).unwrap(), u64::from(i));
+        }
+        // Three records fill the segment past half: the next one is being prepared.
+        log.wait_for_preparer();
+        assert!(dir.join(SPARE_NAME).exists(), "no spare was prepared");
+        for i in 4..=7u8 {
+            assert_eq!(log.append(&[i; 1000]).unwrap(), u64::from(i));
+        }
+        drop(log);
+        let found = segments(dir).unwrap();
+        assert_eq!(
+            found.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            vec![1, 6]
+        );
+        let (_, second) = found.into_iter().nth(1).unwrap();
+        assert_eq!(std::fs::metadata(&second).unwrap().len(), 4096);
+        assert!(
+            !dir.join(SPARE_NAME).exists(),
+            "an unused spare was left behind"
+        );
+        second
+    }
+
+    fn bodies(log: &FileLog) -> Vec<(Position, u8)> {
+        collect(log, 0)
+            .into_iter()
+            .map(|(p, r)| (p, r.first().copied().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn a_prepared_segment_reads_back_to_its_last_record_and_keeps_its_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let second = log_on_a_prepared_segment(dir.path());
+        let log = FileLog::open(dir.path(), Durability::Sync, 4096, 0).unwrap();
+        assert_eq!(
+            bodies(&log),
+            (1..=7u8).map(|i| (u64::from(i), i)).collect::<Vec<_>>()
+        );
+        assert_eq!(log.append(&[8; 1000]).unwrap(), 8);
+        drop(log);
+        // The record went into the prepared space: the file did not grow.
+        assert_eq!(std::fs::metadata(&second).unwrap().len(), 4096);
+        let log = FileLog::open(dir.path(), Durability::Sync, 4096, 0).unwrap();
+        assert_eq!(bodies(&log).last(), Some(&(8, 8)));
+        assert_eq!(log.next_position(), 9);
+    }
+
+    #[test]
+    fn a_record_torn_inside_a_prepared_segment_is_cut_off() {
+        // A crash can leave any of the pages of the record being written: its header and part
+        // of its body, or its body without its header.
+        let torn_writes: [&[(usize, &[u8])]; 3] = [
+            &[
+                (0, &[0xe8, 3, 0, 0, 1, 2, 3, 4, 8, 0, 0, 0, 0, 0, 0, 0]),
+                (16, &[8; 300]),
+            ],
+            &[(16 + 500, &[8; 300])],
+            &[(0, &[0xe8, 3])],
+        ];
+        for writes in torn_writes {
+            let dir = tempfile::tempdir().unwrap();
+            let second = log_on_a_prepared_segment(dir.path());
+            let mut bytes = std::fs::read(&second).unwrap();
+            let end = 2 * (HEADER_BYTES + 1000);
+            for (offset, data) in writes {
+                bytes[end + offset..end + offset + data.len()].copy_from_slice(data);
+            }
+            std::fs::write(&second, &bytes).unwrap();
+            let log = FileLog::open(dir.path(), Durability::Sync, 4096, 0).unwrap();
+            assert_eq!(log.append(&[9; 10]).unwrap(), 8);
+            drop(log);
+            let log = FileLog::open(dir.path(), Durability::Sync, 4096, 0).unwrap();
+            assert_eq!(
+                bodies(&log),
+                (1..=7u8)
+                    .map(|i| (u64::from(i), i))
+                    .chain([(8, 9)])
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_in_a_prepared_segment_with_records_after_it_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let second = log_on_a_prepared_segment(dir.path());
+        let mut bytes = std::fs::read(&second).unwrap();
+        // The header of record 6 zeroed, or its body changed, with record 7 whole after it.
+        let mut zeroed = bytes.clone();
+        zeroed[..HEADER_BYTES].fill(0);
+        bytes[HEADER_BYTES + 10] ^= 1;
+        for damaged in [zeroed, bytes] {
+            std::fs::write(&second, &damaged).unwrap();
+            assert!(FileLog::open(dir.path(), Durability::Sync, 4096, 0).is_err());
+        }
+    }
+
+    #[test]
+    fn a_spare_left_by_a_crash_is_prepared_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SPARE_NAME), [5u8; 100]).unwrap();
+        let log = FileLog::open(dir.path(), Durability::Sync, 4096, 0).unwrap();
+        assert!(!dir.path().join(SPARE_NAME).exists());
+        for i in 1..=7u8 {
+            log.append(&[i; 1000]).unwrap();
+            log.wait_for_preparer();
+        }
+        drop(log);
+        assert_eq!(
+            std::fs::metadata(&segments(dir.path()).unwrap()[1].1)
+                .unwrap()
+                .len(),
+            4096
+        );
+        let log = FileLog::open(dir.path(), Durability::Sync, 4096, 0).unwrap();
+        assert_eq!(bodies(&log).len(), 7);
     }
 }
