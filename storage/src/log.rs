@@ -51,6 +51,13 @@ const SEGMENT_SUFFIX: &str = ".wal";
 const SPARE_NAME: &str = "next-segment.prepare";
 /// Zeros written per system call while a segment is prepared.
 const PREPARE_CHUNK: usize = 1 << 20;
+/// The next segment is prepared only while the active one's appends average at most this many
+/// bytes. Preparing writes each byte of the log twice, which costs CPU (about 1.2 µs per KiB
+/// here), and saves each fdatasync its journal commit. Measured under `rewards-load`: with 4
+/// connections (about 5 KiB per commit) it gave 26 to 31 % more purchases/s; with 64 (about
+/// 48 KiB per commit) it was level within the noise; with batches of 100 (over 100 KiB per
+/// commit) it cost 2 to 6 % more CPU per purchase.
+const PREPARE_MAX_AVERAGE_APPEND: u64 = 64 * 1024;
 
 struct Active {
     file: File,
@@ -58,7 +65,9 @@ struct Active {
     next: Position,
     /// Bytes written to the active segment.
     bytes: u64,
-    /// The next segment has been asked of the preparer.
+    /// Appends to the active segment.
+    appends: u64,
+    /// The next segment has been asked of the preparer (or judged not worth preparing).
     spare_asked: bool,
 }
 
@@ -368,7 +377,7 @@ impl FileLog {
             }
         }
         let mut next = 1;
-        let mut tail: Option<(PathBuf, u64, bool)> = None;
+        let mut tail: Option<(PathBuf, u64, bool, u64)> = None;
         let count = found.len();
         for (index, (first, path)) in found.iter().enumerate() {
             // Segments whose records the checkpoint covers may be gone or torn (a crash while
@@ -392,7 +401,7 @@ impl FileLog {
                 )));
             }
             next = scan.last + 1;
-            tail = Some((path.clone(), scan.valid_bytes, scan.torn));
+            tail = Some((path.clone(), scan.valid_bytes, scan.torn, next - first));
         }
         if next <= checkpoint {
             // Every record on disk is covered by the checkpoint: the old segments go first,
@@ -406,12 +415,13 @@ impl FileLog {
                 file: Self::create_segment(dir, checkpoint + 1)?,
                 next: checkpoint + 1,
                 bytes: 0,
+                appends: 0,
                 spare_asked: false,
             };
             return Self::start(dir, durability, segment_bytes, active);
         }
         let active = match tail {
-            Some((path, valid_bytes, torn)) => {
+            Some((path, valid_bytes, torn, records)) => {
                 let mut file = OpenOptions::new()
                     .write(true)
                     .open(&path)
@@ -430,6 +440,7 @@ impl FileLog {
                     file,
                     next,
                     bytes: valid_bytes,
+                    appends: records,
                     spare_asked: false,
                 }
             }
@@ -437,6 +448,7 @@ impl FileLog {
                 file: Self::create_segment(dir, next)?,
                 next,
                 bytes: 0,
+                appends: 0,
                 spare_asked: false,
             },
         };
@@ -538,6 +550,7 @@ impl Log for FileLog {
                 .map_err(|e| io("syncing", &self.dir, e))?;
             active.file = self.next_segment(active.next)?;
             active.bytes = 0;
+            active.appends = 0;
             active.spare_asked = false;
         }
         let sequence = active.next;
@@ -561,10 +574,16 @@ impl Log for FileLog {
                 .map_err(|e| io("syncing", &self.dir, e))?;
         }
         active.bytes += (HEADER_BYTES + record.len()) as u64;
+        active.appends += 1;
         active.next += 1;
         if !active.spare_asked && active.bytes >= self.segment_bytes / 2 {
-            // Half full: the next segment is prepared while the writer fills this one.
+            // Half full: the next segment is prepared while the writer fills this one, when
+            // its appends are fdatasynced and small enough for it to pay.
             active.spare_asked = true;
+            let average = active.bytes / active.appends.max(1);
+            if self.durability != Durability::Sync || average > PREPARE_MAX_AVERAGE_APPEND {
+                return Ok(sequence);
+            }
             let mut slot = self.preparer.slot.lock();
             if slot.ready.is_none() && !slot.busy {
                 slot.asked = true;
