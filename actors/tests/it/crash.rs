@@ -190,12 +190,16 @@ async fn acknowledged_purchases_survive_sigkill() {
         ));
         let delay = rng.gen_range(300..1200);
         tokio::time::sleep(Duration::from_millis(delay)).await;
+        // Kills land while log segments are being prepared and renamed into place too; the
+        // counts say how often that path ran in this round.
+        let segments = log_segment_counts(&api).await;
         running.kill();
         for client in clients {
             client.await.unwrap();
         }
         println!(
-            "round {round}: killed after {delay} ms, {} acknowledged so far",
+            "round {round}: killed after {delay} ms, {} acknowledged so far, log segments \
+             prepared / started empty: {segments}",
             acknowledged.lock().len()
         );
 
@@ -231,6 +235,23 @@ async fn acknowledged_purchases_survive_sigkill() {
     let audit = crate::audit::audit(&data);
     assert_eq!(audit.code, Some(0), "{}{}", audit.stdout, audit.stderr);
     println!("{}", audit.stdout.trim_end());
+}
+
+/// The log's prepared and unprepared segment counters, as "prepared / empty".
+async fn log_segment_counts(api: &crate::support::Api) -> String {
+    let metrics = api.get("/metrics", "").await;
+    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map_or("0", str::trim)
+            .to_string()
+    };
+    format!(
+        "{} / {}",
+        count("rewards_log_segments_prepared_total"),
+        count("rewards_log_segments_unprepared_total")
+    )
 }
 
 async fn check(w: &World, acknowledged: &[Value], wallets: &[String], merchant: &str) {
