@@ -174,21 +174,44 @@ struct Scan {
     corrupt: bool,
 }
 
-/// Whether a record with a position after `expected` and a good checksum starts anywhere in
-/// `rest`: a bad record with whole records after it was damaged after it was written.
+/// Positions after `expected` a whole record found after a bad one may have: a damaged stretch
+/// of the log is not expected to swallow more records than this.
+const LATER_RECORD_WINDOW: u64 = 1 << 16;
+/// Candidates whose checksum is computed before the search gives up and calls the segment
+/// corrupt: bytes that look like many headers cannot make start-up slow.
+const LATER_RECORD_CHECKS: usize = 1024;
+
+/// Whether a record with a position just after `expected` and a good checksum starts anywhere
+/// in `rest`: a bad record with whole records after it was damaged after it was written. Only
+/// the stretch up to the last non-zero byte is searched (a header holds a non-zero position),
+/// so a torn record followed by a prepared segment's zeros costs a scan of the torn bytes. Past
+/// [`LATER_RECORD_CHECKS`] candidates the answer is yes: refusing to start is the safe mistake.
 fn a_later_record_in(rest: &[u8], expected: Position) -> bool {
-    (0..=rest.len().saturating_sub(HEADER_BYTES)).any(|at| {
+    let searched = rest
+        .iter()
+        .rposition(|b| *b != 0)
+        .map_or(0, |last| last + 1);
+    let mut checks = 0usize;
+    (0..searched).any(|at| {
         let field = |from: usize, to: usize| rest.get(at + from..at + to).unwrap_or_default();
         let sequence = u64::from_le_bytes(field(8, 16).try_into().unwrap_or_default());
-        if sequence <= expected || sequence - expected > 1 << 20 {
+        if sequence <= expected || sequence - expected > LATER_RECORD_WINDOW {
             return false;
         }
         let length = u32::from_le_bytes(field(0, 4).try_into().unwrap_or_default()) as usize;
+        let Some(body) = rest.get(at + HEADER_BYTES..(at + HEADER_BYTES).saturating_add(length))
+        else {
+            return false;
+        };
+        checks += 1;
         let crc = u32::from_le_bytes(field(4, 8).try_into().unwrap_or_default());
-        rest.get(at + HEADER_BYTES..(at + HEADER_BYTES).saturating_add(length))
-            .is_some_and(|body| checksum(length, sequence, body) == crc)
+        checks > LATER_RECORD_CHECKS || checksum(length, sequence, body) == crc
     })
 }
+
+/// Bytes a disk writes whole: a header inside one of them is either all new or all old after
+/// a power loss, so its length can be trusted when its position is the expected one.
+const SECTOR_BYTES: usize = 512;
 
 /// Tells what follows the last whole record at `at` in `bytes`, where the record `expected`
 /// did not read back whole.
@@ -205,8 +228,10 @@ fn classify_end(bytes: &[u8], at: usize, expected: Position, last: Position) -> 
         return end(false, false);
     }
     // Whatever a crash tore is the one record that was being written: it lies wholly inside
-    // the length its header gives, when the header survived. Bytes past it, or whole records
-    // anywhere after it, were written after it, so it was damaged after it was acknowledged.
+    // the length its header gives, when the header survived whole. Bytes past it, or whole
+    // records anywhere after it, were written after it, so it was damaged after it was
+    // acknowledged. A header across a sector boundary may mix new and old bytes (in prepared
+    // space any sector can reach the disk without the others), so its length is not trusted.
     let header = rest.get(..HEADER_BYTES);
     let length = header.and_then(|h| h.get(0..4)).map_or(0, |w| {
         u32::from_le_bytes(w.try_into().unwrap_or_default()) as usize
@@ -215,7 +240,8 @@ fn classify_end(bytes: &[u8], at: usize, expected: Position, last: Position) -> 
         .and_then(|h| h.get(8..16))
         .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()));
     let claimed_end = HEADER_BYTES.saturating_add(length);
-    let header_sane = sequence == expected && claimed_end <= rest.len();
+    let header_whole = at % SECTOR_BYTES + HEADER_BYTES <= SECTOR_BYTES;
+    let header_sane = header_whole && sequence == expected && claimed_end <= rest.len();
     let bytes_past_it = header_sane
         && rest
             .get(claimed_end..)
@@ -335,7 +361,10 @@ fn run_preparer(dir: PathBuf, bytes: u64, preparer: Arc<Preparer>) {
                 slot.ready = Some(file);
                 metrics::counter!("rewards_log_segments_prepared_total").increment(1);
             }
-            Ok(None) => {}
+            Ok(None) => {
+                // Stopped half way: a part-written spare is not left taking space.
+                let _ = std::fs::remove_file(dir.join(SPARE_NAME));
+            }
             Err(error) => {
                 // The writer starts its next segment empty, as it would without a preparer.
                 tracing::warn!(%error, "preparing the next log segment failed");
@@ -638,8 +667,12 @@ impl Log for FileLog {
 
 impl Drop for FileLog {
     fn drop(&mut self) {
-        self.preparer.stop.store(true, Ordering::Relaxed);
-        self.preparer.wake.notify_all();
+        {
+            // Under the lock, so the preparer cannot check `stop` and then miss the wake-up.
+            let _slot = self.preparer.slot.lock();
+            self.preparer.stop.store(true, Ordering::Relaxed);
+            self.preparer.wake.notify_all();
+        }
         if let Some(thread) = self.preparing.take() {
             let _ = thread.join();
         }
@@ -918,5 +951,43 @@ mod tests {
         );
         let log = FileLog::open(dir.path(), Durability::Sync, 4096, 0).unwrap();
         assert_eq!(bodies(&log).len(), 7);
+    }
+
+    #[test]
+    fn a_header_torn_across_a_sector_boundary_is_cut_off_not_called_corrupt() {
+        // Record 1 ends 6 bytes before a sector boundary, so record 2's header straddles it.
+        // In prepared space the sector after the boundary can reach the disk without the one
+        // before: the header's length then reads as zeros while its position reads right.
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::open(dir.path(), Durability::Sync, 1 << 20, 0).unwrap();
+        log.append(&[1; 4096 - 6 - HEADER_BYTES]).unwrap();
+        log.append(&[2; 500]).unwrap();
+        drop(log);
+        let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[4090..4096].fill(0);
+        bytes.resize(8192, 0);
+        std::fs::write(&path, &bytes).unwrap();
+        let log = FileLog::open(dir.path(), Durability::Sync, 1 << 20, 0).unwrap();
+        assert_eq!(log.next_position(), 2);
+        assert_eq!(log.append(&[3; 10]).unwrap(), 2);
+        assert_eq!(bodies(&log), vec![(1, 1), (2, 3)]);
+    }
+
+    #[test]
+    fn a_damaged_record_with_bytes_past_its_length_refuses_to_open() {
+        // A whole header inside one sector is trusted: bytes past the length it gives were
+        // written after the record, so the record was damaged after it was acknowledged.
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::open(dir.path(), Durability::Sync, 1 << 20, 0).unwrap();
+        log.append(&[1; 100]).unwrap();
+        drop(log);
+        let (_, path) = segments(dir.path()).unwrap().pop().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER_BYTES + 5] ^= 1;
+        bytes.extend_from_slice(&[9; 40]);
+        bytes.resize(4096, 0);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(FileLog::open(dir.path(), Durability::Sync, 1 << 20, 0).is_err());
     }
 }
