@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use rewards_core::wallet::{EntryKind, LedgerEntry, Wallet};
+use rewards_core::wallet::{EntryKind, LedgerEntry};
 use rewards_core::{Currency, LotId, Money, WalletId};
 use rewards_storage::{Space, Store, StoreError};
 
@@ -105,12 +105,15 @@ fn wallets(
     let mut ledgers = Ledgers::default();
     // Each currency's postings sum to zero on their own.
     let mut all_postings: HashMap<Currency, Money> = HashMap::new();
-    let mut wallets: Vec<Wallet> = Vec::new();
+    let mut ids = Vec::new();
     store.for_each::<WalletRecord>(Space::Wallets, &[], |_, record| {
-        wallets.push(Wallet::from(record));
+        ids.push(record.id);
         Ok(())
     })?;
-    for wallet in wallets {
+    for id in ids {
+        let Some(wallet) = crate::wallets::stored::read(store, id)? else {
+            continue;
+        };
         let c = wallet.currency;
         ledgers.currencies.insert(wallet.id, c);
         let mut entries: Vec<LedgerEntry> = Vec::new();

@@ -16,7 +16,7 @@ use rewards_actors::events::{
 };
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
-use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, WalletRecord};
+use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, OpenLotRecord, WalletRecord};
 use rewards_core::claim::ClaimCode;
 use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::identity::Identity;
@@ -252,7 +252,20 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("create the seed directory");
 
     let (wallet, entries) = wallet_and_entries();
-    write(&dir, "wallet.bin", &WalletRecord::from(&wallet));
+    // `wallet_v1.bin` is the same wallet as version 1 wrote it, its lots inline; from version 2
+    // each open lot is a record of its own.
+    let mut state = WalletRecord::from(&wallet);
+    let first_lot = state.lots.first().cloned().expect("the seed wallet has a lot");
+    state.lots.clear();
+    write(&dir, "wallet.bin", &state);
+    write(
+        &dir,
+        "open_lot.bin",
+        &OpenLotRecord {
+            order: 0,
+            lot: first_lot,
+        },
+    );
     write(
         &dir,
         "ledger_entries.bin",

@@ -14,7 +14,8 @@ use rewards_actors::events::EventRecord;
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
 use rewards_actors::schema::{
-    ContactRecord, LedgerEntriesRecord, PendingReferralRecord, SettlementRecord, WalletRecord,
+    ContactRecord, LedgerEntriesRecord, OpenLotRecord, PendingReferralRecord, SettlementRecord,
+    WalletRecord,
 };
 use rewards_actors::webhooks::DeliveryRecord;
 use rewards_storage::codec::{self, Record};
@@ -46,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
     // exactly what a key mix-up or a format change would feed to another.
     round_trip::<EventRecord>(data);
     round_trip::<WalletRecord>(data);
+    round_trip::<OpenLotRecord>(data);
     round_trip::<ContactRecord>(data);
     round_trip::<RouteRecord>(data);
     round_trip::<StoredResponse>(data);

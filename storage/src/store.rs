@@ -56,10 +56,13 @@ pub enum Space {
     Estimates,
     /// Webhook deliveries by webhook, and the pending ones (the durable outbox).
     Outbox,
+    /// A wallet's open lots, one record each, by wallet and lot: a purchase writes the lots it
+    /// changed, not every lot of the wallet.
+    OpenLots,
 }
 
 impl Space {
-    pub const ALL: [Space; 16] = [
+    pub const ALL: [Space; 17] = [
         Space::Config,
         Space::Keys,
         Space::Contacts,
@@ -76,6 +79,7 @@ impl Space {
         Space::Routes,
         Space::Estimates,
         Space::Outbox,
+        Space::OpenLots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Space {
             Space::Routes => "routes",
             Space::Estimates => "estimates",
             Space::Outbox => "outbox",
+            Space::OpenLots => "open_lots",
         }
     }
 

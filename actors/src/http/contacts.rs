@@ -6,7 +6,6 @@ use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::scheme::SignUp;
 use rewards_core::wallet::Wallet;
 use rewards_core::{ContactId, DomainError, FieldError, KeyId, SchemeId, WalletId};
-use rewards_storage::Space;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -26,8 +25,7 @@ use crate::dto::{text, Dec};
 use crate::idempotency::IdempotencyKey;
 use crate::identities::{Kind, ReserveError};
 use crate::limits::{DEFAULT_SESSION_TTL_SECONDS, MAX_SESSION_TTL_SECONDS};
-use crate::schema::keys::{identity_contact_key, identity_key, wallet_key};
-use crate::schema::WalletRecord;
+use crate::schema::keys::{identity_contact_key, identity_key};
 use crate::wallets::{self, render_entry, Command};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -445,11 +443,8 @@ pub fn visible_wallet(
 ) -> ApiResult<(Wallet, Contact)> {
     require_role(principal, roles)?;
     let id: WalletId = path_id(path, "wallet")?;
-    let wallet: WalletRecord = app
-        .store
-        .get(Space::Wallets, &wallet_key(id))?
-        .ok_or(DomainError::NotFound("wallet"))?;
-    let wallet = Wallet::from(wallet);
+    let wallet =
+        crate::wallets::stored::read(&app.store, id)?.ok_or(DomainError::NotFound("wallet"))?;
     if !principal.can_see_contact(wallet.business_id, wallet.contact_id, roles) {
         return Err(DomainError::NotFound("wallet").into());
     }

@@ -4,8 +4,8 @@
 
 use rewards_core::claim::ClaimCode;
 use rewards_core::{
-    BusinessId, ContactId, EstimateId, EventId, KeyId, MerchantId, OfferId, ProcessorId, SchemeId,
-    TapId, Timestamp, WalletId, WebhookId,
+    BusinessId, ContactId, EstimateId, EventId, KeyId, LotId, MerchantId, OfferId, ProcessorId,
+    SchemeId, TapId, Timestamp, WalletId, WebhookId,
 };
 use rewards_storage::keys::KeyBuilder;
 
@@ -437,4 +437,19 @@ pub fn pending_delivery_prefix() -> Vec<u8> {
 pub fn delivery_of_pending_key(key: &[u8]) -> Option<WebhookId> {
     let bytes: [u8; 16] = key.get(1..17)?.try_into().ok()?;
     Some(WebhookId::from_bytes(bytes))
+}
+
+// ---- Open lots: wallet · lot ----
+
+/// An open lot of a wallet, one record per lot.
+pub fn open_lot_key(wallet: WalletId, lot: LotId) -> Vec<u8> {
+    KeyBuilder::new()
+        .bytes(wallet.as_bytes())
+        .bytes(lot.as_bytes())
+        .finish()
+}
+
+/// Every open lot of a wallet.
+pub fn open_lots_prefix(wallet: WalletId) -> Vec<u8> {
+    KeyBuilder::new().bytes(wallet.as_bytes()).finish()
 }

@@ -27,6 +27,8 @@ use crate::registry::Processor;
 
 // ---- Wallets ----
 
+/// A wallet's state. From format 2 on its open lots are stored apart (one [`OpenLotRecord`]
+/// each, in `open_lots`) and `lots` is written empty; a record of format 1 still holds them.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct WalletRecord {
     pub id: WalletId,
@@ -223,6 +225,14 @@ impl From<LotsRecord> for Vec<Lot> {
     fn from(record: LotsRecord) -> Vec<Lot> {
         record.0.into_iter().map(Lot::from).collect()
     }
+}
+
+/// One open lot of a wallet, stored apart from the wallet's record, with its place among the
+/// wallet's lots (lots are spent in that order when their expiries tie).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OpenLotRecord {
+    pub order: u64,
+    pub lot: LotRecord,
 }
 
 // ---- Ledger ----

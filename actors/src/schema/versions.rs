@@ -6,8 +6,8 @@
 use rewards_storage::{codec, CodecError, Record};
 
 use super::records::{
-    ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, PendingReferralRecord,
-    SettlementRecord, WalletRecord,
+    ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, OpenLotRecord,
+    PendingReferralRecord, SettlementRecord, WalletRecord,
 };
 use crate::auth::KeyRecord;
 use crate::contact_state::ContactState;
@@ -34,6 +34,16 @@ impl Record for ContactState {
 }
 
 impl Record for WalletRecord {
+    /// Version 2 stores the open lots apart ([`OpenLotRecord`]) with the same layout: a record of
+    /// version 1 reads as it is, its lots inline.
+    const VERSION: u8 = 2;
+
+    fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| codec::decode_body(body))
+    }
+}
+
+impl Record for OpenLotRecord {
     const VERSION: u8 = 1;
 }
 

@@ -176,10 +176,11 @@ impl WalletActor {
                 },
             );
         }
-        change.set.put(
-            Space::Wallets,
-            keys::wallet_key(change.wallet.id),
-            &WalletRecord::from(&change.wallet),
+        let lot_places = super::stored::put(
+            &mut change.set,
+            &self.wallet,
+            &self.lot_places,
+            &change.wallet,
         );
         // The contact's state changes only when its rewards, schemes or spend block do.
         if change.contact != self.contact {
@@ -223,6 +224,7 @@ impl WalletActor {
         if self.app.store.submit(change.set, ack).is_ok() {
             self.contact = change.contact;
             self.wallet = change.wallet;
+            self.lot_places = lot_places;
             let recent = self.recent.get_or_insert_with(Box::default);
             for event in change.events {
                 recent.events.insert(event.id, event);

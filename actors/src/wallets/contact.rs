@@ -138,11 +138,7 @@ pub async fn create_contact(
             .set
             .put_raw(Space::Identities, key, contact_id.as_bytes().to_vec());
     }
-    change.set.put(
-        Space::Wallets,
-        keys::wallet_key(change.wallet.id),
-        &WalletRecord::from(&change.wallet),
-    );
+    super::stored::put_new(&mut change.set, &change.wallet);
     change.set.put(
         Space::ContactStates,
         keys::contact_state_key(contact_id),

@@ -84,13 +84,10 @@ impl WalletDirectory {
                     .get(Space::ContactStates, &keys::contact_state_key(contact_id))?
                     .ok_or(DomainError::ContactNotFound)?;
                 let wallet_id = contact.wallet_id;
-                let wallet: WalletRecord = app
-                    .store
-                    .get(Space::Wallets, &keys::wallet_key(wallet_id))?
-                    .ok_or_else(|| {
+                let (wallet, lot_places) =
+                    super::stored::load(&app.store, wallet_id)?.ok_or_else(|| {
                         Failure::Internal(format!("wallet of contact {contact_id} is missing"))
                     })?;
-                let wallet = Wallet::from(wallet);
                 let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
                 let capacity = self.mailbox_capacity;
                 let gauges = Arc::new(Gauges::default());
@@ -104,6 +101,7 @@ impl WalletDirectory {
                     recent: None,
                     expiry_timer: None,
                     referred: Default::default(),
+                    lot_places,
                 };
                 let arbiter = self
                     .arbiters

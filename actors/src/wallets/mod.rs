@@ -57,7 +57,7 @@ use crate::events::{
 };
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;
-use crate::schema::{keys, ContactRecord, WalletRecord};
+use crate::schema::{keys, ContactRecord};
 
 /// A response decided by a wallet actor: status and JSON body.
 mod actor;
@@ -69,6 +69,7 @@ mod funds;
 mod purchases;
 mod referral;
 pub(crate) mod settlement;
+pub(crate) mod stored;
 
 pub use contact::{create_contact, render_entry};
 pub use directory::{call, Gauges, WalletDirectory};
@@ -265,6 +266,8 @@ pub struct WalletActor {
     expiry_timer: Option<(Timestamp, SpawnHandle)>,
     /// Whether a referral of this contact is in progress or done.
     referred: referral::ReferredMark,
+    /// Where the wallet's lots are stored, to write only those a change touches.
+    lot_places: stored::LotPlaces,
 }
 
 #[derive(Default)]

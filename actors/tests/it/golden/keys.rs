@@ -34,6 +34,8 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ("ledger_prefix", keys::ledger_prefix(WALLET)),
         ("lots_prefix", keys::lots_prefix(WALLET, EVENT)),
         ("lots", keys::lots_key(WALLET, EVENT, 7)),
+        ("open_lot", keys::open_lot_key(WALLET, LOT)),
+        ("open_lots_prefix", keys::open_lots_prefix(WALLET)),
         ("estimate", keys::estimate_key(ESTIMATE)),
         ("hold", keys::hold_key(LATER, ESTIMATE)),
         ("hold_prefix", keys::hold_prefix()),
@@ -142,7 +144,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
     examples
 }
 
-const KEYS: [(&str, &str); 54] = [
+const KEYS: [(&str, &str); 56] = [
     ("contact", "02020202020202020202020202020202"),
     ("contact_state", "02020202020202020202020202020202"),
     ("wallet", "03030303030303030303030303030303"),
@@ -158,6 +160,8 @@ const KEYS: [(&str, &str); 54] = [
     ("ledger_prefix", "03030303030303030303030303030303"),
     ("lots_prefix", "0303030303030303030303030303030307070707070707070707070707070707"),
     ("lots", "03030303030303030303030303030303070707070707070707070707070707070000000000000007"),
+    ("open_lot", "030303030303030303030303030303030d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d"),
+    ("open_lots_prefix", "03030303030303030303030303030303"),
     ("estimate", "650b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
     ("hold", "68000001a3185c50000b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
     ("hold_prefix", "68"),

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use rewards_actors::events::EventRecord;
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
-use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, WalletRecord};
+use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, OpenLotRecord, WalletRecord};
 use rewards_core::*;
 use rewards_storage::codec::{self, Record};
 use rewards_storage::CodecError;
@@ -146,7 +146,19 @@ fn current<T: Record + Debug>(name: &str) -> T {
 #[test]
 fn the_codec_seeds_read_and_write_as_they_were_written() {
     let wallet: WalletRecord = current("wallet.bin");
-    assert!(!wallet.lots.is_empty());
+    assert!(wallet.lots.is_empty(), "a wallet's lots are stored apart");
+    let lot: OpenLotRecord = current("open_lot.bin");
+    // Written by version 1, its lots inline: read through its old arm.
+    let v1: WalletRecord =
+        codec::decode(&seed("wallet_v1.bin")).expect("a version 1 wallet decodes");
+    assert_eq!(v1.lots.first(), Some(&lot.lot));
+    assert_eq!(
+        WalletRecord {
+            lots: Vec::new(),
+            ..v1
+        },
+        wallet
+    );
     let entries: LedgerEntriesRecord = current("ledger_entries.bin");
     assert!(!entries.0.is_empty());
     let event: EventRecord = current("event_v6.bin");

@@ -69,9 +69,23 @@ fn plain_lot() -> LotRecord {
     }
 }
 
-/// A wallet with lots, a hold and negative open money; a new wallet in a currency without
-/// decimals.
+/// A wallet with a hold and negative open money (its lots stored apart); a new wallet in a
+/// currency without decimals.
 fn wallets() -> Vec<WalletRecord> {
+    let mut wallets = wallets_v1();
+    if let Some(first) = wallets.first_mut() {
+        first.lots = Vec::new();
+    }
+    wallets
+}
+
+const WALLETS: [&str; 2] = [
+    "0210030303030303030303030303030303031002020202020202020202020202020202100101010101010101010101010101010145555202003b5001100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b501807",
+    "021003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014a505900000000000000",
+];
+
+/// Format 1: the same wallets with their lots inline.
+fn wallets_v1() -> Vec<WalletRecord> {
     vec![
         WalletRecord {
             id: WALLET,
@@ -103,9 +117,28 @@ fn wallets() -> Vec<WalletRecord> {
     ]
 }
 
-const WALLETS: [&str; 2] = [
+const WALLETS_V1: [&str; 2] = [
     "011003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014555520202100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0dfbf401a001fd00a0b83046030000011004040404040404040404040404040404100707070707070707070707070707070701100505050505050505050505050505050501c83c321e100e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0efbe80300000010070707070707070707070707070707070000fbe8030000003b5001100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b501807",
     "011003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014a505900000000000000",
+];
+
+/// Open lots apart from their wallet, each with its place.
+fn open_lots() -> Vec<OpenLotRecord> {
+    vec![
+        OpenLotRecord {
+            order: 0,
+            lot: full_lot(),
+        },
+        OpenLotRecord {
+            order: 300,
+            lot: plain_lot(),
+        },
+    ]
+}
+
+const OPEN_LOTS: [&str; 2] = [
+    "0100100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0dfbf401a001fd00a0b83046030000011004040404040404040404040404040404100707070707070707070707070707070701100505050505050505050505050505050501c83c321e",
+    "01fb2c01100e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0efbe80300000010070707070707070707070707070707070000fbe803000000",
 ];
 
 fn lots() -> Vec<LotsRecord> {
@@ -1150,6 +1183,8 @@ const API_KEYS: [&str; 2] = [
 #[test]
 fn every_record_type_writes_and_reads_its_golden_bytes() {
     check(&wallets(), &WALLETS);
+    check_old(&wallets_v1(), &WALLETS_V1);
+    check(&open_lots(), &OPEN_LOTS);
     check(&lots(), &LOTS);
     check(&ledger_entries(), &LEDGER_ENTRIES);
     check(&contacts(), &CONTACTS);
@@ -1172,6 +1207,7 @@ fn every_record_type_writes_and_reads_its_golden_bytes() {
 #[test]
 fn a_record_with_a_version_its_type_does_not_know_is_refused_as_such() {
     check_unknown_versions::<WalletRecord>(&WALLETS);
+    check_unknown_versions::<OpenLotRecord>(&OPEN_LOTS);
     check_unknown_versions::<LotsRecord>(&LOTS);
     check_unknown_versions::<LedgerEntriesRecord>(&LEDGER_ENTRIES);
     check_unknown_versions::<ContactRecord>(&CONTACTS);
@@ -1189,7 +1225,7 @@ fn a_record_with_a_version_its_type_does_not_know_is_refused_as_such() {
 /// The conversions between the core's types and their records lose nothing, either way.
 #[test]
 fn the_core_types_convert_to_their_records_and_back_unchanged() {
-    for record in wallets() {
+    for record in wallets().into_iter().chain(wallets_v1()) {
         let wallet = Wallet::from(record.clone());
         assert_eq!(WalletRecord::from(&wallet), record);
         assert_eq!(Wallet::from(WalletRecord::from(&wallet)), wallet);
