@@ -20,6 +20,8 @@ pub struct Config {
     pub wallet_idle_seconds: u64,
     pub wallet_mailbox_capacity: usize,
     pub max_resident_wallets: usize,
+    /// A wallet with more open lots than this stores each lot as a record of its own.
+    pub wallet_lots_apart_above: usize,
     pub router_mailbox_capacity: usize,
     pub writer_queue_capacity: usize,
     pub writer_max_batch_sets: usize,
@@ -45,6 +47,7 @@ struct PartialConfig {
     wallet_idle_seconds: Option<u64>,
     wallet_mailbox_capacity: Option<usize>,
     max_resident_wallets: Option<usize>,
+    wallet_lots_apart_above: Option<usize>,
     router_mailbox_capacity: Option<usize>,
     writer_queue_capacity: Option<usize>,
     writer_max_batch_sets: Option<usize>,
@@ -102,6 +105,7 @@ impl Config {
             wallet_idle_seconds,
             wallet_mailbox_capacity,
             max_resident_wallets,
+            wallet_lots_apart_above,
             router_mailbox_capacity,
             writer_queue_capacity,
             writer_max_batch_sets,
@@ -123,6 +127,10 @@ impl Config {
         anyhow::ensure!(
             self.max_resident_wallets >= 1,
             "max_resident_wallets must be at least 1"
+        );
+        anyhow::ensure!(
+            self.wallet_lots_apart_above >= 2,
+            "wallet_lots_apart_above must be at least 2"
         );
         anyhow::ensure!(
             self.router_mailbox_capacity >= 1,

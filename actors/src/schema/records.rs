@@ -27,8 +27,9 @@ use crate::registry::Processor;
 
 // ---- Wallets ----
 
-/// A wallet's state. From format 2 on its open lots are stored apart (one [`OpenLotRecord`]
-/// each, in `open_lots`) and `lots` is written empty; a record of format 1 still holds them.
+/// A wallet's state, with its open lots inline while they are few. From format 2 on, a wallet
+/// with many lots stores them apart (one [`OpenLotRecord`] each, in `open_lots`) and `lots` is
+/// written empty; format 1 always held them inline.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct WalletRecord {
     pub id: WalletId,

@@ -34,8 +34,9 @@ impl Record for ContactState {
 }
 
 impl Record for WalletRecord {
-    /// Version 2 stores the open lots apart ([`OpenLotRecord`]) with the same layout: a record of
-    /// version 1 reads as it is, its lots inline.
+    /// Version 2 may store the open lots apart ([`OpenLotRecord`]), with the same layout: a
+    /// record of version 1 reads as it is, its lots inline. The version tells a build that does
+    /// not know lots apart to refuse the record rather than read a wallet without its lots.
     const VERSION: u8 = 2;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {

@@ -178,6 +178,7 @@ impl WalletActor {
         }
         let lot_places = super::stored::put(
             &mut change.set,
+            self.app.config.wallet_lots_apart_above,
             &self.wallet,
             &self.lot_places,
             &change.wallet,

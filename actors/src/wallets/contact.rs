@@ -138,7 +138,11 @@ pub async fn create_contact(
             .set
             .put_raw(Space::Identities, key, contact_id.as_bytes().to_vec());
     }
-    super::stored::put_new(&mut change.set, &change.wallet);
+    super::stored::put_new(
+        &mut change.set,
+        app.config.wallet_lots_apart_above,
+        &change.wallet,
+    );
     change.set.put(
         Space::ContactStates,
         keys::contact_state_key(contact_id),
