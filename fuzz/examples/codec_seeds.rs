@@ -257,6 +257,7 @@ fn main() {
     let mut state = WalletRecord::from(&wallet);
     let first_lot = state.lots.first().cloned().expect("the seed wallet has a lot");
     state.lots.clear();
+    state.lots_apart = true;
     write(&dir, "wallet.bin", &state);
     write(
         &dir,

@@ -15,7 +15,7 @@
 //! | `config` | business · kind · id, kind 1 business, 2 merchant, 3 TAP, 4 scheme, 5 tiers (under the business id), 6 offer, 8 processor (under the nil business), 9 webhook; scheme codes: business · 7 · scheme · `str` code | [`ConfigRecord`] | 1 |
 //! | `keys` | API key id | [`KeyRecord`](crate::auth::KeyRecord) | 1 |
 //! | `contacts` | contact id | [`ContactRecord`] (the profile) | 1 |
-//! | `wallets` | wallet id | [`WalletRecord`] (its open lots inline, or apart below once the wallet has more than `wallet_lots_apart_above`) | 2 (reads 1) |
+//! | `wallets` | wallet id | [`WalletRecord`] (its open lots inline, or, with `lots_apart`, in `open_lots` below once the wallet has more than `wallet_lots_apart_above`) | 2 (reads 1) |
 //! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 6 (reads 1 to 5) |
 //! | `event_index` | `b` · business · `u64` created at · event id | raw event id, then, for an event settled with a merchant, its own [`SettlementRecord`] (version byte and all) | 1 (the record) |
 //! | `event_index` | `c` · contact · `u64` created at · event id; `s` · contact · `str` classification · `str` period (a financial statement) | raw event id | none |

@@ -42,6 +42,8 @@ pub struct WalletRecord {
     pub holds: Vec<HoldRecord>,
     pub auto_payable: Money,
     pub next_seq: u64,
+    /// The open lots are stored apart (`lots` is then empty); format 1 had no such field.
+    pub lots_apart: bool,
 }
 
 impl From<&Wallet> for WalletRecord {
@@ -69,6 +71,7 @@ impl From<&Wallet> for WalletRecord {
             holds: holds.iter().map(HoldRecord::from).collect(),
             auto_payable: *auto_payable,
             next_seq: *next_seq,
+            lots_apart: false,
         }
     }
 }

@@ -34,13 +34,18 @@ impl Record for ContactState {
 }
 
 impl Record for WalletRecord {
-    /// Version 2 may store the open lots apart ([`OpenLotRecord`]), with the same layout: a
-    /// record of version 1 reads as it is, its lots inline. The version tells a build that does
-    /// not know lots apart to refuse the record rather than read a wallet without its lots.
+    /// Version 2 added `lots_apart` at the end: a record of version 1 (its lots inline) reads
+    /// with it false, one 0 byte appended. The version also tells a build that does not know
+    /// lots apart to refuse the record rather than read a wallet without its lots.
     const VERSION: u8 = 2;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
-        (version == 1).then(|| codec::decode_body(body))
+        (version == 1).then(|| {
+            let mut upgraded = Vec::with_capacity(body.len() + 1);
+            upgraded.extend_from_slice(body);
+            upgraded.push(0);
+            codec::decode_body(&upgraded)
+        })
     }
 }
 

@@ -15,27 +15,17 @@
 //! changed lot under the place it had.
 
 use rewards_core::wallet::{Lot, Wallet};
-use rewards_core::{LotId, WalletId};
+use rewards_core::WalletId;
 use rewards_storage::{Space, Store, StoreError, WriteSet};
 
 use crate::schema::{keys, LotRecord, OpenLotRecord, WalletRecord};
 
-/// The place of each of a wallet's lots that is stored apart, by lot id (sorted), and the
-/// place the next new lot gets.
+/// The places of a wallet's lots when they are stored apart, in the order of the wallet's lots
+/// (empty while they are inline), and the place the next new lot gets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LotPlaces {
-    by_id: Vec<(LotId, u64)>,
+    places: Vec<u64>,
     next: u64,
-}
-
-impl LotPlaces {
-    fn of(&self, lot: LotId) -> Option<u64> {
-        self.by_id
-            .binary_search_by_key(&lot, |(id, _)| *id)
-            .ok()
-            .and_then(|i| self.by_id.get(i))
-            .map(|(_, place)| *place)
-    }
 }
 
 /// The wallet's state without its lots.
@@ -63,14 +53,26 @@ fn state_record(wallet: &Wallet) -> WalletRecord {
         holds: holds.iter().map(Into::into).collect(),
         auto_payable: *auto_payable,
         next_seq: *next_seq,
+        lots_apart: true,
     }
 }
 
-/// Adds to `set` what turns the stored `before` (whose lots stored apart have `places`) into
-/// `after`, and returns the places after it. A wallet with more than `apart_above` open lots
-/// (the setting `wallet_lots_apart_above`) stores them apart; one whose lots are apart takes
-/// them back inline at half as many or fewer (the gap keeps a wallet near the limit from
-/// moving its lots at every change).
+fn put_lot(set: &mut WriteSet, wallet: WalletId, place: u64, lot: &Lot) {
+    set.put(
+        Space::OpenLots,
+        keys::open_lot_key(wallet, lot.id),
+        &OpenLotRecord {
+            order: place,
+            lot: LotRecord::from(lot),
+        },
+    );
+}
+
+/// Adds to `set` what turns the stored `before` (with `places` for its lots) into `after`, and
+/// returns the places after it. A wallet with more than `apart_above` open lots (the setting
+/// `wallet_lots_apart_above`) stores them apart; one whose lots are apart takes them back
+/// inline at half as many or fewer (the gap keeps a wallet near the limit from moving its lots
+/// at every change).
 pub(crate) fn put(
     set: &mut WriteSet,
     apart_above: usize,
@@ -78,92 +80,75 @@ pub(crate) fn put(
     places: &LotPlaces,
     after: &Wallet,
 ) -> LotPlaces {
-    let apart = if places.by_id.is_empty() {
-        after.lots.len() > apart_above
-    } else {
+    let was_apart = !places.places.is_empty();
+    let apart = if was_apart {
         after.lots.len() > apart_above / 2
+    } else {
+        after.lots.len() > apart_above
     };
-    if apart {
-        return put_apart(set, before, places, after);
+    if !apart {
+        set.put(
+            Space::Wallets,
+            keys::wallet_key(after.id),
+            &WalletRecord::from(after),
+        );
+        if was_apart {
+            for lot in &before.lots {
+                set.delete(Space::OpenLots, keys::open_lot_key(after.id, lot.id));
+            }
+        }
+        return LotPlaces::default();
     }
-    set.put(
-        Space::Wallets,
-        keys::wallet_key(after.id),
-        &WalletRecord::from(after),
-    );
-    for (id, _) in &places.by_id {
-        set.delete(Space::OpenLots, keys::open_lot_key(after.id, *id));
-    }
-    LotPlaces::default()
-}
-
-/// [`put`] for a wallet whose lots go apart. Lots that were inline (a wallet that just passed
-/// the limit) have no places: all of them are written apart.
-fn put_apart(set: &mut WriteSet, before: &Wallet, places: &LotPlaces, after: &Wallet) -> LotPlaces {
     set.put(
         Space::Wallets,
         keys::wallet_key(after.id),
         &state_record(after),
     );
-    let mut before_lots: Vec<&Lot> = before.lots.iter().collect();
-    before_lots.sort_unstable_by_key(|lot| lot.id);
-    let unchanged = |lot: &Lot| {
-        before_lots
-            .binary_search_by_key(&lot.id, |l| l.id)
-            .ok()
-            .and_then(|i| before_lots.get(i))
-            .is_some_and(|old| *old == lot)
-    };
-    // The lots keep their places, and new ones go after them, as long as the wallet's order
-    // agrees with the stored one (the core only appends lots and removes them); if it ever
-    // does not, every lot is written again in the wallet's order.
-    let mut kept = Vec::with_capacity(after.lots.len());
-    let mut last = None;
-    let mut new_before = false;
-    let mut in_order = true;
-    for lot in &after.lots {
-        if let Some(place) = places.of(lot.id) {
-            in_order &= !new_before && last.is_none_or(|l| place > l);
-            last = Some(place);
-            kept.push(Some(place));
-        } else {
-            new_before = true;
-            kept.push(None);
+    if !was_apart {
+        // Moving apart: every lot, in the wallet's order.
+        for (place, lot) in (0u64..).zip(&after.lots) {
+            put_lot(set, after.id, place, lot);
         }
-    }
-    let mut next = places.next;
-    let mut by_id = Vec::with_capacity(after.lots.len());
-    for (lot, place) in after.lots.iter().zip(kept) {
-        let place = match place {
-            Some(place) if in_order => {
-                if unchanged(lot) {
-                    by_id.push((lot.id, place));
-                    continue;
-                }
-                place
-            }
-            _ => {
-                next += 1;
-                next - 1
-            }
+        return LotPlaces {
+            places: (0..after.lots.len() as u64).collect(),
+            next: after.lots.len() as u64,
         };
-        set.put(
-            Space::OpenLots,
-            keys::open_lot_key(after.id, lot.id),
-            &OpenLotRecord {
-                order: place,
-                lot: LotRecord::from(lot),
-            },
-        );
-        by_id.push((lot.id, place));
     }
-    by_id.sort_unstable_by_key(|(id, _)| *id);
-    for (id, _) in &places.by_id {
-        if by_id.binary_search_by_key(id, |(i, _)| *i).is_err() {
-            set.delete(Space::OpenLots, keys::open_lot_key(after.id, *id));
+    // The core appends lots and removes closed ones without reordering the rest, so one walk
+    // over both lists in step finds the lots a change closed (in `before` only), changed and
+    // added (at the end of `after`). A lot met again after it was passed over is deleted, then
+    // written again with a new place: a change that reorders lots costs writes, never a lot.
+    let mut kept = Vec::with_capacity(after.lots.len());
+    let mut next = places.next;
+    let mut old = before.lots.iter().zip(&places.places).peekable();
+    for lot in &after.lots {
+        loop {
+            match old.peek() {
+                Some((was, place)) if was.id == lot.id => {
+                    if *was != lot {
+                        put_lot(set, after.id, **place, lot);
+                    }
+                    kept.push(**place);
+                    old.next();
+                    break;
+                }
+                Some((was, _)) => {
+                    set.delete(Space::OpenLots, keys::open_lot_key(after.id, was.id));
+                    old.next();
+                }
+                None => {
+                    put_lot(set, after.id, next, lot);
+                    kept.push(next);
+                    next += 1;
+                    break;
+                }
+            }
         }
     }
-    LotPlaces { by_id, next }
+    for (was, _) in old {
+        set.delete(Space::OpenLots, keys::open_lot_key(after.id, was.id));
+    }
+    LotPlaces { places: kept, next }
 }
 
 /// Writes a new wallet (nothing of it stored yet).
@@ -175,11 +160,15 @@ pub(crate) fn put_new(set: &mut WriteSet, apart_above: usize, wallet: &Wallet) {
     put(set, apart_above, &empty, &LotPlaces::default(), wallet);
 }
 
-/// Reads a wallet with its lots in their order, and the places of those stored apart.
+/// Reads a wallet with its lots in their order, and their places when they are apart (only
+/// then is `open_lots` read).
 pub(crate) fn load(store: &Store, id: WalletId) -> Result<Option<(Wallet, LotPlaces)>, StoreError> {
     let Some(record) = store.get::<WalletRecord>(Space::Wallets, &keys::wallet_key(id))? else {
         return Ok(None);
     };
+    if !record.lots_apart {
+        return Ok(Some((Wallet::from(record), LotPlaces::default())));
+    }
     let mut wallet = Wallet::from(record);
     let mut apart: Vec<(u64, Lot)> = Vec::new();
     store.for_each::<OpenLotRecord>(
@@ -192,12 +181,9 @@ pub(crate) fn load(store: &Store, id: WalletId) -> Result<Option<(Wallet, LotPla
     )?;
     apart.sort_unstable_by_key(|(place, _)| *place);
     let next = apart.last().map_or(0, |(place, _)| place + 1);
-    let mut by_id: Vec<(LotId, u64)> = apart.iter().map(|(place, lot)| (lot.id, *place)).collect();
-    by_id.sort_unstable_by_key(|(id, _)| *id);
-    // A wallet has its lots inline or apart, never both: a write that moves them does both
-    // halves in one write set.
-    wallet.lots.extend(apart.into_iter().map(|(_, lot)| lot));
-    Ok(Some((wallet, LotPlaces { by_id, next })))
+    let places = apart.iter().map(|(place, _)| *place).collect();
+    wallet.lots = apart.into_iter().map(|(_, lot)| lot).collect();
+    Ok(Some((wallet, LotPlaces { places, next })))
 }
 
 /// Reads a wallet with its lots (for answers and reports).
@@ -210,7 +196,7 @@ mod tests {
     use super::*;
     use rewards_core::offer::Redemption;
     use rewards_core::wallet::{AwardInput, Funding};
-    use rewards_core::{BusinessId, ContactId, Currency, EventId, Money, Timestamp};
+    use rewards_core::{BusinessId, ContactId, Currency, EventId, LotId, Money, Timestamp};
     use rewards_storage::StoreOptions;
 
     const ID_BYTES: [u8; 16] = [3; 16];
@@ -331,6 +317,25 @@ mod tests {
             (spent.clone(), places.clone())
         );
 
+        // Lots out of the order they were stored in (the core does not do this today): the
+        // lots passed over are deleted and written again, and the wallet reads back as it was.
+        let mut reordered = spent.clone();
+        reordered.lots.swap(0, 5);
+        let (reordered_places, _) = write(&store, &spent, &places, &reordered);
+        assert_eq!(
+            load(&store, WalletId::from_bytes(ID_BYTES))
+                .unwrap()
+                .unwrap(),
+            (reordered.clone(), reordered_places.clone())
+        );
+        let (places, _) = write(&store, &reordered, &reordered_places, &spent);
+        assert_eq!(
+            load(&store, WalletId::from_bytes(ID_BYTES))
+                .unwrap()
+                .unwrap(),
+            (spent.clone(), places.clone())
+        );
+
         // Spent down to a few lots: they go back inline and every lot apart is deleted.
         let mut small = spent.clone();
         spend(&mut small, (3..=35).map(|n| 100 * n).sum::<i64>() - 50);
@@ -347,11 +352,11 @@ mod tests {
     }
 
     #[test]
-    fn a_wallet_of_the_first_format_reads_its_lots_inline_and_moves_them_apart_when_many() {
+    fn a_wallet_with_its_lots_inline_moves_them_apart_when_it_has_many() {
         let (_dir, store) = store();
         let mut wallet = new_wallet();
         award(&mut wallet, 1, APART_ABOVE as u8);
-        // As format 1 stored it: the lots inside the wallet's record.
+        // Stored whole, as a small wallet (or any of format 1) is.
         let mut set = WriteSet::new();
         set.put(
             Space::Wallets,

@@ -155,6 +155,7 @@ fn the_codec_seeds_read_and_write_as_they_were_written() {
     assert_eq!(
         WalletRecord {
             lots: Vec::new(),
+            lots_apart: true,
             ..v1
         },
         wallet

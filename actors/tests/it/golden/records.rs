@@ -75,13 +75,14 @@ fn wallets() -> Vec<WalletRecord> {
     let mut wallets = wallets_v1();
     if let Some(first) = wallets.first_mut() {
         first.lots = Vec::new();
+        first.lots_apart = true;
     }
     wallets
 }
 
 const WALLETS: [&str; 2] = [
-    "0210030303030303030303030303030303031002020202020202020202020202020202100101010101010101010101010101010145555202003b5001100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b501807",
-    "021003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014a505900000000000000",
+    "0210030303030303030303030303030303031002020202020202020202020202020202100101010101010101010101010101010145555202003b5001100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b50180701",
+    "021003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014a50590000000000000000",
 ];
 
 /// Format 1: the same wallets with their lots inline.
@@ -101,6 +102,7 @@ fn wallets_v1() -> Vec<WalletRecord> {
             }],
             auto_payable: money(12),
             next_seq: 7,
+            lots_apart: false,
         },
         WalletRecord {
             id: WALLET,
@@ -113,6 +115,7 @@ fn wallets_v1() -> Vec<WalletRecord> {
             holds: Vec::new(),
             auto_payable: money(0),
             next_seq: 0,
+            lots_apart: false,
         },
     ]
 }
@@ -1225,7 +1228,9 @@ fn a_record_with_a_version_its_type_does_not_know_is_refused_as_such() {
 /// The conversions between the core's types and their records lose nothing, either way.
 #[test]
 fn the_core_types_convert_to_their_records_and_back_unchanged() {
-    for record in wallets().into_iter().chain(wallets_v1()) {
+    // A wallet converts to its record with its lots inline; lots apart are the store's
+    // business (`wallets::stored`).
+    for record in wallets_v1() {
         let wallet = Wallet::from(record.clone());
         assert_eq!(WalletRecord::from(&wallet), record);
         assert_eq!(Wallet::from(WalletRecord::from(&wallet)), wallet);
