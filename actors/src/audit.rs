@@ -107,12 +107,39 @@ fn wallets(
     let mut all_postings: HashMap<Currency, Money> = HashMap::new();
     let mut ids = Vec::new();
     store.for_each::<WalletRecord>(Space::Wallets, &[], |_, record| {
-        ids.push(record.id);
+        ids.push((record.id, record.lots_apart));
         Ok(())
     })?;
-    for id in ids {
-        let Some(wallet) = crate::wallets::stored::read(store, id)? else {
-            continue;
+    // Lots stored apart belong to a wallet whose record says so: any other would be read back
+    // into a wallet the day it next moves its lots apart.
+    let mut apart = crate::wallets::stored::wallets_with_lots_apart(store)?;
+    for (id, lots_apart) in &ids {
+        if apart.remove(id.as_bytes().as_slice()).is_some() != *lots_apart {
+            report.defect(format!(
+                "wallet {id}: its record says its lots are {}, but open_lots {}",
+                if *lots_apart { "apart" } else { "inline" },
+                if *lots_apart {
+                    "holds none"
+                } else {
+                    "holds some"
+                }
+            ));
+        }
+    }
+    for (wallet, lots) in apart {
+        report.defect(format!(
+            "open_lots holds {lots} lots of {}, which has no wallet record",
+            hex_of(&wallet)
+        ));
+    }
+    for (id, _) in ids {
+        let wallet = match crate::wallets::stored::read(store, id) {
+            Ok(Some(wallet)) => wallet,
+            Ok(None) => continue,
+            Err(error) => {
+                report.defect(format!("wallet {id}: {error}"));
+                continue;
+            }
         };
         let c = wallet.currency;
         ledgers.currencies.insert(wallet.id, c);
@@ -510,4 +537,9 @@ pub fn open(dir: &std::path::Path) -> Result<Store, StoreError> {
             ..Default::default()
         },
     )
+}
+
+/// A key's bytes as hex, for a defect about a key that names no record.
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -76,6 +76,8 @@ impl From<&Wallet> for WalletRecord {
     }
 }
 
+/// A wallet with the lots its record holds: none when they are apart (`lots_apart`), which
+/// `wallets::stored` reads from `open_lots`. Read wallets through it, not through this.
 impl From<WalletRecord> for Wallet {
     fn from(record: WalletRecord) -> Wallet {
         Wallet {

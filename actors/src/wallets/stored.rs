@@ -161,14 +161,21 @@ pub(crate) fn put_new(set: &mut WriteSet, apart_above: usize, wallet: &Wallet) {
 }
 
 /// Reads a wallet with its lots in their order, and their places when they are apart (only
-/// then is `open_lots` read).
+/// then is `open_lots` read). For the wallet's own actor, which is its only writer: nothing
+/// changes the wallet between the two reads.
 pub(crate) fn load(store: &Store, id: WalletId) -> Result<Option<(Wallet, LotPlaces)>, StoreError> {
     let Some(record) = store.get::<WalletRecord>(Space::Wallets, &keys::wallet_key(id))? else {
         return Ok(None);
     };
+    Ok(Some(with_lots(store, record)?))
+}
+
+/// The wallet of `record` with its lots, reading them from `open_lots` when they are apart.
+fn with_lots(store: &Store, record: WalletRecord) -> Result<(Wallet, LotPlaces), StoreError> {
     if !record.lots_apart {
-        return Ok(Some((Wallet::from(record), LotPlaces::default())));
+        return Ok((Wallet::from(record), LotPlaces::default()));
     }
+    let id = record.id;
     let mut wallet = Wallet::from(record);
     let mut apart: Vec<(u64, Lot)> = Vec::new();
     store.for_each::<OpenLotRecord>(
@@ -180,15 +187,63 @@ pub(crate) fn load(store: &Store, id: WalletId) -> Result<Option<(Wallet, LotPla
         },
     )?;
     apart.sort_unstable_by_key(|(place, _)| *place);
-    let next = apart.last().map_or(0, |(place, _)| place + 1);
+    // A wallet goes apart with more lots than half the limit (at least 2), and each lot has a
+    // place of its own: anything else is damage, and reading on would lose or reorder money.
+    let distinct = apart
+        .windows(2)
+        .all(|pair| matches!(pair, [a, b] if a.0 != b.0));
+    if apart.is_empty() || !distinct {
+        return Err(StoreError::Io(format!(
+            "wallet {id}: its lots stored apart are missing or share a place"
+        )));
+    }
+    let next = apart.last().map_or(0, |(place, _)| place.saturating_add(1));
     let places = apart.iter().map(|(place, _)| *place).collect();
     wallet.lots = apart.into_iter().map(|(_, lot)| lot).collect();
-    Ok(Some((wallet, LotPlaces { places, next })))
+    Ok((wallet, LotPlaces { places, next }))
 }
 
-/// Reads a wallet with its lots (for answers and reports).
+/// Reads a wallet with its lots (for answers and reports), while its actor may be writing it:
+/// a wallet whose lots are apart is read as its record, its lots, then its record again, and
+/// read again if the record changed in between, so the lots and the balances are of one
+/// change.
 pub(crate) fn read(store: &Store, id: WalletId) -> Result<Option<Wallet>, StoreError> {
-    Ok(load(store, id)?.map(|(wallet, _)| wallet))
+    let key = keys::wallet_key(id);
+    let mut attempts = 0;
+    loop {
+        let Some(record) = store.get::<WalletRecord>(Space::Wallets, &key)? else {
+            return Ok(None);
+        };
+        if !record.lots_apart {
+            return Ok(Some(Wallet::from(record)));
+        }
+        let (wallet, _) = with_lots(store, record.clone())?;
+        let again = store.get::<WalletRecord>(Space::Wallets, &key)?;
+        if again.as_ref() == Some(&record) {
+            return Ok(Some(wallet));
+        }
+        attempts += 1;
+        if attempts == 100 {
+            // A wallet written this often would be read stale, never torn: refuse instead.
+            return Err(StoreError::Io(format!(
+                "wallet {id} changed under each of {attempts} reads"
+            )));
+        }
+    }
+}
+
+/// The wallets that `open_lots` holds lots for, with how many: the audit checks them against
+/// the wallets whose records say their lots are apart.
+pub(crate) fn wallets_with_lots_apart(
+    store: &Store,
+) -> Result<std::collections::BTreeMap<Vec<u8>, usize>, StoreError> {
+    let mut found = std::collections::BTreeMap::new();
+    store.for_each_raw(Space::OpenLots, &[], |key, _| {
+        let wallet = key.get(..16).unwrap_or(key).to_vec();
+        *found.entry(wallet).or_insert(0) += 1;
+        Ok(())
+    })?;
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -336,13 +391,31 @@ mod tests {
             (spent.clone(), places.clone())
         );
 
+        // Between half the limit and the limit a wallet keeps the layout it has: apart here.
+        let mut band = spent.clone();
+        spend(&mut band, (3..=23).map(|n| 100 * n).sum::<i64>() - 50);
+        assert_eq!(band.lots.len(), APART_ABOVE / 2 + 2);
+        let (places, records) = write(&store, &spent, &places, &band);
+        assert_eq!(records, 1 + 21, "the state and the 21 lots closed");
+        assert_eq!(
+            load(&store, WalletId::from_bytes(ID_BYTES))
+                .unwrap()
+                .unwrap(),
+            (band.clone(), places.clone())
+        );
+        let spent = band;
+
         // Spent down to a few lots: they go back inline and every lot apart is deleted.
         let mut small = spent.clone();
-        spend(&mut small, (3..=35).map(|n| 100 * n).sum::<i64>() - 50);
+        spend(&mut small, (24..=35).map(|n| 100 * n).sum());
         assert_eq!(small.lots.len(), 41 - 35);
         let (places, records) = write(&store, &spent, &places, &small);
         assert_eq!(places, LotPlaces::default());
-        assert_eq!(records, 1 + 39);
+        assert_eq!(
+            records,
+            1 + 18,
+            "the state with its lots inline, and 18 deletions"
+        );
         assert_eq!(
             load(&store, WalletId::from_bytes(ID_BYTES))
                 .unwrap()

@@ -1,12 +1,12 @@
 //! `rewardsd audit`: a store written by a day of varied traffic is clean; a copy of it with one
-//! posting changed, one index entry dropped and an offer's totals off by one is reported with
-//! each defect named; a store in use by a running server is not opened.
+//! posting changed, one index entry dropped, an offer's totals off by one and a stray lot stored
+//! apart is reported with each defect named; a store in use by a running server is not opened.
 
 use std::path::Path;
 use std::process::Command;
 
-use rewards_actors::schema::{keys, LedgerEntriesRecord};
-use rewards_core::{ContactId, EventId, Money, Timestamp, WalletId};
+use rewards_actors::schema::{keys, FundingRecord, LedgerEntriesRecord, LotRecord, OpenLotRecord};
+use rewards_core::{ContactId, EventId, LotId, Money, Timestamp, WalletId};
 use rewards_storage::{Space, Store, StoreOptions, WriteSet};
 use serde_json::{json, Value};
 
@@ -141,6 +141,29 @@ async fn the_audit_finds_a_changed_posting_and_a_dropped_index_entry() {
         // And one award too many in an offer's totals.
         let offer: rewards_core::OfferId = id(&ten["id"]);
         set.add_counter(keys::offer_totals_key(offer), [0, 1]);
+        // And a lot stored apart under a wallet whose record keeps its lots inline.
+        let stray = LotRecord {
+            id: LotId::from_bytes([9; 16]),
+            amount: Money::from_minor(500),
+            remaining: Money::from_minor(500),
+            expires_at: None,
+            offer_id: None,
+            event_id: dropped_event,
+            funding: FundingRecord::Business,
+            expired: false,
+            redeemed: Money::ZERO,
+            expired_amount: Money::ZERO,
+            clawed_back_commerce: Money::ZERO,
+            clawed_back_open: Money::ZERO,
+        };
+        set.put(
+            Space::OpenLots,
+            keys::open_lot_key(wallet, stray.id),
+            &OpenLotRecord {
+                order: 0,
+                lot: stray,
+            },
+        );
         store.write(set).unwrap();
         store.close();
         drop(store);
@@ -168,7 +191,13 @@ async fn the_audit_finds_a_changed_posting_and_a_dropped_index_entry() {
             )),
             "{out}"
         );
-        assert!(out.contains("4 defects found"), "{out}");
+        assert!(
+            out.contains(&format!(
+                "wallet {wallet}: its record says its lots are inline, but open_lots holds some"
+            )),
+            "{out}"
+        );
+        assert!(out.contains("5 defects found"), "{out}");
     }
     // The original is untouched by the audits.
     assert_eq!(audit(&data).code, Some(0));
