@@ -46,8 +46,10 @@ pub struct WalletRecord {
     pub lots_apart: bool,
 }
 
-impl From<&Wallet> for WalletRecord {
-    fn from(wallet: &Wallet) -> WalletRecord {
+impl WalletRecord {
+    /// The record of `wallet`: with its lots inline, or, `lots_apart`, without them (they are
+    /// then stored one by one, see `wallets::stored`).
+    pub fn of(wallet: &Wallet, lots_apart: bool) -> WalletRecord {
         let Wallet {
             id,
             contact_id,
@@ -65,14 +67,24 @@ impl From<&Wallet> for WalletRecord {
             contact_id: *contact_id,
             business_id: *business_id,
             currency: *currency,
-            lots: lots.iter().map(LotRecord::from).collect(),
+            lots: if lots_apart {
+                Vec::new()
+            } else {
+                lots.iter().map(LotRecord::from).collect()
+            },
             open: *open,
             reserved: *reserved,
             holds: holds.iter().map(HoldRecord::from).collect(),
             auto_payable: *auto_payable,
             next_seq: *next_seq,
-            lots_apart: false,
+            lots_apart,
         }
+    }
+}
+
+impl From<&Wallet> for WalletRecord {
+    fn from(wallet: &Wallet) -> WalletRecord {
+        WalletRecord::of(wallet, false)
     }
 }
 

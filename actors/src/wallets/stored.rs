@@ -28,35 +28,6 @@ pub(crate) struct LotPlaces {
     next: u64,
 }
 
-/// The wallet's state without its lots.
-fn state_record(wallet: &Wallet) -> WalletRecord {
-    let Wallet {
-        id,
-        contact_id,
-        business_id,
-        currency,
-        lots: _,
-        open,
-        reserved,
-        holds,
-        auto_payable,
-        next_seq,
-    } = wallet;
-    WalletRecord {
-        id: *id,
-        contact_id: *contact_id,
-        business_id: *business_id,
-        currency: *currency,
-        lots: Vec::new(),
-        open: *open,
-        reserved: *reserved,
-        holds: holds.iter().map(Into::into).collect(),
-        auto_payable: *auto_payable,
-        next_seq: *next_seq,
-        lots_apart: true,
-    }
-}
-
 fn put_lot(set: &mut WriteSet, wallet: WalletId, place: u64, lot: &Lot) {
     set.put(
         Space::OpenLots,
@@ -102,7 +73,7 @@ pub(crate) fn put(
     set.put(
         Space::Wallets,
         keys::wallet_key(after.id),
-        &state_record(after),
+        &WalletRecord::of(after, true),
     );
     if !was_apart {
         // Moving apart: every lot, in the wallet's order.
