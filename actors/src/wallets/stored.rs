@@ -122,13 +122,10 @@ pub(crate) fn put(
     LotPlaces { places: kept, next }
 }
 
-/// Writes a new wallet (nothing of it stored yet).
+/// Writes a new wallet (nothing of it stored yet). With no places, [`put`] reads nothing of
+/// `before`, so the wallet stands in for it.
 pub(crate) fn put_new(set: &mut WriteSet, apart_above: usize, wallet: &Wallet) {
-    let empty = Wallet {
-        lots: Vec::new(),
-        ..wallet.clone()
-    };
-    put(set, apart_above, &empty, &LotPlaces::default(), wallet);
+    put(set, apart_above, wallet, &LotPlaces::default(), wallet);
 }
 
 /// Reads a wallet with its lots in their order, and their places when they are apart (only
