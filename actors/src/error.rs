@@ -32,7 +32,9 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         match e {
             StoreError::Overloaded => Failure::Domain(DomainError::Overloaded),
-            StoreError::Poisoned | StoreError::Closed => Failure::Domain(DomainError::NotReady),
+            StoreError::Poisoned | StoreError::Closed | StoreError::Fenced(_) => {
+                Failure::Domain(DomainError::NotReady)
+            }
             other => Failure::Internal(other.to_string()),
         }
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use fjall::PersistMode;
 use parking_lot::{Condvar, Mutex};
 
-use crate::log::{Log, Position};
+use crate::log::Position;
 use crate::overlay::Generation;
 use crate::store::{Inner, Space, StoreError};
 
@@ -126,7 +126,9 @@ fn write(
     };
     metrics::histogram!("rewards_checkpoint_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("rewards_checkpoint_keys").record(stats.keys as f64);
-    metrics::gauge!("rewards_log_segments").set(inner.log.segment_count() as f64);
+    if let Some(segments) = inner.log.segment_count() {
+        metrics::gauge!("rewards_log_segments").set(segments as f64);
+    }
     tracing::debug!(
         keys = stats.keys,
         through,

@@ -23,6 +23,7 @@ pub mod codec;
 pub mod keys;
 pub mod log;
 mod overlay;
+pub mod replicated;
 mod store;
 mod writer;
 

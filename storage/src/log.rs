@@ -38,6 +38,12 @@ pub trait Log: Send + Sync {
 
     /// Forgets records up to `position`: a checkpoint holds everything they changed.
     fn truncate_through(&self, position: Position) -> Result<(), StoreError>;
+
+    /// Segment files the log holds on this machine, for the `rewards_log_segments` gauge; none
+    /// for a log that lives elsewhere.
+    fn segment_count(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Bytes before a record's body: its length (u32), a CRC-32 of length, sequence and body (u32),
@@ -662,6 +668,10 @@ impl Log for FileLog {
             sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+
+    fn segment_count(&self) -> Option<usize> {
+        Some(FileLog::segment_count(self))
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{CheckpointStats, Checkpointer};
 use crate::codec::{self, CodecError, Record};
 use crate::keys::prefix_end;
-use crate::log::{FileLog, Log};
+use crate::log::{FileLog, Log, Position};
 use crate::overlay::{Change, Lookup, Overlay};
 use crate::writer::{Ack, Writer, WriterStats};
 
@@ -171,6 +171,9 @@ pub enum StoreError {
     Poisoned,
     #[error("the store is closed")]
     Closed,
+    /// Another writer took the replicated log over: this one's appends are refused for good.
+    #[error("fenced: {0}")]
+    Fenced(String),
     #[error("storage failure: {0}")]
     Io(String),
     /// Another process (a running server, an audit) has the store's directory open.
@@ -370,7 +373,7 @@ pub(crate) struct Inner {
     pub(crate) db: Database,
     pub(crate) spaces: Vec<Keyspace>,
     /// The durable home of every write until a checkpoint covers it.
-    pub(crate) log: FileLog,
+    pub(crate) log: Box<dyn Log>,
     /// Logged writes not yet in the keyspaces; reads look here first.
     pub(crate) overlay: Overlay,
     pub(crate) poisoned: AtomicBool,
@@ -449,6 +452,26 @@ impl Store {
     /// that checkpoint covers, applied to the overlay: everything acknowledged before a crash
     /// is there.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let (durability, segment_bytes) = (options.durability, options.log_segment_bytes);
+        let log_dir = path.join("log");
+        Store::open_on(path, options, move |checkpoint| {
+            Ok(Box::new(FileLog::open(
+                &log_dir,
+                durability,
+                segment_bytes,
+                checkpoint,
+            )?))
+        })
+    }
+
+    /// Opens the store in `path` on a log of the caller's choosing: `open_log` is given the
+    /// position the keyspaces' checkpoint covers and returns the log to replay after it and to
+    /// append to. [`Store::open`] passes the local [`FileLog`] in `path/log`.
+    pub fn open_on(
+        path: &Path,
+        options: StoreOptions,
+        open_log: impl FnOnce(Position) -> Result<Box<dyn Log>, StoreError>,
+    ) -> Result<Store, StoreError> {
         assert!(options.queue_capacity >= 1 && options.max_batch_sets >= 1);
         let started = Instant::now();
         std::fs::create_dir_all(path).map_err(|e| StoreError::Io(e.to_string()))?;
@@ -459,12 +482,7 @@ impl Store {
             .map(|s| db.keyspace(s.name(), KeyspaceCreateOptions::default))
             .collect::<Result<Vec<_>, _>>()?;
         let checkpoint = crate::checkpoint::read_position_of(&spaces)?;
-        let log = FileLog::open(
-            &path.join("log"),
-            options.durability,
-            options.log_segment_bytes,
-            checkpoint,
-        )?;
+        let log = open_log(checkpoint)?;
         let mut inner = Inner {
             db,
             spaces,
@@ -479,7 +497,7 @@ impl Store {
         };
         inner.overlay = Overlay::new(checkpoint);
         let mut replayed = 0u64;
-        let last = inner.log.read_after(checkpoint, &mut |position, record| {
+        inner.log.read_after(checkpoint, &mut |position, record| {
             // The record's write sets are not told apart in the log: replayed before anything
             // reads, it is applied as one.
             inner
@@ -488,7 +506,6 @@ impl Store {
             replayed += 1;
             Ok(())
         })?;
-        debug_assert!(replayed == 0 || last + 1 == inner.log.next_position());
         let inner = Arc::new(inner);
         let checkpointer = Arc::new(Checkpointer::start(
             inner.clone(),

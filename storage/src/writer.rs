@@ -16,7 +16,6 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Mutex, RwLock};
 
 use crate::checkpoint::Checkpointer;
-use crate::log::Log;
 use crate::overlay::Change;
 use crate::store::{
     decode_counter, encode_counter, Durability, Inner, Op, Space, StoreError, StoreOptions,

