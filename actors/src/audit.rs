@@ -522,21 +522,25 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The store's directory opened for an audit: no checkpoint runs while it is open, and it is
 /// closed without one, so nothing is written to it.
+///
+/// A cluster node's directory (see [`crate::cluster`]) holds its copy of the data as its last
+/// checkpoint left it; the log is on the NATS servers. That copy is what is audited.
 pub fn open(dir: &std::path::Path) -> Result<Store, StoreError> {
+    let options = rewards_storage::StoreOptions {
+        checkpoint_interval: std::time::Duration::from_secs(u32::MAX as u64),
+        checkpoint_bytes: usize::MAX,
+        ..Default::default()
+    };
+    if crate::cluster::is_node_directory(dir) {
+        return Store::open_on(dir, options, |_| Ok(Box::new(rewards_storage::log::NoLog)));
+    }
     if !dir.join("log").is_dir() {
         return Err(StoreError::Io(format!(
             "{} is not a store's directory (it has no log)",
             dir.display()
         )));
     }
-    Store::open(
-        dir,
-        rewards_storage::StoreOptions {
-            checkpoint_interval: std::time::Duration::from_secs(u32::MAX as u64),
-            checkpoint_bytes: usize::MAX,
-            ..Default::default()
-        },
-    )
+    Store::open(dir, options)
 }
 
 /// A key's bytes as hex, for a defect about a key that names no record.

@@ -33,6 +33,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Mappings of native formats (`{source}.toml`) that add to or override the built-in ones.
     pub mappings_dir: PathBuf,
+    /// Set to run as one node of a cluster on NATS JetStream; absent, the server runs alone on
+    /// its embedded store.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Fields a config file may set; missing ones keep the defaults.
@@ -57,6 +61,7 @@ struct PartialConfig {
     log: Option<String>,
     log_format: Option<LogFormat>,
     mappings_dir: Option<PathBuf>,
+    cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// `text` for people reading a terminal; `json` (one object per line) for log collectors.
@@ -95,6 +100,9 @@ impl Config {
             ($($field:ident),*) => {$(
                 if let Some(value) = file.$field { self.$field = value; }
             )*};
+        }
+        if file.cluster.is_some() {
+            self.cluster = file.cluster;
         }
         take!(
             listen,
@@ -157,6 +165,9 @@ impl Config {
             self.wallet_idle_seconds >= 1,
             "wallet_idle_seconds must be at least 1"
         );
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod budgets;
 pub mod claims;
 pub mod clock;
+pub mod cluster;
 pub mod codes;
 pub mod config;
 pub mod contact_state;

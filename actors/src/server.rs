@@ -30,7 +30,7 @@ pub fn run(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
 
 /// A line for whoever started the server. A closed or full standard output (a pipe whose reader
 /// went away) must not stop the server, so a failed write is dropped, where `println!` panics.
-fn announce(line: &str) {
+pub(crate) fn announce(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
@@ -57,28 +57,40 @@ pub fn run_demo(config: Config, admin_key: String) -> anyhow::Result<()> {
     system.block_on(serve(config, Some(admin_key), Some(seed)))
 }
 
+/// The store's options from the configuration, with `on_poison` called if a commit fails.
+pub fn store_options(config: &Config, on_poison: rewards_storage::PoisonHook) -> StoreOptions {
+    StoreOptions {
+        durability: config.durability,
+        queue_capacity: config.writer_queue_capacity,
+        max_batch_sets: config.writer_max_batch_sets,
+        // Fault injection for the fault tests only: `REWARDS_FAIL_COMMIT_AFTER=N` makes the
+        // commit after N successful ones fail as a broken disk would.
+        fail_commit_after: std::env::var("REWARDS_FAIL_COMMIT_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok()),
+        checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
+        checkpoint_bytes: config.checkpoint_bytes,
+        log_segment_bytes: config.log_segment_bytes,
+        crash_in_checkpoint_after_spaces: None,
+        on_poison: Some(on_poison),
+    }
+}
+
 /// Opens the store, starts the wallet arbiters and recovers the registries: everything of a
 /// running server but its HTTP ingress. Must run inside an actix system.
 pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<ArbiterHandle>)> {
     // A mapping that does not parse stops start-up before anything is opened.
     let mappings = crate::ingest::Mappings::load(&config.mappings_dir)?;
-    tracing::info!(sources = ?mappings.names(), "native-format mappings");
+    anyhow::ensure!(
+        !crate::cluster::is_node_directory(&config.data_dir),
+        "{} holds a cluster node's copy of the data: start the server with its [cluster] section",
+        config.data_dir.display()
+    );
     let store = Store::open(
         &config.data_dir,
-        StoreOptions {
-            durability: config.durability,
-            queue_capacity: config.writer_queue_capacity,
-            max_batch_sets: config.writer_max_batch_sets,
-            // Fault injection for the fault tests only: `REWARDS_FAIL_COMMIT_AFTER=N` makes the
-            // commit after N successful ones fail as a broken disk would.
-            fail_commit_after: std::env::var("REWARDS_FAIL_COMMIT_AFTER")
-                .ok()
-                .and_then(|v| v.parse().ok()),
-            checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
-            checkpoint_bytes: config.checkpoint_bytes,
-            log_segment_bytes: config.log_segment_bytes,
-            crash_in_checkpoint_after_spaces: None,
-            on_poison: Some(Arc::new(|error: &str| {
+        store_options(
+            config,
+            Arc::new(|error: &str| {
                 // Nothing that failed was acknowledged; stop rather than run on a broken store.
                 tracing::error!(
                     error,
@@ -86,10 +98,21 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
                 );
                 eprintln!("rewardsd: storage failed ({error}); writes stopped, nothing acknowledged was lost; exiting");
                 std::process::exit(70);
-            })),
-        },
+            }),
+        ),
     )
     .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let (app, arbiters) = assemble_app(config, store.clone(), mappings)?;
+    Ok((app, store, arbiters))
+}
+
+/// Starts the wallet arbiters on an open store and recovers the registries from it.
+pub fn assemble_app(
+    config: &Config,
+    store: Store,
+    mappings: crate::ingest::Mappings,
+) -> anyhow::Result<(Arc<App>, Vec<ArbiterHandle>)> {
+    tracing::info!(sources = ?mappings.names(), "native-format mappings");
     let arbiters: Vec<ArbiterHandle> = (0..config.wallet_arbiters())
         .map(|_| Arbiter::new().handle())
         .collect();
@@ -123,7 +146,7 @@ pub fn open_app(config: &Config) -> anyhow::Result<(Arc<App>, Store, Vec<Arbiter
             Err(error) => tracing::error!(%error, "half-done referrals could not be completed"),
         }
     });
-    Ok((app, store, arbiters))
+    Ok((app, arbiters))
 }
 
 async fn serve(
@@ -132,6 +155,9 @@ async fn serve(
     on_listening: Option<OnListening>,
 ) -> anyhow::Result<()> {
     crate::http::render_metrics_init();
+    if config.cluster.is_some() {
+        return crate::cluster::serve(config, admin_key).await;
+    }
     let started = Instant::now();
     let (app, store, arbiters) = open_app(&config)?;
     if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
@@ -139,7 +165,38 @@ async fn serve(
             "Generated operator key (shown once, stored hashed): {secret}"
         ));
     }
-    let data = web::Data::from(app.clone());
+    let (server, addresses) = start_http(app.clone(), &config, None, true)?;
+    app.set_ready(true);
+    for address in &addresses {
+        // Tests and scripts read this line to find an ephemeral port.
+        announce(&format!("rewardsd listening on http://{address}"));
+        tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, "listening");
+    }
+    if let (Some(hook), Some(address)) = (on_listening, addresses.first()) {
+        actix::spawn(hook(format!("http://{address}")));
+    }
+    // actix-web stops on SIGTERM and Ctrl-C: no new connections, in-flight requests answered.
+    server.await.context("running the HTTP server")?;
+    app.set_ready(false);
+    tracing::info!("HTTP server stopped; committing what was accepted");
+    store.close();
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// The HTTP server of the API on `app`, started (it serves once the caller's system runs it),
+/// on `listener` when one is given, else bound to the configured address. It stops by itself
+/// on SIGTERM and Ctrl-C when `signals` is set; else the caller stops it.
+pub fn start_http(
+    app: Arc<App>,
+    config: &Config,
+    listener: Option<std::net::TcpListener>,
+    signals: bool,
+) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
+    let data = web::Data::from(app);
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
@@ -213,30 +270,20 @@ async fn serve(
     .workers(config.http_workers())
     .client_request_timeout(HEADER_READ_TIMEOUT)
     .max_connections(connections_per_worker(config.http_workers()))
-    .shutdown_timeout(30)
-    .bind(config.listen)
-    .with_context(|| format!("binding {}", config.listen))?;
+    .shutdown_timeout(30);
+    let server = if signals {
+        server
+    } else {
+        server.disable_signals()
+    };
+    let server = match listener {
+        Some(listener) => server.listen(listener).context("listening")?,
+        None => server
+            .bind(config.listen)
+            .with_context(|| format!("binding {}", config.listen))?,
+    };
     let addresses: Vec<SocketAddr> = server.addrs();
-    let server = server.run();
-    app.set_ready(true);
-    for address in &addresses {
-        // Tests and scripts read this line to find an ephemeral port.
-        announce(&format!("rewardsd listening on http://{address}"));
-        tracing::info!(%address, startup_ms = started.elapsed().as_millis() as u64, "listening");
-    }
-    if let (Some(hook), Some(address)) = (on_listening, addresses.first()) {
-        actix::spawn(hook(format!("http://{address}")));
-    }
-    // actix-web stops on SIGTERM and Ctrl-C: no new connections, in-flight requests answered.
-    server.await.context("running the HTTP server")?;
-    app.set_ready(false);
-    tracing::info!("HTTP server stopped; committing what was accepted");
-    store.close();
-    for arbiter in arbiters {
-        arbiter.stop();
-    }
-    tracing::info!("shut down cleanly");
-    Ok(())
+    Ok((server.run(), addresses))
 }
 
 /// `payload`, cut off with an error when it is not complete by `timeout` from now.
@@ -265,7 +312,7 @@ fn timed_payload(payload: Payload, timeout: Duration) -> Payload {
 /// limit raised to the hard one) less a reserve for the store, shared among the workers. Past
 /// it a worker stops accepting until connections close, so running out of descriptors refuses
 /// clients instead of failing the store (which needs descriptors for its journal and tables).
-fn connections_per_worker(workers: usize) -> usize {
+pub(crate) fn connections_per_worker(workers: usize) -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -22,6 +22,7 @@ mod checkpoint;
 pub mod codec;
 pub mod keys;
 pub mod log;
+pub mod nats_cluster;
 mod overlay;
 pub mod replicated;
 mod store;

@@ -46,6 +46,31 @@ pub trait Log: Send + Sync {
     }
 }
 
+/// A log with nothing in it that takes nothing: opens a store as its last checkpoint left its
+/// keyspaces, for reading only (an audit of a cluster node's copy, whose log lives on the NATS
+/// servers). An append is refused.
+pub struct NoLog;
+
+impl Log for NoLog {
+    fn append(&self, _record: &[u8]) -> Result<Position, StoreError> {
+        Err(StoreError::Refused(
+            "this store was opened to be read, without its log".to_string(),
+        ))
+    }
+
+    fn read_after(
+        &self,
+        position: Position,
+        _visit: &mut Visit<'_>,
+    ) -> Result<Position, StoreError> {
+        Ok(position)
+    }
+
+    fn truncate_through(&self, _position: Position) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 /// Bytes before a record's body: its length (u32), a CRC-32 of length, sequence and body (u32),
 /// its sequence number (u64), all little-endian.
 const HEADER_BYTES: usize = 16;

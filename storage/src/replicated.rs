@@ -66,7 +66,9 @@ pub struct ReplicatedLogOptions {
 }
 
 impl ReplicatedLogOptions {
-    /// Options with a 5 s request timeout and a 30 s append deadline.
+    /// Options with a 1 s request timeout and a 30 s append deadline. An acknowledgement takes
+    /// milliseconds; one that has not come in a second is most likely lost with a server, and
+    /// the retry (deduplicated by its message id) reaches the stream's new leader.
     pub fn new(servers: Vec<String>, stream: &str, subject: &str, writer: &str) -> Self {
         ReplicatedLogOptions {
             servers,
@@ -74,7 +76,7 @@ impl ReplicatedLogOptions {
             subject: subject.to_string(),
             replicas: 3,
             writer: writer.to_string(),
-            request_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(1),
             append_deadline: Duration::from_secs(30),
         }
     }
@@ -153,7 +155,7 @@ impl ReplicatedLog {
             async move {
                 let connect = async_nats::ConnectOptions::new()
                     .name(&options.writer)
-                    .connection_timeout(options.request_timeout)
+                    .connection_timeout(options.request_timeout.max(Duration::from_secs(5)))
                     .request_timeout(Some(options.request_timeout));
                 let client = connect.connect(options.servers.as_slice()).await?;
                 let context = jetstream::ContextBuilder::new()

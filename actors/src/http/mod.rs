@@ -29,7 +29,7 @@ use crate::limits::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 use crate::registry::BusinessEntry;
 use problem::ApiError;
 
-pub use ops::render_metrics;
+pub use ops::{prometheus, render_metrics};
 
 /// Installs the Prometheus recorder before anything records a metric.
 pub fn render_metrics_init() {

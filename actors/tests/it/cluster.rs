@@ -1,0 +1,393 @@
+//! A cluster on loopback: three NATS JetStream servers and three `rewardsd` nodes, with traffic
+//! through every node. The owner is killed with SIGKILL, then a NATS server; after each
+//! failover every acknowledged purchase is there exactly once, as it was answered, and every
+//! wallet equals its ledger. A paused owner that wakes after another node took over refuses
+//! writes, says so in its metrics, and exits for its supervisor to restart it.
+//!
+//! Needs `nats-server` (see `rewards_storage::nats_cluster`): skipped with a message without
+//! one, unless `REWARDS_REQUIRE_NATS` is set, as CI sets it. `REWARDS_CLUSTER_ROUNDS` sets the
+//! rounds of owner kills (default 1).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rewards_storage::nats_cluster::{nats_server, NatsCluster};
+use serde_json::{json, Value};
+
+use crate::audit::audit;
+use crate::support::{audit_wallet, basket, world, Api, Server, World};
+
+const CONTACTS: usize = 6;
+const CLIENTS: usize = 3;
+
+fn start_node(dir: &Path, nats: &NatsCluster, i: usize) -> Server {
+    let config = dir.join(format!("node-{i}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "checkpoint_interval_ms = 50\n\n[cluster]\nnats = {:?}\nnode = \"node-{i}\"\n\
+             lease_ms = 2000\ndeposed_grace_ms = 1500\n",
+            nats.urls()
+        ),
+    )
+    .unwrap();
+    Server::start_with(&dir.join(format!("data-{i}")), "sync", Some(&config))
+}
+
+async fn metrics(api: &Api) -> String {
+    match api.send(reqwest::Method::GET, "/metrics", None, None).await {
+        Ok(answer) => answer.body.as_str().unwrap_or_default().to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The node that owns the data, once one does and every node knows it.
+async fn owner(nodes: &[Option<Server>]) -> usize {
+    let started = Instant::now();
+    loop {
+        let mut owner = None;
+        let mut ready = 0;
+        for (i, node) in nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            let api = node.client();
+            if metrics(&api)
+                .await
+                .contains("rewards_cluster_partitions_owned 1")
+            {
+                owner = Some(i);
+            }
+            let health = api
+                .send(reqwest::Method::GET, "/health/ready", None, None)
+                .await;
+            if health.is_ok_and(|h| h.status == 200) {
+                ready += 1;
+            }
+        }
+        if let Some(owner) = owner.filter(|_| ready == nodes.iter().flatten().count()) {
+            return owner;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no node took the data over in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn clients_of(nodes: &[Option<Server>]) -> Vec<Api> {
+    nodes.iter().flatten().map(Server::client).collect()
+}
+
+/// Posts `body` until it is answered 201 (or 200, a replay), through each node in turn:
+/// connections refused and 503s (no owner yet, an owner being replaced) are retried with the
+/// same external reference, so each purchase is made exactly once however often it is sent.
+async fn purchase_until_answered(apis: &[Api], pos_key: &str, body: &Value, first: usize) -> Value {
+    let started = Instant::now();
+    let mut attempt = first;
+    loop {
+        let api = &apis[attempt % apis.len()];
+        attempt += 1;
+        match api.try_post("/v1/purchases", pos_key, body).await {
+            Ok(answer) if answer.status == 201 || answer.status == 200 => return answer.body,
+            Ok(answer) if answer.status == 503 || answer.status == 409 => {}
+            Ok(answer) => panic!("purchase refused: {} {}", answer.status, answer.body),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "a purchase went unanswered for 90 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clients sending purchases through every node until `stop` is set.
+fn traffic(
+    apis: Vec<Api>,
+    w: &World,
+    round: usize,
+    acknowledged: &Arc<Mutex<Vec<Value>>>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..CLIENTS)
+        .map(|client| {
+            let apis = apis.clone();
+            let pos_key = w.pos_key.clone();
+            let acknowledged = acknowledged.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let contact = (client + n) % CONTACTS;
+                    let mut body = basket(json!({"contact_code": format!("C-{contact}")}), "10.00");
+                    body["external_reference"] = json!(format!("r{round}-c{client}-n{n}"));
+                    if n.is_multiple_of(3) {
+                        body["spend"] = json!({"amount": "all"});
+                    }
+                    let answer = purchase_until_answered(&apis, &pos_key, &body, client + n).await;
+                    acknowledged.lock().push(answer);
+                    n += 1;
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_purchases_survive_failovers_exactly_once() {
+    let Some(binary) = nats_server() else { return };
+    let rounds: usize = std::env::var("REWARDS_CLUSTER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut nats = NatsCluster::start(binary);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Option<Server>> = (0..3)
+        .map(|i| Some(start_node(dir.path(), &nats, i)))
+        .collect();
+    let first_owner = owner(&nodes).await;
+    println!("cluster: node-{first_owner} owns the data");
+
+    // The world, made through a node that does not own the data: forwarded.
+    let entry = nodes[(first_owner + 1) % 3].as_ref().unwrap().client();
+    let w = world(&entry, "EUR").await;
+    w.offer(json!({"name": "instant 10%", "goal": "spend", "award": {"kind": "percent", "percent": "10"}, "redeem": "instant"}))
+        .await;
+    w.offer(json!({"name": "deferred 1", "goal": "spend", "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "deferred"}))
+        .await;
+    let mut wallets = Vec::new();
+    for i in 0..CONTACTS {
+        let contact = w.contact(json!({"code": format!("C-{i}")})).await;
+        let wallet = contact["wallet_id"].as_str().unwrap().to_string();
+        w.topup(&wallet, "50.00").await;
+        wallets.push(wallet);
+    }
+
+    let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
+    for round in 0..rounds {
+        // The owner is killed under traffic; a follower takes over; the killed node comes back
+        // as a follower.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = traffic(clients_of(&nodes), &w, round, &acknowledged, &stop);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let victim = owner(&nodes).await;
+        let before = acknowledged.lock().len();
+        let killed = Instant::now();
+        nodes[victim].take().unwrap().kill();
+        let next = owner(&nodes).await;
+        println!(
+            "round {round}: node-{victim} killed after {before} purchases; node-{next} took over in {} ms",
+            killed.elapsed().as_millis()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        nodes[victim] = Some(start_node(dir.path(), &nats, victim));
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        for client in clients {
+            client.await.unwrap();
+        }
+    }
+
+    // A NATS server is killed under traffic: the stream and the leases keep a quorum.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients = traffic(clients_of(&nodes), &w, rounds, &acknowledged, &stop);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.kill_server(0);
+    let killed = Instant::now();
+    let during = acknowledged.lock().len();
+    while acknowledged.lock().len() < during + 30 {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "purchases stalled for 60 s after a NATS server was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "NATS server n0 killed: 30 more purchases answered in {} ms",
+        killed.elapsed().as_millis()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    for client in clients {
+        client.await.unwrap();
+    }
+    nats.start_server(0);
+    // With leases this short (2 s), a NATS election (4 to 9 s) can outlast the owner's lease:
+    // then it steps down and exits, and its supervisor (this test) starts it again. After
+    // 10 s every election is over; then the cluster settles.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let started = Instant::now();
+    loop {
+        let mut restarted = false;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            if node.as_mut().is_some_and(Server::exited) {
+                println!("node-{i} stepped down while NATS elected a leader; started again");
+                *node = Some(start_node(dir.path(), &nats, i));
+                restarted = true;
+            }
+        }
+        let deposed = {
+            let mut any = false;
+            for node in nodes.iter().flatten() {
+                any |= metrics(&node.client())
+                    .await
+                    .contains("rewards_cluster_deposed_total");
+            }
+            any
+        };
+        if !restarted && !deposed {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cluster did not settle"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    owner(&nodes).await;
+
+    let answered = acknowledged.lock().clone();
+    check(&w, &clients_of(&nodes), &answered, &wallets).await;
+
+    // A paused owner wakes after another node took over: its write is refused and it leaves.
+    let stale = owner(&nodes).await;
+    let stale_api = nodes[stale].as_ref().unwrap().client();
+    let pid = nodes[stale].as_ref().unwrap().pid();
+    signal(pid, libc::SIGSTOP);
+    let started = Instant::now();
+    let next = loop {
+        let mut found = None;
+        for (i, node) in nodes.iter().enumerate() {
+            if i == stale {
+                continue;
+            }
+            if let Some(node) = node {
+                if metrics(&node.client())
+                    .await
+                    .contains("rewards_cluster_partitions_owned 1")
+                {
+                    found = Some(i);
+                }
+            }
+        }
+        if let Some(i) = found {
+            break i;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no takeover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    signal(pid, libc::SIGCONT);
+    let mut body = basket(json!({"contact_code": "C-0"}), "10.00");
+    body["external_reference"] = json!("from-the-deposed-owner");
+    let answer = stale_api
+        .try_post("/v1/purchases", &w.pos_key, &body)
+        .await
+        .expect("the deposed owner answers until it exits");
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let deposed = Instant::now();
+    loop {
+        let text = metrics(&stale_api).await;
+        if text.contains("rewards_cluster_deposed_total") {
+            assert!(
+                text.contains("rewards_cluster_partitions_owned 0"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            deposed.elapsed() < Duration::from_secs(5),
+            "the deposed owner's metrics do not say so"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let code = nodes[stale]
+        .take()
+        .unwrap()
+        .wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(75), "a deposed owner exits with status 75");
+    println!("node-{stale} paused, node-{next} took over, node-{stale} refused and left");
+    // Nothing of the refused purchase is anywhere.
+    let apis = clients_of(&nodes);
+    let replay = purchase_until_answered(&apis, &w.pos_key, &body, 0).await;
+    let events = apis[0]
+        .all(
+            &format!("/v1/businesses/{}/events?type=purchase", w.business),
+            &w.key,
+        )
+        .await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["external_reference"] == "from-the-deposed-owner")
+            .count(),
+        1
+    );
+    assert!(replay["id"].is_string());
+
+    // Every node's own materialised copy is consistent, whatever it last saw.
+    for node in nodes.iter_mut() {
+        if let Some(node) = node.take() {
+            node.stop();
+        }
+    }
+    for i in 0..3 {
+        let report = audit(&dir.path().join(format!("data-{i}")));
+        assert_eq!(report.code, Some(0), "node-{i}: {}", report.stderr);
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+/// Through every node: each acknowledged purchase is there as answered, exactly once, and every
+/// wallet equals its ledger.
+async fn check(w: &World, apis: &[Api], acknowledged: &[Value], wallets: &[String]) {
+    assert!(!acknowledged.is_empty());
+    for api in apis {
+        let w = World {
+            api: api.clone(),
+            business: w.business.clone(),
+            key: w.key.clone(),
+            pos_key: w.pos_key.clone(),
+        };
+        for answer in acknowledged {
+            let id = answer["id"].as_str().unwrap();
+            let stored = w.api.get(&format!("/v1/purchases/{id}"), &w.key).await;
+            let stored = stored.expect(200);
+            assert_eq!(stored["awards"], answer["awards"], "purchase {id}");
+            assert_eq!(stored["spend"], answer["spend"], "purchase {id}");
+        }
+        let events = w
+            .api
+            .all(
+                &format!("/v1/businesses/{}/events?type=purchase", w.business),
+                &w.key,
+            )
+            .await;
+        let mut references: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["external_reference"].as_str())
+            .collect();
+        references.sort_unstable();
+        let stored = references.len();
+        references.dedup();
+        assert_eq!(references.len(), stored, "a purchase was stored twice");
+        assert_eq!(
+            stored,
+            acknowledged.len(),
+            "purchases stored but not acknowledged, or lost"
+        );
+        for wallet in wallets {
+            audit_wallet(&w, wallet).await;
+        }
+    }
+    println!(
+        "{} purchases checked through {} nodes",
+        acknowledged.len(),
+        apis.len()
+    );
+}
