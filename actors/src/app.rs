@@ -34,6 +34,9 @@ pub struct App {
     pub scheme_codes: SchemeCodes,
     /// The customer events engine's mappings, by source.
     pub mappings: crate::ingest::Mappings,
+    /// On a cluster's owner: the token its followers present with a request they forward, so
+    /// that the client address they pass on (which picks a purchase's TAP) is believed.
+    pub forward_token: std::sync::OnceLock<String>,
     ready: AtomicBool,
 }
 
@@ -57,6 +60,7 @@ impl App {
             codes: OneTimeCodes::default(),
             scheme_codes: SchemeCodes::default(),
             mappings: crate::ingest::Mappings::default(),
+            forward_token: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
         }
     }

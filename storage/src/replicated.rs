@@ -27,7 +27,7 @@ use async_nats::jetstream::{
     consumer::{pull::OrderedConfig, DeliverPolicy},
     context::PublishErrorKind,
     message::PublishMessage,
-    stream::{Config as StreamConfig, RetentionPolicy, StorageType},
+    stream::{Config as StreamConfig, LastRawMessageErrorKind, RetentionPolicy, StorageType},
 };
 use async_nats::HeaderMap;
 use futures::StreamExt;
@@ -231,13 +231,15 @@ impl ReplicatedLog {
         ))
     }
 
-    /// The stream's last sequence (0 when it is empty).
+    /// The sequence of the subject's last message (0 when it has none): what the fence header
+    /// is checked against.
     fn last_sequence(&self) -> Result<u64, StoreError> {
         let context = self.context.clone();
         let name = self.options.stream.clone();
+        let subject = self.options.subject.clone();
         self.run(async move {
-            let mut stream = context.get_stream(&name).await?;
-            Ok::<_, async_nats::Error>(stream.info().await?.state.last_sequence)
+            let stream = context.get_stream_no_info(&name).await?;
+            subject_last(&stream, &subject).await
         })
         .map_err(|e| unreachable("reading the stream's state", e))
     }
@@ -288,6 +290,11 @@ impl ReplicatedLog {
                 PublishErrorKind::WrongLastSequence => {
                     return Ok(Appended::Fenced(error.to_string()));
                 }
+                // The same refusal in the form newer servers may give it (error code 10164),
+                // which this client reports as another error.
+                PublishErrorKind::Other if error.to_string().contains("wrong last sequence") => {
+                    return Ok(Appended::Fenced(error.to_string()));
+                }
                 PublishErrorKind::MaxPayloadExceeded => {
                     return Err(unreachable("appending", error));
                 }
@@ -319,6 +326,122 @@ impl ReplicatedLog {
         block_on_runtime(self.runtime.as_ref().unwrap(), future)
     }
 
+    /// One pass of [`Log::read_after`]: every record after `position` to the subject's last,
+    /// or the reason it stopped, with the position of the last record visited.
+    fn read_pass(&self, position: Position, visit: &mut Visit<'_>) -> Result<Position, Pass> {
+        let context = self.context.clone();
+        let name = self.options.stream.clone();
+        let subject = self.options.subject.clone();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
+        // A stream that stops delivering before the end is an error, not a wait without end.
+        let idle = (self.options.request_timeout * 10).max(Duration::from_secs(10));
+        let reader = async move {
+            let mut stream = context.get_stream(&name).await.map_err(Stop::transient)?;
+            let state = stream.info().await.map_err(Stop::transient)?.state.clone();
+            let last = subject_last(&stream, &subject)
+                .await
+                .map_err(Stop::transient)?;
+            if last < position {
+                return Err(Stop::Permanent(format!(
+                    "stream {name} ends at {last}, before position {position} that a checkpoint covers"
+                )));
+            }
+            if last == position {
+                return Ok(position);
+            }
+            if state.first_sequence > position + 1 {
+                return Err(Stop::Permanent(format!(
+                    "records {} to {} are no longer in stream {name}",
+                    position + 1,
+                    state.first_sequence - 1
+                )));
+            }
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    filter_subject: subject,
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: position + 1,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(Stop::transient)?;
+            let mut messages = consumer.messages().await.map_err(Stop::transient)?;
+            let mut delivered = position;
+            loop {
+                let next = tokio::time::timeout(idle, messages.next())
+                    .await
+                    .map_err(|_| {
+                        Stop::Transient(format!(
+                            "stream {name} delivered nothing for {} s after sequence {delivered} (its last is {last})",
+                            idle.as_secs()
+                        ))
+                    })?;
+                let Some(message) = next else { break };
+                let message = message.map_err(Stop::transient)?;
+                let info = message.info().map_err(Stop::transient)?;
+                let (sequence, pending) = (info.stream_sequence, info.pending);
+                let read = classify(message.headers.as_ref(), message.payload.clone())
+                    .map_err(Stop::Permanent)?;
+                if sender.send((sequence, read)).await.is_err() {
+                    break;
+                }
+                delivered = sequence;
+                if sequence >= last || pending == 0 {
+                    break;
+                }
+            }
+            Ok(delivered.max(last))
+        };
+        // `runtime` is only taken in `drop`.
+        #[allow(clippy::unwrap_used)]
+        let task = self.runtime.as_ref().unwrap().spawn(reader);
+        let mut assembly: Option<Assembly> = None;
+        let mut last_visited = position;
+        while let Some((sequence, read)) = futures::executor::block_on(receiver.recv()) {
+            match read {
+                // A record cut short by a writer that stopped part way was never
+                // acknowledged: it is dropped.
+                Read::Fence => assembly = None,
+                Read::Whole(bytes) => {
+                    assembly = None;
+                    visit(sequence, &bytes).map_err(Pass::Visit)?;
+                    last_visited = sequence;
+                }
+                Read::Part { part, parts, bytes } => {
+                    let mut current = match assembly.take() {
+                        Some(a) if a.next == part && a.parts == parts => a,
+                        _ if part == 1 => Assembly {
+                            parts,
+                            next: 1,
+                            bytes: Vec::new(),
+                        },
+                        // A later part whose first was before `position` (or cut off):
+                        // nothing to deliver.
+                        _ => continue,
+                    };
+                    current.bytes.extend_from_slice(&bytes);
+                    current.next += 1;
+                    if part == parts {
+                        visit(sequence, &current.bytes).map_err(Pass::Visit)?;
+                        last_visited = sequence;
+                    } else {
+                        assembly = Some(current);
+                    }
+                }
+            }
+        }
+        match futures::executor::block_on(task) {
+            Ok(Ok(last)) => Ok(last.max(last_visited)),
+            Ok(Err(Stop::Permanent(error))) => Err(Pass::Visit(unreachable("reading back", error))),
+            Ok(Err(Stop::Transient(error))) => Err(Pass::Transient {
+                error,
+                visited: last_visited,
+            }),
+            Err(error) => Err(Pass::Visit(unreachable("reading back", error))),
+        }
+    }
+
     /// The writer that opened this log, as its fence marker names it.
     pub fn writer(&self) -> &str {
         &self.options.writer
@@ -327,6 +450,18 @@ impl ReplicatedLog {
     /// Whether another writer has taken the log over (an append was refused).
     pub fn is_fenced(&self) -> bool {
         self.state.lock().fenced.is_some()
+    }
+}
+
+/// The sequence of `subject`'s last message in `stream`, 0 when it has none.
+async fn subject_last<I>(
+    stream: &jetstream::stream::Stream<I>,
+    subject: &str,
+) -> Result<u64, async_nats::Error> {
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => Ok(message.sequence),
+        Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -350,6 +485,27 @@ impl Drop for ReplicatedLog {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Why a reading task stopped: for good (the stream cannot give what is asked), or for now (a
+/// timeout, a server lost).
+enum Stop {
+    Permanent(String),
+    Transient(String),
+}
+
+impl Stop {
+    fn transient(error: impl std::fmt::Display) -> Stop {
+        Stop::Transient(error.to_string())
+    }
+}
+
+/// How one pass of reading back ended, short of the end.
+enum Pass {
+    /// The caller's visit failed, or the stream cannot give what is asked: stop.
+    Visit(StoreError),
+    /// Worth another pass from after `visited`.
+    Transient { error: String, visited: Position },
 }
 
 /// A record assembled from its parts while the log is read back.
@@ -434,98 +590,26 @@ impl Log for ReplicatedLog {
         position: Position,
         visit: &mut Visit<'_>,
     ) -> Result<Position, StoreError> {
-        let context = self.context.clone();
-        let name = self.options.stream.clone();
-        let subject = self.options.subject.clone();
-        let (sender, mut receiver) = tokio::sync::mpsc::channel(READ_AHEAD);
-        let reader = async move {
-            let mut stream = context.get_stream(&name).await?;
-            let state = stream.info().await?.state.clone();
-            if state.last_sequence < position {
-                return Err::<u64, async_nats::Error>(
-                    format!(
-                        "stream {name} ends at {}, before position {position} that a checkpoint covers",
-                        state.last_sequence
-                    )
-                    .into(),
-                );
-            }
-            if state.last_sequence == position {
-                return Ok(position);
-            }
-            if state.messages > 0 && state.first_sequence > position + 1 {
-                return Err(format!(
-                    "records {} to {} are no longer in stream {name}",
-                    position + 1,
-                    state.first_sequence - 1
-                )
-                .into());
-            }
-            let consumer = stream
-                .create_consumer(OrderedConfig {
-                    filter_subject: subject,
-                    deliver_policy: DeliverPolicy::ByStartSequence {
-                        start_sequence: position + 1,
-                    },
-                    ..Default::default()
-                })
-                .await?;
-            let mut messages = consumer.messages().await?;
-            while let Some(message) = messages.next().await {
-                let message = message?;
-                let sequence = message.info()?.stream_sequence;
-                let read = classify(message.headers.as_ref(), message.payload.clone())?;
-                if sender.send((sequence, read)).await.is_err() {
-                    break;
-                }
-                if sequence >= state.last_sequence {
-                    break;
-                }
-            }
-            Ok(state.last_sequence)
-        };
-        // `runtime` is only taken in `drop`.
-        #[allow(clippy::unwrap_used)]
-        let task = self.runtime.as_ref().unwrap().spawn(reader);
-        let mut assembly: Option<Assembly> = None;
-        let mut last_visited = position;
-        while let Some((sequence, read)) = futures::executor::block_on(receiver.recv()) {
-            match read {
-                // A record cut short by a writer that stopped part way was never
-                // acknowledged: it is dropped.
-                Read::Fence => assembly = None,
-                Read::Whole(bytes) => {
-                    assembly = None;
-                    visit(sequence, &bytes)?;
-                    last_visited = sequence;
-                }
-                Read::Part { part, parts, bytes } => {
-                    let mut current = match assembly.take() {
-                        Some(a) if a.next == part && a.parts == parts => a,
-                        _ if part == 1 => Assembly {
-                            parts,
-                            next: 1,
-                            bytes: Vec::new(),
-                        },
-                        // A later part whose first was before `position` (or cut off):
-                        // nothing to deliver.
-                        _ => continue,
-                    };
-                    current.bytes.extend_from_slice(&bytes);
-                    current.next += 1;
-                    if part == parts {
-                        visit(sequence, &current.bytes)?;
-                        last_visited = sequence;
-                    } else {
-                        assembly = Some(current);
+        // A replay that meets a server being lost or a leader being elected goes on from the
+        // last record it delivered, until the append deadline.
+        let started = Instant::now();
+        let mut from = position;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.read_pass(from, visit) {
+                Ok(last) => return Ok(last),
+                Err(Pass::Visit(error)) => return Err(error),
+                Err(Pass::Transient { error, visited }) => {
+                    if started.elapsed() >= self.options.append_deadline {
+                        return Err(unreachable("reading back", error));
                     }
+                    tracing::warn!(%error, after = visited, "reading the replicated log back is retried");
+                    from = visited;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
         }
-        let last = futures::executor::block_on(task)
-            .map_err(|e| unreachable("reading back", e))?
-            .map_err(|e| unreachable("reading back", e))?;
-        Ok(last.max(last_visited))
     }
 
     /// The stream keeps its records: other nodes replay them from their own checkpoints, so

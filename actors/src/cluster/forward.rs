@@ -32,7 +32,11 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 fn passed_on(name: &str) -> bool {
-    !HOP_BY_HOP.contains(&name) && name != "content-length"
+    !HOP_BY_HOP.contains(&name)
+        && name != "content-length"
+        // What a follower says of the client is the follower's to say, never the client's.
+        && name != crate::http::FORWARDED_CLIENT_IP
+        && name != crate::http::FORWARD_TOKEN
 }
 
 /// Starts the forwarding server on `listener`.
@@ -121,13 +125,25 @@ async fn forward(
             outgoing = outgoing.header(name.as_str(), value.as_bytes());
         }
     }
-    outgoing = outgoing.header(FORWARDED_BY, node.me.node.as_str());
+    outgoing = outgoing
+        .header(FORWARDED_BY, node.me.node.as_str())
+        .header(crate::http::FORWARD_TOKEN, owner.token.as_str());
+    if let Some(peer) = request.peer_addr() {
+        outgoing = outgoing.header(crate::http::FORWARDED_CLIENT_IP, peer.ip().to_string());
+    }
     let answer = match outgoing.send().await {
         Ok(answer) => answer,
-        Err(error) => {
-            tracing::warn!(owner = %owner.node, %error, "a request could not be forwarded to the owner");
+        Err(error) if error.is_connect() => {
+            // Nothing reached the owner: it is gone; the lease will name the next one.
+            tracing::warn!(owner = %owner.node, %error, "the owner could not be reached");
             node.forget_owner(&owner);
             return refused("unreachable");
+        }
+        // The request may have reached the owner and been applied: like a client's own broken
+        // connection, the client retries with its idempotency key.
+        Err(error) => {
+            tracing::warn!(owner = %owner.node, %error, "the owner did not answer a forwarded request");
+            return refused("broken");
         }
     };
     let status =

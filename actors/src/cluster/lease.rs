@@ -25,6 +25,11 @@ const BUCKET: &str = "rewards_leases";
 pub struct Holder {
     pub node: String,
     pub url: String,
+    /// The owner's forwarding token: followers present it with the requests they forward, so
+    /// that the client address they pass on is believed. Readable by whoever reads the leases
+    /// (the cluster's nodes), not by clients.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// The lease bucket, connected.

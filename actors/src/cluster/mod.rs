@@ -257,12 +257,17 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr().context("the bound address")?;
+    anyhow::ensure!(
+        cluster.advertise.is_some() || !address.ip().is_unspecified(),
+        "set cluster.advertise to the URL other nodes reach this one at: {address} is not one"
+    );
     let me = Holder {
         node: cluster.node.clone(),
         url: cluster
             .advertise
             .clone()
             .unwrap_or_else(|| format!("http://{address}")),
+        token: hex::encode(rand::random::<[u8; 16]>()),
     };
     let node = Arc::new(Node::new(cluster.clone(), me));
     metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
@@ -304,12 +309,23 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let _ = forwarder.await;
     *node.revision.lock() = revision;
 
-    // Owner: open the store on the stream, serve, renew.
+    // Owner: keep the lease from now on, while the store opens too (a long replay must not let
+    // it lapse); open the store on the stream; serve.
     let started = Instant::now();
     tracing::info!(node = %node.me.node, "this node holds the lease; taking the data over");
+    let leases = Arc::new(leases);
+    let (lost_sender, mut lost) = tokio::sync::oneshot::channel::<String>();
+    {
+        let node = node.clone();
+        let leases = leases.clone();
+        actix::spawn(async move {
+            let reason = node.keep(&leases).await;
+            let _ = lost_sender.send(reason);
+        });
+    }
     let deposed = Arc::new(tokio::sync::Notify::new());
     let poisoned: Arc<Mutex<Option<String>>> = Arc::default();
-    let store = {
+    let opening = {
         let deposed = deposed.clone();
         let poisoned = poisoned.clone();
         let options = crate::server::store_options(
@@ -329,11 +345,30 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
                 Ok(Box::new(ReplicatedLog::open(log)?))
             })
         })
-        .await
-        .context("opening the store")?
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?
+    };
+    let store = tokio::select! {
+        opened = opening => opened
+            .context("opening the store")?
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+        reason = &mut lost => {
+            // Nothing was served in this term: leave at once, as a deposed owner does.
+            let reason = reason.unwrap_or_default();
+            metrics::counter!("rewards_cluster_deposed_total", "reason" => "lease").increment(1);
+            tracing::error!(%reason, "the lease was lost while the data was being taken over; exiting");
+            eprintln!("rewardsd: the lease was lost during the takeover ({reason}); exiting with status {EXIT_DEPOSED}");
+            std::process::exit(EXIT_DEPOSED);
+        }
+        _ = stopped() => {
+            // The replay goes on in a blocking thread that nothing waits for: give the lease up
+            // and leave; nothing was acknowledged in this term.
+            let revision = *node.revision.lock();
+            let _ = leases.release(PARTITION, revision).await;
+            tracing::info!("stopped while taking the data over");
+            std::process::exit(0);
+        }
     };
     let (app, arbiters) = crate::server::assemble_app(&config, store.clone(), mappings)?;
+    let _ = app.forward_token.set(node.me.token.clone());
     if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
         announce(&format!(
             "Generated operator key (shown once, stored hashed): {secret}"
@@ -361,7 +396,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
             let _ = (&mut server).await;
             None
         }
-        reason = node.keep(&leases) => Some(reason),
+        reason = &mut lost => Some(reason.unwrap_or_default()),
         _ = deposed.notified() => Some(poisoned.lock().clone().unwrap_or_default()),
     };
     let Some(reason) = reason else {
@@ -385,12 +420,13 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     // Deposed: refuse everything now; stay visible for a while; exit.
     app.set_ready(false);
     metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
-    let kind = if reason.contains("fenced:") {
-        "fenced"
-    } else if store.is_poisoned() {
-        "storage"
-    } else {
-        "lease"
+    // Told apart by what stopped the store, if anything did, whichever was noticed first: a
+    // refused append is a fence, any other failed commit the storage's.
+    let poison = poisoned.lock().clone();
+    let kind = match poison {
+        Some(poison) if poison.contains("fenced:") => "fenced",
+        Some(_) => "storage",
+        None => "lease",
     };
     metrics::counter!("rewards_cluster_deposed_total", "reason" => kind).increment(1);
     tracing::error!(%reason, "this node no longer owns the data: every request is refused; exiting after the grace period");

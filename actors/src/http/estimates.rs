@@ -64,7 +64,7 @@ async fn create_estimate(
     body: web::Bytes,
 ) -> HttpResponse {
     let app = app.into_inner();
-    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    let peer = crate::http::client_ip(&request);
     answer(submit_estimate(&app, &principal, &body, peer.as_deref()).await)
 }
 

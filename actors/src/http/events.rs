@@ -91,7 +91,7 @@ async fn post_achievement(
     body: web::Bytes,
 ) -> HttpResponse {
     let app = app.into_inner();
-    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    let peer = crate::http::client_ip(&request);
     answer(submit_achievement(&app, &principal, &body, peer.as_deref()).await)
 }
 

@@ -62,7 +62,7 @@ async fn ingest(
             FieldError::new("body", format!("holds at most {MAX_BATCH_ITEMS} records")).into(),
         );
     }
-    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    let peer = crate::http::client_ip(&request);
     let source = source.as_str();
     // Each record stands alone, as a batch's items do.
     let results = join_all(records.iter().map(|record| {

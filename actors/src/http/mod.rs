@@ -31,6 +31,70 @@ use problem::ApiError;
 
 pub use ops::{prometheus, render_metrics};
 
+/// Header with the client's address on a request a cluster follower forwarded.
+pub const FORWARDED_CLIENT_IP: &str = "x-rewards-client-ip";
+/// Header with the owner's forwarding token on a request a cluster follower forwarded.
+pub const FORWARD_TOKEN: &str = "x-rewards-forward-token";
+
+/// The client's IP address: the connection's peer, or, on a cluster's owner, the address a
+/// follower names for a request it forwarded, believed only with the owner's forwarding token
+/// (a client cannot choose the address that picks its purchase's TAP).
+pub fn client_ip(request: &actix_web::HttpRequest) -> Option<String> {
+    let headers = request.headers();
+    let forwarded = forwarded_ip(
+        request
+            .app_data::<web::Data<App>>()
+            .and_then(|app| app.forward_token.get())
+            .map(String::as_str),
+        headers.get(FORWARD_TOKEN).map(|v| v.as_bytes()),
+        headers.get(FORWARDED_CLIENT_IP).map(|v| v.as_bytes()),
+    );
+    match forwarded {
+        Some(ip) => Some(ip.to_string()),
+        None => request.peer_addr().map(|a| a.ip().to_string()),
+    }
+}
+
+/// The address a forwarded request names, if this server has a forwarding token and the
+/// request presents it (compared in constant time) with an address that parses.
+fn forwarded_ip(
+    token: Option<&str>,
+    presented: Option<&[u8]>,
+    claimed: Option<&[u8]>,
+) -> Option<std::net::IpAddr> {
+    use subtle::ConstantTimeEq;
+    let token = token.filter(|t| !t.is_empty())?;
+    if !bool::from(presented?.ct_eq(token.as_bytes())) {
+        return None;
+    }
+    std::str::from_utf8(claimed?).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod forwarded_tests {
+    use super::forwarded_ip;
+
+    #[test]
+    fn a_forwarded_address_is_believed_only_with_the_token() {
+        let ip = Some(&b"10.1.2.3"[..]);
+        assert_eq!(
+            forwarded_ip(Some("t0ken"), Some(b"t0ken"), ip),
+            Some("10.1.2.3".parse().unwrap())
+        );
+        // A single server has no token: whatever a client sends is ignored.
+        assert_eq!(forwarded_ip(None, Some(b"t0ken"), ip), None);
+        assert_eq!(forwarded_ip(Some(""), Some(b""), ip), None);
+        // A wrong or missing token, or an address that does not parse.
+        assert_eq!(forwarded_ip(Some("t0ken"), Some(b"t0kem"), ip), None);
+        assert_eq!(forwarded_ip(Some("t0ken"), None, ip), None);
+        assert_eq!(
+            forwarded_ip(Some("t0ken"), Some(b"t0ken"), Some(b"10.1.2")),
+            None
+        );
+        assert_eq!(forwarded_ip(Some("t0ken"), Some(b"t0ken"), None), None);
+    }
+}
+
 /// Installs the Prometheus recorder before anything records a metric.
 pub fn render_metrics_init() {
     ops::prometheus();

@@ -121,7 +121,7 @@ async fn post_purchase(
     body: web::Bytes,
 ) -> HttpResponse {
     let app = app.into_inner();
-    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    let peer = crate::http::client_ip(&request);
     answer(submit_purchase(&app, &principal, &body, peer.as_deref()).await)
 }
 
@@ -450,7 +450,7 @@ async fn post_batch(
         )
         .into());
     }
-    let peer = request.peer_addr().map(|a| a.ip().to_string());
+    let peer = crate::http::client_ip(&request);
     // Each item stands alone; they run concurrently (items of one wallet queue in its actor).
     let results =
         join_all(batch.items.iter().map(|item| {

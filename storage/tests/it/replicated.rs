@@ -290,3 +290,46 @@ fn a_repeated_publish_is_answered_as_the_first_not_fenced() {
         );
     });
 }
+
+/// A writer that stopped between the parts of a large record never acknowledged it: the next
+/// writer's replay drops the parts before its fence marker and delivers whole records only.
+#[test]
+fn a_record_cut_short_before_a_fence_is_dropped() {
+    use async_nats::jetstream::{self, message::PublishMessage};
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let options_a = options(&cluster, "node-a");
+    let a = open(&options_a);
+    let whole = a.append(b"whole").unwrap();
+    // The first of two parts, as the log writes them, then nothing: the writer died.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(cluster.urls()).await.unwrap();
+        let context = jetstream::new(client);
+        let part = PublishMessage::build()
+            .payload("first half".into())
+            .header("Rewards-Part", "1/2")
+            .expected_last_subject_sequence(whole);
+        context
+            .send_publish(options_a.subject.clone(), part)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    drop(a);
+    let mut options_b = options_a.clone();
+    options_b.writer = "node-b".to_string();
+    let b = open(&options_b);
+    assert_eq!(read_all(&b, 0), vec![(whole, b"whole".to_vec())]);
+    let next = b.append(b"after").unwrap();
+    let records: Vec<Vec<u8>> = read_all(&b, 0).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(records, [b"whole".to_vec(), b"after".to_vec()]);
+    assert!(
+        next > whole + 2,
+        "the part and the fence marker lie between"
+    );
+}
