@@ -40,15 +40,18 @@ pub const FORWARD_TOKEN: &str = "x-rewards-forward-token";
 /// follower names for a request it forwarded, believed only with the owner's forwarding token
 /// (a client cannot choose the address that picks its purchase's TAP).
 pub fn client_ip(request: &actix_web::HttpRequest) -> Option<String> {
-    let headers = request.headers();
-    let forwarded = forwarded_ip(
-        request
-            .app_data::<web::Data<App>>()
-            .and_then(|app| app.forward_token.get())
-            .map(String::as_str),
-        headers.get(FORWARD_TOKEN).map(|v| v.as_bytes()),
-        headers.get(FORWARDED_CLIENT_IP).map(|v| v.as_bytes()),
-    );
+    // A single server has no token: nothing more to look at.
+    let token = request
+        .app_data::<web::Data<App>>()
+        .and_then(|app| app.forward_token.get());
+    let forwarded = token.and_then(|token| {
+        let headers = request.headers();
+        forwarded_ip(
+            Some(token),
+            headers.get(FORWARD_TOKEN).map(|v| v.as_bytes()),
+            headers.get(FORWARDED_CLIENT_IP).map(|v| v.as_bytes()),
+        )
+    });
     match forwarded {
         Some(ip) => Some(ip.to_string()),
         None => request.peer_addr().map(|a| a.ip().to_string()),
