@@ -35,6 +35,8 @@ pub struct Holder {
 /// The lease bucket, connected.
 pub struct Leases {
     kv: kv::Store,
+    /// The connection's JetStream context, for the log stream's state.
+    pub context: jetstream::Context,
 }
 
 impl Leases {
@@ -67,7 +69,7 @@ impl Leases {
                 .await
                 .context("creating the lease bucket")?,
         };
-        Ok(Leases { kv })
+        Ok(Leases { kv, context })
     }
 
     /// Takes the lease on `key` if nobody holds it, or if its holder is this node by name (a

@@ -293,6 +293,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     tracing::info!(%address, node = %node.me.node, "cluster node listening as a follower");
     let taken = async {
         let leases = node.leases().await;
+        actix::spawn(watch_stream(leases.context.clone(), cluster.lease() / 4));
         let revision = node.acquire(&leases).await;
         (leases, revision)
     };
@@ -434,6 +435,29 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     tokio::time::sleep(Duration::from_millis(cluster.deposed_grace_ms)).await;
     serving.stop(false).await;
     std::process::exit(if kind == "storage" { 70 } else { EXIT_DEPOSED });
+}
+
+/// Publishes the log stream's replication state every `period` for the node's whole life: its
+/// last sequence, and how far each replica is behind the stream's leader.
+async fn watch_stream(context: async_nats::jetstream::Context, period: Duration) {
+    loop {
+        if let Ok(mut stream) = context.get_stream(STREAM).await {
+            if let Ok(info) = stream.info().await {
+                metrics::gauge!("rewards_cluster_log_last_sequence")
+                    .set(info.state.last_sequence as f64);
+                if let Some(cluster) = &info.cluster {
+                    let mut current = usize::from(cluster.leader.is_some());
+                    for replica in &cluster.replicas {
+                        metrics::gauge!("rewards_cluster_replica_lag_records", "server" => replica.name.clone())
+                            .set(replica.lag.unwrap_or(0) as f64);
+                        current += usize::from(replica.current && !replica.offline);
+                    }
+                    metrics::gauge!("rewards_cluster_log_replicas_current").set(current as f64);
+                }
+            }
+        }
+        tokio::time::sleep(period).await;
+    }
 }
 
 /// SIGTERM or Ctrl-C.

@@ -248,6 +248,24 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
 
     let answered = acknowledged.lock().clone();
     check(&w, &clients_of(&nodes), &answered, &wallets).await;
+    // The NATS server killed above is back and has caught up: every node sees the log's three
+    // replicas current, and how far each is behind.
+    let started = Instant::now();
+    for node in nodes.iter().flatten() {
+        loop {
+            let text = metrics(&node.client()).await;
+            if text.contains("rewards_cluster_log_replicas_current 3")
+                && text.contains("rewards_cluster_replica_lag_records")
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the replicas are not reported current: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 
     // A paused owner wakes after another node took over: its write is refused and it leaves.
     let stale = owner(&nodes).await;
