@@ -150,43 +150,21 @@ impl ReplicatedLog {
             .enable_all()
             .build()
             .map_err(|e| unreachable("starting the client's runtime", e))?;
-        let connect = {
-            let options = options.clone();
-            async move {
-                let connect = async_nats::ConnectOptions::new()
-                    .name(&options.writer)
-                    .connection_timeout(options.request_timeout.max(Duration::from_secs(5)))
-                    .request_timeout(Some(options.request_timeout));
-                let client = connect.connect(options.servers.as_slice()).await?;
-                let context = jetstream::ContextBuilder::new()
-                    .timeout(options.request_timeout)
-                    .build(client.clone());
-                let stream = context
-                    .get_or_create_stream(StreamConfig {
-                        name: options.stream.clone(),
-                        subjects: vec![options.subject.clone()],
-                        storage: StorageType::File,
-                        num_replicas: options.replicas,
-                        retention: RetentionPolicy::Limits,
-                        duplicate_window: Duration::from_secs(120),
-                        allow_direct: true,
-                        ..Default::default()
-                    })
-                    .await?;
-                let replicas = stream.cached_info().config.num_replicas;
-                if replicas != options.replicas {
-                    tracing::warn!(
-                        stream = %options.stream,
-                        configured = options.replicas,
-                        found = replicas,
-                        "the log's stream exists with another replica count; it is used as it is"
-                    );
+        // The servers may be electing a leader (one was just lost): connecting and finding the
+        // stream is retried until the append deadline.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        let (context, max_payload) = loop {
+            match block_on_runtime(&runtime, connect(options.clone())) {
+                Ok(connected) => break connected,
+                Err(error) if started.elapsed() < options.append_deadline => {
+                    tracing::warn!(%error, "the replicated log is not reachable yet; retrying");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
-                Ok::<_, async_nats::Error>((context, client.max_payload()))
+                Err(error) => return Err(unreachable("connecting", error)),
             }
         };
-        let (context, max_payload) =
-            block_on_runtime(&runtime, connect).map_err(|e| unreachable("connecting", e))?;
         let mut log = ReplicatedLog {
             runtime: Some(runtime),
             context,
@@ -206,8 +184,18 @@ impl ReplicatedLog {
     /// Appends this writer's marker after whatever is at the end, retrying while other writers
     /// append in between.
     fn fence_earlier_writers(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
         for _ in 0..100 {
-            let last = self.last_sequence()?;
+            let last = match self.last_sequence() {
+                Ok(last) => last,
+                // A leader being elected: as for an append, retried until the deadline.
+                Err(error) if started.elapsed() < self.options.append_deadline => {
+                    tracing::warn!(%error, "the fence is retried");
+                    std::thread::sleep(Duration::from_millis(250));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let mut headers = HeaderMap::new();
             headers.insert(FENCE_HEADER, self.options.writer.as_str());
             let id = self.take_id();
@@ -290,10 +278,20 @@ impl ReplicatedLog {
                 PublishErrorKind::WrongLastSequence => {
                     return Ok(Appended::Fenced(error.to_string()));
                 }
-                // The same refusal in the form newer servers may give it (error code 10164),
-                // which this client reports as another error.
-                PublishErrorKind::Other if error.to_string().contains("wrong last sequence") => {
-                    return Ok(Appended::Fenced(error.to_string()));
+                // Not a refusal: "wrong last sequence" without a sequence (error code 10164)
+                // is what a replicated stream answers while another publish with an expected
+                // sequence is in flight on the subject, most often this writer's own earlier
+                // attempt at the same record. It is retried like a lost answer: the next
+                // attempt is either recognised as a duplicate of the one that landed, or
+                // refused with the stream's actual last sequence (10071) if another writer won.
+                PublishErrorKind::Other
+                    if error.to_string().contains("wrong last sequence")
+                        && started.elapsed() < self.options.append_deadline =>
+                {
+                    metrics::counter!("rewards_log_append_retries_total").increment(1);
+                    tracing::warn!(error = %error, "an append met another in flight; retried");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
                 PublishErrorKind::MaxPayloadExceeded => {
                     return Err(unreachable("appending", error));
@@ -451,6 +449,43 @@ impl ReplicatedLog {
     pub fn is_fenced(&self) -> bool {
         self.state.lock().fenced.is_some()
     }
+}
+
+/// Connects to the servers and finds (or creates) the log's stream; answers the JetStream
+/// context and the largest message the servers take.
+async fn connect(
+    options: ReplicatedLogOptions,
+) -> Result<(jetstream::Context, usize), async_nats::Error> {
+    let connect = async_nats::ConnectOptions::new()
+        .name(&options.writer)
+        .connection_timeout(options.request_timeout.max(Duration::from_secs(5)))
+        .request_timeout(Some(options.request_timeout));
+    let client = connect.connect(options.servers.as_slice()).await?;
+    let context = jetstream::ContextBuilder::new()
+        .timeout(options.request_timeout)
+        .build(client.clone());
+    let stream = context
+        .get_or_create_stream(StreamConfig {
+            name: options.stream.clone(),
+            subjects: vec![options.subject.clone()],
+            storage: StorageType::File,
+            num_replicas: options.replicas,
+            retention: RetentionPolicy::Limits,
+            duplicate_window: Duration::from_secs(120),
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await?;
+    let replicas = stream.cached_info().config.num_replicas;
+    if replicas != options.replicas {
+        tracing::warn!(
+            stream = %options.stream,
+            configured = options.replicas,
+            found = replicas,
+            "the log's stream exists with another replica count; it is used as it is"
+        );
+    }
+    Ok((context, client.max_payload()))
 }
 
 /// The sequence of `subject`'s last message in `stream`, 0 when it has none.

@@ -105,10 +105,13 @@ impl Leases {
         Ok(self.kv.update(key, value.into(), revision).await?)
     }
 
-    /// The lease's holder now, if any.
-    pub async fn holder(&self, key: &str) -> anyhow::Result<Option<Holder>> {
-        let value = self.kv.get(key).await.context("reading the lease")?;
-        Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
+    /// The lease's holder now and the revision that names it, if any.
+    pub async fn entry(&self, key: &str) -> anyhow::Result<Option<(Holder, u64)>> {
+        let entry = self.kv.entry(key).await.context("reading the lease")?;
+        Ok(entry.and_then(|entry| {
+            let holder: Holder = serde_json::from_slice(&entry.value).ok()?;
+            Some((holder, entry.revision))
+        }))
     }
 
     /// Gives the lease up, if `revision` is still its last write, so that another node takes

@@ -227,8 +227,14 @@ impl Node {
                 Err(error) => {
                     metrics::counter!("rewards_cluster_lease_renewals_failed_total").increment(1);
                     tracing::warn!(error = format!("{error:#}"), "the lease was not renewed");
-                    match leases.holder(PARTITION).await {
-                        Ok(Some(holder)) if holder.node != self.me.node => {
+                    match leases.entry(PARTITION).await {
+                        // An earlier renewal whose answer was lost did land: this process's
+                        // own write (its token) is the lease's last revision.
+                        Ok(Some((holder, revision))) if holder == self.me => {
+                            *self.revision.lock() = revision;
+                            renewed = Instant::now();
+                        }
+                        Ok(Some((holder, _))) if holder.node != self.me.node => {
                             return format!("node {} took the lease", holder.node);
                         }
                         _ if renewed.elapsed() >= lease * 3 / 4 => {
@@ -348,9 +354,19 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
         })
     };
     let store = tokio::select! {
-        opened = opening => opened
-            .context("opening the store")?
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+        opened = opening => match opened.context("opening the store")? {
+            Ok(store) => store,
+            Err(error) => {
+                // Give the lease to a node that can use it, and leave for the supervisor: 75
+                // when the NATS servers did not answer in time, 70 when the local store failed.
+                let revision = *node.revision.lock();
+                let _ = leases.release(PARTITION, revision).await;
+                let code = if error.to_string().contains("replicated log") { EXIT_DEPOSED } else { 70 };
+                tracing::error!(%error, code, "the store could not be opened on the stream; the lease is given up");
+                eprintln!("rewardsd: the store could not be opened ({error}); exiting with status {code}");
+                std::process::exit(code);
+            }
+        },
         reason = &mut lost => {
             // Nothing was served in this term: leave at once, as a deposed owner does.
             let reason = reason.unwrap_or_default();

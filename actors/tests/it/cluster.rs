@@ -33,7 +33,17 @@ fn start_node(dir: &Path, nats: &NatsCluster, i: usize) -> Server {
         ),
     )
     .unwrap();
-    Server::start_with(&dir.join(format!("data-{i}")), "sync", Some(&config))
+    // The cluster's own steps at info: a failure's story is in the test's output.
+    Server::start_custom(
+        &dir.join(format!("data-{i}")),
+        "sync",
+        Some(&config),
+        &[(
+            "RUST_LOG",
+            "warn,rewards_actors::cluster=info,rewards_storage::replicated=info",
+        )],
+        None,
+    )
 }
 
 async fn metrics(api: &Api) -> String {

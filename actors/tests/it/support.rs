@@ -45,6 +45,8 @@ impl Server {
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
+        // Quiet unless the caller asks for more (its variables come after, and win).
+        command.env("RUST_LOG", "warn");
         for (name, value) in env {
             command.env(name, value);
         }
@@ -74,7 +76,6 @@ impl Server {
             ])
             .arg(dir)
             .env("REWARDS_ADMIN_KEY", ADMIN_KEY)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
