@@ -1,7 +1,7 @@
 //! A cluster on loopback: three NATS JetStream servers and three `rewardsd` nodes, with traffic
-//! through every node. The owner is killed with SIGKILL, then a NATS server; after each
-//! failover every acknowledged purchase is there exactly once, as it was answered, and every
-//! wallet equals its ledger. A paused owner that wakes after another node took over refuses
+//! (purchases, and achievements now and then) through every node. The owner is killed with
+//! SIGKILL, then a NATS server; after each failover every acknowledged event is there exactly
+//! once (purchases as they were answered), and every wallet equals its ledger. A paused owner that wakes after another node took over refuses
 //! writes, says so in its metrics, and exits for its supervisor to restart it.
 //!
 //! Needs `nats-server` (see `rewards_storage::nats_cluster`): skipped with a message without
@@ -98,35 +98,55 @@ fn clients_of(nodes: &[Option<Server>]) -> Vec<Api> {
     nodes.iter().flatten().map(Server::client).collect()
 }
 
-/// Posts `body` until it is answered 201 (or 200, a replay), through each node in turn:
-/// connections refused and 503s (no owner yet, an owner being replaced) are retried with the
-/// same external reference, so each purchase is made exactly once however often it is sent.
-async fn purchase_until_answered(apis: &[Api], pos_key: &str, body: &Value, first: usize) -> Value {
+/// Posts `body` to `path` until it is answered 201 (or 200, a replay), through each node in
+/// turn: connections refused and 503s (no owner yet, an owner being replaced) are retried with
+/// the same external reference, so each event is made exactly once however often it is sent.
+async fn post_until_answered(
+    apis: &[Api],
+    path: &str,
+    pos_key: &str,
+    body: &Value,
+    first: usize,
+) -> Value {
     let started = Instant::now();
     let mut attempt = first;
     loop {
         let api = &apis[attempt % apis.len()];
         attempt += 1;
-        match api.try_post("/v1/purchases", pos_key, body).await {
+        match api.try_post(path, pos_key, body).await {
             Ok(answer) if answer.status == 201 || answer.status == 200 => return answer.body,
             Ok(answer) if answer.status == 503 || answer.status == 409 => {}
-            Ok(answer) => panic!("purchase refused: {} {}", answer.status, answer.body),
+            Ok(answer) => panic!("{path} refused: {} {}", answer.status, answer.body),
             Err(_) => {}
         }
         assert!(
             started.elapsed() < Duration::from_secs(90),
-            "a purchase went unanswered for 90 s: {body}"
+            "{path} went unanswered for 90 s: {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// Clients sending purchases through every node until `stop` is set.
+/// The events the cluster answered, by kind.
+#[derive(Default)]
+struct Answered {
+    purchases: Vec<Value>,
+    achievements: Vec<Value>,
+}
+
+impl Answered {
+    fn count(&self) -> usize {
+        self.purchases.len() + self.achievements.len()
+    }
+}
+
+/// Clients sending purchases, and an achievement now and then, through every node until `stop`
+/// is set.
 fn traffic(
     apis: Vec<Api>,
     w: &World,
     round: usize,
-    acknowledged: &Arc<Mutex<Vec<Value>>>,
+    acknowledged: &Arc<Mutex<Answered>>,
     stop: &Arc<std::sync::atomic::AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..CLIENTS)
@@ -139,13 +159,37 @@ fn traffic(
                 let mut n = 0usize;
                 while !stop.load(std::sync::atomic::Ordering::Acquire) {
                     let contact = (client + n) % CONTACTS;
-                    let mut body = basket(json!({"contact_code": format!("C-{contact}")}), "10.00");
-                    body["external_reference"] = json!(format!("r{round}-c{client}-n{n}"));
-                    if n.is_multiple_of(3) {
-                        body["spend"] = json!({"amount": "all"});
+                    let reference = format!("r{round}-c{client}-n{n}");
+                    if n % 5 == 4 {
+                        let body = json!({"identity": {"contact_code": format!("C-{contact}")},
+                            "kind": "social_media", "classification": "like",
+                            "external_reference": reference});
+                        let answer = post_until_answered(
+                            &apis,
+                            "/v1/achievements",
+                            &pos_key,
+                            &body,
+                            client + n,
+                        )
+                        .await;
+                        acknowledged.lock().achievements.push(answer);
+                    } else {
+                        let mut body =
+                            basket(json!({"contact_code": format!("C-{contact}")}), "10.00");
+                        body["external_reference"] = json!(reference);
+                        if n.is_multiple_of(3) {
+                            body["spend"] = json!({"amount": "all"});
+                        }
+                        let answer = post_until_answered(
+                            &apis,
+                            "/v1/purchases",
+                            &pos_key,
+                            &body,
+                            client + n,
+                        )
+                        .await;
+                        acknowledged.lock().purchases.push(answer);
                     }
-                    let answer = purchase_until_answered(&apis, &pos_key, &body, client + n).await;
-                    acknowledged.lock().push(answer);
                     n += 1;
                 }
             })
@@ -175,6 +219,8 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         .await;
     w.offer(json!({"name": "deferred 1", "goal": "spend", "award": {"kind": "fixed", "amount": "1.00"}, "redeem": "deferred"}))
         .await;
+    w.offer(json!({"name": "a like", "goal": "achievement", "conditions": {"classifications": ["like"]}, "award": {"kind": "fixed", "amount": "0.50"}, "redeem": "instant"}))
+        .await;
     let mut wallets = Vec::new();
     for i in 0..CONTACTS {
         let contact = w.contact(json!({"code": format!("C-{i}")})).await;
@@ -183,7 +229,7 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         wallets.push(wallet);
     }
 
-    let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let acknowledged: Arc<Mutex<Answered>> = Arc::default();
     for round in 0..rounds {
         // The owner is killed under traffic; a follower takes over; the killed node comes back
         // as a follower.
@@ -191,12 +237,12 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         let clients = traffic(clients_of(&nodes), &w, round, &acknowledged, &stop);
         tokio::time::sleep(Duration::from_millis(700)).await;
         let victim = owner(&mut nodes, dir.path(), &nats).await;
-        let before = acknowledged.lock().len();
+        let before = acknowledged.lock().count();
         let killed = Instant::now();
         nodes[victim].take().unwrap().kill();
         let next = owner(&mut nodes, dir.path(), &nats).await;
         println!(
-            "round {round}: node-{victim} killed after {before} purchases; node-{next} took over in {} ms",
+            "round {round}: node-{victim} killed after {before} events; node-{next} took over in {} ms",
             killed.elapsed().as_millis()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -213,16 +259,16 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats.kill_server(0);
     let killed = Instant::now();
-    let during = acknowledged.lock().len();
-    while acknowledged.lock().len() < during + 30 {
+    let during = acknowledged.lock().count();
+    while acknowledged.lock().count() < during + 30 {
         assert!(
             killed.elapsed() < Duration::from_secs(60),
-            "purchases stalled for 60 s after a NATS server was killed"
+            "events stalled for 60 s after a NATS server was killed"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(
-        "NATS server n0 killed: 30 more purchases answered in {} ms",
+        "NATS server n0 killed: 30 more events answered in {} ms",
         killed.elapsed().as_millis()
     );
     stop.store(true, std::sync::atomic::Ordering::Release);
@@ -236,8 +282,11 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     owner(&mut nodes, dir.path(), &nats).await;
 
-    let answered = acknowledged.lock().clone();
-    check(&w, &clients_of(&nodes), &answered, &wallets).await;
+    let (purchases, achievements) = {
+        let answered = acknowledged.lock();
+        (answered.purchases.clone(), answered.achievements.clone())
+    };
+    check(&w, &clients_of(&nodes), &purchases, &achievements, &wallets).await;
     // The NATS server killed above is back and has caught up: every node sees the log's three
     // replicas current, and how far each is behind.
     let started = Instant::now();
@@ -316,7 +365,7 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     println!("node-{stale} paused, node-{next} took over, node-{stale} refused and left");
     // Nothing of the refused purchase is anywhere.
     let apis = clients_of(&nodes);
-    let replay = purchase_until_answered(&apis, &w.pos_key, &body, 0).await;
+    let replay = post_until_answered(&apis, "/v1/purchases", &w.pos_key, &body, 0).await;
     let events = apis[0]
         .all(
             &format!("/v1/businesses/{}/events?type=purchase", w.business),
@@ -351,10 +400,16 @@ fn signal(pid: u32, signal: i32) {
     }
 }
 
-/// Through every node: each acknowledged purchase is there as answered, exactly once, and every
-/// wallet equals its ledger.
-async fn check(w: &World, apis: &[Api], acknowledged: &[Value], wallets: &[String]) {
-    assert!(!acknowledged.is_empty());
+/// Through every node: each acknowledged purchase is there as answered, each acknowledged
+/// event exactly once, and every wallet equals its ledger.
+async fn check(
+    w: &World,
+    apis: &[Api],
+    acknowledged: &[Value],
+    achievements: &[Value],
+    wallets: &[String],
+) {
+    assert!(!acknowledged.is_empty() && !achievements.is_empty());
     for api in apis {
         let w = World {
             api: api.clone(),
@@ -362,40 +417,46 @@ async fn check(w: &World, apis: &[Api], acknowledged: &[Value], wallets: &[Strin
             key: w.key.clone(),
             pos_key: w.pos_key.clone(),
         };
-        for answer in acknowledged {
-            let id = answer["id"].as_str().unwrap();
-            let stored = w.api.get(&format!("/v1/purchases/{id}"), &w.key).await;
-            let stored = stored.expect(200);
-            assert_eq!(stored["awards"], answer["awards"], "purchase {id}");
-            assert_eq!(stored["spend"], answer["spend"], "purchase {id}");
+        crate::support::check_purchases_as_answered(&w, acknowledged).await;
+        for (kind, answered) in [("purchase", acknowledged), ("achievement", achievements)] {
+            let events = w
+                .api
+                .all(
+                    &format!("/v1/businesses/{}/events?type={kind}", w.business),
+                    &w.key,
+                )
+                .await;
+            let mut references: Vec<&str> = events
+                .iter()
+                .filter_map(|e| e["external_reference"].as_str())
+                .collect();
+            references.sort_unstable();
+            let stored = references.len();
+            references.dedup();
+            assert_eq!(references.len(), stored, "a {kind} was stored twice");
+            assert_eq!(
+                stored,
+                answered.len(),
+                "{kind} events stored but not acknowledged, or lost"
+            );
+            let mut ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+            ids.sort_unstable();
+            for answer in answered {
+                let id = answer["id"].as_str().unwrap();
+                assert!(
+                    ids.binary_search(&id).is_ok(),
+                    "{kind} {id} is not in the event list"
+                );
+            }
         }
-        let events = w
-            .api
-            .all(
-                &format!("/v1/businesses/{}/events?type=purchase", w.business),
-                &w.key,
-            )
-            .await;
-        let mut references: Vec<&str> = events
-            .iter()
-            .filter_map(|e| e["external_reference"].as_str())
-            .collect();
-        references.sort_unstable();
-        let stored = references.len();
-        references.dedup();
-        assert_eq!(references.len(), stored, "a purchase was stored twice");
-        assert_eq!(
-            stored,
-            acknowledged.len(),
-            "purchases stored but not acknowledged, or lost"
-        );
         for wallet in wallets {
             audit_wallet(&w, wallet).await;
         }
     }
     println!(
-        "{} purchases checked through {} nodes",
+        "{} purchases and {} achievements checked through {} nodes",
         acknowledged.len(),
+        achievements.len(),
         apis.len()
     );
 }

@@ -258,14 +258,7 @@ async fn log_segment_counts(api: &crate::support::Api) -> String {
 }
 
 async fn check(w: &World, acknowledged: &[Value], wallets: &[String], merchant: &str) {
-    // Every acknowledged purchase is there, as it was answered.
-    for answer in acknowledged {
-        let id = answer["id"].as_str().unwrap();
-        let stored = w.api.get(&format!("/v1/purchases/{id}"), &w.key).await;
-        let stored = stored.expect(200);
-        assert_eq!(stored["awards"], answer["awards"], "purchase {id}");
-        assert_eq!(stored["spend"], answer["spend"], "purchase {id}");
-    }
+    crate::support::check_purchases_as_answered(w, acknowledged).await;
     // Nothing is half applied: each stored purchase's ledger entries are exactly its awards and
     // its spend.
     let mut events = w

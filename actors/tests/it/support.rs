@@ -517,6 +517,20 @@ pub async fn audit_wallet(world: &World, wallet_id: &str) {
     );
 }
 
+/// Every acknowledged purchase is there, as it was answered: its awards and its spend.
+pub async fn check_purchases_as_answered(world: &World, acknowledged: &[Value]) {
+    for answer in acknowledged {
+        let id = answer["id"].as_str().unwrap();
+        let stored = world
+            .api
+            .get(&format!("/v1/purchases/{id}"), &world.key)
+            .await;
+        let stored = stored.expect(200);
+        assert_eq!(stored["awards"], answer["awards"], "purchase {id}");
+        assert_eq!(stored["spend"], answer["spend"], "purchase {id}");
+    }
+}
+
 /// A money string with two decimals as cents.
 pub fn cents(value: &Value) -> i64 {
     let text = value

@@ -53,6 +53,24 @@ fn read_all(log: &dyn Log, after: Position) -> Vec<(Position, Vec<u8>)> {
     seen
 }
 
+/// Runs `body` with a JetStream client of its own on `cluster`, beside the log under test.
+fn with_jetstream<F, T>(
+    cluster: &NatsCluster,
+    body: impl FnOnce(async_nats::jetstream::Context) -> F,
+) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(cluster.urls()).await.unwrap();
+        body(async_nats::jetstream::new(client)).await
+    })
+}
+
 fn record(i: usize) -> Vec<u8> {
     format!("record {i} ").repeat(1 + i % 17).into_bytes()
 }
@@ -236,13 +254,7 @@ fn a_repeated_publish_is_answered_as_the_first_not_fenced() {
     let options = options(&cluster, "node-a");
     // The stream, created as the log creates it.
     drop(open(&options));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(cluster.urls()).await.unwrap();
-        let context = jetstream::new(client);
+    with_jetstream(&cluster, |context| async move {
         let mut stream = context
             .get_or_create_stream(Config {
                 name: options.stream.clone(),
@@ -295,26 +307,21 @@ fn a_repeated_publish_is_answered_as_the_first_not_fenced() {
 /// writer's replay drops the parts before its fence marker and delivers whole records only.
 #[test]
 fn a_record_cut_short_before_a_fence_is_dropped() {
-    use async_nats::jetstream::{self, message::PublishMessage};
+    use async_nats::jetstream::message::PublishMessage;
     let Some(binary) = nats_server() else { return };
     let cluster = NatsCluster::start(binary);
     let options_a = options(&cluster, "node-a");
     let a = open(&options_a);
     let whole = a.append(b"whole").unwrap();
     // The first of two parts, as the log writes them, then nothing: the writer died.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = async_nats::connect(cluster.urls()).await.unwrap();
-        let context = jetstream::new(client);
+    let subject = options_a.subject.clone();
+    with_jetstream(&cluster, |context| async move {
         let part = PublishMessage::build()
             .payload("first half".into())
             .header("Rewards-Part", "1/2")
             .expected_last_subject_sequence(whole);
         context
-            .send_publish(options_a.subject.clone(), part)
+            .send_publish(subject, part)
             .await
             .unwrap()
             .await
