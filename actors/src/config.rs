@@ -191,3 +191,63 @@ impl Config {
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration a file with `text` gives.
+    fn load(text: &str) -> anyhow::Result<Config> {
+        static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("rewards-config-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text)?;
+        let loaded = Config::load(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn the_bundled_defaults_run_alone() {
+        let config = Config::load(None).unwrap();
+        assert!(config.cluster.is_none());
+    }
+
+    #[test]
+    fn a_cluster_section_is_read_with_its_defaults_and_checked() {
+        let config =
+            load("[cluster]\nnats = [\"nats://10.0.0.1:4222\"]\nnode = \"node-1\"\n").unwrap();
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.node, "node-1");
+        assert_eq!(
+            (cluster.replicas, cluster.lease_ms, cluster.deposed_grace_ms),
+            (3, 15_000, 5_000)
+        );
+        assert!(cluster.advertise.is_none());
+        for (text, message) in [
+            ("nats = []\nnode = \"a\"", "cluster.nats"),
+            ("nats = [\"nats://h:4222\"]\nnode = \"a b\"", "cluster.node"),
+            ("nats = [\"nats://h:4222\"]\nnode = \"\"", "cluster.node"),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nreplicas = 7",
+                "cluster.replicas",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nlease_ms = 10",
+                "cluster.lease_ms",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nadvertise = \"10.0.0.1:8080\"",
+                "cluster.advertise",
+            ),
+        ] {
+            let error = load(&format!("[cluster]\n{text}\n")).unwrap_err();
+            assert!(format!("{error:#}").contains(message), "{text}: {error:#}");
+        }
+        // A misspelt setting is refused, not ignored.
+        let error =
+            load("[cluster]\nnats = [\"nats://h:4222\"]\nnode = \"a\"\nlease = 5\n").unwrap_err();
+        assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+    }
+}
