@@ -103,6 +103,11 @@ impl Overlay {
         }
     }
 
+    /// Position of the last log record applied.
+    pub(crate) fn applied(&self) -> Position {
+        self.state.read().applied
+    }
+
     /// Applies the changes of the log record at `position`: its write sets in order, each
     /// a list of changes. The record is durable already, so readers may see its first sets
     /// before its last; the lock is let go between sets, every `APPLY_CHUNK` changes or so, so

@@ -102,6 +102,8 @@ pub struct ReplicatedLog {
     token: String,
     /// Bytes of record per message.
     part_bytes: usize,
+    /// Opened to follow the stream, not to write it: no fence marker, appends refused.
+    follower: bool,
     state: Mutex<WriterState>,
 }
 
@@ -133,6 +135,13 @@ impl ReplicatedLog {
     /// appending a marker at the end. Records before the marker are this writer's to replay
     /// with [`Log::read_after`]; appends that lose a race with a later opening are refused.
     pub fn open(options: ReplicatedLogOptions) -> Result<ReplicatedLog, StoreError> {
+        ReplicatedLog::connect_to(options, false)
+    }
+
+    fn connect_to(
+        options: ReplicatedLogOptions,
+        follower: bool,
+    ) -> Result<ReplicatedLog, StoreError> {
         if options.servers.is_empty() {
             return Err(StoreError::Refused(
                 "replicated log: no NATS servers given".to_string(),
@@ -170,6 +179,7 @@ impl ReplicatedLog {
             context,
             token: opening_token(&options.writer),
             part_bytes: max_payload.saturating_sub(HEADER_ROOM).max(1),
+            follower,
             options,
             state: Mutex::new(WriterState {
                 last: 0,
@@ -177,8 +187,16 @@ impl ReplicatedLog {
                 next_id: 0,
             }),
         };
-        log.fence_earlier_writers()?;
+        if !follower {
+            log.fence_earlier_writers()?;
+        }
         Ok(log)
+    }
+
+    /// Connects to read the stream and follow it, without fencing anyone: every append is
+    /// refused. A cluster's follower keeps its copy close to the stream with it.
+    pub fn follow(options: ReplicatedLogOptions) -> Result<ReplicatedLog, StoreError> {
+        ReplicatedLog::connect_to(options, true)
     }
 
     /// Appends this writer's marker after whatever is at the end, retrying while other writers
@@ -587,6 +605,11 @@ fn classify(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<Read, 
 
 impl Log for ReplicatedLog {
     fn append(&self, record: &[u8]) -> Result<Position, StoreError> {
+        if self.follower {
+            return Err(StoreError::Refused(
+                "this log was opened to follow the stream, not to write it".to_string(),
+            ));
+        }
         if let Some(reason) = &self.state.lock().fenced {
             return Err(StoreError::Fenced(reason.clone()));
         }

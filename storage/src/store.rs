@@ -423,6 +423,8 @@ pub struct Store {
     writer: Arc<Writer>,
     checkpointer: Arc<Checkpointer>,
     durability: Durability,
+    /// Log records replayed when the store was opened.
+    replayed: u64,
 }
 
 pub(crate) fn decode_counter(bytes: &[u8]) -> [i64; 2] {
@@ -526,7 +528,46 @@ impl Store {
             writer: Arc::new(writer),
             checkpointer,
             durability: options.durability,
+            replayed,
         })
+    }
+
+    /// How many log records opening the store replayed (those its checkpoint did not cover).
+    pub fn replayed_at_open(&self) -> u64 {
+        self.replayed
+    }
+
+    /// Applies the log's records after the last one this store applied, as a replay at start-up
+    /// does: for a store opened on a log it follows and does not write (a cluster's follower,
+    /// whose copy stays close to the stream, so that taking the data over replays little).
+    /// Checkpoints run as they do under writes, and this waits for them when the changes not yet
+    /// checkpointed pass twice `checkpoint_bytes`. Answers how many records it applied.
+    pub fn catch_up(&self) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let limit = inner.checkpoint_bytes.saturating_mul(2);
+        let mut applied = 0u64;
+        inner
+            .log
+            .read_after(inner.overlay.applied(), &mut |position, record| {
+                inner
+                    .overlay
+                    .apply(position, [crate::batch::decode(position, record)?]);
+                applied += 1;
+                if inner.overlay.active_bytes() >= inner.checkpoint_bytes {
+                    self.checkpointer.kick();
+                }
+                while inner.overlay.active_bytes() >= limit && !self.is_poisoned() {
+                    self.checkpointer.kick();
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Ok(())
+            })?;
+        Ok(applied)
+    }
+
+    /// Position of the last log record this store applied.
+    pub fn applied_position(&self) -> Position {
+        self.inner.overlay.applied()
     }
 
     pub fn durability(&self) -> Durability {

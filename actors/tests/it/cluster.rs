@@ -241,9 +241,25 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         let killed = Instant::now();
         nodes[victim].take().unwrap().kill();
         let next = owner(&mut nodes, dir.path(), &nats).await;
+        let took = killed.elapsed();
+        // The new owner followed the stream as a follower: its takeover replayed only what its
+        // copy had not read yet, a small part of the stream.
+        let text = metrics(&nodes[next].as_ref().unwrap().client()).await;
+        let gauge = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(-1.0)
+        };
+        let replayed = gauge("rewards_cluster_takeover_replayed_records ");
+        let last = gauge("rewards_cluster_log_last_sequence ");
         println!(
-            "round {round}: node-{victim} killed after {before} events; node-{next} took over in {} ms",
-            killed.elapsed().as_millis()
+            "round {round}: node-{victim} killed after {before} events; node-{next} took over in {} ms, replaying {replayed} of the stream's {last} records",
+            took.as_millis()
+        );
+        assert!(replayed >= 0.0 && last > 0.0, "{text}");
+        assert!(
+            replayed * 2.0 < last,
+            "the takeover replayed {replayed} of {last} records"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
         nodes[victim] = Some(start_node(dir.path(), &nats, victim));
