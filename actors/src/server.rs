@@ -73,6 +73,7 @@ pub fn store_options(config: &Config, on_poison: rewards_storage::PoisonHook) ->
         log_segment_bytes: config.log_segment_bytes,
         crash_in_checkpoint_after_spaces: None,
         on_poison: Some(on_poison),
+        replay_at_open: true,
     }
 }
 

@@ -261,6 +261,10 @@ pub struct StoreOptions {
     /// Fault injection for tests: a checkpoint stops as a crash would after writing the
     /// changes of this many keyspaces, before it is complete.
     pub crash_in_checkpoint_after_spaces: Option<usize>,
+    /// Replays the log's records after the checkpoint when the store opens (the default). A
+    /// store that follows a log it does not write opens without, and reads them with
+    /// [`Store::catch_up`], with checkpoints running.
+    pub replay_at_open: bool,
 }
 
 impl Default for StoreOptions {
@@ -275,6 +279,7 @@ impl Default for StoreOptions {
             checkpoint_bytes: 128 * 1024 * 1024,
             log_segment_bytes: 64 * 1024 * 1024,
             crash_in_checkpoint_after_spaces: None,
+            replay_at_open: true,
         }
     }
 }
@@ -499,15 +504,17 @@ impl Store {
         };
         inner.overlay = Overlay::new(checkpoint);
         let mut replayed = 0u64;
-        inner.log.read_after(checkpoint, &mut |position, record| {
-            // The record's write sets are not told apart in the log: replayed before anything
-            // reads, it is applied as one.
-            inner
-                .overlay
-                .apply(position, [crate::batch::decode(position, record)?]);
-            replayed += 1;
-            Ok(())
-        })?;
+        if options.replay_at_open {
+            inner.log.read_after(checkpoint, &mut |position, record| {
+                // The record's write sets are not told apart in the log: replayed before anything
+                // reads, it is applied as one.
+                inner
+                    .overlay
+                    .apply(position, [crate::batch::decode(position, record)?]);
+                replayed += 1;
+                Ok(())
+            })?;
+        }
         let inner = Arc::new(inner);
         let checkpointer = Arc::new(Checkpointer::start(
             inner.clone(),
@@ -542,13 +549,18 @@ impl Store {
     /// whose copy stays close to the stream, so that taking the data over replays little).
     /// Checkpoints run as they do under writes, and this waits for them when the changes not yet
     /// checkpointed pass twice `checkpoint_bytes`. Answers how many records it applied.
-    pub fn catch_up(&self) -> Result<u64, StoreError> {
+    ///
+    /// `stop` is asked before each record: once it says so, this returns with what it applied.
+    pub fn catch_up(&self, stop: &dyn Fn() -> bool) -> Result<u64, StoreError> {
         let inner = &self.inner;
         let limit = inner.checkpoint_bytes.saturating_mul(2);
         let mut applied = 0u64;
-        inner
+        let read = inner
             .log
             .read_after(inner.overlay.applied(), &mut |position, record| {
+                if stop() {
+                    return Err(StoreError::Closed);
+                }
                 inner
                     .overlay
                     .apply(position, [crate::batch::decode(position, record)?]);
@@ -561,8 +573,11 @@ impl Store {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 Ok(())
-            })?;
-        Ok(applied)
+            });
+        match read {
+            Ok(_) | Err(StoreError::Closed) => Ok(applied),
+            Err(error) => Err(error),
+        }
     }
 
     /// Position of the last log record this store applied.

@@ -263,18 +263,28 @@ struct Following {
 
 impl Following {
     /// Opens the node's store on the stream, to read it (its appends are refused), and follows
-    /// the stream until [`Following::finish`]. A copy that cannot be opened or followed is only
-    /// a loss of time at the takeover: it is logged, and the takeover replays more.
+    /// the stream until [`Following::finish`]. The store opens without replaying: the stream is
+    /// read by passes that stop when asked and checkpoint as they go, so neither a long first
+    /// read nor a takeover in the middle of one holds everything in memory or waits for it. A
+    /// copy that cannot be opened yet (NATS unreachable) is opened again until it can; one whose
+    /// disk fails stops the node (exit 70), as the owner's would.
     fn start(config: &Config, cluster: &ClusterConfig) -> anyhow::Result<Following> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let options = crate::server::store_options(
-            config,
-            Arc::new(|error: &str| {
-                tracing::error!(error, "the follower's copy failed; exiting with code 70");
-                eprintln!("rewardsd: storage failed ({error}); exiting");
-                std::process::exit(70);
-            }),
-        );
+        let options = {
+            let config = config.clone();
+            move || {
+                let mut options = crate::server::store_options(
+                    &config,
+                    Arc::new(|error: &str| {
+                        tracing::error!(error, "the follower's copy failed; exiting with code 70");
+                        eprintln!("rewardsd: storage failed ({error}); exiting");
+                        std::process::exit(70);
+                    }),
+                );
+                options.replay_at_open = false;
+                options
+            }
+        };
         let mut log =
             ReplicatedLogOptions::new(cluster.nats.clone(), STREAM, SUBJECT, &cluster.node);
         log.replicas = cluster.replicas;
@@ -283,22 +293,29 @@ impl Following {
         let thread = std::thread::Builder::new()
             .name("follow-log".into())
             .spawn(move || {
-                let store = match Store::open_on(&data_dir, options, move |_| {
-                    Ok(Box::new(ReplicatedLog::follow(log)?))
-                }) {
-                    Ok(store) => store,
-                    Err(error) => {
-                        tracing::warn!(%error, "the follower's copy could not be opened; a takeover replays the stream");
+                let stopped = || stopping.load(std::sync::atomic::Ordering::Acquire);
+                let store = loop {
+                    if stopped() {
                         return None;
+                    }
+                    let log = log.clone();
+                    match Store::open_on(&data_dir, options(), move |_| {
+                        Ok(Box::new(ReplicatedLog::follow(log)?))
+                    }) {
+                        Ok(store) => break store,
+                        Err(error) => {
+                            tracing::warn!(%error, "the follower's copy could not be opened yet; retrying");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
                     }
                 };
                 tracing::info!(position = store.applied_position(), "following the stream");
-                while !stopping.load(std::sync::atomic::Ordering::Acquire) {
+                while !stopped() {
                     // A pass reads what came since the last one through a consumer of its own:
                     // passes a quarter second apart keep the copy that close to the stream at
                     // the cost of four consumers a second, where back-to-back passes cost the
                     // NATS servers more than the owner's appends.
-                    match store.catch_up() {
+                    match store.catch_up(&stopped) {
                         Ok(_) => std::thread::sleep(FOLLOW_PERIOD),
                         Err(error) => {
                             tracing::warn!(%error, "the follower's copy fell behind; retrying");
@@ -328,6 +345,8 @@ impl Following {
         if closed.is_err() {
             tracing::warn!("the follower's copy did not close cleanly");
         }
+        // Not a follower any more: the gauge would only fall behind.
+        metrics::gauge!("rewards_cluster_follower_position").set(0.0);
     }
 }
 
@@ -478,13 +497,14 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let (server, _) = crate::server::start_http(app.clone(), &config, Some(listener), false)?;
     let serving = server.handle();
     let mut server = actix::spawn(server);
-    app.set_ready(true);
-    *node.owner.lock() = Some(node.me.clone());
-    metrics::gauge!("rewards_cluster_partitions_owned").set(1.0);
-    metrics::counter!("rewards_cluster_handoffs_total").increment(1);
+    // The takeover's figures first: whoever sees this node own the data sees them too.
     metrics::gauge!("rewards_cluster_takeover_seconds").set(started.elapsed().as_secs_f64());
     metrics::gauge!("rewards_cluster_takeover_replayed_records")
         .set(store.replayed_at_open() as f64);
+    metrics::counter!("rewards_cluster_handoffs_total").increment(1);
+    app.set_ready(true);
+    *node.owner.lock() = Some(node.me.clone());
+    metrics::gauge!("rewards_cluster_partitions_owned").set(1.0);
     tracing::info!(
         node = %node.me.node,
         takeover_ms = started.elapsed().as_millis() as u64,

@@ -340,3 +340,51 @@ fn a_record_cut_short_before_a_fence_is_dropped() {
         "the part and the fence marker lie between"
     );
 }
+
+/// A follower's copy: opened without the replay of an opening, it reads what the stream holds
+/// by passes (which stop when asked), and sees later writes at its next pass.
+#[test]
+fn a_follower_catches_up_by_passes_and_stops_when_asked() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let log_options = options(&cluster, "node-a");
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = store_on(dir_a.path(), &log_options);
+    let write = |from: u64, to: u64| {
+        for i in from..to {
+            let mut set = WriteSet::new();
+            set.put_raw(Space::Events, key(i), i.to_be_bytes().to_vec());
+            a.write(set).unwrap();
+        }
+    };
+    write(0, 50);
+    let mut follow = log_options.clone();
+    follow.writer = "node-b".to_string();
+    let b = Store::open_on(
+        dir_b.path(),
+        StoreOptions {
+            replay_at_open: false,
+            ..StoreOptions::default()
+        },
+        move |_| Ok(Box::new(ReplicatedLog::follow(follow)?)),
+    )
+    .unwrap();
+    assert_eq!(b.replayed_at_open(), 0);
+    assert_eq!(b.get_raw(Space::Events, &key(0)).unwrap(), None);
+    // A pass told to stop at once reads nothing; a whole pass reads everything.
+    assert_eq!(b.catch_up(&|| true).unwrap(), 0);
+    assert_eq!(b.catch_up(&|| false).unwrap(), 50);
+    assert_eq!(
+        b.get_raw(Space::Events, &key(49)).unwrap(),
+        Some(49u64.to_be_bytes().to_vec())
+    );
+    // The follower writes nothing (its log refuses), and the writer is not fenced by it.
+    let mut set = WriteSet::new();
+    set.put_raw(Space::Events, key(1000), b"no".to_vec());
+    assert!(b.write(set).is_err());
+    write(50, 60);
+    assert_eq!(b.catch_up(&|| false).unwrap(), 10);
+    assert_eq!(b.applied_position(), a.applied_position());
+    assert_eq!(b.catch_up(&|| false).unwrap(), 0);
+}
