@@ -31,8 +31,10 @@ pub trait Log: Send + Sync {
     /// `sync`, the record survives a power loss.
     fn append(&self, record: &[u8]) -> Result<Position, StoreError>;
 
-    /// Calls `visit` with every record after `position`, in order, and returns the position of
-    /// the last record in the log (`position` itself when none follows).
+    /// Calls `visit` with every record after `position`, in order, and returns the position
+    /// through which it read the log: its last record's, or that of a later entry of the log's
+    /// own (a replicated log's fence marker), `position` itself when none follows. A later
+    /// call may start from it and miss nothing.
     fn read_after(&self, position: Position, visit: &mut Visit<'_>)
         -> Result<Position, StoreError>;
 

@@ -393,7 +393,11 @@ impl ReplicatedLog {
                             idle.as_secs()
                         ))
                     })?;
-                let Some(message) = next else { break };
+                let Some(message) = next else {
+                    return Err(Stop::Transient(format!(
+                        "stream {name} stopped delivering after sequence {delivered} (its last is {last})"
+                    )));
+                };
                 let message = message.map_err(Stop::transient)?;
                 let info = message.info().map_err(Stop::transient)?;
                 let (sequence, pending) = (info.stream_sequence, info.pending);
@@ -414,15 +418,22 @@ impl ReplicatedLog {
         let task = self.runtime.as_ref().unwrap().spawn(reader);
         let mut assembly: Option<Assembly> = None;
         let mut last_visited = position;
+        // Where a later pass may start without losing anything: past every message read
+        // except the parts of a record still being appended.
+        let mut settled = position;
         while let Some((sequence, read)) = futures::executor::block_on(receiver.recv()) {
             match read {
                 // A record cut short by a writer that stopped part way was never
                 // acknowledged: it is dropped.
-                Read::Fence => assembly = None,
+                Read::Fence => {
+                    assembly = None;
+                    settled = sequence;
+                }
                 Read::Whole(bytes) => {
                     assembly = None;
                     visit(sequence, &bytes).map_err(Pass::Visit)?;
                     last_visited = sequence;
+                    settled = sequence;
                 }
                 Read::Part { part, parts, bytes } => {
                     let mut current = match assembly.take() {
@@ -434,13 +445,17 @@ impl ReplicatedLog {
                         },
                         // A later part whose first was before `position` (or cut off):
                         // nothing to deliver.
-                        _ => continue,
+                        _ => {
+                            settled = sequence;
+                            continue;
+                        }
                     };
                     current.bytes.extend_from_slice(&bytes);
                     current.next += 1;
                     if part == parts {
                         visit(sequence, &current.bytes).map_err(Pass::Visit)?;
                         last_visited = sequence;
+                        settled = sequence;
                     } else {
                         assembly = Some(current);
                     }
@@ -448,7 +463,9 @@ impl ReplicatedLog {
             }
         }
         match futures::executor::block_on(task) {
-            Ok(Ok(last)) => Ok(last.max(last_visited)),
+            // The parts of a record its writer is still appending are read again next time.
+            Ok(Ok(_)) if assembly.is_some() => Ok(settled),
+            Ok(Ok(last)) => Ok(last.max(settled)),
             Ok(Err(Stop::Permanent(error))) => Err(Pass::Visit(unreachable("reading back", error))),
             Ok(Err(Stop::Transient(error))) => Err(Pass::Transient {
                 error,

@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -430,6 +430,8 @@ pub struct Store {
     durability: Durability,
     /// Log records replayed when the store was opened.
     replayed: u64,
+    /// How far [`Store::catch_up`] read the log (see [`Store::followed_position`]).
+    followed: Arc<AtomicU64>,
 }
 
 pub(crate) fn decode_counter(bytes: &[u8]) -> [i64; 2] {
@@ -538,6 +540,7 @@ impl Store {
             checkpointer,
             durability: options.durability,
             replayed,
+            followed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -557,29 +560,41 @@ impl Store {
         let inner = &self.inner;
         let limit = inner.checkpoint_bytes.saturating_mul(2);
         let mut applied = 0u64;
-        let read = inner
-            .log
-            .read_after(inner.overlay.applied(), &mut |position, record| {
-                if stop() {
-                    return Err(StoreError::Closed);
-                }
-                inner
-                    .overlay
-                    .apply(position, [crate::batch::decode(position, record)?]);
-                applied += 1;
-                if inner.overlay.active_bytes() >= inner.checkpoint_bytes {
-                    self.checkpointer.kick();
-                }
-                while inner.overlay.active_bytes() >= limit && !self.is_poisoned() {
-                    self.checkpointer.kick();
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Ok(())
-            });
+        let from = self.followed_position();
+        let read = inner.log.read_after(from, &mut |position, record| {
+            if stop() {
+                return Err(StoreError::Closed);
+            }
+            inner
+                .overlay
+                .apply(position, [crate::batch::decode(position, record)?]);
+            applied += 1;
+            if inner.overlay.active_bytes() >= inner.checkpoint_bytes {
+                self.checkpointer.kick();
+            }
+            while inner.overlay.active_bytes() >= limit && !self.is_poisoned() {
+                self.checkpointer.kick();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(())
+        });
         match read {
-            Ok(_) | Err(StoreError::Closed) => Ok(applied),
+            Ok(through) => {
+                self.followed.fetch_max(through, Ordering::AcqRel);
+                Ok(applied)
+            }
+            Err(StoreError::Closed) => Ok(applied),
             Err(error) => Err(error),
         }
+    }
+
+    /// How far [`Store::catch_up`] has read the log: the last record it applied, or a later
+    /// entry that holds no record (a fence marker), so that the next pass starts after it.
+    pub fn followed_position(&self) -> Position {
+        self.inner
+            .overlay
+            .applied()
+            .max(self.followed.load(Ordering::Acquire))
     }
 
     /// Position of the last log record this store applied.

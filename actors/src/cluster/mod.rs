@@ -311,10 +311,10 @@ impl Following {
                 };
                 tracing::info!(position = store.applied_position(), "following the stream");
                 while !stopped() {
-                    // A pass reads what came since the last one through a consumer of its own:
-                    // passes a quarter second apart keep the copy that close to the stream at
-                    // the cost of four consumers a second, where back-to-back passes cost the
-                    // NATS servers more than the owner's appends.
+                    // A pass reads what came since the last one through a consumer of its own
+                    // (none when nothing came): passes a quarter second apart keep the copy that
+                    // close to the stream at the cost of up to four consumers a second, where
+                    // back-to-back passes cost the NATS servers more than the owner's appends.
                     match store.catch_up(&stopped) {
                         Ok(_) => std::thread::sleep(FOLLOW_PERIOD),
                         Err(error) => {
@@ -323,7 +323,7 @@ impl Following {
                         }
                     }
                     metrics::gauge!("rewards_cluster_follower_position")
-                        .set(store.applied_position() as f64);
+                        .set(store.followed_position() as f64);
                 }
                 Some(store)
             })

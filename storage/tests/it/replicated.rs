@@ -341,6 +341,56 @@ fn a_record_cut_short_before_a_fence_is_dropped() {
     );
 }
 
+/// A reader that meets the first parts of a record whose writer is still appending the rest
+/// answers a position before them, so that its next read delivers the record whole.
+#[test]
+fn a_read_in_the_middle_of_a_record_leaves_it_for_the_next() {
+    use async_nats::jetstream::message::PublishMessage;
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let options_a = options(&cluster, "node-a");
+    let a = open(&options_a);
+    let whole = a.append(b"whole").unwrap();
+    let subject = options_a.subject.clone();
+    let publish = |payload: &'static str, part: &'static str, after: u64| {
+        let subject = subject.clone();
+        with_jetstream(&cluster, |context| async move {
+            let message = PublishMessage::build()
+                .payload(payload.into())
+                .header("Rewards-Part", part)
+                .expected_last_subject_sequence(after);
+            context
+                .send_publish(subject, message)
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+                .sequence
+        })
+    };
+    let first = publish("first half, ", "1/2", whole);
+    let mut follow = options_a.clone();
+    follow.writer = "node-b".to_string();
+    let reader = ReplicatedLog::follow(follow).unwrap();
+    let mut seen = Vec::new();
+    let through = reader
+        .read_after(0, &mut |position, record| {
+            seen.push((position, record.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec![(whole, b"whole".to_vec())]);
+    assert_eq!(
+        through, whole,
+        "not past the first part of an unfinished record"
+    );
+    let second = publish("second half", "2/2", first);
+    assert_eq!(
+        read_all(&reader, through),
+        vec![(second, b"first half, second half".to_vec())]
+    );
+}
+
 /// A follower's copy: opened without the replay of an opening, it reads what the stream holds
 /// by passes (which stop when asked), and sees later writes at its next pass.
 #[test]
@@ -387,4 +437,25 @@ fn a_follower_catches_up_by_passes_and_stops_when_asked() {
     assert_eq!(b.catch_up(&|| false).unwrap(), 10);
     assert_eq!(b.applied_position(), a.applied_position());
     assert_eq!(b.catch_up(&|| false).unwrap(), 0);
+    // A new writer's fence marker holds no record: the follower reads past it once, and its
+    // next pass starts after it (an idle stream costs a follower no consumer).
+    let mut takeover = log_options.clone();
+    takeover.writer = "node-c".to_string();
+    let dir_c = tempfile::tempdir().unwrap();
+    let c = store_on(dir_c.path(), &takeover);
+    let stream = takeover.stream.clone();
+    let marker = with_jetstream(&cluster, |context| async move {
+        let mut stream = context.get_stream(&stream).await.unwrap();
+        stream.info().await.unwrap().state.last_sequence
+    });
+    assert!(marker > a.applied_position());
+    assert_eq!(b.catch_up(&|| false).unwrap(), 0);
+    assert_eq!(b.followed_position(), marker);
+    assert_eq!(b.applied_position(), a.applied_position());
+    let mut set = WriteSet::new();
+    set.put_raw(Space::Events, key(70), b"after the takeover".to_vec());
+    c.write(set).unwrap();
+    assert_eq!(b.catch_up(&|| false).unwrap(), 1);
+    assert_eq!(b.followed_position(), c.applied_position());
+    assert!(b.get_raw(Space::Events, &key(70)).unwrap().is_some());
 }
