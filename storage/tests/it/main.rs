@@ -463,3 +463,70 @@ fn a_backup_is_the_store_at_one_moment_while_writes_go_on() {
     }
     copy.close();
 }
+
+/// Events, ledger entries and first responses keep their large values apart from their keys
+/// (fjall's key-value separation): values on both sides of the threshold read back the same
+/// through checkpoints of both kinds (new tables for many changes, a batch for a few),
+/// overwrites, deletions, scans and a reopening.
+#[test]
+fn values_kept_apart_from_their_keys_read_back_through_checkpoints_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let spaces = [Space::Events, Space::Ledger, Space::Idempotency];
+    let key = |i: u64| i.to_be_bytes().to_vec();
+    let value = |i: u64, round: u8| {
+        let mut value = vec![round; 300 + (i % 900) as usize];
+        value.extend_from_slice(&i.to_be_bytes());
+        value
+    };
+    let expected = |i: u64| match i {
+        0..100 if i.is_multiple_of(2) => Some(value(i, 2)),
+        0..100 => None,
+        _ => Some(value(i, 1)),
+    };
+    let keys = 10_000u64;
+    {
+        let store = open(dir.path(), Durability::Buffered);
+        for start in (0..keys).step_by(50) {
+            let mut set = WriteSet::new();
+            for i in start..start + 50 {
+                for space in spaces {
+                    set.put_raw(space, key(i), value(i, 1));
+                }
+            }
+            store.write(set).unwrap();
+        }
+        assert!(store.checkpoint().unwrap().unwrap().keys >= 3 * keys as usize);
+        let mut set = WriteSet::new();
+        for i in 0..100u64 {
+            for space in spaces {
+                match expected(i) {
+                    Some(value) => set.put_raw(space, key(i), value),
+                    None => set.delete(space, key(i)),
+                }
+            }
+        }
+        store.write(set).unwrap();
+        store.checkpoint().unwrap();
+        store.close();
+    }
+    let store = open(dir.path(), Durability::Buffered);
+    for space in spaces {
+        for i in 0..keys {
+            assert_eq!(
+                store.get_raw(space, &key(i)).unwrap(),
+                expected(i),
+                "{space:?} {i}"
+            );
+        }
+        let mut seen = 0u64;
+        store
+            .for_each_raw(space, &[], |k, v| {
+                let i = u64::from_be_bytes(k.try_into().unwrap());
+                assert_eq!(Some(v.to_vec()), expected(i));
+                seen += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, keys - 50);
+    }
+}
