@@ -303,30 +303,43 @@ fn a_repeated_publish_is_answered_as_the_first_not_fenced() {
     });
 }
 
+/// Publishes one part of a record as the log writes the parts of a large one, after the
+/// message at `after`; answers its sequence.
+fn publish_part(
+    cluster: &NatsCluster,
+    options: &ReplicatedLogOptions,
+    payload: &'static str,
+    part: &'static str,
+    after: u64,
+) -> u64 {
+    use async_nats::jetstream::message::PublishMessage;
+    let subject = options.subject.clone();
+    with_jetstream(cluster, |context| async move {
+        let message = PublishMessage::build()
+            .payload(payload.into())
+            .header("Rewards-Part", part)
+            .expected_last_subject_sequence(after);
+        context
+            .send_publish(subject, message)
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .sequence
+    })
+}
+
 /// A writer that stopped between the parts of a large record never acknowledged it: the next
 /// writer's replay drops the parts before its fence marker and delivers whole records only.
 #[test]
 fn a_record_cut_short_before_a_fence_is_dropped() {
-    use async_nats::jetstream::message::PublishMessage;
     let Some(binary) = nats_server() else { return };
     let cluster = NatsCluster::start(binary);
     let options_a = options(&cluster, "node-a");
     let a = open(&options_a);
     let whole = a.append(b"whole").unwrap();
     // The first of two parts, as the log writes them, then nothing: the writer died.
-    let subject = options_a.subject.clone();
-    with_jetstream(&cluster, |context| async move {
-        let part = PublishMessage::build()
-            .payload("first half".into())
-            .header("Rewards-Part", "1/2")
-            .expected_last_subject_sequence(whole);
-        context
-            .send_publish(subject, part)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    });
+    publish_part(&cluster, &options_a, "first half", "1/2", whole);
     drop(a);
     let mut options_b = options_a.clone();
     options_b.writer = "node-b".to_string();
@@ -345,29 +358,12 @@ fn a_record_cut_short_before_a_fence_is_dropped() {
 /// answers a position before them, so that its next read delivers the record whole.
 #[test]
 fn a_read_in_the_middle_of_a_record_leaves_it_for_the_next() {
-    use async_nats::jetstream::message::PublishMessage;
     let Some(binary) = nats_server() else { return };
     let cluster = NatsCluster::start(binary);
     let options_a = options(&cluster, "node-a");
     let a = open(&options_a);
     let whole = a.append(b"whole").unwrap();
-    let subject = options_a.subject.clone();
-    let publish = |payload: &'static str, part: &'static str, after: u64| {
-        let subject = subject.clone();
-        with_jetstream(&cluster, |context| async move {
-            let message = PublishMessage::build()
-                .payload(payload.into())
-                .header("Rewards-Part", part)
-                .expected_last_subject_sequence(after);
-            context
-                .send_publish(subject, message)
-                .await
-                .unwrap()
-                .await
-                .unwrap()
-                .sequence
-        })
-    };
+    let publish = |payload, part, after| publish_part(&cluster, &options_a, payload, part, after);
     let first = publish("first half, ", "1/2", whole);
     let mut follow = options_a.clone();
     follow.writer = "node-b".to_string();
