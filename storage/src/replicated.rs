@@ -401,12 +401,18 @@ impl ReplicatedLog {
                 let message = message.map_err(Stop::transient)?;
                 let info = message.info().map_err(Stop::transient)?;
                 let (sequence, pending) = (info.stream_sequence, info.pending);
-                let read = classify(message.headers.as_ref(), message.payload.clone())
-                    .map_err(Stop::Permanent)?;
-                if sender.send((sequence, read)).await.is_err() {
-                    break;
+                // An ordered consumer that resets before its first message starts again from
+                // the stream's beginning (async-nats 0.51 recreates it with "deliver all"):
+                // what lies before `position` or was delivered already is skipped, never
+                // applied again over newer changes.
+                if sequence > delivered {
+                    let read = classify(message.headers.as_ref(), message.payload.clone())
+                        .map_err(Stop::Permanent)?;
+                    if sender.send((sequence, read)).await.is_err() {
+                        break;
+                    }
+                    delivered = sequence;
                 }
-                delivered = sequence;
                 if sequence >= last || pending == 0 {
                     break;
                 }
