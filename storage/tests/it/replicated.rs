@@ -111,8 +111,7 @@ fn a_later_writer_fences_off_the_earlier_one() {
     let Some(binary) = nats_server() else { return };
     let cluster = NatsCluster::start(binary);
     let options_a = options(&cluster, "node-a");
-    let mut options_b = options_a.clone();
-    options_b.writer = "node-b".to_string();
+    let options_b = as_writer(&options_a, "node-b");
     let a = open(&options_a);
     let first = a.append(b"one").unwrap();
     let second = a.append(b"two").unwrap();
@@ -175,6 +174,21 @@ fn key(i: u64) -> Vec<u8> {
     KeyBuilder::new().u8(7).u64(i).finish()
 }
 
+/// The same log options for another writer (another node).
+fn as_writer(options: &ReplicatedLogOptions, writer: &str) -> ReplicatedLogOptions {
+    ReplicatedLogOptions {
+        writer: writer.to_string(),
+        ..options.clone()
+    }
+}
+
+/// A write set of one event record.
+fn event(key: Vec<u8>, value: Vec<u8>) -> WriteSet {
+    let mut set = WriteSet::new();
+    set.put_raw(Space::Events, key, value);
+    set
+}
+
 fn store_on(dir: &Path, options: &ReplicatedLogOptions) -> Store {
     let options = options.clone();
     Store::open_on(
@@ -208,8 +222,7 @@ fn a_store_moves_to_another_node_and_the_first_is_fenced() {
     }
 
     // Node B takes the log over with an empty directory: it replays the whole stream.
-    let mut options_b = log_options.clone();
-    options_b.writer = "node-b".to_string();
+    let options_b = as_writer(&log_options, "node-b");
     let b = store_on(dir_b.path(), &options_b);
     let total: i64 = (0..100).sum();
     assert_eq!(b.counter(b"total").unwrap(), [total, 100]);
@@ -221,13 +234,9 @@ fn a_store_moves_to_another_node_and_the_first_is_fenced() {
     }
 
     // A's next write is refused by the log: nothing of it is acknowledged or visible anywhere.
-    let mut set = WriteSet::new();
-    set.put_raw(Space::Events, key(1000), b"stale".to_vec());
-    assert!(a.write(set).is_err());
+    assert!(a.write(event(key(1000), b"stale".to_vec())).is_err());
     assert!(a.is_poisoned());
-    let mut set = WriteSet::new();
-    set.put_raw(Space::Events, key(101), b"b".to_vec());
-    b.write(set).unwrap();
+    b.write(event(key(101), b"b".to_vec())).unwrap();
     b.close();
     drop(b);
 
@@ -341,8 +350,7 @@ fn a_record_cut_short_before_a_fence_is_dropped() {
     // The first of two parts, as the log writes them, then nothing: the writer died.
     publish_part(&cluster, &options_a, "first half", "1/2", whole);
     drop(a);
-    let mut options_b = options_a.clone();
-    options_b.writer = "node-b".to_string();
+    let options_b = as_writer(&options_a, "node-b");
     let b = open(&options_b);
     assert_eq!(read_all(&b, 0), vec![(whole, b"whole".to_vec())]);
     let next = b.append(b"after").unwrap();
@@ -365,8 +373,7 @@ fn a_read_in_the_middle_of_a_record_leaves_it_for_the_next() {
     let whole = a.append(b"whole").unwrap();
     let publish = |payload, part, after| publish_part(&cluster, &options_a, payload, part, after);
     let first = publish("first half, ", "1/2", whole);
-    let mut follow = options_a.clone();
-    follow.writer = "node-b".to_string();
+    let follow = as_writer(&options_a, "node-b");
     let reader = ReplicatedLog::follow(follow).unwrap();
     let mut seen = Vec::new();
     let through = reader
@@ -399,14 +406,11 @@ fn a_follower_catches_up_by_passes_and_stops_when_asked() {
     let a = store_on(dir_a.path(), &log_options);
     let write = |from: u64, to: u64| {
         for i in from..to {
-            let mut set = WriteSet::new();
-            set.put_raw(Space::Events, key(i), i.to_be_bytes().to_vec());
-            a.write(set).unwrap();
+            a.write(event(key(i), i.to_be_bytes().to_vec())).unwrap();
         }
     };
     write(0, 50);
-    let mut follow = log_options.clone();
-    follow.writer = "node-b".to_string();
+    let follow = as_writer(&log_options, "node-b");
     let b = Store::open_on(
         dir_b.path(),
         StoreOptions {
@@ -426,17 +430,14 @@ fn a_follower_catches_up_by_passes_and_stops_when_asked() {
         Some(49u64.to_be_bytes().to_vec())
     );
     // The follower writes nothing (its log refuses), and the writer is not fenced by it.
-    let mut set = WriteSet::new();
-    set.put_raw(Space::Events, key(1000), b"no".to_vec());
-    assert!(b.write(set).is_err());
+    assert!(b.write(event(key(1000), b"no".to_vec())).is_err());
     write(50, 60);
     assert_eq!(b.catch_up(&|| false).unwrap(), 10);
     assert_eq!(b.applied_position(), a.applied_position());
     assert_eq!(b.catch_up(&|| false).unwrap(), 0);
     // A new writer's fence marker holds no record: the follower reads past it once, and its
     // next pass starts after it (an idle stream costs a follower no consumer).
-    let mut takeover = log_options.clone();
-    takeover.writer = "node-c".to_string();
+    let takeover = as_writer(&log_options, "node-c");
     let dir_c = tempfile::tempdir().unwrap();
     let c = store_on(dir_c.path(), &takeover);
     let stream = takeover.stream.clone();
@@ -448,9 +449,8 @@ fn a_follower_catches_up_by_passes_and_stops_when_asked() {
     assert_eq!(b.catch_up(&|| false).unwrap(), 0);
     assert_eq!(b.followed_position(), marker);
     assert_eq!(b.applied_position(), a.applied_position());
-    let mut set = WriteSet::new();
-    set.put_raw(Space::Events, key(70), b"after the takeover".to_vec());
-    c.write(set).unwrap();
+    c.write(event(key(70), b"after the takeover".to_vec()))
+        .unwrap();
     assert_eq!(b.catch_up(&|| false).unwrap(), 1);
     assert_eq!(b.followed_position(), c.applied_position());
     assert!(b.get_raw(Space::Events, &key(70)).unwrap().is_some());
