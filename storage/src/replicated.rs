@@ -384,6 +384,7 @@ impl ReplicatedLog {
                 .map_err(Stop::transient)?;
             let mut messages = consumer.messages().await.map_err(Stop::transient)?;
             let mut delivered = position;
+            let mut behind = false;
             loop {
                 let next = tokio::time::timeout(idle, messages.next())
                     .await
@@ -413,11 +414,24 @@ impl ReplicatedLog {
                     }
                     delivered = sequence;
                 }
-                if sequence >= last || pending == 0 {
+                if sequence >= last {
                     break;
                 }
+                // Nothing more pending before the subject's last (as the stream's leader told
+                // it): this consumer reads a replica that is behind, and the rest comes as that
+                // replica catches up. Ending the pass at the stream's last here would skip the
+                // records in between.
+                if pending == 0 && !behind {
+                    behind = true;
+                    tracing::info!(
+                        stream = %name,
+                        delivered,
+                        last,
+                        "the consumer's replica is behind the stream's last; reading on as it catches up"
+                    );
+                }
             }
-            Ok(delivered.max(last))
+            Ok(delivered)
         };
         // `runtime` is only taken in `drop`.
         #[allow(clippy::unwrap_used)]
@@ -471,7 +485,7 @@ impl ReplicatedLog {
         match futures::executor::block_on(task) {
             // The parts of a record its writer is still appending are read again next time.
             Ok(Ok(_)) if assembly.is_some() => Ok(settled),
-            Ok(Ok(last)) => Ok(last.max(settled)),
+            Ok(Ok(delivered)) => Ok(delivered.max(settled)),
             Ok(Err(Stop::Permanent(error))) => Err(Pass::Visit(unreachable("reading back", error))),
             Ok(Err(Stop::Transient(error))) => Err(Pass::Transient {
                 error,

@@ -405,7 +405,13 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     }
     for i in 0..3 {
         let report = audit(&dir.path().join(format!("data-{i}")));
-        assert_eq!(report.code, Some(0), "node-{i}: {}", report.stderr);
+        assert_eq!(
+            report.code,
+            Some(0),
+            "node-{i}: {}{}",
+            report.stdout,
+            report.stderr
+        );
     }
 }
 
