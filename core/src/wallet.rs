@@ -960,9 +960,19 @@ impl Wallet {
         if self.lots.iter().all(|l| !l.remaining.is_zero()) {
             return Vec::new();
         }
-        let (closed, open): (Vec<Lot>, Vec<Lot>) = std::mem::take(&mut self.lots)
-            .into_iter()
-            .partition(|l| l.remaining.is_zero());
+        // Both parts sized at once: a partition grew them a lot at a time on every purchase
+        // that closed one.
+        let lots = std::mem::take(&mut self.lots);
+        let count = lots.iter().filter(|l| l.remaining.is_zero()).count();
+        let mut closed = Vec::with_capacity(count);
+        let mut open = Vec::with_capacity(lots.len() - count);
+        for lot in lots {
+            if lot.remaining.is_zero() {
+                closed.push(lot);
+            } else {
+                open.push(lot);
+            }
+        }
         self.lots = open;
         closed
     }

@@ -495,6 +495,10 @@ fn time(o: &mut Obj, key: &str, at: Timestamp) {
 }
 
 fn decimal(o: &mut Obj, key: &str, value: Decimal) {
+    let mut buffer = [0u8; MONEY_TEXT_BYTES];
+    if let Some(text) = decimal_text(value, &mut buffer) {
+        return o.plain(key, text);
+    }
     match StackText::of(&value) {
         Some(text) => o.plain(key, text.as_str()),
         None => o.plain(key, &value.to_string()),
@@ -553,31 +557,50 @@ fn money_text(
     money: Money,
     buffer: &mut [u8; MONEY_TEXT_BYTES],
 ) -> Option<&str> {
-    use std::io::Write;
-    let units = currency.minor_units();
+    let units = usize::try_from(currency.minor_units()).ok()?;
     let minor = money.minor();
-    let magnitude = minor.unsigned_abs();
-    let mut digits = itoa::Buffer::new();
-    let mut cursor = std::io::Cursor::new(buffer.as_mut_slice());
-    if minor < 0 {
-        cursor.write_all(b"-").ok()?;
+    scaled_text(minor < 0, minor.unsigned_abs(), units, buffer)
+}
+
+/// `magnitude` shown with `scale` digits after the point (none when `scale` is 0), at least
+/// one before it, and a minus sign when `negative`: the text of an amount in minor units and
+/// of a decimal's mantissa and scale. Written from the right end of `buffer`, digit by digit;
+/// `None` when it does not fit.
+fn scaled_text(negative: bool, magnitude: u64, scale: usize, buffer: &mut [u8]) -> Option<&str> {
+    let mut at = buffer.len();
+    let mut put = |byte: u8| -> Option<()> {
+        at = at.checked_sub(1)?;
+        *buffer.get_mut(at)? = byte;
+        Some(())
+    };
+    let mut rest = magnitude;
+    for _ in 0..scale {
+        put(b'0' + (rest % 10) as u8)?;
+        rest /= 10;
     }
-    match 10u64.checked_pow(units).filter(|_| units > 0) {
-        Some(scale) => {
-            cursor
-                .write_all(digits.format(magnitude / scale).as_bytes())
-                .ok()?;
-            cursor.write_all(b".").ok()?;
-            let fraction = digits.format(magnitude % scale);
-            for _ in fraction.len()..units as usize {
-                cursor.write_all(b"0").ok()?;
-            }
-            cursor.write_all(fraction.as_bytes()).ok()?;
+    if scale > 0 {
+        put(b'.')?;
+    }
+    loop {
+        put(b'0' + (rest % 10) as u8)?;
+        rest /= 10;
+        if rest == 0 {
+            break;
         }
-        None => cursor.write_all(digits.format(magnitude).as_bytes()).ok()?,
     }
-    let length = usize::try_from(cursor.position()).ok()?;
-    std::str::from_utf8(buffer.get(..length)?).ok()
+    if negative {
+        put(b'-')?;
+    }
+    std::str::from_utf8(buffer.get(at..)?).ok()
+}
+
+/// A decimal as its `Display` writes it, when its mantissa fits in 64 bits (every quantity,
+/// price and rate a purchase carries): the digits written directly, without the formatting
+/// machinery.
+fn decimal_text(value: Decimal, buffer: &mut [u8; MONEY_TEXT_BYTES]) -> Option<&str> {
+    let magnitude = u64::try_from(value.mantissa().unsigned_abs()).ok()?;
+    let scale = usize::try_from(value.scale()).ok()?;
+    scaled_text(value.is_sign_negative(), magnitude, scale, buffer)
 }
 
 /// An id written as its canonical text from a stack buffer.
@@ -839,6 +862,44 @@ mod tests {
             for value in [value, value.normalize()] {
                 let text = StackText::of(&value).expect("any decimal fits");
                 assert_eq!(text.as_str(), value.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn decimals_with_small_mantissas_are_written_as_display_writes_them() {
+        let mut values = vec![
+            Decimal::ZERO,
+            -Decimal::ZERO,
+            Decimal::new(0, 5),
+            Decimal::new(-0, 3).normalize(),
+            Decimal::new(1, 28),
+            Decimal::new(-1, 28),
+            Decimal::new(5, 3),
+            Decimal::new(123_456_789, 4),
+            Decimal::new(i64::MAX, 10),
+            Decimal::new(i64::MIN, 0),
+            Decimal::new(i64::MIN + 1, 19),
+            Decimal::from(u64::MAX),
+            Decimal::from(u64::MAX) + Decimal::ONE,
+            Decimal::MAX,
+            Decimal::MIN,
+        ];
+        for scale in 0..=28 {
+            values.extend((0..400).map(|i| Decimal::new(i * 104_729 - 20_000_000, scale)));
+        }
+        let mut negative_zero = Decimal::ZERO;
+        negative_zero.set_sign_negative(true);
+        values.push(negative_zero);
+        for value in values {
+            for value in [value, value.normalize()] {
+                let mut buffer = [0u8; MONEY_TEXT_BYTES];
+                let expected = value.to_string();
+                match decimal_text(value, &mut buffer) {
+                    Some(text) => assert_eq!(text, expected, "{value:?}"),
+                    // Only a mantissa past 64 bits takes the formatting machinery.
+                    None => assert!(value.mantissa().unsigned_abs() > u128::from(u64::MAX)),
+                }
             }
         }
     }

@@ -237,9 +237,10 @@ impl WalletActor {
                 recent.settlements.insert(entry.event_id, entry);
             }
             for lot in closed {
-                let lots = recent.lots.entry(lot.event_id).or_default();
-                lots.retain(|l| l.id != lot.id);
-                lots.push(lot);
+                recent.lots.update(lot.event_id, |lots| {
+                    lots.retain(|l| l.id != lot.id);
+                    lots.push(lot);
+                });
             }
         }
     }

@@ -273,13 +273,88 @@ pub struct WalletActor {
 #[derive(Default)]
 struct Recent {
     /// Estimates this actor changed, newer than (or as new as) the store's copies.
-    estimates: HashMap<rewards_core::EstimateId, crate::estimates::EstimateRecord>,
+    estimates: Latest<rewards_core::EstimateId, crate::estimates::EstimateRecord>,
     /// Events this actor changed, newer than (or as new as) the store's copies.
-    events: HashMap<EventId, EventRecord>,
+    events: Latest<EventId, EventRecord>,
     /// Lots this actor closed, by event: newer than (or as new as) the store's copies.
-    lots: HashMap<EventId, Vec<Lot>>,
+    lots: Latest<EventId, Vec<Lot>>,
     /// Settlement entries of events this actor posted, by event.
-    settlements: HashMap<EventId, rewards_core::settlement::SettlementEntry>,
+    settlements: Latest<EventId, rewards_core::settlement::SettlementEntry>,
+}
+
+/// The latest value of each key, for what one actor has in flight: usually one or two
+/// entries, held in a vector searched entry by entry (no hashing, one allocation, which every
+/// purchase made and freed when these were hash maps). Past [`LATEST_IN_A_VECTOR`] entries (a
+/// wallet that never stops being written) it moves to a hash map, so a search stays short.
+enum Latest<K, V> {
+    Few(Vec<(K, V)>),
+    Many(HashMap<K, V>),
+}
+
+/// Entries a [`Latest`] keeps in its vector before it moves to a hash map.
+const LATEST_IN_A_VECTOR: usize = 16;
+
+impl<K, V> Default for Latest<K, V> {
+    fn default() -> Self {
+        Latest::Few(Vec::new())
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash, V> Latest<K, V> {
+    fn get(&self, key: &K) -> Option<&V> {
+        match self {
+            Latest::Few(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Latest::Many(map) => map.get(key),
+        }
+    }
+
+    /// Changes the value of `key` in place, a default one if it has none.
+    fn update(&mut self, key: K, change: impl FnOnce(&mut V))
+    where
+        V: Default,
+    {
+        match self {
+            Latest::Few(entries) => {
+                if let Some((_, value)) = entries.iter_mut().find(|(k, _)| *k == key) {
+                    change(value);
+                    return;
+                }
+            }
+            Latest::Many(map) => {
+                change(map.entry(key).or_default());
+                return;
+            }
+        }
+        let mut value = V::default();
+        change(&mut value);
+        self.insert(key, value);
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        match self {
+            Latest::Few(entries) => {
+                if let Some(slot) = entries.iter_mut().find(|(k, _)| *k == key) {
+                    slot.1 = value;
+                } else if entries.len() < LATEST_IN_A_VECTOR {
+                    entries.push((key, value));
+                } else {
+                    let mut map: HashMap<K, V> = std::mem::take(entries).into_iter().collect();
+                    map.insert(key, value);
+                    *self = Latest::Many(map);
+                }
+            }
+            Latest::Many(map) => {
+                map.insert(key, value);
+            }
+        }
+    }
+
+    fn values(&self) -> Box<dyn Iterator<Item = &V> + '_> {
+        match self {
+            Latest::Few(entries) => Box::new(entries.iter().map(|(_, v)| v)),
+            Latest::Many(map) => Box::new(map.values()),
+        }
+    }
 }
 
 /// Seconds since the process started, as a `u32` (136 years).
@@ -357,4 +432,42 @@ fn new_event(
         change.wallet.id,
         now,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector and the hash map it moves to answer alike: the latest value of each key.
+    #[test]
+    fn latest_keeps_the_last_value_of_each_key_before_and_after_it_grows() {
+        let mut latest: Latest<u32, Vec<u32>> = Latest::default();
+        let mut oracle: HashMap<u32, Vec<u32>> = HashMap::new();
+        for step in 0..200u32 {
+            let key = (step * 7) % 41;
+            if step % 3 == 0 {
+                latest.update(key, |v| v.push(step));
+                oracle.entry(key).or_default().push(step);
+            } else {
+                latest.insert(key, vec![step]);
+                oracle.insert(key, vec![step]);
+            }
+            for probe in 0..45 {
+                assert_eq!(
+                    latest.get(&probe),
+                    oracle.get(&probe),
+                    "step {step}, key {probe}"
+                );
+            }
+            let mut values: Vec<&Vec<u32>> = latest.values().collect();
+            let mut expected: Vec<&Vec<u32>> = oracle.values().collect();
+            values.sort();
+            expected.sort();
+            assert_eq!(values, expected);
+            assert_eq!(
+                matches!(latest, Latest::Few(_)),
+                oracle.len() <= LATEST_IN_A_VECTOR
+            );
+        }
+    }
 }
