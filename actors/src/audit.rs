@@ -129,7 +129,7 @@ fn wallets(
     for (wallet, lots) in apart {
         report.defect(format!(
             "open_lots holds {lots} lots of {}, which has no wallet record",
-            hex_of(&wallet)
+            hex::encode(wallet)
         ));
     }
     for (id, _) in ids {
@@ -379,7 +379,7 @@ fn responses(
         let Ok(body) = serde_json::from_slice::<serde_json::Value>(&stored.body) else {
             found.push(format!(
                 "the answer stored under idempotency key {} is not JSON",
-                hex(key)
+                hex::encode(key)
             ));
             return Ok(());
         };
@@ -414,7 +414,7 @@ fn responses(
             None if store.contains(Space::Routes, &keys::route_key(id))? => {}
             None => found.push(format!(
                 "the answer stored under idempotency key {} names event {id}, which does not exist",
-                hex(key)
+                hex::encode(key)
             )),
         }
         Ok(())
@@ -489,7 +489,7 @@ fn index_entries(
                 )),
                 None => found.push(format!(
                     "an entry of a {list} (key {}) has no event id",
-                    hex(key)
+                    hex::encode(key)
                 )),
             }
             count += 1;
@@ -516,10 +516,6 @@ fn index_entries(
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The store's directory opened for an audit: no checkpoint runs while it is open, and it is
 /// closed without one, so nothing is written to it.
 ///
@@ -541,9 +537,4 @@ pub fn open(dir: &std::path::Path) -> Result<Store, StoreError> {
         )));
     }
     Store::open(dir, options)
-}
-
-/// A key's bytes as hex, for a defect about a key that names no record.
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
