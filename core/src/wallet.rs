@@ -957,13 +957,13 @@ impl Wallet {
     /// so the wallet's state stays small however many awards it received. The caller keeps them:
     /// they are needed again only to reverse their event, after [`Wallet::restore_lots`].
     pub fn take_closed_lots(&mut self) -> Vec<Lot> {
-        if self.lots.iter().all(|l| !l.remaining.is_zero()) {
-            return Vec::new();
-        }
         // Both parts sized at once: a partition grew them a lot at a time on every purchase
         // that closed one.
+        let count = self.lots.iter().filter(|l| l.remaining.is_zero()).count();
+        if count == 0 {
+            return Vec::new();
+        }
         let lots = std::mem::take(&mut self.lots);
-        let count = lots.iter().filter(|l| l.remaining.is_zero()).count();
         let mut closed = Vec::with_capacity(count);
         let mut open = Vec::with_capacity(lots.len() - count);
         for lot in lots {
