@@ -64,6 +64,23 @@ pub fn prometheus() -> &'static PrometheusHandle {
                 ],
             )
             .expect("bucket list is not empty")
+            // Keys a checkpoint wrote: a count, not seconds.
+            .set_buckets_for_metric(
+                Matcher::Full("rewards_checkpoint_keys".into()),
+                &[
+                    100.0,
+                    1_000.0,
+                    10_000.0,
+                    50_000.0,
+                    100_000.0,
+                    250_000.0,
+                    500_000.0,
+                    1_000_000.0,
+                    2_500_000.0,
+                    5_000_000.0,
+                ],
+            )
+            .expect("bucket list is not empty")
             .install_recorder()
             .expect("no other metrics recorder is installed")
     })
@@ -116,5 +133,22 @@ trait IntoResponse {
 impl IntoResponse for crate::http::problem::ApiError {
     fn into_response(self) -> HttpResponse {
         actix_web::ResponseError::error_response(&self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_get_buckets_of_counts_not_of_seconds() {
+        let handle = super::prometheus();
+        metrics::histogram!("rewards_checkpoint_keys").record(5_000.0);
+        metrics::histogram!("rewards_commit_batch_sets").record(3.0);
+        let text = handle.render();
+        assert!(
+            text.contains("rewards_checkpoint_keys_bucket{le=\"10000\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("rewards_checkpoint_keys_bucket{le=\"1000\"} 0"));
+        assert!(text.contains("rewards_commit_batch_sets_bucket{le=\"5\"} 1"));
     }
 }
