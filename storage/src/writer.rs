@@ -6,6 +6,7 @@
 //! append poisons the store: it never acknowledges a write that is not durable, and every later
 //! write fails (fjall's guidance: do not retry and carry on).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -296,9 +297,9 @@ fn commit(
     crate::batch::restart(record, bytes + 16);
     // The changes by write set, so the overlay shows each set whole.
     let mut sets: Vec<Vec<(Space, Vec<u8>, Change)>> = Vec::with_capacity(jobs.len() + 1);
-    // Counter additions of this batch, merged before they are logged once as new values.
-    let mut touched: Vec<Vec<u8>> = Vec::new();
-    let mut pending: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
+    // Counter additions of this batch, merged before they are logged once as new values, in
+    // the order their keys were first touched.
+    let mut pending: HashMap<Vec<u8>, (usize, [i64; 2])> = HashMap::new();
     for job in jobs.iter_mut() {
         let mut changes = Vec::with_capacity(job.set.ops.len());
         for op in std::mem::take(&mut job.set.ops) {
@@ -312,37 +313,38 @@ fn commit(
                     changes.push((space, key, None));
                 }
                 Op::AddCounter(key, deltas) => {
-                    let current = match pending.get(&key).or_else(|| counters.get(&key)) {
-                        Some(v) => *v,
-                        None => inner
-                            .get(Space::Counters, &key)?
-                            .map_or([0, 0], |v| decode_counter(&v)),
+                    let order = pending.len();
+                    let entry = match pending.entry(key) {
+                        Entry::Occupied(entry) => entry.into_mut(),
+                        Entry::Vacant(entry) => {
+                            let current = match counters.get(entry.key()) {
+                                Some(v) => *v,
+                                None => inner
+                                    .get(Space::Counters, entry.key())?
+                                    .map_or([0, 0], |v| decode_counter(&v)),
+                            };
+                            entry.insert((order, current))
+                        }
                     };
-                    if !pending.contains_key(&key) {
-                        touched.push(key.clone());
-                    }
                     // Saturating: totals of bounded amounts never come near i64's range, and a
                     // counter must never stop the writer.
-                    pending.insert(
-                        key,
-                        [
-                            current[0].saturating_add(deltas[0]),
-                            current[1].saturating_add(deltas[1]),
-                        ],
-                    );
+                    entry.1 = [
+                        entry.1[0].saturating_add(deltas[0]),
+                        entry.1[1].saturating_add(deltas[1]),
+                    ];
                 }
             }
         }
         sets.push(changes);
     }
-    let mut counter_changes = Vec::with_capacity(touched.len());
-    for key in touched {
-        if let Some(&value) = pending.get(&key) {
-            let encoded = encode_counter(value);
-            crate::batch::push(record, Space::Counters, &key, Some(&encoded));
-            counters.insert(key.clone(), value);
-            counter_changes.push((Space::Counters, key, Some(encoded)));
-        }
+    let mut merged: Vec<(Vec<u8>, (usize, [i64; 2]))> = pending.into_iter().collect();
+    merged.sort_unstable_by_key(|(_, (order, _))| *order);
+    let mut counter_changes = Vec::with_capacity(merged.len());
+    for (key, (_, value)) in merged {
+        let encoded = encode_counter(value);
+        crate::batch::push(record, Space::Counters, &key, Some(&encoded));
+        counters.insert(key.clone(), value);
+        counter_changes.push((Space::Counters, key, Some(encoded)));
     }
     // The durability of the append is decided where the log was opened for it: `sync`
     // fdatasyncs before the position comes back. Only then do reads see the changes and the

@@ -156,6 +156,60 @@ fn a_range_reads_from_its_lower_key_up_to_its_upper_one_in_memory_and_on_disk() 
     assert_eq!(range(&store), [3, 50, 6]);
 }
 
+/// Many write sets submitted at once (so that commits take several), each adding to several
+/// counters (one of them twice in a set, one already checkpointed, one only cached by the
+/// writer): every sum is right, before and after the log is replayed.
+#[test]
+fn counters_of_many_keys_in_one_commit_sum_each_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Buffered);
+    let mut first = WriteSet::new();
+    first.add_counter(b"checkpointed".to_vec(), [100, 10]);
+    store.write(first).unwrap();
+    store.checkpoint().unwrap();
+    let mut second = WriteSet::new();
+    second.add_counter(b"cached".to_vec(), [7, 1]);
+    store.write(second).unwrap();
+    let sets = 300i64;
+    let (done, acks) = std::sync::mpsc::channel();
+    for i in 0..sets {
+        let mut set = WriteSet::new();
+        set.put(Space::Wallets, i.to_be_bytes().to_vec(), &thing(i));
+        set.add_counter(b"checkpointed".to_vec(), [i, 1]);
+        set.add_counter(b"cached".to_vec(), [1, 1]);
+        set.add_counter(format!("key-{}", i % 7).into_bytes(), [i, 1]);
+        set.add_counter(b"twice".to_vec(), [1, 0]);
+        set.add_counter(b"twice".to_vec(), [2, 1]);
+        let done = done.clone();
+        store
+            .submit(set, Box::new(move |result| done.send(result).unwrap()))
+            .unwrap();
+    }
+    for _ in 0..sets {
+        acks.recv().unwrap().unwrap();
+    }
+    let expect = |store: &Store| {
+        let sum: i64 = (0..sets).sum();
+        assert_eq!(
+            store.counter(b"checkpointed").unwrap(),
+            [100 + sum, 10 + sets]
+        );
+        assert_eq!(store.counter(b"cached").unwrap(), [7 + sets, 1 + sets]);
+        assert_eq!(store.counter(b"twice").unwrap(), [3 * sets, sets]);
+        for k in 0..7 {
+            let (total, count) = (0..sets)
+                .filter(|i| i % 7 == k)
+                .fold((0, 0), |(t, c), i| (t + i, c + 1));
+            let key = format!("key-{k}").into_bytes();
+            assert_eq!(store.counter(&key).unwrap(), [total, count], "key-{k}");
+        }
+    };
+    expect(&store);
+    store.close();
+    drop(store);
+    expect(&open(dir.path(), Durability::Buffered));
+}
+
 #[test]
 fn concurrent_writers_share_commits_and_lose_no_counter_update() {
     let dir = tempfile::tempdir().unwrap();
