@@ -337,7 +337,7 @@ fn commit(
         }
         sets.push(changes);
     }
-    let mut merged: Vec<(Vec<u8>, (usize, [i64; 2]))> = pending.into_iter().collect();
+    let mut merged: Vec<_> = pending.into_iter().collect();
     merged.sort_unstable_by_key(|(_, (order, _))| *order);
     let mut counter_changes = Vec::with_capacity(merged.len());
     for (key, (_, value)) in merged {
