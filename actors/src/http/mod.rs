@@ -106,7 +106,7 @@ pub fn render_metrics_init() {
 /// Every route of the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // Routes are tried in order and every pattern with a path parameter is a regex (the regex
-    // crate's, which refuses most paths by their literal prefix at once): the hot paths
+    // crate's, which gives up on most paths at their first bytes): the hot paths
     // (processor purchases, whose patterns are static, then purchases, then wallet and contact
     // reads) come first.
     processor::routes(cfg);
