@@ -486,7 +486,9 @@ impl ReplicatedLog {
             // The parts of a record its writer is still appending are read again next time.
             Ok(Ok(_)) if assembly.is_some() => Ok(settled),
             Ok(Ok(delivered)) => Ok(delivered.max(settled)),
-            Ok(Err(Stop::Permanent(error))) => Err(Pass::Visit(unreachable("reading back", error))),
+            Ok(Err(Stop::Permanent(error))) => Err(Pass::Visit(StoreError::LogLost(format!(
+                "replicated log: {error}"
+            )))),
             Ok(Err(Stop::Transient(error))) => Err(Pass::Transient {
                 error,
                 visited: last_visited,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use parking_lot::Mutex;
 use rewards_storage::replicated::{ReplicatedLog, ReplicatedLogOptions};
-use rewards_storage::Store;
+use rewards_storage::{Store, StoreError};
 use serde::Deserialize;
 
 use crate::config::Config;
@@ -149,6 +149,10 @@ pub struct Node {
     owner: Mutex<Option<Holder>>,
     /// The lease's last revision this node wrote, while it holds it.
     revision: Mutex<u64>,
+    /// Why this node's copy cannot follow the stream, while it cannot: the stream no longer
+    /// holds records the copy needs. Such a node forwards but never tries for the lease (its
+    /// store could not be opened on the stream either).
+    lost: Mutex<Option<String>>,
 }
 
 impl Node {
@@ -158,7 +162,35 @@ impl Node {
             config,
             owner: Mutex::new(None),
             revision: Mutex::new(0),
+            lost: Mutex::new(None),
         }
+    }
+
+    /// Why this node's copy cannot follow the stream, if it cannot.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().clone()
+    }
+
+    /// Records whether the copy follows the stream (`None`) or why it cannot, saying so once
+    /// when that changes.
+    fn set_lost(&self, lost: Option<String>) {
+        let mut known = self.lost.lock();
+        match (&*known, &lost) {
+            (None, Some(reason)) => {
+                tracing::error!(
+                    %reason,
+                    "this node's copy cannot follow the stream: it forwards requests but never takes the data over; stop it and replace its data directory with a copy of a stopped healthy node's (docs/OPERATIONS.md)"
+                );
+            }
+            (Some(_), None) => tracing::info!("this node's copy follows the stream again"),
+            _ => {}
+        }
+        metrics::gauge!("rewards_cluster_follower_lost").set(if lost.is_some() {
+            1.0
+        } else {
+            0.0
+        });
+        *known = lost;
     }
 
     /// The owner as last seen, if any.
@@ -190,9 +222,20 @@ impl Node {
     }
 
     /// Tries for the lease four times per lease period until it is this node's, keeping the
-    /// known owner up to date meanwhile. Answers the lease's revision.
+    /// known owner up to date meanwhile. Answers the lease's revision. While the node's copy
+    /// cannot follow the stream it only reads who holds the lease.
     async fn acquire(&self, leases: &Leases) -> u64 {
         loop {
+            if self.lost().is_some() {
+                match leases.entry(PARTITION).await {
+                    Ok(entry) => *self.owner.lock() = entry.map(|(holder, _)| holder),
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "the lease could not be read");
+                    }
+                }
+                tokio::time::sleep(self.config.lease() / 4).await;
+                continue;
+            }
             match leases.try_acquire(PARTITION, &self.me).await {
                 Ok(Ok(revision)) => return revision,
                 Ok(Err(holder)) => {
@@ -254,6 +297,9 @@ impl Node {
 /// How often a follower reads what the stream gained into its copy.
 const FOLLOW_PERIOD: Duration = Duration::from_millis(250);
 
+/// How often a copy that cannot follow the stream (records it needs are gone) looks again.
+const LOST_PERIOD: Duration = Duration::from_secs(30);
+
 /// A follower's copy of the data, kept close to the stream by a thread of its own, so that
 /// taking the data over replays only what the copy had not yet read.
 struct Following {
@@ -267,8 +313,14 @@ impl Following {
     /// read by passes that stop when asked and checkpoint as they go, so neither a long first
     /// read nor a takeover in the middle of one holds everything in memory or waits for it. A
     /// copy that cannot be opened yet (NATS unreachable) is opened again until it can; one whose
-    /// disk fails stops the node (exit 70), as the owner's would.
-    fn start(config: &Config, cluster: &ClusterConfig) -> anyhow::Result<Following> {
+    /// disk fails stops the node (exit 70), as the owner's would. A copy that needs records the
+    /// stream no longer holds is marked lost on `node` (which then never tries for the lease)
+    /// and looked at again every [`LOST_PERIOD`].
+    fn start(
+        config: &Config,
+        cluster: &ClusterConfig,
+        node: Arc<Node>,
+    ) -> anyhow::Result<Following> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let options = {
             let config = config.clone();
@@ -316,7 +368,19 @@ impl Following {
                     // close to the stream at the cost of up to four consumers a second, where
                     // back-to-back passes cost the NATS servers more than the owner's appends.
                     match store.catch_up(&stopped) {
-                        Ok(_) => std::thread::sleep(FOLLOW_PERIOD),
+                        Ok(_) => {
+                            if node.lost().is_some() {
+                                node.set_lost(None);
+                            }
+                            std::thread::sleep(FOLLOW_PERIOD);
+                        }
+                        Err(StoreError::LogLost(reason)) => {
+                            node.set_lost(Some(reason));
+                            let since = Instant::now();
+                            while !stopped() && since.elapsed() < LOST_PERIOD {
+                                std::thread::sleep(FOLLOW_PERIOD);
+                            }
+                        }
                         Err(error) => {
                             tracing::warn!(%error, "the follower's copy fell behind; retrying");
                             std::thread::sleep(Duration::from_secs(1));
@@ -376,6 +440,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     };
     let node = Arc::new(Node::new(cluster.clone(), me));
     metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
+    metrics::gauge!("rewards_cluster_follower_lost").set(0.0);
     // One listener for SIGTERM and Ctrl-C for the node's whole life: a signal that comes while
     // the node takes the data over is not lost between the two servers.
     let (stopping, stop) = tokio::sync::watch::channel(false);
@@ -396,7 +461,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let mut forwarder = actix::spawn(forwarder);
     announce(&format!("rewardsd listening on http://{address}"));
     tracing::info!(%address, node = %node.me.node, "cluster node listening as a follower");
-    let following = Following::start(&config, &cluster)?;
+    let following = Following::start(&config, &cluster, node.clone())?;
     let taken = async {
         let leases = node.leases().await;
         actix::spawn(watch_stream(leases.context.clone(), cluster.lease() / 4));
@@ -461,10 +526,15 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
             Ok(store) => store,
             Err(error) => {
                 // Give the lease to a node that can use it, and leave for the supervisor: 75
-                // when the NATS servers did not answer in time, 70 when the local store failed.
+                // when the NATS servers did not answer in time, 70 when the local store failed
+                // or the stream lacks records it needs (a restart would not mend either).
                 let revision = *node.revision.lock();
                 let _ = leases.release(PARTITION, revision).await;
-                let code = if error.to_string().contains("replicated log") { EXIT_DEPOSED } else { 70 };
+                let code = match &error {
+                    StoreError::LogLost(_) => 70,
+                    other if other.to_string().contains("replicated log") => EXIT_DEPOSED,
+                    _ => 70,
+                };
                 tracing::error!(%error, code, "the store could not be opened on the stream; the lease is given up");
                 eprintln!("rewardsd: the store could not be opened ({error}); exiting with status {code}");
                 std::process::exit(code);

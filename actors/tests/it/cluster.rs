@@ -482,3 +482,111 @@ async fn check(
         apis.len()
     );
 }
+
+/// Waits (at most `limit`) until the node's metrics hold `line`.
+async fn until_metric(api: &Api, line: &str, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let text = metrics(api).await;
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no `{line}` in {limit:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The stream drops its first records (as a retention limit would) and a node joins with an
+/// empty directory: its copy cannot be rebuilt from the stream. It says so, forwards requests,
+/// and does not take the data over when the owner leaves (its store could not open on the
+/// stream); with a healthy node's closed directory copied in, it follows again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
+    let Some(binary) = nats_server() else { return };
+    let nats = NatsCluster::start(binary);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Option<Server>> = vec![Some(start_node(dir.path(), &nats, 0))];
+    assert_eq!(owner(&mut nodes, dir.path(), &nats).await, 0);
+    let w = world(&nodes[0].as_ref().unwrap().client(), "EUR").await;
+    let contact = w.contact(json!({"code": "C-0"})).await;
+    let wallet = contact["wallet_id"].as_str().unwrap().to_string();
+    w.topup(&wallet, "20.00").await;
+
+    // Every record but the last leaves the stream.
+    let client = async_nats::ConnectOptions::new()
+        .connect(nats.urls().as_slice())
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream.get_stream("REWARDS_P0").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    stream.purge().sequence(last).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.first_sequence, last);
+
+    nodes.push(Some(start_node(dir.path(), &nats, 1)));
+    let joined = nodes[1].as_ref().unwrap().client();
+    until_metric(
+        &joined,
+        "rewards_cluster_follower_lost 1",
+        Duration::from_secs(30),
+    )
+    .await;
+    // It forwards to the owner.
+    let through = World {
+        api: joined.clone(),
+        business: w.business.clone(),
+        key: w.key.clone(),
+        pos_key: w.pos_key.clone(),
+    };
+    audit_wallet(&through, &wallet).await;
+
+    // The owner leaves, giving its lease up: the lost node does not take it.
+    nodes[0].take().unwrap().stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = metrics(&joined).await;
+    assert!(
+        text.contains("rewards_cluster_partitions_owned 0")
+            && !text.contains("rewards_cluster_handoffs_total"),
+        "{text}"
+    );
+    let health = joined
+        .send(reqwest::Method::GET, "/health/ready", None, None)
+        .await
+        .unwrap();
+    assert_eq!(health.status, 503, "{}", health.body);
+
+    // The documented repair: the lost node stopped, a healthy node's closed directory copied
+    // into its place. Both start; the repaired one follows the stream again.
+    nodes[1].take().unwrap().stop();
+    let (healthy, repaired) = (dir.path().join("data-0"), dir.path().join("data-1"));
+    std::fs::remove_dir_all(&repaired).unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&healthy)
+        .arg(&repaired)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    nodes[0] = Some(start_node(dir.path(), &nats, 0));
+    nodes[1] = Some(start_node(dir.path(), &nats, 1));
+    owner(&mut nodes, dir.path(), &nats).await;
+    for node in nodes.iter().flatten() {
+        until_metric(
+            &node.client(),
+            "rewards_cluster_follower_lost 0",
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    let w = World {
+        api: nodes[1].as_ref().unwrap().client(),
+        ..through
+    };
+    audit_wallet(&w, &wallet).await;
+    for node in nodes.iter_mut() {
+        node.take().unwrap().stop();
+    }
+}

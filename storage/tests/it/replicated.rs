@@ -455,3 +455,62 @@ fn a_follower_catches_up_by_passes_and_stops_when_asked() {
     assert_eq!(b.followed_position(), c.applied_position());
     assert!(b.get_raw(Space::Events, &key(70)).unwrap().is_some());
 }
+
+/// Records the stream no longer holds (its retention dropped them) are a loss a copy that
+/// needs them cannot read past: a new follower and a new owner both get `LogLost`, not an I/O
+/// error to retry, while a copy already past them follows on.
+#[test]
+fn a_copy_that_needs_records_gone_from_the_stream_is_told_they_are_lost() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let log_options = options(&cluster, "node-a");
+    let dir_a = tempfile::tempdir().unwrap();
+    let a = store_on(dir_a.path(), &log_options);
+    for i in 0..40 {
+        a.write(event(key(i), i.to_be_bytes().to_vec())).unwrap();
+    }
+    let follower = |dir: &Path, writer: &str| {
+        let follow = as_writer(&log_options, writer);
+        Store::open_on(
+            dir,
+            StoreOptions {
+                replay_at_open: false,
+                ..StoreOptions::default()
+            },
+            move |_| Ok(Box::new(ReplicatedLog::follow(follow)?)),
+        )
+        .unwrap()
+    };
+    let dir_b = tempfile::tempdir().unwrap();
+    let b = follower(dir_b.path(), "node-b");
+    assert_eq!(b.catch_up(&|| false).unwrap(), 40);
+    // The stream drops its first records, as a retention limit would.
+    let stream = log_options.stream.clone();
+    let first = with_jetstream(&cluster, |context| async move {
+        let mut stream = context.get_stream(&stream).await.unwrap();
+        stream.purge().sequence(20).await.unwrap();
+        stream.info().await.unwrap().state.first_sequence
+    });
+    assert_eq!(first, 20);
+    a.write(event(key(40), b"after the purge".to_vec()))
+        .unwrap();
+    // A copy already past the dropped records reads on.
+    assert_eq!(b.catch_up(&|| false).unwrap(), 1);
+    // A new copy cannot be made from the stream alone.
+    let dir_c = tempfile::tempdir().unwrap();
+    let c = follower(dir_c.path(), "node-c");
+    match c.catch_up(&|| false) {
+        Err(StoreError::LogLost(reason)) => assert!(reason.contains("no longer"), "{reason}"),
+        other => panic!("a copy missing records read on: {other:?}"),
+    }
+    // Nor can an owner's store open on it.
+    let dir_d = tempfile::tempdir().unwrap();
+    let takeover = as_writer(&log_options, "node-d");
+    match Store::open_on(dir_d.path(), StoreOptions::default(), move |_| {
+        Ok(Box::new(ReplicatedLog::open(takeover)?))
+    }) {
+        Err(StoreError::LogLost(reason)) => assert!(reason.contains("no longer"), "{reason}"),
+        Err(other) => panic!("the opening failed otherwise: {other}"),
+        Ok(_) => panic!("a store opened on a stream missing its first records"),
+    }
+}
