@@ -354,23 +354,26 @@ impl ReplicatedLog {
         let reader = async move {
             let mut stream = context.get_stream(&name).await.map_err(Stop::transient)?;
             let state = stream.info().await.map_err(Stop::transient)?.state.clone();
-            let last = subject_last(&stream, &subject)
-                .await
-                .map_err(Stop::transient)?;
-            if last < position {
-                return Err(Stop::Permanent(format!(
-                    "stream {name} ends at {last}, before position {position} that a checkpoint covers"
+            // The stream's own sequence survives purges, where its subject's last message may
+            // be gone: a copy is judged against it before anything is read.
+            if state.last_sequence < position {
+                return Err(Stop::Lost(format!(
+                    "stream {name} ends at {}, before position {position} that a checkpoint covers",
+                    state.last_sequence
                 )));
             }
-            if last == position {
-                return Ok(position);
-            }
             if state.first_sequence > position + 1 {
-                return Err(Stop::Permanent(format!(
+                return Err(Stop::Lost(format!(
                     "records {} to {} are no longer in stream {name}",
                     position + 1,
                     state.first_sequence - 1
                 )));
+            }
+            let last = subject_last(&stream, &subject)
+                .await
+                .map_err(Stop::transient)?;
+            if last <= position {
+                return Ok(position);
             }
             let consumer = stream
                 .create_consumer(OrderedConfig {
@@ -486,9 +489,10 @@ impl ReplicatedLog {
             // The parts of a record its writer is still appending are read again next time.
             Ok(Ok(_)) if assembly.is_some() => Ok(settled),
             Ok(Ok(delivered)) => Ok(delivered.max(settled)),
-            Ok(Err(Stop::Permanent(error))) => Err(Pass::Visit(StoreError::LogLost(format!(
+            Ok(Err(Stop::Lost(error))) => Err(Pass::Visit(StoreError::LogLost(format!(
                 "replicated log: {error}"
             )))),
+            Ok(Err(Stop::Permanent(error))) => Err(Pass::Visit(unreachable("reading back", error))),
             Ok(Err(Stop::Transient(error))) => Err(Pass::Transient {
                 error,
                 visited: last_visited,
@@ -579,9 +583,10 @@ impl Drop for ReplicatedLog {
     }
 }
 
-/// Why a reading task stopped: for good (the stream cannot give what is asked), or for now (a
-/// timeout, a server lost).
+/// Why a reading task stopped: records the copy needs are gone from the stream; for good (a
+/// message that cannot be read as a record's part); or for now (a timeout, a server lost).
 enum Stop {
+    Lost(String),
     Permanent(String),
     Transient(String),
 }

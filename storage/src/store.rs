@@ -177,9 +177,8 @@ pub enum StoreError {
     #[error("storage failure: {0}")]
     Io(String),
     /// The log cannot give records this store needs: they are gone from it (a replicated log's
-    /// retention dropped them, or it ends before what a checkpoint covers) or cannot be read
-    /// as records. Reading again does not help: the store's copy must be restored from
-    /// another's.
+    /// retention or a purge dropped them, or it ends before what a checkpoint covers). Reading
+    /// again does not help: the store's copy must be replaced by a newer one.
     #[error("the log cannot give what this store needs: {0}")]
     LogLost(String),
     /// Another process (a running server, an audit) has the store's directory open.

@@ -149,10 +149,21 @@ pub struct Node {
     owner: Mutex<Option<Holder>>,
     /// The lease's last revision this node wrote, while it holds it.
     revision: Mutex<u64>,
-    /// Why this node's copy cannot follow the stream, while it cannot: the stream no longer
-    /// holds records the copy needs. Such a node forwards but never tries for the lease (its
-    /// store could not be opened on the stream either).
-    lost: Mutex<Option<String>>,
+    /// Whether this node's copy follows the stream. Only a node whose copy has read the stream
+    /// tries for the lease: one whose copy needs records the stream no longer holds could not
+    /// open its store on it either, and one not yet known does not try until it is.
+    copy: Mutex<CopyState>,
+}
+
+/// What is known of a node's copy of the data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CopyState {
+    /// No pass over the stream has ended yet.
+    Unknown,
+    /// The last pass read the stream to its end.
+    Follows,
+    /// The stream no longer holds records the copy needs: why.
+    Lost(String),
 }
 
 impl Node {
@@ -162,35 +173,37 @@ impl Node {
             config,
             owner: Mutex::new(None),
             revision: Mutex::new(0),
-            lost: Mutex::new(None),
+            copy: Mutex::new(CopyState::Unknown),
         }
     }
 
-    /// Why this node's copy cannot follow the stream, if it cannot.
-    pub fn lost(&self) -> Option<String> {
-        self.lost.lock().clone()
+    /// Whether this node's copy read the stream to its end at its last pass.
+    fn follows(&self) -> bool {
+        *self.copy.lock() == CopyState::Follows
     }
 
-    /// Records whether the copy follows the stream (`None`) or why it cannot, saying so once
-    /// when that changes.
-    fn set_lost(&self, lost: Option<String>) {
-        let mut known = self.lost.lock();
-        match (&*known, &lost) {
-            (None, Some(reason)) => {
+    /// Records what the last pass over the stream found, saying so once when it changes.
+    fn set_copy(&self, copy: CopyState) {
+        let mut known = self.copy.lock();
+        match (&*known, &copy) {
+            (CopyState::Unknown | CopyState::Follows, CopyState::Lost(reason)) => {
                 tracing::error!(
                     %reason,
                     "this node's copy cannot follow the stream: it forwards requests but never takes the data over; stop it and replace its data directory with a copy of a stopped healthy node's (docs/OPERATIONS.md)"
                 );
             }
-            (Some(_), None) => tracing::info!("this node's copy follows the stream again"),
+            (CopyState::Lost(_), CopyState::Follows) => {
+                tracing::info!("this node's copy follows the stream again");
+            }
             _ => {}
         }
-        metrics::gauge!("rewards_cluster_follower_lost").set(if lost.is_some() {
+        let lost = if matches!(copy, CopyState::Lost(_)) {
             1.0
         } else {
             0.0
-        });
-        *known = lost;
+        };
+        metrics::gauge!("rewards_cluster_follower_lost").set(lost);
+        *known = copy;
     }
 
     /// The owner as last seen, if any.
@@ -222,11 +235,11 @@ impl Node {
     }
 
     /// Tries for the lease four times per lease period until it is this node's, keeping the
-    /// known owner up to date meanwhile. Answers the lease's revision. While the node's copy
-    /// cannot follow the stream it only reads who holds the lease.
+    /// known owner up to date meanwhile. Answers the lease's revision. Until the node's copy
+    /// has read the stream to its end (and while it cannot) it only reads who holds the lease.
     async fn acquire(&self, leases: &Leases) -> u64 {
         loop {
-            if self.lost().is_some() {
+            if !self.follows() {
                 match leases.entry(PARTITION).await {
                     Ok(entry) => *self.owner.lock() = entry.map(|(holder, _)| holder),
                     Err(error) => {
@@ -313,9 +326,10 @@ impl Following {
     /// read by passes that stop when asked and checkpoint as they go, so neither a long first
     /// read nor a takeover in the middle of one holds everything in memory or waits for it. A
     /// copy that cannot be opened yet (NATS unreachable) is opened again until it can; one whose
-    /// disk fails stops the node (exit 70), as the owner's would. A copy that needs records the
-    /// stream no longer holds is marked lost on `node` (which then never tries for the lease)
-    /// and looked at again every [`LOST_PERIOD`].
+    /// disk fails stops the node (exit 70), as the owner's would. What each pass finds is
+    /// recorded on `node` (only a copy that read the stream to its end lets the node try for
+    /// the lease); a copy that needs records the stream no longer holds is looked at again
+    /// every [`LOST_PERIOD`].
     fn start(
         config: &Config,
         cluster: &ClusterConfig,
@@ -368,14 +382,16 @@ impl Following {
                     // close to the stream at the cost of up to four consumers a second, where
                     // back-to-back passes cost the NATS servers more than the owner's appends.
                     match store.catch_up(&stopped) {
+                        // A pass stopped for the takeover says nothing of the stream's end.
+                        Ok(_) if stopped() => {}
                         Ok(_) => {
-                            if node.lost().is_some() {
-                                node.set_lost(None);
+                            if !node.follows() {
+                                node.set_copy(CopyState::Follows);
                             }
                             std::thread::sleep(FOLLOW_PERIOD);
                         }
                         Err(StoreError::LogLost(reason)) => {
-                            node.set_lost(Some(reason));
+                            node.set_copy(CopyState::Lost(reason));
                             let since = Instant::now();
                             while !stopped() && since.elapsed() < LOST_PERIOD {
                                 std::thread::sleep(FOLLOW_PERIOD);
@@ -440,7 +456,6 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     };
     let node = Arc::new(Node::new(cluster.clone(), me));
     metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
-    metrics::gauge!("rewards_cluster_follower_lost").set(0.0);
     // One listener for SIGTERM and Ctrl-C for the node's whole life: a signal that comes while
     // the node takes the data over is not lost between the two servers.
     let (stopping, stop) = tokio::sync::watch::channel(false);

@@ -557,6 +557,23 @@ async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
         .await
         .unwrap();
     assert_eq!(health.status, 503, "{}", health.body);
+    // Nor when it starts again with the lease free.
+    nodes[1].take().unwrap().stop();
+    nodes[1] = Some(start_node(dir.path(), &nats, 1));
+    let joined = nodes[1].as_ref().unwrap().client();
+    until_metric(
+        &joined,
+        "rewards_cluster_follower_lost 1",
+        Duration::from_secs(30),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = metrics(&joined).await;
+    assert!(
+        text.contains("rewards_cluster_partitions_owned 0")
+            && !text.contains("rewards_cluster_handoffs_total"),
+        "{text}"
+    );
 
     // The documented repair: the lost node stopped, a healthy node's closed directory copied
     // into its place. Both start; the repaired one follows the stream again.

@@ -513,4 +513,17 @@ fn a_copy_that_needs_records_gone_from_the_stream_is_told_they_are_lost() {
         Err(other) => panic!("the opening failed otherwise: {other}"),
         Ok(_) => panic!("a store opened on a stream missing its first records"),
     }
+    // A stream emptied whole: a copy that had read it all misses nothing; an empty one does.
+    b.catch_up(&|| false).unwrap();
+    let stream = log_options.stream.clone();
+    let emptied = with_jetstream(&cluster, |context| async move {
+        let mut stream = context.get_stream(&stream).await.unwrap();
+        stream.purge().await.unwrap();
+        stream.info().await.unwrap().state.clone()
+    });
+    assert_eq!(emptied.messages, 0);
+    assert_eq!(b.catch_up(&|| false).unwrap(), 0);
+    let dir_e = tempfile::tempdir().unwrap();
+    let e = follower(dir_e.path(), "node-e");
+    assert!(matches!(e.catch_up(&|| false), Err(StoreError::LogLost(_))));
 }
