@@ -37,6 +37,9 @@ pub struct App {
     /// On a cluster's owner: the token its followers present with a request they forward, so
     /// that the client address they pass on (which picks a purchase's TAP) is believed.
     pub forward_token: std::sync::OnceLock<String>,
+    /// On a cluster's owner: the window in which its lease is held. The API answers only
+    /// inside it.
+    pub lease: std::sync::OnceLock<Arc<crate::cluster::lease::Window>>,
     ready: AtomicBool,
 }
 
@@ -61,6 +64,7 @@ impl App {
             scheme_codes: SchemeCodes::default(),
             mappings: crate::ingest::Mappings::default(),
             forward_token: std::sync::OnceLock::new(),
+            lease: std::sync::OnceLock::new(),
             ready: AtomicBool::new(false),
         }
     }
@@ -71,8 +75,9 @@ impl App {
         self
     }
 
+    /// Ready to take API requests: started, and on a cluster's owner, inside its lease.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.lease.get().is_none_or(|lease| lease.holds())
     }
 
     pub fn set_ready(&self, ready: bool) {

@@ -6,7 +6,8 @@
 //! fence, so two nodes that both believe they hold a lease (a paused process, clocks) never
 //! both append.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream::{
@@ -121,5 +122,63 @@ impl Leases {
             .delete_expect_revision(key, Some(revision))
             .await
             .context("releasing the lease")
+    }
+}
+
+/// Until when this node may take its lease as held, by its own monotonic clock: three quarters
+/// of a lease after the last write of it that was sent (acquire or renewal) and answered. The
+/// owner's API answers only inside the window, so an owner that was paused past it (a stalled
+/// machine) serves no read from its copy before a renewal succeeds again, and another node can
+/// take the lease only once a whole lease has passed since that write.
+pub struct Window {
+    epoch: Instant,
+    /// Nanoseconds after `epoch`; 0 while no write of the lease was answered.
+    until: AtomicU64,
+}
+
+impl Window {
+    pub fn new() -> Window {
+        Window {
+            epoch: Instant::now(),
+            until: AtomicU64::new(0),
+        }
+    }
+
+    /// A write of the lease sent at `sent` was answered: it holds for `lease` from then.
+    pub fn extend(&self, sent: Instant, lease: Duration) {
+        let until = sent.saturating_duration_since(self.epoch) + lease * 3 / 4;
+        let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
+        self.until.fetch_max(nanos, Ordering::AcqRel);
+    }
+
+    /// Whether the lease is held now.
+    pub fn holds(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        now < self.until.load(Ordering::Acquire)
+    }
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_holds_from_an_answered_write_for_three_quarters_of_a_lease_and_never_shrinks() {
+        let window = Window::new();
+        assert!(!window.holds(), "nothing was written yet");
+        // A write sent at the window's start for a lease of 4 ns: held until 3 ns, long past.
+        window.extend(window.epoch, Duration::from_nanos(4));
+        assert!(!window.holds());
+        window.extend(Instant::now(), Duration::from_secs(60));
+        assert!(window.holds());
+        // An older write answered late does not take the window back.
+        window.extend(window.epoch, Duration::from_nanos(4));
+        assert!(window.holds());
     }
 }

@@ -20,7 +20,7 @@
 //! A clean stop (SIGTERM) of the owner gives the lease up, so a follower takes over at once.
 
 pub mod forward;
-mod lease;
+pub mod lease;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,6 +153,8 @@ pub struct Node {
     /// tries for the lease: one whose copy needs records the stream no longer holds could not
     /// open its store on it either, and one not yet known does not try until it is.
     copy: Mutex<CopyState>,
+    /// Until when this node's own clock takes its lease as held (while it owns the data).
+    window: Arc<lease::Window>,
 }
 
 /// What is known of a node's copy of the data.
@@ -174,6 +176,7 @@ impl Node {
             owner: Mutex::new(None),
             revision: Mutex::new(0),
             copy: Mutex::new(CopyState::Unknown),
+            window: Arc::new(lease::Window::new()),
         }
     }
 
@@ -249,8 +252,12 @@ impl Node {
                 tokio::time::sleep(self.config.lease() / 4).await;
                 continue;
             }
+            let sent = Instant::now();
             match leases.try_acquire(PARTITION, &self.me).await {
-                Ok(Ok(revision)) => return revision,
+                Ok(Ok(revision)) => {
+                    self.window.extend(sent, self.config.lease());
+                    return revision;
+                }
                 Ok(Err(holder)) => {
                     let mut known = self.owner.lock();
                     if *known != holder {
@@ -275,10 +282,12 @@ impl Node {
         loop {
             tokio::time::sleep(lease / 4).await;
             let revision = *self.revision.lock();
+            let sent = Instant::now();
             match leases.renew(PARTITION, &self.me, revision).await {
                 Ok(next) => {
                     *self.revision.lock() = next;
                     renewed = Instant::now();
+                    self.window.extend(sent, lease);
                 }
                 Err(error) => {
                     metrics::counter!("rewards_cluster_lease_renewals_failed_total").increment(1);
@@ -574,6 +583,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     };
     let (app, arbiters) = crate::server::assemble_app(&config, store.clone(), mappings)?;
     let _ = app.forward_token.set(node.me.token.clone());
+    let _ = app.lease.set(node.window.clone());
     if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
         announce(&format!(
             "Generated operator key (shown once, stored hashed): {secret}"

@@ -1,8 +1,9 @@
 //! A cluster on loopback: three NATS JetStream servers and three `rewardsd` nodes, with traffic
 //! (purchases, and achievements now and then) through every node. The owner is killed with
 //! SIGKILL, then a NATS server; after each failover every acknowledged event is there exactly
-//! once (purchases as they were answered), and every wallet equals its ledger. A paused owner that wakes after another node took over refuses
-//! writes, says so in its metrics, and exits for its supervisor to restart it.
+//! once (purchases as they were answered), and every wallet equals its ledger. A paused owner
+//! that wakes after another node took over refuses reads and writes, says so in its metrics,
+//! and exits for its supervisor to restart it.
 //!
 //! Needs `nats-server` (see `rewards_storage::nats_cluster`): skipped with a message without
 //! one, unless `REWARDS_REQUIRE_NATS` is set, as CI sets it. `REWARDS_CLUSTER_ROUNDS` sets the
@@ -350,6 +351,17 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     signal(pid, libc::SIGCONT);
+    // Its lease's window passed while it was paused: not even a read is answered from its copy.
+    let read = stale_api
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/wallets/{}", wallets[0]),
+            Some(&w.key),
+            None,
+        )
+        .await
+        .expect("the deposed owner answers until it exits");
+    assert_eq!(read.status, 503, "{}", read.body);
     let mut body = basket(json!({"contact_code": "C-0"}), "10.00");
     body["external_reference"] = json!("from-the-deposed-owner");
     let answer = stale_api
