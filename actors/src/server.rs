@@ -216,9 +216,12 @@ pub fn start_http(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<usize>().ok())
                     .is_some_and(|length| length > MAX_BODY_BYTES);
-                let ready = request
-                    .app_data::<web::Data<App>>()
-                    .is_some_and(|app| app.is_ready());
+                let app = request.app_data::<web::Data<App>>();
+                let ready = app.is_some_and(|app| app.is_ready());
+                // On a cluster's owner: the lease's window, asked again once the answer is
+                // made, so a request that stalled with the process past it is not answered
+                // from the copy either.
+                let lease = app.and_then(|app| app.lease.get().cloned());
                 let api = request.path().starts_with("/v1/");
                 let method = request.method().clone();
                 let started = Instant::now();
@@ -251,6 +254,14 @@ pub fn start_http(
                         .map_into_boxed_body()
                         .map_into_left_body();
                         response = response.into_response(problem);
+                    } else if api && lease.is_some_and(|lease| !lease.holds()) {
+                        // A write it answered is durable all the same: the client's retry with
+                        // its idempotency key gets the first answer from the next owner.
+                        let refused = ApiError::Domain(DomainError::NotReady)
+                            .error_response()
+                            .map_into_boxed_body()
+                            .map_into_left_body();
+                        response = response.into_response(refused);
                     }
                     let endpoint = response
                         .request()

@@ -36,6 +36,11 @@ pub struct Holder {
 /// The lease bucket, connected.
 pub struct Leases {
     kv: kv::Store,
+    /// How long a lease lives once written: the bucket's own `max_age` (set when the bucket was
+    /// made, by the first node's `lease_ms`), or this node's `lease_ms` if shorter. An owner's
+    /// [`Window`] is sized from it, so a node configured with a longer lease than the bucket's
+    /// never takes its lease as held for longer than the bucket keeps it.
+    pub lapse: Duration,
     /// The connection's JetStream context, for the log stream's state.
     pub context: jetstream::Context,
 }
@@ -70,7 +75,21 @@ impl Leases {
                 .await
                 .context("creating the lease bucket")?,
         };
-        Ok(Leases { kv, context })
+        let status = kv.status().await.context("reading the lease bucket")?;
+        let configured = Duration::from_millis(config.lease_ms);
+        // An age of zero keeps entries for ever: then no other node takes a lease by lapse.
+        let lapse = match status.info.config.max_age {
+            Duration::ZERO => configured,
+            age => age.min(configured),
+        };
+        if lapse < configured {
+            tracing::warn!(
+                bucket_ms = lapse.as_millis() as u64,
+                lease_ms = config.lease_ms,
+                "the lease bucket keeps leases for less than lease_ms; its own age is used"
+            );
+        }
+        Ok(Leases { kv, context, lapse })
     }
 
     /// Takes the lease on `key` if nobody holds it, or if its holder is this node by name (a
@@ -126,10 +145,14 @@ impl Leases {
 }
 
 /// Until when this node may take its lease as held, by its own monotonic clock: three quarters
-/// of a lease after the last write of it that was sent (acquire or renewal) and answered. The
-/// owner's API answers only inside the window, so an owner that was paused past it (a stalled
-/// machine) serves no read from its copy before a renewal succeeds again, and another node can
-/// take the lease only once a whole lease has passed since that write.
+/// of a lease after the last write of it that was sent (acquire or renewal) and landed. The
+/// owner's API answers only inside the window, so an owner whose process was stalled past it
+/// serves no read from its copy before a renewal succeeds again, while another node can take
+/// the lease only once a whole lease has passed since that write (by the NATS servers' clocks,
+/// which must run at about the same rate). Not covered: a second process under the same node
+/// name (a misconfiguration: it takes the name's lease back at once, and this one learns it
+/// at its next renewal), and a pause of a whole virtual machine whose monotonic clock stops
+/// while it is paused.
 pub struct Window {
     epoch: Instant,
     /// Nanoseconds after `epoch`; 0 while no write of the lease was answered.
@@ -172,13 +195,13 @@ mod tests {
     fn a_window_holds_from_an_answered_write_for_three_quarters_of_a_lease_and_never_shrinks() {
         let window = Window::new();
         assert!(!window.holds(), "nothing was written yet");
-        // A write sent at the window's start for a lease of 4 ns: held until 3 ns, long past.
-        window.extend(window.epoch, Duration::from_nanos(4));
+        // A write sent at the window's start for no time at all: never held.
+        window.extend(window.epoch, Duration::ZERO);
         assert!(!window.holds());
         window.extend(Instant::now(), Duration::from_secs(60));
         assert!(window.holds());
         // An older write answered late does not take the window back.
-        window.extend(window.epoch, Duration::from_nanos(4));
+        window.extend(window.epoch, Duration::ZERO);
         assert!(window.holds());
     }
 }

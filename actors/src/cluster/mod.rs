@@ -255,7 +255,7 @@ impl Node {
             let sent = Instant::now();
             match leases.try_acquire(PARTITION, &self.me).await {
                 Ok(Ok(revision)) => {
-                    self.window.extend(sent, self.config.lease());
+                    self.window.extend(sent, leases.lapse);
                     return revision;
                 }
                 Ok(Err(holder)) => {
@@ -274,32 +274,47 @@ impl Node {
         }
     }
 
-    /// Renews the lease four times per period until it is lost: taken by another node, or not
-    /// renewed for three quarters of a period. Answers why.
+    /// Renews the lease four times per period (each renewal a quarter period after the last
+    /// one was sent, however long that one took) until it is lost: taken by another node or
+    /// process, or not renewed for three quarters of a period. Answers why.
     async fn keep(&self, leases: &Leases) -> String {
         let lease = self.config.lease();
+        let lapse = leases.lapse;
         let mut renewed = Instant::now();
+        let mut sent = Instant::now();
+        // The first renewal sent since the last answered one, when its fate is not known: if
+        // one of them landed, the lease holds from that one at the latest.
+        let mut unanswered: Option<Instant> = None;
         loop {
-            tokio::time::sleep(lease / 4).await;
+            tokio::time::sleep_until((sent + lease / 4).into()).await;
             let revision = *self.revision.lock();
-            let sent = Instant::now();
+            sent = Instant::now();
             match leases.renew(PARTITION, &self.me, revision).await {
                 Ok(next) => {
                     *self.revision.lock() = next;
                     renewed = Instant::now();
-                    self.window.extend(sent, lease);
+                    unanswered = None;
+                    self.window.extend(sent, lapse);
                 }
                 Err(error) => {
+                    let first_unanswered = *unanswered.get_or_insert(sent);
                     metrics::counter!("rewards_cluster_lease_renewals_failed_total").increment(1);
                     tracing::warn!(error = format!("{error:#}"), "the lease was not renewed");
+                    if !self.window.holds() {
+                        tracing::warn!("the lease's window has passed: API requests are answered 503 until a renewal lands");
+                    }
                     match leases.entry(PARTITION).await {
                         // An earlier renewal whose answer was lost did land: this process's
-                        // own write (its token) is the lease's last revision.
-                        Ok(Some((holder, revision))) if holder == self.me => {
-                            *self.revision.lock() = revision;
+                        // own write (its token), newer than its last answered one, is the
+                        // lease's last revision.
+                        Ok(Some((holder, landed))) if holder == self.me && landed != revision => {
+                            *self.revision.lock() = landed;
                             renewed = Instant::now();
+                            unanswered = None;
+                            self.window.extend(first_unanswered, lapse);
                         }
-                        Ok(Some((holder, _))) if holder.node != self.me.node => {
+                        // Another node, or another process under this node's name.
+                        Ok(Some((holder, _))) if holder != self.me => {
                             return format!("node {} took the lease", holder.node);
                         }
                         _ if renewed.elapsed() >= lease * 3 / 4 => {
