@@ -511,6 +511,18 @@ async fn until_metric(api: &Api, line: &str, limit: Duration) {
     }
 }
 
+/// Starts node `i`, whose copy the stream cannot rebuild, and waits until it says so.
+async fn start_lost_node(dir: &Path, nats: &NatsCluster, i: usize) -> Server {
+    let node = start_node(dir, nats, i);
+    until_metric(
+        &node.client(),
+        "rewards_cluster_follower_lost 1",
+        Duration::from_secs(30),
+    )
+    .await;
+    node
+}
+
 /// A lost node with the lease free: a quarter lease (750 ms here) would be enough for it to take
 /// the lease; after four it still owns nothing, has never taken the data over, and is not ready
 /// (it knows no owner).
@@ -556,14 +568,8 @@ async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
     stream.purge().sequence(last).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.first_sequence, last);
 
-    nodes.push(Some(start_node(dir.path(), &nats, 1)));
+    nodes.push(Some(start_lost_node(dir.path(), &nats, 1).await));
     let joined = nodes[1].as_ref().unwrap().client();
-    until_metric(
-        &joined,
-        "rewards_cluster_follower_lost 1",
-        Duration::from_secs(30),
-    )
-    .await;
     // It forwards to the owner.
     let through = World {
         api: joined.clone(),
@@ -578,15 +584,8 @@ async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
     nodes[0].take().unwrap().stop();
     stays_without_the_data(&joined).await;
     nodes[1].take().unwrap().stop();
-    nodes[1] = Some(start_node(dir.path(), &nats, 1));
-    let joined = nodes[1].as_ref().unwrap().client();
-    until_metric(
-        &joined,
-        "rewards_cluster_follower_lost 1",
-        Duration::from_secs(30),
-    )
-    .await;
-    stays_without_the_data(&joined).await;
+    nodes[1] = Some(start_lost_node(dir.path(), &nats, 1).await);
+    stays_without_the_data(&nodes[1].as_ref().unwrap().client()).await;
 
     // The documented repair: the lost node stopped, a healthy node's closed directory copied
     // into its place. Both start; the repaired one follows the stream again.
