@@ -221,13 +221,28 @@ pub async fn run_purchases(
     rng: &mut rand::rngs::StdRng,
     purchases: usize,
 ) -> Duration {
-    let jobs: Vec<(ContactId, PurchaseJob)> = (0..purchases)
+    let jobs = purchase_jobs(snapshot, contacts, rng, purchases);
+    submit_purchases(app, jobs).await
+}
+
+/// `purchases` purchases of random baskets by random contacts, 30 % spending all they can.
+pub fn purchase_jobs(
+    snapshot: &BusinessSnapshot,
+    contacts: &[ContactId],
+    rng: &mut rand::rngs::StdRng,
+    purchases: usize,
+) -> Vec<(ContactId, PurchaseJob)> {
+    (0..purchases)
         .map(|_| {
             let contact = contacts[rng.gen_range(0..contacts.len())];
             let spend = rng.gen_bool(0.3).then_some((SpendAmount::All, false));
             (contact, job(snapshot, rng, spend))
         })
-        .collect();
+        .collect()
+}
+
+/// Submits the purchases at once and returns how long they took to be durable.
+pub async fn submit_purchases(app: &Arc<App>, jobs: Vec<(ContactId, PurchaseJob)>) -> Duration {
     let started = Instant::now();
     let results = join_all(jobs.into_iter().map(|(contact, job)| {
         let app = app.clone();

@@ -1,8 +1,18 @@
 //! Fixtures shared by the benchmarks: a business's offers and a typical basket.
 
-// The server runs on mimalloc; so do its benchmarks.
+// The server runs on mimalloc; so do its benchmarks. The `count-allocs` feature wraps it in a
+// counter (for `alloc-probe`); `system-alloc` leaves the system's allocator in place, so that
+// `valgrind --tool=dhat` sees every allocation and names where it was made.
+#[cfg(not(any(feature = "count-allocs", feature = "system-alloc")))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "count-allocs", not(feature = "system-alloc")))]
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
+#[cfg(feature = "count-allocs")]
+pub mod counting;
 
 use rewards_core::offer::*;
 use rewards_core::purchase::{LineInput, PurchaseInput};
