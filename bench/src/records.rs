@@ -108,5 +108,5 @@ pub fn purchase_entries() -> Vec<LedgerEntry> {
             .expect("spend")
             .entries,
     );
-    entries
+    entries.into_vec()
 }

@@ -195,7 +195,8 @@ pub fn evaluate(
     gate: &mut dyn BudgetGate,
 ) -> Evaluation {
     let mut evaluation = Evaluation::default();
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    // Sized for every offer at once: growing it one candidate at a time reallocated it.
+    let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(offers.len());
     let now = context.now;
     // Computed once: most offers without SKU conditions need the purchase's whole quantity.
     let purchase_quantity: Decimal = match event {
@@ -251,6 +252,7 @@ pub fn evaluate(
     // progress entry. Most events record no progress, so this stays a short list.
     let progress = std::mem::take(&mut evaluation.counters);
     let month = now.month_key();
+    evaluation.awards.reserve(candidates.len());
     for mut candidate in candidates {
         let budgeted = candidate.offer.limits.budget.is_some();
         if !gate.try_reserve(candidate.offer, candidate.amount) {

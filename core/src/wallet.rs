@@ -9,6 +9,7 @@ use crate::money::{Currency, Money};
 use crate::offer::Redemption;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use smallvec::{smallvec, SmallVec};
 
 /// Who pays for an award.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
@@ -83,6 +84,13 @@ pub struct Posting {
     pub amount: Money,
 }
 
+/// An entry's postings: two, or three for a claw-back from both commerce and open, so they are
+/// kept inline, without an allocation of their own.
+pub type Postings = SmallVec<[Posting; 3]>;
+
+/// The entries one operation posts: usually one or two, kept inline.
+pub type Entries = SmallVec<[LedgerEntry; 2]>;
+
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub enum EntryKind {
     Award,
@@ -135,7 +143,7 @@ pub struct LedgerEntry {
     pub lot_id: Option<LotId>,
     pub estimate_id: Option<EstimateId>,
     pub at: Timestamp,
-    pub postings: Vec<Posting>,
+    pub postings: Postings,
     pub balances_after: Balances,
 }
 
@@ -200,7 +208,7 @@ pub struct SpendRequest {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SpendOutcome {
     pub spent: Money,
-    pub entries: Vec<LedgerEntry>,
+    pub entries: Entries,
 }
 
 /// What a claw-back took, and from where.
@@ -209,7 +217,7 @@ pub struct ClawbackOutcome {
     /// Per offer, the amount taken back (to return to the offer's budget and totals).
     pub by_offer: Vec<(Option<OfferId>, Money)>,
     pub total: Money,
-    pub entries: Vec<LedgerEntry>,
+    pub entries: Entries,
 }
 
 fn funding_account(funding: Funding) -> Account {
@@ -294,7 +302,7 @@ impl Wallet {
         lot_id: Option<LotId>,
         estimate_id: Option<EstimateId>,
         at: Timestamp,
-        postings: Vec<Posting>,
+        postings: Postings,
     ) -> LedgerEntry {
         let sum: Money = postings.iter().map(|p| p.amount).sum();
         assert!(
@@ -330,11 +338,7 @@ impl Wallet {
     }
 
     /// Credits an award as a new commerce lot; `instant` and `auto` redeem it at once.
-    pub fn award(
-        &mut self,
-        input: &AwardInput,
-        now: Timestamp,
-    ) -> Result<Vec<LedgerEntry>, DomainError> {
+    pub fn award(&mut self, input: &AwardInput, now: Timestamp) -> Result<Entries, DomainError> {
         if !input.amount.is_positive() {
             return Err(DomainError::validation(
                 "amount",
@@ -358,14 +362,14 @@ impl Wallet {
             clawed_back_commerce: Money::ZERO,
             clawed_back_open: Money::ZERO,
         });
-        let mut entries = vec![self.post(
+        let mut entries = smallvec![self.post(
             EntryKind::Award,
             input.amount,
             Some(input.event_id),
             Some(input.lot_id),
             None,
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Commerce,
                     amount: input.amount,
@@ -408,7 +412,7 @@ impl Wallet {
             Some(lot_id),
             None,
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Commerce,
                     amount: -amount,
@@ -440,9 +444,9 @@ impl Wallet {
         amount: Money,
         event_id: Option<EventId>,
         now: Timestamp,
-    ) -> Vec<LedgerEntry> {
+    ) -> Entries {
         let mut left = amount;
-        let mut entries = Vec::new();
+        let mut entries = Entries::new();
         for index in self.redemption_order(now) {
             if !left.is_positive() {
                 break;
@@ -463,7 +467,7 @@ impl Wallet {
         amount: Money,
         event_id: Option<EventId>,
         now: Timestamp,
-    ) -> Result<Vec<LedgerEntry>, DomainError> {
+    ) -> Result<Entries, DomainError> {
         let available = self.unexpired_commerce(now);
         if !amount.is_positive() {
             return Err(DomainError::validation("amount", "must be above zero"));
@@ -523,7 +527,7 @@ impl Wallet {
             )));
         }
 
-        let mut entries = Vec::new();
+        let mut entries = Entries::new();
         if let (Some(estimate), Some(held)) = (request.hold, held) {
             self.holds.retain(|h| h.estimate_id != estimate);
             let captured = spent.min(held);
@@ -560,7 +564,7 @@ impl Wallet {
                 None,
                 None,
                 now,
-                vec![
+                smallvec![
                     Posting {
                         account: Account::Open,
                         amount: -spent,
@@ -592,7 +596,7 @@ impl Wallet {
             None,
             Some(estimate),
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Reserved,
                     amount: -amount,
@@ -611,7 +615,7 @@ impl Wallet {
         estimate: EstimateId,
         amount: Money,
         now: Timestamp,
-    ) -> Result<Vec<LedgerEntry>, DomainError> {
+    ) -> Result<Entries, DomainError> {
         if self.hold_amount(estimate).is_some() {
             return Err(DomainError::InvalidState(
                 "the estimate already holds money".into(),
@@ -629,17 +633,17 @@ impl Wallet {
             amount,
         });
         if amount.is_zero() {
-            return Ok(Vec::new());
+            return Ok(Entries::new());
         }
         self.reserved += amount;
-        Ok(vec![self.post(
+        Ok(smallvec![self.post(
             EntryKind::Hold,
             amount,
             None,
             None,
             Some(estimate),
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Reserved,
                     amount,
@@ -657,15 +661,15 @@ impl Wallet {
         &mut self,
         estimate: EstimateId,
         now: Timestamp,
-    ) -> Result<Vec<LedgerEntry>, DomainError> {
+    ) -> Result<Entries, DomainError> {
         let amount = self.hold_amount(estimate).ok_or_else(|| {
             DomainError::InvalidState("the estimate's hold is already resolved".into())
         })?;
         self.holds.retain(|h| h.estimate_id != estimate);
         if amount.is_zero() {
-            return Ok(Vec::new());
+            return Ok(Entries::new());
         }
-        Ok(vec![self.unreserve(
+        Ok(smallvec![self.unreserve(
             EntryKind::Release,
             amount,
             None,
@@ -675,8 +679,8 @@ impl Wallet {
     }
 
     /// Debits every lot past its expiry, exactly once per lot.
-    pub fn expire_due(&mut self, now: Timestamp) -> Vec<LedgerEntry> {
-        let mut entries = Vec::new();
+    pub fn expire_due(&mut self, now: Timestamp) -> Entries {
+        let mut entries = Entries::new();
         for index in 0..self.lots.len() {
             let Some(lot) = self.lots.get_mut(index) else {
                 continue;
@@ -700,7 +704,7 @@ impl Wallet {
                 Some(lot_id),
                 None,
                 now,
-                vec![
+                smallvec![
                     Posting {
                         account: Account::Commerce,
                         amount: -amount,
@@ -739,7 +743,7 @@ impl Wallet {
         if from_open.is_positive() {
             self.auto_payable = self.auto_payable.min(self.open.non_negative());
         }
-        let mut postings = Vec::with_capacity(3);
+        let mut postings = Postings::new();
         if from_commerce.is_positive() {
             postings.push(Posting {
                 account: Account::Commerce,
@@ -813,22 +817,22 @@ impl Wallet {
         amount: Money,
         event_id: EventId,
         now: Timestamp,
-    ) -> Result<Vec<LedgerEntry>, DomainError> {
+    ) -> Result<Entries, DomainError> {
         if amount.is_negative() {
             return Err(DomainError::validation("amount", "must not be negative"));
         }
         if amount.is_zero() {
-            return Ok(Vec::new());
+            return Ok(Entries::new());
         }
         self.open += amount;
-        Ok(vec![self.post(
+        Ok(smallvec![self.post(
             EntryKind::Refund,
             amount,
             Some(event_id),
             None,
             None,
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Open,
                     amount,
@@ -847,19 +851,19 @@ impl Wallet {
         amount: Money,
         event_id: EventId,
         now: Timestamp,
-    ) -> Result<Vec<LedgerEntry>, DomainError> {
+    ) -> Result<Entries, DomainError> {
         if !amount.is_positive() {
             return Err(DomainError::validation("amount", "must be above zero"));
         }
         self.open += amount;
-        Ok(vec![self.post(
+        Ok(smallvec![self.post(
             EntryKind::Topup,
             amount,
             Some(event_id),
             None,
             None,
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Open,
                     amount,
@@ -874,25 +878,20 @@ impl Wallet {
 
     /// Takes back a voided top-up: its amount leaves open (which may go negative, as a claw-back
     /// may), back to the top-ups account.
-    pub fn reverse_top_up(
-        &mut self,
-        amount: Money,
-        event_id: EventId,
-        now: Timestamp,
-    ) -> Vec<LedgerEntry> {
+    pub fn reverse_top_up(&mut self, amount: Money, event_id: EventId, now: Timestamp) -> Entries {
         if !amount.is_positive() {
-            return Vec::new();
+            return Entries::new();
         }
         self.open -= amount;
         self.auto_payable = self.auto_payable.min(self.open.non_negative());
-        vec![self.post(
+        smallvec![self.post(
             EntryKind::Clawback,
             amount,
             Some(event_id),
             None,
             None,
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Open,
                     amount: -amount,
@@ -916,7 +915,7 @@ impl Wallet {
         amount: Option<Money>,
         event_id: EventId,
         now: Timestamp,
-    ) -> Result<(Money, Vec<LedgerEntry>), DomainError> {
+    ) -> Result<(Money, Entries), DomainError> {
         let payable = self.payable(now);
         let amount = match amount {
             Some(a) if !a.is_positive() => {
@@ -939,7 +938,7 @@ impl Wallet {
             None,
             None,
             now,
-            vec![
+            smallvec![
                 Posting {
                     account: Account::Open,
                     amount: -amount,
@@ -950,30 +949,28 @@ impl Wallet {
                 },
             ],
         );
-        Ok((amount, vec![entry]))
+        Ok((amount, smallvec![entry]))
     }
 
     /// Removes the lots with nothing left in commerce (redeemed, expired or clawed back in full),
     /// so the wallet's state stays small however many awards it received. The caller keeps them:
     /// they are needed again only to reverse their event, after [`Wallet::restore_lots`].
     pub fn take_closed_lots(&mut self) -> Vec<Lot> {
-        // Both parts sized at once: a partition grew them a lot at a time on every purchase
-        // that closed one.
         let count = self.lots.iter().filter(|l| l.remaining.is_zero()).count();
         if count == 0 {
             return Vec::new();
         }
-        let lots = std::mem::take(&mut self.lots);
+        // In place, keeping the order (a lot owns no heap memory, so its clone is a copy): a
+        // partition into two new vectors allocated twice on every purchase that closed a lot,
+        // and each instant redemption closes one.
         let mut closed = Vec::with_capacity(count);
-        let mut open = Vec::with_capacity(lots.len() - count);
-        for lot in lots {
-            if lot.remaining.is_zero() {
-                closed.push(lot);
-            } else {
-                open.push(lot);
+        self.lots.retain(|lot| {
+            let open = !lot.remaining.is_zero();
+            if !open {
+                closed.push(lot.clone());
             }
-        }
-        self.lots = open;
+            open
+        });
         closed
     }
 
@@ -988,14 +985,14 @@ impl Wallet {
     }
 
     /// Pays out the open money that came from `auto` redemptions (the payout model's run).
-    pub fn payout_auto(&mut self, event_id: EventId, now: Timestamp) -> (Money, Vec<LedgerEntry>) {
+    pub fn payout_auto(&mut self, event_id: EventId, now: Timestamp) -> (Money, Entries) {
         let amount = self.auto_payable.min(self.payable(now));
         if !amount.is_positive() {
-            return (Money::ZERO, Vec::new());
+            return (Money::ZERO, Entries::new());
         }
         // Positive and within what is payable: the payout is never refused.
         let Ok((paid, entries)) = self.payout(Some(amount), event_id, now) else {
-            return (Money::ZERO, Vec::new());
+            return (Money::ZERO, Entries::new());
         };
         self.auto_payable -= paid.min(self.auto_payable);
         (paid, entries)

@@ -307,6 +307,13 @@ impl WriteSet {
         WriteSet::default()
     }
 
+    /// A set with room for `records` records before it grows.
+    pub fn with_capacity(records: usize) -> WriteSet {
+        WriteSet {
+            ops: Vec::with_capacity(records),
+        }
+    }
+
     pub fn put<T: Record>(&mut self, space: Space, key: Vec<u8>, value: &T) {
         self.ops.push(Op::Put(space, key, codec::encode(value)));
     }

@@ -22,6 +22,7 @@ use rewards_core::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::registry::Processor;
 
@@ -280,7 +281,8 @@ pub struct LedgerEntryRecord {
     pub lot_id: Option<LotId>,
     pub estimate_id: Option<EstimateId>,
     pub at: Timestamp,
-    pub postings: Vec<PostingRecord>,
+    /// Encoded as a sequence, the same bytes as the `Vec` it was before.
+    pub postings: SmallVec<[PostingRecord; 3]>,
     pub balances_after: BalancesRecord,
 }
 

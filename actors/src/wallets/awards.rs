@@ -42,7 +42,9 @@ impl WalletActor {
         now: Timestamp,
     ) -> Result<Vec<AwardRecord>, Failure> {
         let proposed = Self::evaluate(change, snapshot, facts, now);
-        let mut awards = Vec::new();
+        let mut awards = Vec::with_capacity(proposed.len());
+        // Each award is a lot: room for them all at once, not a reallocation per award.
+        change.wallet.lots.reserve(proposed.len());
         for (index, award) in proposed.iter().enumerate() {
             Self::credit(change, event_id, index, award, now, &mut awards)?;
         }

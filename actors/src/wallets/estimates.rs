@@ -133,7 +133,7 @@ impl WalletActor {
         let business = &snapshot.business;
         let currency = business.currency;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "estimate");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         self.expire_holds(&mut change, now)?;
         let spendable = change.wallet.spendable(now);
         let total = job.purchase.amounts.total;

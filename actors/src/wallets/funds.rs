@@ -14,7 +14,7 @@ impl WalletActor {
     ) -> Result<Change, Failure> {
         let now = clock::now();
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "top_up");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         let topup_entries = change.wallet.top_up(amount, event_id, now)?;
         let entry = topup_entries
             .first()
@@ -62,7 +62,7 @@ impl WalletActor {
     ) -> Result<Change, Failure> {
         let now = clock::now();
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "payout");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         let (paid, entries) = change.wallet.payout(amount, payout_id, now)?;
         change.entries.extend(entries);
         let currency = change.wallet.currency;
@@ -87,7 +87,7 @@ impl WalletActor {
     ) -> Result<Change, Failure> {
         let now = clock::now();
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "payout_run");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         let (paid, entries) = change.wallet.payout_auto(payout_id, now);
         change.entries.extend(entries);
         let currency = change.wallet.currency;
@@ -108,7 +108,7 @@ impl WalletActor {
         let now = clock::now();
         let snapshot = &job.snapshot;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "achievement");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         let awards = Self::reward(
             &mut change,
             snapshot,

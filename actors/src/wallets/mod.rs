@@ -386,13 +386,22 @@ struct Change {
     event_type: &'static str,
 }
 
+/// How many ledger entries a change has room for from the start.
+const ENTRIES_USUALLY: usize = 16;
+
+/// How many records a change's write set has room for from the start: a purchase writes its
+/// event, two index entries, its ledger entries, its wallet and a counter per award.
+const RECORDS_USUALLY: usize = 16;
+
 impl Change {
     fn new(contact: ContactState, wallet: Wallet, event_type: &'static str) -> Change {
         Change {
             contact,
             wallet,
-            set: WriteSet::new(),
-            entries: Vec::new(),
+            set: WriteSet::with_capacity(RECORDS_USUALLY),
+            // Room for a purchase's usual awards and their redemptions at once, instead of
+            // growing four times over.
+            entries: Vec::with_capacity(ENTRIES_USUALLY),
             events: Vec::new(),
             estimates: Vec::new(),
             settlements: Vec::new(),

@@ -9,7 +9,7 @@ impl WalletActor {
         let business = &snapshot.business;
         let currency = business.currency;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "purchase");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         let total = job.purchase.amounts.total;
         // An expired hold gives its money back before anything is spent.
         self.expire_holds(&mut change, now)?;
@@ -156,7 +156,7 @@ impl WalletActor {
         }
         let currency = snapshot.business.currency;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "void");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         self.restore_lots(&mut change, &event)?;
         let clawback = change.wallet.clawback_event(event_id, now);
         change.entries.extend(clawback.entries);
@@ -252,7 +252,7 @@ impl WalletActor {
             currency,
         )?;
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "return");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         self.restore_lots(&mut change, &event)?;
         let clawback = if purchase.amounts.total.is_positive() {
             change.wallet.clawback_share(
@@ -333,7 +333,7 @@ impl WalletActor {
             purchase.spend.as_ref().map_or(Money::ZERO, |s| s.spent) + purchase.later_spent;
         let limit = (basket.amounts.total - already).non_negative();
         let mut change = Change::new(self.contact.clone(), self.wallet.clone(), "spend_request");
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         self.expire_holds(&mut change, now)?;
         let request = SpendRequest {
             event_id: job.event_id,

@@ -95,7 +95,7 @@ impl WalletActor {
             .referrals
             .check(snapshot.business.settings.referral_daily_limit, now)?;
         change.contact.rewards.referrals.record(now);
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         let awards = Self::reward(
             &mut change,
             snapshot,
@@ -162,7 +162,7 @@ impl WalletActor {
             keys::contact_key(self.contact.id),
             &ContactRecord::from(&profile),
         );
-        change.entries = change.wallet.expire_due(now);
+        change.entries.extend(change.wallet.expire_due(now));
         let awards = Self::reward(
             &mut change,
             snapshot,

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use rewards_core::offer::Redemption;
 use rewards_core::wallet::{
-    audit, AwardInput, EntryKind, Funding, LedgerEntry, SpendAmount, SpendRequest, Wallet,
+    audit, AwardInput, Entries, EntryKind, Funding, LedgerEntry, SpendAmount, SpendRequest, Wallet,
 };
 use rewards_core::*;
 
@@ -525,7 +525,7 @@ proptest! {
         for op in ops {
             next += 1;
             let t = Timestamp(now);
-            let result: Result<Vec<LedgerEntry>, DomainError> = match op.clone() {
+            let result: Result<Entries, DomainError> = match op.clone() {
                 Op::Award { amount, expiry_days, redeem } => {
                     let redeem = [Redemption::Deferred, Redemption::Instant, Redemption::Auto][redeem as usize];
                     let expires_at = expiry_days.map(|d| now + d * DAY);

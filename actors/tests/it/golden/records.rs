@@ -195,7 +195,7 @@ fn ledger_entries() -> Vec<LedgerEntriesRecord> {
                 lot_id: full.then_some(LOT),
                 estimate_id: full.then_some(ESTIMATE),
                 at: Timestamp(NOW.0 + n),
-                postings: vec![
+                postings: smallvec::smallvec![
                     PostingRecord {
                         account: ACCOUNTS[i % 10],
                         amount: money(100 + n),
