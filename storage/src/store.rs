@@ -289,11 +289,15 @@ impl Default for StoreOptions {
     }
 }
 
+/// A counter's key, held inline: a purchase adds to one counter per award, and these keys are
+/// short (an offer's totals: 17 bytes).
+pub(crate) type CounterKey = smallvec::SmallVec<[u8; 24]>;
+
 #[derive(Clone)]
 pub(crate) enum Op {
     Put(Space, Vec<u8>, Vec<u8>),
     Delete(Space, Vec<u8>),
-    AddCounter(Vec<u8>, [i64; 2]),
+    AddCounter(CounterKey, [i64; 2]),
 }
 
 /// Records that commit together or not at all.
@@ -329,8 +333,9 @@ impl WriteSet {
 
     /// Adds `deltas` to the two counters at `key` in [`Space::Counters`]. The writer merges
     /// additions in commit order, so concurrent writers never lose an update.
-    pub fn add_counter(&mut self, key: Vec<u8>, deltas: [i64; 2]) {
-        self.ops.push(Op::AddCounter(key, deltas));
+    pub fn add_counter(&mut self, key: impl AsRef<[u8]>, deltas: [i64; 2]) {
+        self.ops
+            .push(Op::AddCounter(CounterKey::from_slice(key.as_ref()), deltas));
     }
 
     /// Adds every record of `other`, after this set's own: they commit together.
@@ -366,9 +371,9 @@ impl WriteSet {
         }
         self.ops.iter().find_map(|op| {
             let (space, key, value) = match op {
-                Op::Put(space, key, value) => (space.name(), key, value.len()),
-                Op::Delete(space, key) => (space.name(), key, 0),
-                Op::AddCounter(key, _) => (Space::Counters.name(), key, 0),
+                Op::Put(space, key, value) => (space.name(), key.as_slice(), value.len()),
+                Op::Delete(space, key) => (space.name(), key.as_slice(), 0),
+                Op::AddCounter(key, _) => (Space::Counters.name(), key.as_slice(), 0),
             };
             if key.is_empty() || key.len() > MAX_KEY_BYTES {
                 Some(format!("a key of {} bytes in {space}", key.len()))

@@ -19,8 +19,8 @@ use parking_lot::{Mutex, RwLock};
 use crate::checkpoint::Checkpointer;
 use crate::overlay::Change;
 use crate::store::{
-    decode_counter, encode_counter, Durability, Inner, Op, Space, StoreError, StoreOptions,
-    WriteSet, BATCH_BYTES,
+    decode_counter, encode_counter, CounterKey, Durability, Inner, Op, Space, StoreError,
+    StoreOptions, WriteSet, BATCH_BYTES,
 };
 
 /// Called once per write set, from the writer thread, with the outcome of its commit. It must be
@@ -299,7 +299,7 @@ fn commit(
     let mut sets: Vec<Vec<(Space, Vec<u8>, Change)>> = Vec::with_capacity(jobs.len() + 1);
     // Counter additions of this batch, merged before they are logged once as new values, in
     // the order their keys were first touched.
-    let mut pending: HashMap<Vec<u8>, (usize, [i64; 2])> = HashMap::new();
+    let mut pending: HashMap<CounterKey, (usize, [i64; 2])> = HashMap::new();
     for job in jobs.iter_mut() {
         let mut changes = Vec::with_capacity(job.set.ops.len());
         for op in std::mem::take(&mut job.set.ops) {
@@ -317,7 +317,7 @@ fn commit(
                     let entry = match pending.entry(key) {
                         Entry::Occupied(entry) => entry.into_mut(),
                         Entry::Vacant(entry) => {
-                            let current = match counters.get(entry.key()) {
+                            let current = match counters.get(entry.key().as_slice()) {
                                 Some(v) => *v,
                                 None => inner
                                     .get(Space::Counters, entry.key())?
@@ -341,6 +341,7 @@ fn commit(
     merged.sort_unstable_by_key(|(_, (order, _))| *order);
     let mut counter_changes = Vec::with_capacity(merged.len());
     for (key, (_, value)) in merged {
+        let key = key.to_vec();
         let encoded = encode_counter(value);
         crate::batch::push(record, Space::Counters, &key, Some(&encoded));
         counters.insert(key.clone(), value);

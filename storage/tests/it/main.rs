@@ -165,25 +165,25 @@ fn counters_of_many_keys_in_one_commit_sum_each_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Durability::Buffered);
     let mut first = WriteSet::new();
-    first.add_counter(b"checkpointed".to_vec(), [100, 10]);
+    first.add_counter(b"checkpointed", [100, 10]);
     store.write(first).unwrap();
     store.close();
     drop(store);
     let store = open(dir.path(), Durability::Buffered);
     assert_eq!(store.replayed_at_open(), 0, "the close checkpointed it");
     let mut second = WriteSet::new();
-    second.add_counter(b"cached".to_vec(), [7, 1]);
+    second.add_counter(b"cached", [7, 1]);
     store.write(second).unwrap();
     let sets = 300i64;
     let (done, acks) = std::sync::mpsc::channel();
     for i in 0..sets {
         let mut set = WriteSet::new();
         set.put(Space::Wallets, i.to_be_bytes().to_vec(), &thing(i));
-        set.add_counter(b"checkpointed".to_vec(), [i, 1]);
-        set.add_counter(b"cached".to_vec(), [1, 1]);
+        set.add_counter(b"checkpointed", [i, 1]);
+        set.add_counter(b"cached", [1, 1]);
         set.add_counter(format!("key-{}", i % 7).into_bytes(), [i, 1]);
-        set.add_counter(b"twice".to_vec(), [1, 0]);
-        set.add_counter(b"twice".to_vec(), [2, 1]);
+        set.add_counter(b"twice", [1, 0]);
+        set.add_counter(b"twice", [2, 1]);
         let done = done.clone();
         store
             .submit(set, Box::new(move |result| done.send(result).unwrap()))
@@ -235,7 +235,7 @@ fn concurrent_writers_share_commits_and_lose_no_counter_update() {
                     let mut set = WriteSet::new();
                     let id = (t * per_thread + i) as u64;
                     set.put(Space::Wallets, id.to_be_bytes().to_vec(), &thing(id as i64));
-                    set.add_counter(b"offer-1".to_vec(), [5, 1]);
+                    set.add_counter(b"offer-1", [5, 1]);
                     store.write(set).unwrap();
                     acked.fetch_add(1, Ordering::Relaxed);
                 }
@@ -456,7 +456,7 @@ fn a_backup_is_the_store_at_one_moment_while_writes_go_on() {
     for i in 0..400u32 {
         let mut set = WriteSet::new();
         set.put(Space::Events, key(i), &thing(i64::from(i)));
-        set.add_counter(b"o-total".to_vec(), [i64::from(i), 1]);
+        set.add_counter(b"o-total", [i64::from(i), 1]);
         store.write(set).unwrap();
         if i == 199 {
             store.checkpoint().unwrap();

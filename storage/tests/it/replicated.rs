@@ -213,7 +213,7 @@ fn a_store_moves_to_another_node_and_the_first_is_fenced() {
     for i in 0..100u64 {
         let mut set = WriteSet::new();
         set.put_raw(Space::Events, key(i), i.to_be_bytes().to_vec());
-        set.add_counter(b"total".to_vec(), [i as i64, 1]);
+        set.add_counter(b"total", [i as i64, 1]);
         a.write(set).unwrap();
         if i == 60 {
             // Some of it materialised on node A: the stream keeps the records all the same.

@@ -99,7 +99,7 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             "identity_escaped",
             keys::identity_key(BUSINESS, Kind::Cim, "A\u{0}B\u{1}C"),
         ),
-        ("offer_totals", keys::offer_totals_key(OFFER)),
+        ("offer_totals", keys::offer_totals_key(OFFER).to_vec()),
         (
             "idempotency",
             keys::idempotency_key(BUSINESS, "event", "pos-1", "R-1001"),
