@@ -32,7 +32,7 @@ fn purchase_evaluation(c: &mut Criterion) {
         b.iter(|| {
             validate_purchase(
                 Identity::ContactCode("C-1".into()),
-                black_box(&input),
+                black_box(&input).clone(),
                 &context,
             )
             .unwrap()
@@ -44,7 +44,7 @@ fn purchase_evaluation(c: &mut Criterion) {
             b.iter(|| {
                 let purchase = validate_purchase(
                     Identity::ContactCode("C-1".into()),
-                    black_box(&input),
+                    black_box(&input).clone(),
                     &context,
                 )
                 .unwrap();

@@ -403,7 +403,7 @@ fn job(
     let business = &snapshot.business;
     let purchase = validate_purchase(
         Identity::ContactCode("bench".into()),
-        &basket(rng),
+        basket(rng),
         &PurchaseContext {
             currency: business.currency,
             exchange_rates: &business.exchange_rates,

@@ -16,7 +16,7 @@ pub fn purchase_record() -> EventRecord {
     let rates = BTreeMap::new();
     let purchase = validate_purchase(
         Identity::ContactCode("C-1".into()),
-        &basket(),
+        basket(),
         &PurchaseContext {
             currency,
             exchange_rates: &rates,

@@ -99,9 +99,11 @@ pub struct ValidatedPurchase {
 ///
 /// Lines with neither a tax rate nor a tax amount carry no tax. Two lines merge when they have
 /// the same SKU, unit price and tax (the same rate, or both a tax amount); merged tax amounts add.
+///
+/// The input is taken by value: its lines' texts move into the validated lines.
 pub fn validate_purchase(
     identity: Identity,
-    input: &PurchaseInput,
+    mut input: PurchaseInput,
     context: &PurchaseContext<'_>,
 ) -> Result<ValidatedPurchase, DomainError> {
     let mut errors: Vec<FieldError> = Vec::new();
@@ -120,8 +122,8 @@ pub fn validate_purchase(
 
     // Aggregate first, in input order, so the result does not depend on line order beyond the
     // order of first appearance (which only affects presentation).
-    let mut merged: Vec<MergedLine<'_>> = Vec::with_capacity(input.lines.len());
-    for (i, line) in input.lines.iter().enumerate() {
+    let mut merged: Vec<MergedLine> = Vec::with_capacity(input.lines.len());
+    for (i, line) in input.lines.iter_mut().enumerate() {
         let before = errors.len();
         if line.sku.trim().is_empty() {
             errors.push(FieldError::new(
@@ -194,10 +196,11 @@ pub fn validate_purchase(
                     *total += *more;
                 }
             }
+            // The first of the merged lines gives its texts, moved, not copied.
             None => merged.push(MergedLine {
-                sku,
-                name: line.name.as_deref(),
-                family: line.family.as_deref(),
+                sku: trimmed(std::mem::take(&mut line.sku)),
+                name: line.name.take(),
+                family: line.family.take(),
                 quantity: line.quantity,
                 unit_price: price,
                 tax,
@@ -270,9 +273,9 @@ pub fn validate_purchase(
         converted.net += net;
         converted.tax += tax_amount;
         lines.push(ValidatedLine {
-            sku: m.sku.to_string(),
-            name: m.name.map(str::to_string),
-            family: m.family.map(str::to_string),
+            sku: m.sku,
+            name: m.name,
+            family: m.family,
             quantity: m.quantity.normalize(),
             unit_price: m.unit_price,
             tax: match m.tax {
@@ -362,6 +365,15 @@ pub const MAX_TAX_RATE: i64 = 10;
 /// The most decimals of a quantity, a unit price or a rate.
 pub const MAX_INPUT_SCALE: u32 = 6;
 
+/// `text` without its surrounding white space, reusing its allocation when it has none.
+fn trimmed(text: String) -> String {
+    if text.trim().len() == text.len() {
+        text
+    } else {
+        text.trim().to_string()
+    }
+}
+
 fn max_amount() -> Decimal {
     Decimal::from(MAX_AMOUNT_UNITS)
 }
@@ -394,10 +406,12 @@ impl TaxInput {
     }
 }
 
-struct MergedLine<'a> {
-    sku: &'a str,
-    name: Option<&'a str>,
-    family: Option<&'a str>,
+/// Lines with the same SKU, unit price and tax, added up, with the first one's texts (the SKU
+/// trimmed).
+struct MergedLine {
+    sku: String,
+    name: Option<String>,
+    family: Option<String>,
     quantity: Decimal,
     unit_price: Decimal,
     tax: TaxInput,

@@ -65,7 +65,7 @@ fn purchase() -> rewards_core::purchase::ValidatedPurchase {
     };
     validate_purchase(
         Identity::Cim("CARD-0001".into()),
-        &input,
+        input,
         &PurchaseContext {
             currency: eur(),
             exchange_rates: &rates,

@@ -45,5 +45,5 @@ fuzz_target!(|data: &[u8]| {
         amount_tolerance: Decimal::new(1, 2),
     };
     // Ok and Err are both fine: the result is dropped, and only a panic stops the fuzzer.
-    let _ = validate_purchase(identity, &body.purchase_input(), &context);
+    let _ = validate_purchase(identity, body.purchase_input(), &context);
 });

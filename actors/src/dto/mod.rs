@@ -137,20 +137,25 @@ pub fn key_part(field: &str, value: Option<&str>) -> Result<(), FieldError> {
 
 /// Trims a text field and refuses empty or overlong values.
 pub fn text(field: &str, value: &str) -> Result<String, FieldError> {
+    checked_text(value)
+        .map(str::to_string)
+        .map_err(|message| FieldError::new(field, message))
+}
+
+/// A text field trimmed, or what is wrong with it (empty, or overlong); allocates only for the
+/// message.
+pub fn checked_text(value: &str) -> Result<&str, String> {
     let value = value.trim();
     if value.is_empty() {
-        return Err(FieldError::new(field, "must not be empty"));
+        return Err("must not be empty".into());
     }
     if value.chars().count() > crate::limits::MAX_TEXT_CHARS {
-        return Err(FieldError::new(
-            field,
-            format!(
-                "must be at most {} characters",
-                crate::limits::MAX_TEXT_CHARS
-            ),
+        return Err(format!(
+            "must be at most {} characters",
+            crate::limits::MAX_TEXT_CHARS
         ));
     }
-    Ok(value.to_string())
+    Ok(value)
 }
 
 pub fn parse_id<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, FieldError> {

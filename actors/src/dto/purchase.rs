@@ -41,7 +41,12 @@ impl LineBody {
             ));
         }
         for (i, line) in lines.iter().enumerate() {
-            super::text(&format!("lines[{i}].sku"), &line.sku)?;
+            // The field's path is written only for an error: valid baskets allocate nothing here.
+            if let Err(message) = super::checked_text(&line.sku) {
+                return Err(
+                    rewards_core::FieldError::new(format!("lines[{i}].sku"), message).into(),
+                );
+            }
         }
         Ok(())
     }
@@ -1229,7 +1234,7 @@ mod tests {
         };
         let identity = rewards_core::identity::Identity::WalletCode("W".into());
         purchase.purchase = Some(
-            rewards_core::purchase::validate_purchase(identity, &input, &context)
+            rewards_core::purchase::validate_purchase(identity, input, &context)
                 .expect("a valid purchase"),
         );
         purchase.payment_medium = Some(PaymentMediumRecord {

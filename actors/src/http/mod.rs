@@ -39,7 +39,7 @@ pub const FORWARD_TOKEN: &str = "x-rewards-forward-token";
 /// The client's IP address: the connection's peer, or, on a cluster's owner, the address a
 /// follower names for a request it forwarded, believed only with the owner's forwarding token
 /// (a client cannot choose the address that picks its purchase's TAP).
-pub fn client_ip(request: &actix_web::HttpRequest) -> Option<String> {
+pub fn client_ip(request: &actix_web::HttpRequest) -> Option<IpText> {
     // A single server has no token: nothing more to look at.
     let token = request
         .app_data::<web::Data<App>>()
@@ -52,9 +52,51 @@ pub fn client_ip(request: &actix_web::HttpRequest) -> Option<String> {
             headers.get(FORWARDED_CLIENT_IP).map(|v| v.as_bytes()),
         )
     });
-    match forwarded {
-        Some(ip) => Some(ip.to_string()),
-        None => request.peer_addr().map(|a| a.ip().to_string()),
+    forwarded
+        .or_else(|| request.peer_addr().map(|a| a.ip()))
+        .map(IpText::new)
+}
+
+/// An IP address written out, held inline: every purchase names its client's address (a TAP
+/// may be found by it), and this costs no allocation.
+pub struct IpText {
+    bytes: [u8; IpText::CAPACITY],
+    len: u8,
+}
+
+impl IpText {
+    /// The longest address written: an IPv6 address with an embedded IPv4 one takes 45 bytes.
+    const CAPACITY: usize = 48;
+
+    pub fn new(ip: std::net::IpAddr) -> IpText {
+        use std::fmt::Write;
+        let mut text = IpText {
+            bytes: [0; IpText::CAPACITY],
+            len: 0,
+        };
+        // An address is at most 45 bytes, so this cannot run out of room.
+        let _ = write!(text, "{ip}");
+        text
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let start = usize::from(self.len);
+        let end = start + s.len();
+        let room = self.bytes.get_mut(start..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end as u8;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for IpText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only whole `str`s are ever copied in, so the bytes up to `len` are UTF-8.
+        let written = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(written).unwrap_or_default()
     }
 }
 
@@ -75,7 +117,22 @@ fn forwarded_ip(
 
 #[cfg(test)]
 mod forwarded_tests {
-    use super::forwarded_ip;
+    use super::{forwarded_ip, IpText};
+
+    #[test]
+    fn addresses_are_written_inline() {
+        for ip in [
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+            "1:2:3:4:5:6:255.255.255.255",
+        ] {
+            let parsed: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(&*IpText::new(parsed), parsed.to_string());
+        }
+    }
 
     #[test]
     fn a_forwarded_address_is_believed_only_with_the_token() {

@@ -198,7 +198,7 @@ pub(super) fn prepare(
     };
     let purchase = validate_purchase(
         identity.clone(),
-        &body.purchase_input(),
+        body.purchase_input(),
         &PurchaseContext {
             currency,
             exchange_rates: &business.exchange_rates,

@@ -98,7 +98,7 @@ pub async fn route_transaction(
         };
         let purchase = validate_purchase(
             identity.clone(),
-            &input.purchase,
+            input.purchase.clone(),
             &PurchaseContext {
                 currency: snapshot.business.currency,
                 exchange_rates: &snapshot.business.exchange_rates,

@@ -40,7 +40,7 @@ fn validate(
         exchange_rates: &rates,
         amount_tolerance: d("0.01"),
     };
-    validate_purchase(identity(), input, &context)
+    validate_purchase(identity(), input.clone(), &context)
 }
 
 fn dairy_basket() -> PurchaseInput {
@@ -95,6 +95,45 @@ fn aggregation_merges_same_sku_price_and_tax() {
             ("A".into(), d("3.5")),
             ("B".into(), d("1")),
             ("A".into(), d("1"))
+        ]
+    );
+}
+
+/// The texts move from the input into the validated lines: a merged line keeps its first
+/// line's name and family, and a SKU is stored trimmed whether or not it needed it.
+#[test]
+fn merged_lines_keep_the_first_lines_texts_trimmed() {
+    let named = |sku: &str, name: &str, family: &str| LineInput {
+        name: Some(name.into()),
+        family: Some(family.into()),
+        ..line(sku, "1", "2.00", None, None)
+    };
+    let input = PurchaseInput {
+        lines: vec![
+            named("  MILK ", "first", "dairy"),
+            named("BREAD", "bread", "bakery"),
+            named("MILK", "second", "other"),
+        ],
+        ..Default::default()
+    };
+    let p = validate("EUR", &input, &[]).unwrap();
+    let lines: Vec<(&str, Option<&str>, Option<&str>, Decimal)> = p
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.sku.as_str(),
+                l.name.as_deref(),
+                l.family.as_deref(),
+                l.quantity,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("MILK", Some("first"), Some("dairy"), d("2")),
+            ("BREAD", Some("bread"), Some("bakery"), d("1")),
         ]
     );
 }

@@ -63,8 +63,7 @@ fn dairy_award_is_spent_on_the_same_purchase() {
         exchange_rates: &rates,
         amount_tolerance: d("0.01"),
     };
-    let purchase =
-        validate_purchase(Identity::ContactCode("C-1".into()), &input, &context).unwrap();
+    let purchase = validate_purchase(Identity::ContactCode("C-1".into()), input, &context).unwrap();
     let offer = Offer {
         id: OfferId::from_bytes([1; 16]),
         business_id: BusinessId::NIL,
@@ -341,7 +340,7 @@ fn returns_take_back_the_returned_share() {
         ],
         ..Default::default()
     };
-    let p = validate_purchase(Identity::ContactCode("c".into()), &input, &context).unwrap();
+    let p = validate_purchase(Identity::ContactCode("c".into()), input, &context).unwrap();
     let total = p.amounts.total; // 20.00
     let plan = plan_return(
         &p.lines,

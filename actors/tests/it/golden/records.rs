@@ -351,7 +351,7 @@ fn purchase() -> ValidatedPurchase {
     };
     validate_purchase(
         Identity::Cim("CARD-0001".into()),
-        &input,
+        input,
         &PurchaseContext {
             currency: eur(),
             exchange_rates: &rates,
