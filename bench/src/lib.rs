@@ -121,6 +121,7 @@ pub fn basket() -> PurchaseInput {
 
 pub mod inproc;
 pub mod records;
+pub mod served;
 
 /// Ten offers of every award kind as API JSON, for the benchmarks that go through HTTP.
 pub fn http_offers() -> Vec<serde_json::Value> {

@@ -41,10 +41,10 @@ fn main() -> anyhow::Result<()> {
         pipeline(purchases)?;
     }
     if part.as_deref() != Some("pipeline") {
-        let (http, failed, dir) = over_http::run(purchases, 1000)?;
+        let (http, failed, served) = over_http::run(purchases, 1000)?;
         println!("  over HTTP          {}", per(http, purchases));
         anyhow::ensure!(failed == 0, "{failed} purchases over HTTP failed");
-        drop(dir);
+        drop(served);
     }
     Ok(())
 }
@@ -89,33 +89,13 @@ fn pipeline(purchases: usize) -> anyhow::Result<()> {
 
 mod over_http {
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::time::Duration;
+    use std::net::TcpStream;
 
     use rand::{Rng, SeedableRng};
-    use rewards_actors::config::Config;
     use rewards_bench::counting::{counts, Counts};
-    use rewards_storage::Durability;
-    use serde_json::{json, Value};
-
-    const ADMIN: &str = "rk_alloc_probe_operator";
+    use rewards_bench::served::Served;
+    use serde_json::json;
     const CONNECTIONS: usize = 8;
-
-    async fn post(client: &reqwest::Client, url: String, key: &str, body: Value) -> Value {
-        let response = client
-            .post(&url)
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        assert!(
-            response.status().is_success(),
-            "{url}: {}",
-            response.status()
-        );
-        response.json().await.expect("json")
-    }
 
     /// A three-line basket for contact `c{contact}`, 30 % of them spending all they can.
     fn request(rng: &mut impl Rng, contact: usize, key: &str) -> Vec<u8> {
@@ -209,72 +189,19 @@ mod over_http {
         (counts() - before, failed)
     }
 
-    pub fn run(
-        purchases: usize,
-        contacts: usize,
-    ) -> anyhow::Result<(Counts, usize, tempfile::TempDir)> {
-        let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            listen: format!("127.0.0.1:{port}").parse()?,
-            durability: Durability::Sync,
-            ..Config::default()
-        };
-        std::thread::spawn(move || rewards_actors::server::run(config, Some(ADMIN.into())));
+    pub fn run(purchases: usize, contacts: usize) -> anyhow::Result<(Counts, usize, Served)> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
-        let key = runtime.block_on(async {
-            for _ in 0..200 {
-                if client
-                    .get(format!("{base}/health/ready"))
-                    .send()
-                    .await
-                    .is_ok()
-                {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let business = post(
-                &client,
-                format!("{base}/v1/businesses"),
-                ADMIN,
-                json!({"name": "probe", "currency": "EUR"}),
-            )
-            .await;
-            let b = business["id"].as_str().expect("an id").to_string();
-            let key = post(
-                &client,
-                format!("{base}/v1/keys"),
-                ADMIN,
-                json!({"role": "business", "business_id": b}),
-            )
-            .await;
-            let key = key["key"].as_str().expect("a key").to_string();
-            for offer in rewards_bench::http_offers() {
-                post(
-                    &client,
-                    format!("{base}/v1/businesses/{b}/offers"),
-                    &key,
-                    offer,
-                )
-                .await;
-            }
+        let served = runtime.block_on(async {
+            let served = Served::start(&client).await?;
             for c in 0..contacts {
-                post(
-                    &client,
-                    format!("{base}/v1/businesses/{b}/contacts"),
-                    &key,
-                    json!({"code": format!("c{c}")}),
-                )
-                .await;
+                served.contact(&client, &format!("c{c}")).await?;
             }
-            key
-        });
+            anyhow::Ok(served)
+        })?;
+        let (port, key) = (served.port, served.key.clone());
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         // Warm-up: every contact's wallet resident, three purchases each.
         let warm: Vec<Vec<u8>> = (0..contacts * 3)
@@ -289,6 +216,6 @@ mod over_http {
             })
             .collect();
         let (counts, failed) = send_all(port, &measured);
-        Ok((counts, failed, dir))
+        Ok((counts, failed, served))
     }
 }
