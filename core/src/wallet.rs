@@ -131,6 +131,19 @@ pub struct Balances {
     pub reserved: Money,
 }
 
+/// Reads a sequence into a `SmallVec` through a `Vec`. serde's `Vec` reserves at most about a
+/// megabyte up front whatever length the input declares; `SmallVec` reserves the declared
+/// length, so a corrupt record could ask for gigabytes before its decoding fails. For
+/// `#[serde(deserialize_with = "...")]`; the bytes are a sequence either way.
+pub fn seq_via_vec<'de, D, A>(deserializer: D) -> Result<SmallVec<A>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    A: smallvec::Array,
+    A::Item: Deserialize<'de>,
+{
+    Vec::<A::Item>::deserialize(deserializer).map(SmallVec::from_vec)
+}
+
 /// A double-entry ledger entry of one wallet. Its postings sum to zero.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct LedgerEntry {
@@ -143,6 +156,7 @@ pub struct LedgerEntry {
     pub lot_id: Option<LotId>,
     pub estimate_id: Option<EstimateId>,
     pub at: Timestamp,
+    #[serde(deserialize_with = "seq_via_vec")]
     pub postings: Postings,
     pub balances_after: Balances,
 }

@@ -281,7 +281,9 @@ pub struct LedgerEntryRecord {
     pub lot_id: Option<LotId>,
     pub estimate_id: Option<EstimateId>,
     pub at: Timestamp,
-    /// Encoded as a sequence, the same bytes as the `Vec` it was before.
+    /// Encoded as a sequence, the same bytes as the `Vec` it was before; read through a `Vec`,
+    /// so a corrupt length cannot make the decoder reserve gigabytes.
+    #[serde(deserialize_with = "rewards_core::wallet::seq_via_vec")]
     pub postings: SmallVec<[PostingRecord; 3]>,
     pub balances_after: BalancesRecord,
 }
