@@ -175,7 +175,7 @@ fn run(
 ) {
     // However this thread ends, a store whose writer is gone takes no more writes and says so.
     let _poison_on_exit = PoisonOnExit(inner);
-    let mut counters: HashMap<Vec<u8>, [i64; 2]> = HashMap::new();
+    let mut counters: HashMap<CounterKey, [i64; 2]> = HashMap::new();
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     let mut record: Vec<u8> = Vec::new();
     let durability_label = match durability {
@@ -282,7 +282,7 @@ fn commit(
     jobs: &mut [Job],
     bytes: usize,
     record: &mut Vec<u8>,
-    counters: &mut HashMap<Vec<u8>, [i64; 2]>,
+    counters: &mut HashMap<CounterKey, [i64; 2]>,
     shared: &Shared,
 ) -> Result<(), StoreError> {
     let due = shared
@@ -317,7 +317,7 @@ fn commit(
                     let entry = match pending.entry(key) {
                         Entry::Occupied(entry) => entry.into_mut(),
                         Entry::Vacant(entry) => {
-                            let current = match counters.get(entry.key().as_slice()) {
+                            let current = match counters.get(entry.key()) {
                                 Some(v) => *v,
                                 None => inner
                                     .get(Space::Counters, entry.key())?
@@ -341,11 +341,10 @@ fn commit(
     merged.sort_unstable_by_key(|(_, (order, _))| *order);
     let mut counter_changes = Vec::with_capacity(merged.len());
     for (key, (_, value)) in merged {
-        let key = key.to_vec();
         let encoded = encode_counter(value);
         crate::batch::push(record, Space::Counters, &key, Some(&encoded));
-        counters.insert(key.clone(), value);
-        counter_changes.push((Space::Counters, key, Some(encoded)));
+        counter_changes.push((Space::Counters, key.to_vec(), Some(encoded)));
+        counters.insert(key, value);
     }
     // The durability of the append is decided where the log was opened for it: `sync`
     // fdatasyncs before the position comes back. Only then do reads see the changes and the
