@@ -119,6 +119,7 @@ fn write(
     // until then the log still holds the changes.
     inner.db.persist(PersistMode::SyncAll)?;
     inner.overlay.release_frozen();
+    inner.checkpointed.fetch_max(through, Ordering::AcqRel);
     inner.log.truncate_through(through)?;
     let stats = CheckpointStats {
         keys: generation.len(),

@@ -405,6 +405,16 @@ impl ReplicatedLog {
                 let message = message.map_err(Stop::transient)?;
                 let info = message.info().map_err(Stop::transient)?;
                 let (sequence, pending) = (info.stream_sequence, info.pending);
+                // The stream's one subject numbers its messages without gaps: a gap is records
+                // dropped while this pass read (a purge below a copy it did not know of), and a
+                // copy that skipped them would be wrong, not merely behind.
+                if sequence > delivered + 1 {
+                    return Err(Stop::Lost(format!(
+                        "records {} to {} left stream {name} while they were being read",
+                        delivered + 1,
+                        sequence - 1
+                    )));
+                }
                 // An ordered consumer that resets before its first message starts again from
                 // the stream's beginning (async-nats 0.51 recreates it with "deliver all"):
                 // what lies before `position` or was delivered already is skipped, never
@@ -514,6 +524,38 @@ impl ReplicatedLog {
 
 /// Connects to the servers and finds (or creates) the log's stream; answers the JetStream
 /// context and the largest message the servers take.
+/// Drops the stream's messages through `position`, a position every copy of the data has
+/// checkpointed (so none of them reads before it again), and answers how many went. The
+/// subject's last message always stays: a writer's fence expects it as the last sequence, and
+/// a stream emptied of it would refuse the owner's next append.
+pub async fn purge_through(
+    context: &jetstream::Context,
+    stream: &str,
+    position: Position,
+) -> Result<u64, String> {
+    let mut stream = context
+        .get_stream(stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .state
+        .clone();
+    // Everything before `upto` goes.
+    let upto = position.saturating_add(1).min(state.last_sequence);
+    if upto <= state.first_sequence {
+        return Ok(0);
+    }
+    let purged = stream
+        .purge()
+        .sequence(upto)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(purged.purged)
+}
+
 async fn connect(
     options: ReplicatedLogOptions,
 ) -> Result<(jetstream::Context, usize), async_nats::Error> {

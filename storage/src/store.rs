@@ -401,6 +401,8 @@ pub(crate) struct Inner {
     pub(crate) poisoned: AtomicBool,
     on_poison: Option<PoisonHook>,
     pub(crate) checkpoint_lock: Mutex<()>,
+    /// The log position the last durable checkpoint covers.
+    pub(crate) checkpointed: Arc<AtomicU64>,
     pub(crate) checkpoint_bytes: usize,
     pub(crate) crash_in_checkpoint_after_spaces: Option<usize>,
     /// The directory's `LOCK` file, locked exclusively while the store is open: two processes
@@ -519,6 +521,7 @@ impl Store {
             poisoned: AtomicBool::new(false),
             on_poison: options.on_poison.clone(),
             checkpoint_lock: Mutex::new(()),
+            checkpointed: Arc::new(AtomicU64::new(checkpoint)),
             checkpoint_bytes: options.checkpoint_bytes,
             crash_in_checkpoint_after_spaces: options.crash_in_checkpoint_after_spaces,
             _lock: lock,
@@ -612,6 +615,18 @@ impl Store {
             .overlay
             .applied()
             .max(self.followed.load(Ordering::Acquire))
+    }
+
+    /// The log position the last checkpoint covers, once that checkpoint is durable: a copy
+    /// opened on this directory needs the log only after it.
+    pub fn checkpointed_position(&self) -> Position {
+        self.inner.checkpointed.load(Ordering::Acquire)
+    }
+
+    /// [`Store::checkpointed_position`] as a handle that outlives the store without keeping it
+    /// open: it reads the position of the store's last checkpoint, its closing one included.
+    pub fn checkpointed_handle(&self) -> Arc<AtomicU64> {
+        self.inner.checkpointed.clone()
     }
 
     /// Position of the last log record this store applied.

@@ -527,3 +527,75 @@ fn a_copy_that_needs_records_gone_from_the_stream_is_told_they_are_lost() {
     let e = follower(dir_e.path(), "node-e");
     assert!(matches!(e.catch_up(&|| false), Err(StoreError::LogLost(_))));
 }
+
+/// Dropping what every copy has checkpointed: the stream keeps its last message, so the owner
+/// appends on unfenced; a copy past the drop reads on; a store reopened on its directory
+/// replays only after its checkpoint; and a read that meets a gap (records gone while it read)
+/// reports its copy lost rather than skipping them.
+#[test]
+fn records_every_copy_checkpointed_leave_the_stream_and_a_gap_is_a_loss() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let log_options = options(&cluster, "node-a");
+    let dir_a = tempfile::tempdir().unwrap();
+    let a = store_on(dir_a.path(), &log_options);
+    for i in 0..30 {
+        a.write(event(key(i), i.to_be_bytes().to_vec())).unwrap();
+    }
+    a.checkpoint().unwrap();
+    let through = a.checkpointed_position();
+    assert_eq!(through, a.applied_position());
+    let stream = log_options.stream.clone();
+    let (purged, state) = with_jetstream(&cluster, |context| async move {
+        let purged = rewards_storage::replicated::purge_through(&context, &stream, through)
+            .await
+            .unwrap();
+        let mut stream = context.get_stream(&stream).await.unwrap();
+        (purged, stream.info().await.unwrap().state.clone())
+    });
+    // Everything but the last message went: the fence expects it.
+    assert!(purged >= 29, "{purged} purged");
+    assert_eq!(state.messages, 1);
+    assert_eq!(state.first_sequence, state.last_sequence);
+    // The owner appends on: its fence still finds the last sequence it expects.
+    a.write(event(key(30), b"after the drop".to_vec())).unwrap();
+    a.close_without_checkpoint();
+    drop(a);
+    // Reopened on its directory, the copy replays only what came after its checkpoint.
+    let a = store_on(dir_a.path(), &as_writer(&log_options, "node-a2"));
+    assert_eq!(a.replayed_at_open(), 1);
+    assert!(a.get_raw(Space::Events, &key(0)).unwrap().is_some());
+    assert!(a.get_raw(Space::Events, &key(30)).unwrap().is_some());
+    // Nothing to drop twice: the last message stays however far the checkpoint goes.
+    a.checkpoint().unwrap();
+    let through = a.checkpointed_position();
+    let stream = log_options.stream.clone();
+    let kept = with_jetstream(&cluster, |context| async move {
+        rewards_storage::replicated::purge_through(&context, &stream, through)
+            .await
+            .unwrap();
+        let mut stream = context.get_stream(&stream).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    });
+    assert_eq!(kept, 1);
+    // A gap in the middle of what a copy reads: that copy is lost, not quietly incomplete.
+    for i in 31..40 {
+        a.write(event(key(i), i.to_be_bytes().to_vec())).unwrap();
+    }
+    let start = a.checkpointed_position();
+    let stream = log_options.stream.clone();
+    with_jetstream(&cluster, |context| async move {
+        let stream = context.get_stream(&stream).await.unwrap();
+        assert!(stream.delete_message(start + 4).await.unwrap());
+    });
+    let follower = ReplicatedLog::follow(as_writer(&log_options, "node-b")).unwrap();
+    let mut read = 0;
+    match follower.read_after(start, &mut |_, _| {
+        read += 1;
+        Ok(())
+    }) {
+        Err(StoreError::LogLost(reason)) => assert!(reason.contains("while"), "{reason}"),
+        other => panic!("a read across a gap went on: {other:?}"),
+    }
+    assert!(read < 9, "{read} records read across the gap");
+}
