@@ -225,6 +225,8 @@ mod tests {
             (3, 15_000, 5_000)
         );
         assert!(cluster.advertise.is_none());
+        assert!(cluster.truncate_log);
+        assert_eq!(cluster.retain_for_absent_ms, 3_600_000);
         for (text, message) in [
             ("nats = []\nnode = \"a\"", "cluster.nats"),
             ("nats = [\"nats://h:4222\"]\nnode = \"a b\"", "cluster.node"),
@@ -236,6 +238,10 @@ mod tests {
             (
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\nlease_ms = 10",
                 "cluster.lease_ms",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nretain_for_absent_ms = 5000",
+                "cluster.retain_for_absent_ms",
             ),
             (
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\nadvertise = \"10.0.0.1:8080\"",

@@ -21,6 +21,7 @@
 
 pub mod forward;
 pub mod lease;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +95,21 @@ pub struct ClusterConfig {
     pub lease_ms: u64,
     #[serde(default = "default_deposed_grace_ms")]
     pub deposed_grace_ms: u64,
+    /// Whether the owner drops the stream's records that every node has checkpointed.
+    #[serde(default = "default_truncate_log")]
+    pub truncate_log: bool,
+    /// How long a node that stopped reporting its checkpoint still holds the stream's records
+    /// back for its copy (the checkpoint bucket's entry age, set by the first node).
+    #[serde(default = "default_retain_for_absent_ms")]
+    pub retain_for_absent_ms: u64,
+}
+
+fn default_truncate_log() -> bool {
+    true
+}
+
+fn default_retain_for_absent_ms() -> u64 {
+    3_600_000
 }
 
 fn default_replicas() -> usize {
@@ -128,6 +144,10 @@ impl ClusterConfig {
             self.lease_ms >= 1000,
             "cluster.lease_ms must be at least 1000"
         );
+        anyhow::ensure!(
+            self.retain_for_absent_ms >= self.lease_ms,
+            "cluster.retain_for_absent_ms must be at least cluster.lease_ms"
+        );
         if let Some(url) = &self.advertise {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -155,6 +175,10 @@ pub struct Node {
     copy: Mutex<CopyState>,
     /// Until when this node's own clock takes its lease as held (while it owns the data).
     window: Arc<lease::Window>,
+    /// The checkpoint position of this node's copy of the data, once open (the follower's,
+    /// then the owner's): it needs the stream only after it. A handle, not the store, so the
+    /// follower's copy closes for the owner's store to open the directory.
+    checkpointed: Mutex<Option<Arc<std::sync::atomic::AtomicU64>>>,
 }
 
 /// What is known of a node's copy of the data.
@@ -177,7 +201,21 @@ impl Node {
             revision: Mutex::new(0),
             copy: Mutex::new(CopyState::Unknown),
             window: Arc::new(lease::Window::new()),
+            checkpointed: Mutex::new(None),
         }
+    }
+
+    /// The position through which this node's copy has checkpointed, once it is open.
+    fn checkpointed(&self) -> Option<u64> {
+        self.checkpointed
+            .lock()
+            .as_ref()
+            .map(|position| position.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Whether this node serves as the owner now, by its own clock.
+    fn serves(&self) -> bool {
+        self.window.holds() && self.owner.lock().as_ref() == Some(&self.me)
     }
 
     /// Whether this node's copy read the stream to its end at its last pass.
@@ -400,6 +438,7 @@ impl Following {
                     }
                 };
                 tracing::info!(position = store.applied_position(), "following the stream");
+                *node.checkpointed.lock() = Some(store.checkpointed_handle());
                 while !stopped() {
                     // A pass reads what came since the last one through a consumer of its own
                     // (none when nothing came): passes a quarter second apart keep the copy that
@@ -503,7 +542,11 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let following = Following::start(&config, &cluster, node.clone())?;
     let taken = async {
         let leases = node.leases().await;
-        actix::spawn(watch_stream(leases.context.clone(), cluster.lease() / 4));
+        actix::spawn(watch_stream(
+            leases.context.clone(),
+            node.clone(),
+            cluster.lease() / 4,
+        ));
         let revision = node.acquire(&leases).await;
         (leases, revision)
     };
@@ -596,6 +639,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
             std::process::exit(0);
         }
     };
+    *node.checkpointed.lock() = Some(store.checkpointed_handle());
     let (app, arbiters) = crate::server::assemble_app(&config, store.clone(), mappings)?;
     let _ = app.forward_token.set(node.me.token.clone());
     let _ = app.lease.set(node.window.clone());
@@ -670,11 +714,19 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
 }
 
 /// Publishes the log stream's replication state every `period` for the node's whole life: its
-/// last sequence, and how far each replica is behind the stream's leader.
-async fn watch_stream(context: async_nats::jetstream::Context, period: Duration) {
-    loop {
+/// first and last sequences, and how far each replica is behind the stream's leader. With
+/// `truncate_log`, it also writes this node's checkpoint position every `period` and, while
+/// the node serves as the owner, drops the stream's records every copy has checkpointed once
+/// every four periods ([`retention`]).
+async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, period: Duration) {
+    let mut checkpoints: Option<retention::Checkpoints> = None;
+    for round in 0u64.. {
+        let mut first_sequence = None;
         if let Ok(mut stream) = context.get_stream(STREAM).await {
             if let Ok(info) = stream.info().await {
+                first_sequence = Some(info.state.first_sequence);
+                metrics::gauge!("rewards_cluster_log_first_sequence")
+                    .set(info.state.first_sequence as f64);
                 metrics::gauge!("rewards_cluster_log_last_sequence")
                     .set(info.state.last_sequence as f64);
                 if let Some(cluster) = &info.cluster {
@@ -688,7 +740,82 @@ async fn watch_stream(context: async_nats::jetstream::Context, period: Duration)
                 }
             }
         }
+        if node.config.truncate_log {
+            if checkpoints.is_none() {
+                match retention::Checkpoints::open(&context, &node.config).await {
+                    Ok(opened) => checkpoints = Some(opened),
+                    Err(error) => {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "the checkpoint bucket is not reachable yet"
+                        );
+                    }
+                }
+            }
+            if let (Some(checkpoints), Some(position)) = (&checkpoints, node.checkpointed()) {
+                retain(
+                    checkpoints,
+                    &context,
+                    &node,
+                    position,
+                    first_sequence,
+                    round,
+                )
+                .await;
+            }
+        }
         tokio::time::sleep(period).await;
+    }
+}
+
+/// One round of the retention: this node's checkpoint position written, and on the owner every
+/// fourth round the stream's records every copy has checkpointed dropped.
+async fn retain(
+    checkpoints: &retention::Checkpoints,
+    context: &async_nats::jetstream::Context,
+    node: &Node,
+    position: u64,
+    first_sequence: Option<u64>,
+    round: u64,
+) {
+    metrics::gauge!("rewards_cluster_checkpoint_position").set(position as f64);
+    if let Err(error) = checkpoints.publish(&node.me.node, position).await {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "this node's checkpoint position was not written"
+        );
+        return;
+    }
+    let Some(first_sequence) = first_sequence else {
+        return;
+    };
+    if !round.is_multiple_of(4) || !node.serves() {
+        return;
+    }
+    let floor = match checkpoints.floor(first_sequence).await {
+        Ok(Some(floor)) => floor,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "the checkpoint positions could not be read; nothing is dropped"
+            );
+            return;
+        }
+    };
+    match rewards_storage::replicated::purge_through(context, STREAM, floor).await {
+        Ok(0) => {}
+        Ok(purged) => {
+            metrics::counter!("rewards_cluster_log_purged_total").increment(purged);
+            tracing::info!(
+                through = floor,
+                purged,
+                "the stream's records every copy has checkpointed were dropped"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the stream's checkpointed records could not be dropped");
+        }
     }
 }
 

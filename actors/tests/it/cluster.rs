@@ -323,6 +323,31 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         }
     }
 
+    // Records every node has checkpointed leave the stream (killed nodes came back on their
+    // copies, and the balances above were checked after the drops).
+    let started = Instant::now();
+    loop {
+        let text = metrics(&nodes[0].as_ref().unwrap().client()).await;
+        let first: f64 = text
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("rewards_cluster_log_first_sequence ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+        if first > 1.0 {
+            println!("the stream starts at sequence {first}: the records before it were dropped");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no record left the stream in 60 s: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // A paused owner wakes after another node took over: its write is refused and it leaves.
     let stale = owner(&mut nodes, dir.path(), &nats).await;
     let stale_api = nodes[stale].as_ref().unwrap().client();
