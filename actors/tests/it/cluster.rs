@@ -299,6 +299,31 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     owner(&mut nodes, dir.path(), &nats).await;
 
+    // Records every node has checkpointed leave the stream; the killed nodes came back on
+    // their copies, and the balances below are checked on every node after the drop.
+    let started = Instant::now();
+    loop {
+        let text = metrics(&nodes[0].as_ref().unwrap().client()).await;
+        let first: f64 = text
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("rewards_cluster_log_first_sequence ")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+        if first > 1.0 {
+            println!("the stream starts at sequence {first}: the records before it were dropped");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no record left the stream in 60 s: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let (purchases, achievements) = {
         let answered = acknowledged.lock();
         (answered.purchases.clone(), answered.achievements.clone())
@@ -321,31 +346,6 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-
-    // Records every node has checkpointed leave the stream (killed nodes came back on their
-    // copies, and the balances above were checked after the drops).
-    let started = Instant::now();
-    loop {
-        let text = metrics(&nodes[0].as_ref().unwrap().client()).await;
-        let first: f64 = text
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix("rewards_cluster_log_first_sequence ")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0.0);
-        if first > 1.0 {
-            println!("the stream starts at sequence {first}: the records before it were dropped");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no record left the stream in 60 s: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // A paused owner wakes after another node took over: its write is refused and it leaves.
