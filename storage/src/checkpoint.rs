@@ -197,13 +197,19 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(inner: &Inner, signal: &(Mutex<Signal>, Condvar), interval: Duration) {
+/// Lowers the calling thread's priority to [`CHECKPOINT_NICENESS`]; threads it starts later
+/// inherit it.
+pub(crate) fn lower_priority() {
     // SAFETY: setpriority with `who` 0 changes only the calling thread's nice value on Linux
     // (threads are tasks); it reads and writes no memory of ours. Failing is harmless.
     #[cfg(target_os = "linux")]
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, CHECKPOINT_NICENESS);
     }
+}
+
+fn run(inner: &Inner, signal: &(Mutex<Signal>, Condvar), interval: Duration) {
+    lower_priority();
     let (lock, wake) = signal;
     loop {
         {

@@ -504,9 +504,7 @@ impl Store {
         let started = Instant::now();
         std::fs::create_dir_all(path).map_err(|e| StoreError::Io(e.to_string()))?;
         let lock = lock_directory(path)?;
-        let db = Database::builder(path)
-            .worker_threads(fjall_workers())
-            .open()?;
+        let db = open_database(path)?;
         let spaces = Space::ALL
             .iter()
             .map(|s| db.keyspace(s.name(), || keyspace_options(*s)))
@@ -1110,6 +1108,26 @@ fn keyspace_options(space: Space) -> KeyspaceCreateOptions {
 
 /// Values from this size on are kept apart from the keys in the spaces that separate them.
 const BLOB_VALUE_BYTES: u32 = 512;
+
+/// Opens fjall's database on a thread of lower priority
+/// ([`crate::checkpoint::lower_priority`]): its workers, which flush and compact, are started
+/// by the opening and take that thread's niceness. A compaction after a large checkpoint keeps
+/// a core or two busy for seconds; at the request threads' priority it took their share of a
+/// small machine and queued requests behind it, at a lower one it takes the time they leave.
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                crate::checkpoint::lower_priority();
+                Database::builder(path)
+                    .worker_threads(fjall_workers())
+                    .open()
+            })
+            .join()
+    })
+    .map_err(|_| StoreError::Io("opening the database panicked".into()))?
+    .map_err(StoreError::from)
+}
 
 /// fjall's background workers: at least three. With two (its default on two cores), worker 0
 /// hands every compaction request back to the queue to stay free for flushes, and while worker
