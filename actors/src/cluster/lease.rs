@@ -21,6 +21,30 @@ use super::ClusterConfig;
 
 const BUCKET: &str = "rewards_leases";
 
+/// The key-value bucket `name`, created with entries that live `max_age` (one value a key,
+/// file storage, `replicas` copies) when it is missing. An existing bucket keeps its own age.
+pub(super) async fn bucket(
+    context: &jetstream::Context,
+    name: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> anyhow::Result<kv::Store> {
+    if let Ok(kv) = context.get_key_value(name).await {
+        return Ok(kv);
+    }
+    context
+        .create_key_value(kv::Config {
+            bucket: name.to_string(),
+            history: 1,
+            max_age,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("creating the bucket {name}"))
+}
+
 /// Who holds a lease, and where it takes requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
@@ -61,20 +85,14 @@ impl Leases {
         let context = jetstream::ContextBuilder::new()
             .timeout(timeout)
             .build(client);
-        let kv = match context.get_key_value(BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => context
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.to_string(),
-                    history: 1,
-                    max_age: Duration::from_millis(config.lease_ms),
-                    storage: StorageType::File,
-                    num_replicas: config.replicas,
-                    ..Default::default()
-                })
-                .await
-                .context("creating the lease bucket")?,
-        };
+        let kv = bucket(
+            &context,
+            BUCKET,
+            Duration::from_millis(config.lease_ms),
+            config.replicas,
+        )
+        .await
+        .context("opening the lease bucket")?;
         let status = kv.status().await.context("reading the lease bucket")?;
         let configured = Duration::from_millis(config.lease_ms);
         // An age of zero keeps entries for ever: then no other node takes a lease by lapse.

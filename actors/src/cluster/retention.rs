@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, kv, stream::StorageType};
+use async_nats::jetstream::{self, kv};
 use futures::TryStreamExt;
 
 use super::ClusterConfig;
@@ -40,20 +40,14 @@ impl Checkpoints {
         context: &jetstream::Context,
         config: &ClusterConfig,
     ) -> anyhow::Result<Checkpoints> {
-        let kv = match context.get_key_value(BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => context
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.to_string(),
-                    history: 1,
-                    max_age: Duration::from_millis(config.retain_for_absent_ms),
-                    storage: StorageType::File,
-                    num_replicas: config.replicas,
-                    ..Default::default()
-                })
-                .await
-                .context("creating the checkpoint bucket")?,
-        };
+        let kv = super::lease::bucket(
+            context,
+            BUCKET,
+            Duration::from_millis(config.retain_for_absent_ms),
+            config.replicas,
+        )
+        .await
+        .context("opening the checkpoint bucket")?;
         Ok(Checkpoints { kv })
     }
 
