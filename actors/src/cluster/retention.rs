@@ -62,7 +62,9 @@ impl Checkpoints {
 
     /// The position through which every copy that still follows the stream (its position not
     /// before `first_sequence`, the stream's first message) has checkpointed; `None` when no
-    /// node wrote one.
+    /// node wrote one. Each node's position read is shown as
+    /// `rewards_cluster_node_checkpoint_position{node}`: the node holding the stream back is
+    /// the one with the lowest.
     pub async fn floor(&self, first_sequence: u64) -> anyhow::Result<Option<u64>> {
         let keys: Vec<String> = self
             .kv
@@ -86,6 +88,8 @@ impl Checkpoints {
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
                 .with_context(|| format!("node {key}'s checkpoint position does not parse"))?;
+            metrics::gauge!("rewards_cluster_node_checkpoint_position", "node" => key.clone())
+                .set(position as f64);
             if position.saturating_add(1) < first_sequence {
                 continue;
             }

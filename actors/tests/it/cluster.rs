@@ -324,6 +324,25 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The owner shows every node's reported checkpoint position: who holds the stream back.
+    let started = Instant::now();
+    loop {
+        let serving = owner(&mut nodes, dir.path(), &nats).await;
+        let text = metrics(&nodes[serving].as_ref().unwrap().client()).await;
+        if (0..3).all(|i| {
+            text.contains(&format!(
+                "rewards_cluster_node_checkpoint_position{{node=\"node-{i}\"}}"
+            ))
+        }) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the owner shows no checkpoint position of some node: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let (purchases, achievements) = {
         let answered = acknowledged.lock();
         (answered.purchases.clone(), answered.achievements.clone())
