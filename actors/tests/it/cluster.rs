@@ -95,6 +95,17 @@ async fn owner(nodes: &mut [Option<Server>], dir: &Path, nats: &NatsCluster) -> 
     }
 }
 
+/// The value of the unlabelled metric `name` in a `/metrics` text.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 fn clients_of(nodes: &[Option<Server>]) -> Vec<Api> {
     nodes.iter().flatten().map(Server::client).collect()
 }
@@ -246,13 +257,8 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
         // The new owner followed the stream as a follower: its takeover replayed only what its
         // copy had not read yet, a small part of the stream.
         let text = metrics(&nodes[next].as_ref().unwrap().client()).await;
-        let gauge = |name: &str| -> f64 {
-            text.lines()
-                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-                .unwrap_or(-1.0)
-        };
-        let replayed = gauge("rewards_cluster_takeover_replayed_records ");
-        let last = gauge("rewards_cluster_log_last_sequence ");
+        let replayed = gauge(&text, "rewards_cluster_takeover_replayed_records").unwrap_or(-1.0);
+        let last = gauge(&text, "rewards_cluster_log_last_sequence").unwrap_or(-1.0);
         println!(
             "round {round}: node-{victim} killed after {before} events; node-{next} took over in {} ms, replaying {replayed} of the stream's {last} records",
             took.as_millis()
@@ -304,15 +310,7 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     let started = Instant::now();
     loop {
         let text = metrics(&nodes[0].as_ref().unwrap().client()).await;
-        let first: f64 = text
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix("rewards_cluster_log_first_sequence ")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0.0);
+        let first = gauge(&text, "rewards_cluster_log_first_sequence").unwrap_or(0.0);
         if first > 1.0 {
             println!("the stream starts at sequence {first}: the records before it were dropped");
             break;
