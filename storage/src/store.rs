@@ -1004,6 +1004,30 @@ impl Store {
         Ok(stats)
     }
 
+    /// Makes the closed store in `dir` (a [`Store::backup`]) a copy of a log that lives
+    /// elsewhere, as of `position` of that log: its checkpoint is said to cover `position`
+    /// (the backup's [`BackupStats::position`]), and its own log's directory goes. Opened with
+    /// [`Store::open_on`] on that log, it replays only what came after `position`.
+    pub fn rebase(dir: &Path, position: Position) -> Result<(), StoreError> {
+        let lock = lock_directory(dir)?;
+        let db = open_database(dir)?;
+        let meta = db.keyspace(Space::Meta.name(), || keyspace_options(Space::Meta))?;
+        meta.insert(
+            crate::checkpoint::CHECKPOINT_KEY,
+            position.to_be_bytes().as_slice(),
+        )?;
+        db.persist(fjall::PersistMode::SyncAll)?;
+        drop(meta);
+        drop(db);
+        let log = dir.join("log");
+        if log.exists() {
+            std::fs::remove_dir_all(&log)
+                .map_err(|e| StoreError::Io(format!("removing {}: {e}", log.display())))?;
+        }
+        drop(lock);
+        Ok(())
+    }
+
     /// Materialises every logged write into the keyspaces now (tests, tools); `None` when
     /// there was nothing to write.
     pub fn checkpoint(&self) -> Result<Option<CheckpointStats>, StoreError> {

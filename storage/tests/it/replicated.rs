@@ -599,3 +599,58 @@ fn records_every_copy_checkpointed_leave_the_stream_and_a_gap_is_a_loss() {
     }
     assert!(read < 9, "{read} records read across the gap");
 }
+
+/// A backup of an owner's store, rebased to the stream position it is as of, is a copy that
+/// needs only the stream's records after that position: with everything before it dropped
+/// from the stream, it opens, replays the tail alone, and holds every record.
+#[test]
+fn a_rebased_backup_is_a_copy_that_needs_only_the_tail() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let log_options = options(&cluster, "node-a");
+    let dir_a = tempfile::tempdir().unwrap();
+    let a = store_on(dir_a.path(), &log_options);
+    for i in 0..30u64 {
+        a.write(event(key(i), i.to_be_bytes().to_vec())).unwrap();
+        if i == 10 {
+            a.checkpoint().unwrap();
+        }
+    }
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join("copy");
+    let stats = a.backup(&copy).unwrap();
+    assert_eq!(stats.position, a.applied_position());
+    Store::rebase(&copy, stats.position).unwrap();
+    assert!(!copy.join("log").exists(), "the backup's own log goes");
+    for i in 30..45u64 {
+        a.write(event(key(i), i.to_be_bytes().to_vec())).unwrap();
+    }
+    // Everything the backup holds leaves the stream (its last message stays, as always).
+    let stream = log_options.stream.clone();
+    let first = with_jetstream(&cluster, |context| async move {
+        let mut stream = context.get_stream(&stream).await.unwrap();
+        stream.purge().sequence(stats.position + 1).await.unwrap();
+        stream.info().await.unwrap().state.first_sequence
+    });
+    assert_eq!(first, stats.position + 1);
+    let follow = as_writer(&log_options, "node-b");
+    let b = Store::open_on(&copy, StoreOptions::default(), move |checkpoint| {
+        assert_eq!(
+            checkpoint, stats.position,
+            "the copy opens at the backup's position"
+        );
+        Ok(Box::new(ReplicatedLog::follow(follow)?))
+    })
+    .unwrap();
+    assert_eq!(b.replayed_at_open(), 15, "only the writes after the backup");
+    for i in 0..45u64 {
+        assert_eq!(
+            b.get_raw(Space::Events, &key(i)).unwrap(),
+            Some(i.to_be_bytes().to_vec()),
+            "record {i}"
+        );
+    }
+    b.close();
+    drop(b);
+    drop(a);
+}
