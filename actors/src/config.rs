@@ -227,6 +227,7 @@ mod tests {
         assert!(cluster.advertise.is_none());
         assert!(cluster.truncate_log);
         assert_eq!(cluster.retain_for_absent_ms, 3_600_000);
+        assert_eq!(cluster.snapshot_interval_ms, 600_000);
         for (text, message) in [
             ("nats = []\nnode = \"a\"", "cluster.nats"),
             ("nats = [\"nats://h:4222\"]\nnode = \"a b\"", "cluster.node"),
@@ -246,6 +247,10 @@ mod tests {
             (
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\nadvertise = \"10.0.0.1:8080\"",
                 "cluster.advertise",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nsnapshot_interval_ms = 10",
+                "cluster.snapshot_interval_ms",
             ),
         ] {
             let error = load(&format!("[cluster]\n{text}\n")).unwrap_err();

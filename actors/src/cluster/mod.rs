@@ -22,6 +22,7 @@
 pub mod forward;
 pub mod lease;
 pub mod retention;
+pub mod snapshot;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,6 +103,14 @@ pub struct ClusterConfig {
     /// back for its copy (the checkpoint bucket's entry age, set by the first node).
     #[serde(default = "default_retain_for_absent_ms")]
     pub retain_for_absent_ms: u64,
+    /// How often the owner publishes the shared checkpoint (a copy of the data a node whose
+    /// copy the stream cannot rebuild restores by itself); 0 publishes none.
+    #[serde(default = "default_snapshot_interval_ms")]
+    pub snapshot_interval_ms: u64,
+}
+
+fn default_snapshot_interval_ms() -> u64 {
+    600_000
 }
 
 fn default_truncate_log() -> bool {
@@ -148,6 +157,10 @@ impl ClusterConfig {
             self.retain_for_absent_ms >= self.lease_ms,
             "cluster.retain_for_absent_ms must be at least cluster.lease_ms"
         );
+        anyhow::ensure!(
+            self.snapshot_interval_ms == 0 || self.snapshot_interval_ms >= 1000,
+            "cluster.snapshot_interval_ms must be 0 (no shared checkpoint) or at least 1000"
+        );
         if let Some(url) = &self.advertise {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -179,6 +192,10 @@ pub struct Node {
     /// then the owner's): it needs the stream only after it. A handle, not the store, so the
     /// follower's copy closes for the owner's store to open the directory.
     checkpointed: Mutex<Option<Arc<std::sync::atomic::AtomicU64>>>,
+    /// The owner's store, once open: what the shared checkpoint is made from.
+    store: Mutex<Option<Store>>,
+    /// The data directory (the shared checkpoint is built in it).
+    data_dir: std::path::PathBuf,
 }
 
 /// What is known of a node's copy of the data.
@@ -193,10 +210,12 @@ enum CopyState {
 }
 
 impl Node {
-    fn new(config: ClusterConfig, me: Holder) -> Node {
+    fn new(config: ClusterConfig, me: Holder, data_dir: std::path::PathBuf) -> Node {
         Node {
             me,
             config,
+            store: Mutex::new(None),
+            data_dir,
             owner: Mutex::new(None),
             revision: Mutex::new(0),
             copy: Mutex::new(CopyState::Unknown),
@@ -227,6 +246,14 @@ impl Node {
     fn set_copy(&self, copy: CopyState) {
         let mut known = self.copy.lock();
         match (&*known, &copy) {
+            (CopyState::Unknown | CopyState::Follows, CopyState::Lost(reason))
+                if self.config.snapshot_interval_ms > 0 =>
+            {
+                tracing::warn!(
+                    %reason,
+                    "this node's copy cannot follow the stream: it is made again from the shared checkpoint once one will do; meanwhile it forwards requests and never takes the data over"
+                );
+            }
             (CopyState::Unknown | CopyState::Follows, CopyState::Lost(reason)) => {
                 tracing::error!(
                     %reason,
@@ -418,11 +445,13 @@ impl Following {
         log.replicas = cluster.replicas;
         let data_dir = config.data_dir.clone();
         let stopping = stop.clone();
+        let snapshots = cluster.snapshot_interval_ms > 0;
+        let cluster = cluster.clone();
         let thread = std::thread::Builder::new()
             .name("follow-log".into())
             .spawn(move || {
                 let stopped = || stopping.load(std::sync::atomic::Ordering::Acquire);
-                let store = loop {
+                let open = || loop {
                     if stopped() {
                         return None;
                     }
@@ -430,15 +459,18 @@ impl Following {
                     match Store::open_on(&data_dir, options(), move |_| {
                         Ok(Box::new(ReplicatedLog::follow(log)?))
                     }) {
-                        Ok(store) => break store,
+                        Ok(store) => {
+                            tracing::info!(position = store.applied_position(), "following the stream");
+                            *node.checkpointed.lock() = Some(store.checkpointed_handle());
+                            return Some(store);
+                        }
                         Err(error) => {
                             tracing::warn!(%error, "the follower's copy could not be opened yet; retrying");
                             std::thread::sleep(Duration::from_secs(1));
                         }
                     }
                 };
-                tracing::info!(position = store.applied_position(), "following the stream");
-                *node.checkpointed.lock() = Some(store.checkpointed_handle());
+                let mut store = open()?;
                 while !stopped() {
                     // A pass reads what came since the last one through a consumer of its own
                     // (none when nothing came): passes a quarter second apart keep the copy that
@@ -455,6 +487,27 @@ impl Following {
                         }
                         Err(StoreError::LogLost(reason)) => {
                             node.set_copy(CopyState::Lost(reason));
+                            if snapshots {
+                                // The copy is closed and replaced by the shared checkpoint,
+                                // if one will do; either way a copy is opened again.
+                                store.close();
+                                drop(store);
+                                let restored = match snapshot::restore(&cluster, &data_dir) {
+                                    Ok(restored) => restored,
+                                    Err(error) => {
+                                        tracing::warn!(error = format!("{error:#}"), "the shared checkpoint could not be restored");
+                                        None
+                                    }
+                                };
+                                if restored.is_some() {
+                                    metrics::counter!("rewards_cluster_snapshot_restores_total")
+                                        .increment(1);
+                                }
+                                store = open()?;
+                                if restored.is_some() {
+                                    continue;
+                                }
+                            }
                             let since = Instant::now();
                             while !stopped() && since.elapsed() < LOST_PERIOD {
                                 std::thread::sleep(FOLLOW_PERIOD);
@@ -502,6 +555,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     // A mapping that does not parse stops start-up before anything is opened.
     let mappings = crate::ingest::Mappings::load(&config.mappings_dir)?;
     claim_directory(&config.data_dir)?;
+    snapshot::clear_interrupted(&config.data_dir)?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr().context("the bound address")?;
@@ -517,7 +571,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
             .unwrap_or_else(|| format!("http://{address}")),
         token: hex::encode(rand::random::<[u8; 16]>()),
     };
-    let node = Arc::new(Node::new(cluster.clone(), me));
+    let node = Arc::new(Node::new(cluster.clone(), me, config.data_dir.clone()));
     metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
     // One listener for SIGTERM and Ctrl-C for the node's whole life: a signal that comes while
     // the node takes the data over is not lost between the two servers.
@@ -640,6 +694,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
         }
     };
     *node.checkpointed.lock() = Some(store.checkpointed_handle());
+    *node.store.lock() = Some(store.clone());
     let (app, arbiters) = crate::server::assemble_app(&config, store.clone(), mappings)?;
     let _ = app.forward_token.set(node.me.token.clone());
     let _ = app.lease.set(node.window.clone());
@@ -720,6 +775,11 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
 /// every four periods ([`retention`]).
 async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, period: Duration) {
     let mut checkpoints: Option<retention::Checkpoints> = None;
+    let mut snapshots: Option<snapshot::Snapshots> = None;
+    let snapshot_interval = Duration::from_millis(node.config.snapshot_interval_ms);
+    let publishing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut was_serving = false;
+    let mut next_snapshot = Instant::now();
     for round in 0u64.. {
         let mut first_sequence = None;
         if let Ok(mut stream) = context.get_stream(STREAM).await {
@@ -740,6 +800,46 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
                 }
             }
         }
+        if !snapshot_interval.is_zero() {
+            if snapshots.is_none() {
+                match snapshot::Snapshots::open(&context, &node.config).await {
+                    Ok(opened) => snapshots = Some(opened),
+                    Err(error) => {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "the snapshot bucket is not reachable yet"
+                        );
+                    }
+                }
+            }
+            let serves = node.serves();
+            if let (Some(snapshots), true) = (&snapshots, serves) {
+                if !was_serving {
+                    // A new owner publishes at once when there is no shared checkpoint yet
+                    // (the stream keeps every record until there is one), else after a period.
+                    let exists = matches!(snapshots.position().await, Ok(Some(_)));
+                    next_snapshot = Instant::now()
+                        + if exists {
+                            snapshot_interval
+                        } else {
+                            Duration::ZERO
+                        };
+                }
+                let store = node.store.lock().clone();
+                if let (Some(store), true) = (store, Instant::now() >= next_snapshot) {
+                    if !publishing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                        next_snapshot = Instant::now() + snapshot_interval;
+                        actix::spawn(publish(
+                            snapshots.clone(),
+                            store,
+                            node.data_dir.clone(),
+                            publishing.clone(),
+                        ));
+                    }
+                }
+            }
+            was_serving = serves;
+        }
         if node.config.truncate_log {
             if checkpoints.is_none() {
                 match retention::Checkpoints::open(&context, &node.config).await {
@@ -753,8 +853,14 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
                 }
             }
             if let (Some(checkpoints), Some(position)) = (&checkpoints, node.checkpointed()) {
+                let snapshots = if snapshot_interval.is_zero() {
+                    Snapshotting::Off
+                } else {
+                    Snapshotting::On(snapshots.as_ref())
+                };
                 retain(
                     checkpoints,
+                    snapshots,
                     &context,
                     &node,
                     position,
@@ -768,10 +874,53 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
     }
 }
 
+/// Publishes the shared checkpoint once, saying how it went in metrics and the log.
+async fn publish(
+    snapshots: snapshot::Snapshots,
+    store: Store,
+    data_dir: std::path::PathBuf,
+    publishing: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let started = Instant::now();
+    match snapshots.publish(store, &data_dir).await {
+        Ok(published) => {
+            let seconds = started.elapsed().as_secs_f64();
+            metrics::gauge!("rewards_cluster_snapshot_position").set(published.position as f64);
+            metrics::gauge!("rewards_cluster_snapshot_bytes").set(published.bytes as f64);
+            metrics::gauge!("rewards_cluster_snapshot_seconds").set(seconds);
+            metrics::counter!("rewards_cluster_snapshots_published_total").increment(1);
+            tracing::info!(
+                position = published.position,
+                records = published.records,
+                bytes = published.bytes,
+                elapsed_ms = (seconds * 1000.0) as u64,
+                "the shared checkpoint was published"
+            );
+        }
+        Err(error) => {
+            metrics::counter!("rewards_cluster_snapshot_failures_total").increment(1);
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "the shared checkpoint could not be published; the stream keeps the records after the last one"
+            );
+        }
+    }
+    publishing.store(false, std::sync::atomic::Ordering::Release);
+}
+
+/// Whether the shared checkpoint is published, and its bucket if reachable: with it on, the
+/// stream keeps every record after the published snapshot.
+enum Snapshotting<'a> {
+    Off,
+    On(Option<&'a snapshot::Snapshots>),
+}
+
 /// One round of the retention: this node's checkpoint position written, and on the owner every
-/// fourth round the stream's records every copy has checkpointed dropped.
+/// fourth round the stream's records every copy has checkpointed dropped (and, with the shared
+/// checkpoint on, that it holds).
 async fn retain(
     checkpoints: &retention::Checkpoints,
+    snapshots: Snapshotting<'_>,
     context: &async_nats::jetstream::Context,
     node: &Node,
     position: u64,
@@ -792,7 +941,7 @@ async fn retain(
     if !round.is_multiple_of(4) || !node.serves() {
         return;
     }
-    let floor = match checkpoints.floor(first_sequence).await {
+    let mut floor = match checkpoints.floor(first_sequence).await {
         Ok(Some(floor)) => floor,
         Ok(None) => return,
         Err(error) => {
@@ -803,6 +952,24 @@ async fn retain(
             return;
         }
     };
+    if let Snapshotting::On(snapshots) = snapshots {
+        let Some(snapshots) = snapshots else { return };
+        match snapshots.position().await {
+            Ok(Some(position)) => {
+                metrics::gauge!("rewards_cluster_snapshot_position").set(position as f64);
+                floor = floor.min(position);
+            }
+            // Nothing is dropped before there is a shared checkpoint to make a copy from.
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "the shared checkpoint's position could not be read; nothing is dropped"
+                );
+                return;
+            }
+        }
+    }
     match rewards_storage::replicated::purge_through(context, STREAM, floor).await {
         Ok(0) => {}
         Ok(purged) => {

@@ -8,10 +8,11 @@
 //!
 //! - An entry lapses `retain_for_absent_ms` after its node last wrote it (one hour by default):
 //!   a node that is away longer stops holding the stream's records back, and when it comes
-//!   back its copy may need records that are gone. It then says so (`follower_lost`) and is
-//!   repaired with a copy of a healthy node's directory (docs/OPERATIONS.md).
+//!   back its copy may need records that are gone. It then says so (`follower_lost`) and makes
+//!   its copy again from the shared checkpoint ([`super::snapshot`]).
 //! - A node that joins with an empty directory after a purge cannot build its copy from the
-//!   stream alone: it starts from a copy of a healthy node's directory, as a repaired one does.
+//!   stream alone: it starts from the shared checkpoint too. With the shared checkpoint on, no
+//!   record after its position is dropped (and none before one exists).
 //! - An entry below the stream's first message belongs to a copy that is lost already: it does
 //!   not hold the others back.
 //! - The subject's last message always stays (the writer's fence expects it).

@@ -23,13 +23,20 @@ use crate::support::{audit_wallet, basket, world, Api, Server, World};
 const CONTACTS: usize = 6;
 const CLIENTS: usize = 3;
 
+/// Node `i`, publishing the shared checkpoint every two seconds.
 fn start_node(dir: &Path, nats: &NatsCluster, i: usize) -> Server {
+    start_node_with(dir, nats, i, 2000)
+}
+
+/// Node `i`, publishing the shared checkpoint every `snapshot_interval_ms` (0: never).
+fn start_node_with(dir: &Path, nats: &NatsCluster, i: usize, snapshot_interval_ms: u64) -> Server {
     let config = dir.join(format!("node-{i}.toml"));
     std::fs::write(
         &config,
         format!(
             "checkpoint_interval_ms = 50\n\n[cluster]\nnats = {:?}\nnode = \"node-{i}\"\n\
-             lease_ms = 3000\ndeposed_grace_ms = 1500\n",
+             lease_ms = 3000\ndeposed_grace_ms = 1500\n\
+             snapshot_interval_ms = {snapshot_interval_ms}\n",
             nats.urls()
         ),
     )
@@ -451,6 +458,26 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     );
     assert!(replay["id"].is_string());
 
+    // The deposed node comes back with its disk lost: an empty directory, which the stream
+    // alone no longer rebuilds (records left it above). It makes its copy from the shared
+    // checkpoint by itself and follows the stream; the audit below checks that copy too.
+    std::fs::remove_dir_all(dir.path().join(format!("data-{stale}"))).unwrap();
+    nodes[stale] = Some(start_node(dir.path(), &nats, stale));
+    let rejoined = nodes[stale].as_ref().unwrap().client();
+    until_metric(
+        &rejoined,
+        "rewards_cluster_snapshot_restores_total 1",
+        Duration::from_secs(60),
+    )
+    .await;
+    until_metric(
+        &rejoined,
+        "rewards_cluster_follower_lost 0",
+        Duration::from_secs(30),
+    )
+    .await;
+    println!("node-{stale} came back with an empty directory and restored the shared checkpoint");
+
     // Every node's own materialised copy is consistent, whatever it last saw.
     for node in nodes.iter_mut() {
         if let Some(node) = node.take() {
@@ -553,9 +580,10 @@ async fn until_metric(api: &Api, line: &str, limit: Duration) {
     }
 }
 
-/// Starts node `i`, whose copy the stream cannot rebuild, and waits until it says so.
+/// Starts node `i`, whose copy the stream cannot rebuild (and which has no shared checkpoint to
+/// restore), and waits until it says so.
 async fn start_lost_node(dir: &Path, nats: &NatsCluster, i: usize) -> Server {
-    let node = start_node(dir, nats, i);
+    let node = start_node_with(dir, nats, i, 0);
     until_metric(
         &node.client(),
         "rewards_cluster_follower_lost 1",
@@ -592,7 +620,8 @@ async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
     let Some(binary) = nats_server() else { return };
     let nats = NatsCluster::start(binary);
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Option<Server>> = vec![Some(start_node(dir.path(), &nats, 0))];
+    // No shared checkpoint: the copy can only come from a healthy node.
+    let mut nodes: Vec<Option<Server>> = vec![Some(start_node_with(dir.path(), &nats, 0, 0))];
     assert_eq!(owner(&mut nodes, dir.path(), &nats).await, 0);
     let w = world(&nodes[0].as_ref().unwrap().client(), "EUR").await;
     let contact = w.contact(json!({"code": "C-0"})).await;
@@ -641,8 +670,8 @@ async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
         .status()
         .unwrap();
     assert!(copied.success());
-    nodes[0] = Some(start_node(dir.path(), &nats, 0));
-    nodes[1] = Some(start_node(dir.path(), &nats, 1));
+    nodes[0] = Some(start_node_with(dir.path(), &nats, 0, 0));
+    nodes[1] = Some(start_node_with(dir.path(), &nats, 1, 0));
     owner(&mut nodes, dir.path(), &nats).await;
     for node in nodes.iter().flatten() {
         until_metric(
@@ -659,5 +688,81 @@ async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
     audit_wallet(&w, &wallet).await;
     for node in nodes.iter_mut() {
         node.take().unwrap().stop();
+    }
+}
+
+/// The shared checkpoint: the owner publishes a snapshot of the data, the stream drops the
+/// records it holds, and a node that joins with an empty directory (which the stream alone
+/// could no longer rebuild) makes its copy from the snapshot by itself, follows the stream's
+/// tail, and takes the data over with every write, before the snapshot and after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_after_records_left_the_stream_restores_the_shared_checkpoint() {
+    let Some(binary) = nats_server() else { return };
+    let nats = NatsCluster::start(binary);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Option<Server>> = vec![Some(start_node_with(dir.path(), &nats, 0, 1000))];
+    assert_eq!(owner(&mut nodes, dir.path(), &nats).await, 0);
+    let first_owner = nodes[0].as_ref().unwrap().client();
+    let w = world(&first_owner, "EUR").await;
+    let contact = w.contact(json!({"code": "C-0"})).await;
+    let wallet = contact["wallet_id"].as_str().unwrap().to_string();
+    w.topup(&wallet, "20.00").await;
+
+    // A snapshot covers everything written so far; the stream then drops it all but its
+    // last message, as the retention would once every copy had checkpointed it.
+    let client = async_nats::ConnectOptions::new()
+        .connect(nats.urls().as_slice())
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream.get_stream("REWARDS_P0").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let started = Instant::now();
+    loop {
+        let text = metrics(&first_owner).await;
+        if gauge(&text, "rewards_cluster_snapshot_position").is_some_and(|p| p >= last as f64) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no snapshot as of {last} in 30 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stream.purge().sequence(last).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.first_sequence, last);
+    // The tail: written after the snapshot.
+    w.topup(&wallet, "5.00").await;
+
+    nodes.push(Some(start_node_with(dir.path(), &nats, 1, 1000)));
+    let joined = nodes[1].as_ref().unwrap().client();
+    until_metric(
+        &joined,
+        "rewards_cluster_snapshot_restores_total 1",
+        Duration::from_secs(60),
+    )
+    .await;
+    until_metric(
+        &joined,
+        "rewards_cluster_follower_lost 0",
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // The first owner leaves; the joined node takes the data over and has all of it.
+    nodes[0].take().unwrap().stop();
+    assert_eq!(owner(&mut nodes, dir.path(), &nats).await, 1);
+    let w = World { api: joined, ..w };
+    let balances = w.wallet(&wallet).await;
+    assert_eq!(balances["balances"]["open"], "25.00", "{balances}");
+    audit_wallet(&w, &wallet).await;
+    let data = dir.path().join("data-1");
+    for staging in ["snapshot-in", "snapshot-in.tar", "RESTORING", "BACKUP"] {
+        assert!(!data.join(staging).exists(), "{staging} was left behind");
+    }
+    for node in nodes.iter_mut() {
+        if let Some(node) = node.take() {
+            node.stop();
+        }
     }
 }
