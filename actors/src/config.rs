@@ -252,6 +252,10 @@ mod tests {
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\nsnapshot_interval_ms = 10",
                 "cluster.snapshot_interval_ms",
             ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nsnapshot_interval_ms = 9223372036854775807",
+                "cluster.snapshot_interval_ms",
+            ),
         ] {
             let error = load(&format!("[cluster]\n{text}\n")).unwrap_err();
             assert!(format!("{error:#}").contains(message), "{text}: {error:#}");

@@ -113,6 +113,9 @@ fn default_snapshot_interval_ms() -> u64 {
     600_000
 }
 
+/// The longest `snapshot_interval_ms`: 30 days.
+const MAX_SNAPSHOT_INTERVAL_MS: u64 = 30 * 24 * 3_600_000;
+
 fn default_truncate_log() -> bool {
     true
 }
@@ -158,8 +161,9 @@ impl ClusterConfig {
             "cluster.retain_for_absent_ms must be at least cluster.lease_ms"
         );
         anyhow::ensure!(
-            self.snapshot_interval_ms == 0 || self.snapshot_interval_ms >= 1000,
-            "cluster.snapshot_interval_ms must be 0 (no shared checkpoint) or at least 1000"
+            self.snapshot_interval_ms == 0
+                || (1000..=MAX_SNAPSHOT_INTERVAL_MS).contains(&self.snapshot_interval_ms),
+            "cluster.snapshot_interval_ms must be 0 (no shared checkpoint) or 1000 to {MAX_SNAPSHOT_INTERVAL_MS} (30 days)"
         );
         if let Some(url) = &self.advertise {
             anyhow::ensure!(
@@ -455,6 +459,13 @@ impl Following {
                     if stopped() {
                         return None;
                     }
+                    // A restore that failed and could not clear its half-made copy is
+                    // cleared before anything opens the directory.
+                    if let Err(error) = snapshot::clear_interrupted(&data_dir) {
+                        tracing::error!(error = format!("{error:#}"), "the data directory could not be cleared; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
                     let log = log.clone();
                     match Store::open_on(&data_dir, options(), move |_| {
                         Ok(Box::new(ReplicatedLog::follow(log)?))
@@ -471,6 +482,9 @@ impl Following {
                     }
                 };
                 let mut store = open()?;
+                // Set by a restore, cleared by the next pass that reads to the stream's end: a
+                // copy lost again at once waits before another restore, never loops on it.
+                let mut just_restored = false;
                 while !stopped() {
                     // A pass reads what came since the last one through a consumer of its own
                     // (none when nothing came): passes a quarter second apart keep the copy that
@@ -480,6 +494,7 @@ impl Following {
                         // A pass stopped for the takeover says nothing of the stream's end.
                         Ok(_) if stopped() => {}
                         Ok(_) => {
+                            just_restored = false;
                             if !node.follows() {
                                 node.set_copy(CopyState::Follows);
                             }
@@ -487,12 +502,27 @@ impl Following {
                         }
                         Err(StoreError::LogLost(reason)) => {
                             node.set_copy(CopyState::Lost(reason));
-                            if snapshots {
+                            if snapshots && !std::mem::take(&mut just_restored) {
                                 // The copy is closed and replaced by the shared checkpoint,
                                 // if one will do; either way a copy is opened again.
+                                let copy_position = store.applied_position();
                                 store.close();
                                 drop(store);
-                                let restored = match snapshot::restore(&cluster, &data_dir) {
+                                // The snapshot's position is reported as this node's
+                                // checkpoint while it is fetched: the owner keeps the
+                                // stream's records after it.
+                                let hold = |position: u64| {
+                                    *node.checkpointed.lock() = Some(Arc::new(
+                                        std::sync::atomic::AtomicU64::new(position),
+                                    ));
+                                };
+                                let restored = match snapshot::restore(
+                                    &cluster,
+                                    &data_dir,
+                                    copy_position,
+                                    &hold,
+                                    &stopping,
+                                ) {
                                     Ok(restored) => restored,
                                     Err(error) => {
                                         tracing::warn!(error = format!("{error:#}"), "the shared checkpoint could not be restored");
@@ -505,6 +535,7 @@ impl Following {
                                 }
                                 store = open()?;
                                 if restored.is_some() {
+                                    just_restored = true;
                                     continue;
                                 }
                             }
@@ -555,6 +586,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     // A mapping that does not parse stops start-up before anything is opened.
     let mappings = crate::ingest::Mappings::load(&config.mappings_dir)?;
     claim_directory(&config.data_dir)?;
+    let _node_lock = snapshot::lock_node_directory(&config.data_dir)?;
     snapshot::clear_interrupted(&config.data_dir)?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("binding {}", config.listen))?;
@@ -634,8 +666,11 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     }
     let deposed = Arc::new(tokio::sync::Notify::new());
     let poisoned: Arc<Mutex<Option<String>>> = Arc::default();
-    // The follower's copy is closed first: the owner's store opens the same directory.
+    // The follower's copy is closed first: the owner's store opens the same directory, which
+    // a restore stopped by the takeover may have left half made (it is then emptied, and the
+    // opening below finds the copy lost and gives the lease up).
     following.finish().await;
+    snapshot::clear_interrupted(&config.data_dir)?;
     let opening = {
         let deposed = deposed.clone();
         let poisoned = poisoned.clone();
@@ -817,22 +852,27 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
                 if !was_serving {
                     // A new owner publishes at once when there is no shared checkpoint yet
                     // (the stream keeps every record until there is one), else after a period.
-                    let exists = matches!(snapshots.position().await, Ok(Some(_)));
-                    next_snapshot = Instant::now()
-                        + if exists {
-                            snapshot_interval
-                        } else {
-                            Duration::ZERO
-                        };
+                    let exists = match snapshot::stream_state(&context).await {
+                        Ok(stream) => {
+                            matches!(snapshots.position(&stream.identity).await, Ok(Some(_)))
+                        }
+                        Err(_) => false,
+                    };
+                    next_snapshot = if exists {
+                        later(snapshot_interval)
+                    } else {
+                        Instant::now()
+                    };
                 }
                 let store = node.store.lock().clone();
                 if let (Some(store), true) = (store, Instant::now() >= next_snapshot) {
                     if !publishing.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                        next_snapshot = Instant::now() + snapshot_interval;
+                        next_snapshot = later(snapshot_interval);
                         actix::spawn(publish(
+                            context.clone(),
                             snapshots.clone(),
                             store,
-                            node.data_dir.clone(),
+                            node.clone(),
                             publishing.clone(),
                         ));
                     }
@@ -874,15 +914,28 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
     }
 }
 
+/// `after` from now, or about a century if that overflows the clock.
+fn later(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .or_else(|| now.checked_add(Duration::from_secs(3_153_600_000)))
+        .unwrap_or(now)
+}
+
 /// Publishes the shared checkpoint once, saying how it went in metrics and the log.
 async fn publish(
+    context: async_nats::jetstream::Context,
     snapshots: snapshot::Snapshots,
     store: Store,
-    data_dir: std::path::PathBuf,
+    node: Arc<Node>,
     publishing: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let started = Instant::now();
-    match snapshots.publish(store, &data_dir).await {
+    let data_dir = node.data_dir.clone();
+    match snapshots
+        .publish(&context, store, &data_dir, || node.serves())
+        .await
+    {
         Ok(published) => {
             let seconds = started.elapsed().as_secs_f64();
             metrics::gauge!("rewards_cluster_snapshot_position").set(published.position as f64);
@@ -954,7 +1007,17 @@ async fn retain(
     };
     if let Snapshotting::On(snapshots) = snapshots {
         let Some(snapshots) = snapshots else { return };
-        match snapshots.position().await {
+        let stream = match snapshot::stream_state(context).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "the log stream could not be read; nothing is dropped"
+                );
+                return;
+            }
+        };
+        match snapshots.position(&stream.identity).await {
             Ok(Some(position)) => {
                 metrics::gauge!("rewards_cluster_snapshot_position").set(position as f64);
                 floor = floor.min(position);

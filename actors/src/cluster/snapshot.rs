@@ -18,11 +18,13 @@
 //!   the next start clears the half-replaced copy, and the node restores again.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream::{self, object_store};
 use rewards_storage::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::ClusterConfig;
 
@@ -30,19 +32,53 @@ const BUCKET: &str = "rewards_snapshots";
 const OBJECT: &str = "p0";
 /// The object's metadata key for the stream position the snapshot is as of.
 const POSITION: &str = "position";
+/// The object's metadata key for the log stream it was taken from (the stream's creation
+/// time): a snapshot of a stream since deleted and made again is not this stream's.
+const STREAM: &str = "stream";
 
 /// Written in the data directory before a restore starts replacing the copy, removed once the
 /// copy is whole: found at start, it means the copy in the directory is half replaced.
 const RESTORING: &str = "RESTORING";
+/// Locked by the node's process for its whole life: a second process on the same directory
+/// is refused before it clears or restores anything.
+const NODE_LOCK: &str = "NODE_LOCK";
 /// Where the owner builds a snapshot, and where a restore fetches and unpacks one: inside the
 /// data directory, so the moves into it are renames on one file system.
 const OUTGOING: &str = "snapshot-out";
 const INCOMING_ARCHIVE: &str = "snapshot-in.tar";
 const INCOMING: &str = "snapshot-in";
 
+/// A fetch that receives nothing for this long gives up (the object it read was replaced and
+/// its chunks purged, or the servers are gone); the restore is tried again later.
+const FETCH_IDLE: Duration = Duration::from_secs(30);
+
 /// Entries of a node's data directory that are not its copy of the data.
 fn kept(name: &str) -> bool {
-    name == super::NODE_MARKER || name == RESTORING
+    matches!(
+        name,
+        super::NODE_MARKER | RESTORING | NODE_LOCK | "lost+found"
+    )
+}
+
+/// Takes the node's lock on `data_dir` for as long as the returned file lives.
+pub fn lock_node_directory(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join(NODE_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use by another rewardsd process",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 /// The snapshot bucket, connected.
@@ -56,6 +92,47 @@ pub struct Published {
     pub position: u64,
     pub bytes: u64,
     pub records: u64,
+}
+
+/// The log stream as a snapshot is checked against: which stream it is, and the sequences it
+/// holds.
+pub struct StreamState {
+    pub identity: String,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// The log stream's identity and extent.
+pub async fn stream_state(context: &jetstream::Context) -> anyhow::Result<StreamState> {
+    let info = context
+        .get_stream(super::STREAM)
+        .await
+        .context("finding the log stream")?
+        .info()
+        .await
+        .context("reading the log stream's state")?
+        .clone();
+    Ok(StreamState {
+        identity: info.created.unix_timestamp_nanos().to_string(),
+        first: info.state.first_sequence,
+        last: info.state.last_sequence,
+    })
+}
+
+/// A snapshot's description: the position it is as of, and the stream it was taken from.
+struct Described {
+    position: u64,
+    stream: String,
+}
+
+fn described(info: &object_store::ObjectInfo) -> anyhow::Result<Described> {
+    let position = info
+        .metadata
+        .get(POSITION)
+        .and_then(|p| p.parse::<u64>().ok())
+        .context("the snapshot has no position")?;
+    let stream = info.metadata.get(STREAM).cloned().unwrap_or_default();
+    Ok(Described { position, stream })
 }
 
 impl Snapshots {
@@ -80,27 +157,36 @@ impl Snapshots {
         Ok(Snapshots { bucket })
     }
 
-    /// The stream position the published snapshot is as of; `None` when there is none.
-    pub async fn position(&self) -> anyhow::Result<Option<u64>> {
+    async fn describe(&self) -> anyhow::Result<Option<Described>> {
         match self.bucket.info(OBJECT).await {
-            Ok(info) if !info.deleted => {
-                let position = info
-                    .metadata
-                    .get(POSITION)
-                    .and_then(|p| p.parse::<u64>().ok())
-                    .context("the snapshot has no position")?;
-                Ok(Some(position))
-            }
+            Ok(info) if !info.deleted => Ok(Some(described(&info)?)),
             Ok(_) => Ok(None),
             Err(error) if error.kind() == object_store::InfoErrorKind::NotFound => Ok(None),
             Err(error) => Err(error).context("reading the snapshot's description"),
         }
     }
 
+    /// The stream position the published snapshot of the stream `identity` is as of; `None`
+    /// when there is none (or only one of another stream).
+    pub async fn position(&self, identity: &str) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .describe()
+            .await?
+            .filter(|d| d.stream == identity)
+            .map(|d| d.position))
+    }
+
     /// Publishes a snapshot of `store`, built in `data_dir`: the backup and its archive are
-    /// made on a thread of low priority, then uploaded; the building space is removed after,
-    /// whatever happened.
-    pub async fn publish(&self, store: Store, data_dir: &Path) -> anyhow::Result<Published> {
+    /// made on a thread of low priority, then uploaded, unless `still_owner` says otherwise by
+    /// then or a newer snapshot of the same stream is there. The building space is removed
+    /// after, whatever happened.
+    pub async fn publish(
+        &self,
+        context: &jetstream::Context,
+        store: Store,
+        data_dir: &Path,
+        still_owner: impl Fn() -> bool,
+    ) -> anyhow::Result<Published> {
         let staging = data_dir.join(OUTGOING);
         // A thread of its own, lowered in priority for its whole (short) life.
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -117,13 +203,16 @@ impl Snapshots {
         let built = receiver.await.context("building the snapshot")?;
         let result = async {
             let (archive, stats) = built?;
+            let stream = stream_state(context).await?;
             // A deposed owner's snapshot, finished late, must not replace a newer one.
-            if let Some(existing) = self.position().await? {
+            if let Some(existing) = self.describe().await? {
                 anyhow::ensure!(
-                    existing <= stats.position,
-                    "a newer snapshot (as of {existing}) was published meanwhile"
+                    existing.stream != stream.identity || existing.position <= stats.position,
+                    "a newer snapshot (as of {}) was published meanwhile",
+                    existing.position
                 );
             }
+            anyhow::ensure!(still_owner(), "this node no longer owns the data");
             let mut file = tokio::fs::File::open(&archive)
                 .await
                 .with_context(|| format!("opening {}", archive.display()))?;
@@ -131,7 +220,11 @@ impl Snapshots {
             let meta = object_store::ObjectMetadata {
                 name: OBJECT.to_string(),
                 description: Some(format!("the data as of stream position {}", stats.position)),
-                metadata: [(POSITION.to_string(), stats.position.to_string())].into(),
+                metadata: [
+                    (POSITION.to_string(), stats.position.to_string()),
+                    (STREAM.to_string(), stream.identity),
+                ]
+                .into(),
                 ..Default::default()
             };
             self.bucket
@@ -149,38 +242,57 @@ impl Snapshots {
         result
     }
 
-    /// Fetches the snapshot into `archive` if there is one as of a position at or after
-    /// `needed_after` (the stream holds every record after it); answers its position.
-    async fn fetch(&self, archive: &Path, needed_after: u64) -> anyhow::Result<Option<u64>> {
-        let Some(position) = self.position().await? else {
-            return Ok(None);
-        };
-        if position < needed_after {
-            return Ok(None);
-        }
+    /// The position of the snapshot the stream can carry on from: of this stream, as of a
+    /// position from the stream's first record but one to its last.
+    async fn usable(&self, stream: &StreamState) -> anyhow::Result<Option<u64>> {
+        Ok(self
+            .position(&stream.identity)
+            .await?
+            .filter(|&p| p.saturating_add(1) >= stream.first && p <= stream.last))
+    }
+
+    /// Fetches the snapshot into `archive` and answers its position, checked again against
+    /// `stream` (another may have been published since it was first described). Gives up when
+    /// `stop` is set or nothing comes for [`FETCH_IDLE`].
+    async fn fetch(
+        &self,
+        archive: &Path,
+        stream: &StreamState,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<u64> {
         let mut object = self
             .bucket
             .get(OBJECT)
             .await
             .context("fetching the snapshot")?;
+        let fetched = described(object.info())?;
+        anyhow::ensure!(
+            fetched.stream == stream.identity
+                && fetched.position.saturating_add(1) >= stream.first
+                && fetched.position <= stream.last,
+            "the snapshot changed to one the stream cannot carry on from"
+        );
         let mut file = tokio::fs::File::create(archive)
             .await
             .with_context(|| format!("creating {}", archive.display()))?;
-        tokio::io::copy(&mut object, &mut file)
-            .await
-            .context("fetching the snapshot")?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            anyhow::ensure!(!stop.load(Ordering::Acquire), "stopped");
+            let read = tokio::time::timeout(FETCH_IDLE, object.read(&mut buffer))
+                .await
+                .map_err(|_| anyhow::anyhow!("nothing came for {} s", FETCH_IDLE.as_secs()))?
+                .context("fetching the snapshot")?;
+            let Some(chunk) = buffer.get(..read).filter(|c| !c.is_empty()) else {
+                break;
+            };
+            file.write_all(chunk)
+                .await
+                .with_context(|| format!("writing {}", archive.display()))?;
+        }
         file.sync_all()
             .await
             .with_context(|| format!("syncing {}", archive.display()))?;
-        // The object's own description is read again: a snapshot published meanwhile
-        // replaced the one whose position was read first.
-        let info = object.info();
-        let fetched = info
-            .metadata
-            .get(POSITION)
-            .and_then(|p| p.parse::<u64>().ok())
-            .context("the snapshot has no position")?;
-        Ok(Some(fetched))
+        Ok(fetched.position)
     }
 }
 
@@ -273,11 +385,21 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("syncing {}", dir.display()))
 }
 
-/// Replaces the (closed) copy in `data_dir` with the shared checkpoint, if there is one the
-/// stream can carry on from (as of a position at or after the stream's first record but one).
-/// Answers the position the new copy is as of, or `None` when no snapshot would do. Run by
-/// the follower's thread, outside any runtime.
-pub fn restore(config: &ClusterConfig, data_dir: &Path) -> anyhow::Result<Option<u64>> {
+/// Replaces the (closed) copy in `data_dir`, read through `copy_position`, with the shared
+/// checkpoint, when the stream dropped records the copy needs and holds everything after the
+/// snapshot. Answers the position the new copy is as of, or `None` when the copy is left as it
+/// is: no snapshot will do, or the copy is not behind the stream's first record (a stream that
+/// ends before the copy's position lost its history; the copy is kept for an operator).
+/// `hold` is told the snapshot's position before the fetch, so the node reports it as its
+/// checkpoint and the owner keeps the records after it meanwhile. Run by the follower's thread,
+/// outside any runtime; gives up when `stop` is set.
+pub fn restore(
+    config: &ClusterConfig,
+    data_dir: &Path,
+    copy_position: u64,
+    hold: &dyn Fn(u64),
+    stop: &AtomicBool,
+) -> anyhow::Result<Option<u64>> {
     let started = Instant::now();
     let archive = data_dir.join(INCOMING_ARCHIVE);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -291,17 +413,25 @@ pub fn restore(config: &ClusterConfig, data_dir: &Path) -> anyhow::Result<Option
             .await
             .context("connecting to NATS")?;
         let context = jetstream::new(client);
-        let first = context
-            .get_stream(super::STREAM)
-            .await
-            .context("finding the log stream")?
-            .info()
-            .await
-            .context("reading the log stream's state")?
-            .state
-            .first_sequence;
+        let stream = stream_state(&context).await?;
+        if copy_position > stream.last {
+            tracing::error!(
+                copy_position,
+                stream_last = stream.last,
+                "the log stream ends before this node's copy: the stream's history was lost, not the copy's; the copy is kept and not replaced"
+            );
+            return Ok(None);
+        }
+        if copy_position.saturating_add(1) >= stream.first {
+            // The stream holds what the copy needs now (a gap a purge made while it read).
+            return Ok(None);
+        }
         let snapshots = Snapshots::open(&context, config).await?;
-        snapshots.fetch(&archive, first.saturating_sub(1)).await
+        let Some(position) = snapshots.usable(&stream).await? else {
+            return Ok(None);
+        };
+        hold(position);
+        snapshots.fetch(&archive, &stream, stop).await.map(Some)
     });
     drop(runtime);
     let position = match fetched {
@@ -334,6 +464,23 @@ pub fn restore(config: &ClusterConfig, data_dir: &Path) -> anyhow::Result<Option
     Ok(Some(position))
 }
 
+/// Makes every file and directory under `dir` durable (tar writes without syncing).
+fn sync_tree(dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("syncing {}", path.display()))?;
+        }
+    }
+    sync_dir(dir)
+}
+
 /// Replaces the copy in `data_dir` with the snapshot in `archive`, as of `position`.
 fn replace(data_dir: &Path, archive: &Path, position: u64) -> anyhow::Result<()> {
     // From here until the marker goes, the directory's copy is not whole.
@@ -352,6 +499,9 @@ fn replace(data_dir: &Path, archive: &Path, position: u64) -> anyhow::Result<()>
         "the snapshot is not a whole backup (no {} file)",
         rewards_storage::BACKUP_MARKER
     );
+    // Durable before the old copy goes: the marker's removal below must not outlive a new
+    // copy whose files a power cut would leave empty.
+    sync_tree(&incoming)?;
     for entry in
         std::fs::read_dir(data_dir).with_context(|| format!("reading {}", data_dir.display()))?
     {
@@ -380,4 +530,63 @@ fn replace(data_dir: &Path, archive: &Path, position: u64) -> anyhow::Result<()>
     remove(&data_dir.join(RESTORING))?;
     sync_dir(data_dir)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_restore_cut_short_leaves_an_empty_copy_and_the_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        for file in [super::super::NODE_MARKER, NODE_LOCK, "LOCK", "version"] {
+            std::fs::write(data.join(file), "x").unwrap();
+        }
+        for sub in [
+            "keyspaces/3",
+            "lost+found",
+            "snapshot-in/keyspaces",
+            "snapshot-out/copy",
+        ] {
+            std::fs::create_dir_all(data.join(sub)).unwrap();
+        }
+        std::fs::write(data.join(INCOMING_ARCHIVE), "tar").unwrap();
+        // Without the marker only the staging space goes: the copy is whole.
+        clear_interrupted(data).unwrap();
+        assert_eq!(
+            names(data),
+            [
+                "CLUSTER_NODE",
+                "LOCK",
+                "NODE_LOCK",
+                "keyspaces",
+                "lost+found",
+                "version"
+            ]
+        );
+        // With it, the half-made copy goes too, and the marker last.
+        std::fs::write(data.join(RESTORING), "7\n").unwrap();
+        clear_interrupted(data).unwrap();
+        assert_eq!(names(data), ["CLUSTER_NODE", "NODE_LOCK", "lost+found"]);
+    }
+
+    #[test]
+    fn one_process_holds_a_node_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_node_directory(dir.path()).unwrap();
+        let refused = lock_node_directory(dir.path()).unwrap_err();
+        assert!(format!("{refused:#}").contains("in use"), "{refused:#}");
+        drop(held);
+        lock_node_directory(dir.path()).unwrap();
+    }
 }

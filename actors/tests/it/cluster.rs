@@ -316,10 +316,19 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     // their copies, and the balances below are checked on every node after the drop.
     let started = Instant::now();
     loop {
-        let text = metrics(&nodes[0].as_ref().unwrap().client()).await;
+        let serving = owner(&mut nodes, dir.path(), &nats).await;
+        let text = metrics(&nodes[serving].as_ref().unwrap().client()).await;
         let first = gauge(&text, "rewards_cluster_log_first_sequence").unwrap_or(0.0);
-        if first > 1.0 {
+        // The owner shows the shared checkpoint's position once it published one or purged.
+        let snapshot = gauge(&text, "rewards_cluster_snapshot_position");
+        if let (true, Some(snapshot)) = (first > 1.0, snapshot) {
             println!("the stream starts at sequence {first}: the records before it were dropped");
+            // Never past the shared checkpoint: a copy made from it finds the stream's next
+            // record there.
+            assert!(
+                first - 1.0 <= snapshot,
+                "the stream starts at {first}, after the shared checkpoint ({snapshot})"
+            );
             break;
         }
         assert!(
@@ -464,9 +473,10 @@ async fn acknowledged_purchases_survive_failovers_exactly_once() {
     std::fs::remove_dir_all(dir.path().join(format!("data-{stale}"))).unwrap();
     nodes[stale] = Some(start_node(dir.path(), &nats, stale));
     let rejoined = nodes[stale].as_ref().unwrap().client();
-    until_metric(
+    until_at_least(
         &rejoined,
-        "rewards_cluster_snapshot_restores_total 1",
+        "rewards_cluster_snapshot_restores_total",
+        1.0,
         Duration::from_secs(60),
     )
     .await;
@@ -575,6 +585,22 @@ async fn until_metric(api: &Api, line: &str, limit: Duration) {
         assert!(
             started.elapsed() < limit,
             "no `{line}` in {limit:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the unlabelled metric `name` on `api` is at least `value`.
+async fn until_at_least(api: &Api, name: &str, value: f64, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let text = metrics(api).await;
+        if gauge(&text, name).is_some_and(|v| v >= value) {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{name} not at {value} in {limit:?}:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -736,9 +762,10 @@ async fn a_node_that_joins_after_records_left_the_stream_restores_the_shared_che
 
     nodes.push(Some(start_node_with(dir.path(), &nats, 1, 1000)));
     let joined = nodes[1].as_ref().unwrap().client();
-    until_metric(
+    until_at_least(
         &joined,
-        "rewards_cluster_snapshot_restores_total 1",
+        "rewards_cluster_snapshot_restores_total",
+        1.0,
         Duration::from_secs(60),
     )
     .await;
