@@ -837,15 +837,10 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
         }
         if !snapshot_interval.is_zero() {
             if snapshots.is_none() {
-                match snapshot::Snapshots::open(&context, &node.config).await {
-                    Ok(opened) => snapshots = Some(opened),
-                    Err(error) => {
-                        tracing::warn!(
-                            error = format!("{error:#}"),
-                            "the snapshot bucket is not reachable yet"
-                        );
-                    }
-                }
+                snapshots = reached(
+                    snapshot::Snapshots::open(&context, &node.config).await,
+                    "the snapshot bucket is not reachable yet",
+                );
             }
             let serves = node.serves();
             if let (Some(snapshots), true) = (&snapshots, serves) {
@@ -882,15 +877,10 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
         }
         if node.config.truncate_log {
             if checkpoints.is_none() {
-                match retention::Checkpoints::open(&context, &node.config).await {
-                    Ok(opened) => checkpoints = Some(opened),
-                    Err(error) => {
-                        tracing::warn!(
-                            error = format!("{error:#}"),
-                            "the checkpoint bucket is not reachable yet"
-                        );
-                    }
-                }
+                checkpoints = reached(
+                    retention::Checkpoints::open(&context, &node.config).await,
+                    "the checkpoint bucket is not reachable yet",
+                );
             }
             if let (Some(checkpoints), Some(position)) = (&checkpoints, node.checkpointed()) {
                 let snapshots = if snapshot_interval.is_zero() {
@@ -912,6 +902,13 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
         }
         tokio::time::sleep(period).await;
     }
+}
+
+/// A bucket opened, or `None` with `warning` logged (it is tried again next round).
+fn reached<T>(opened: anyhow::Result<T>, warning: &str) -> Option<T> {
+    opened
+        .map_err(|error| tracing::warn!(error = format!("{error:#}"), "{warning}"))
+        .ok()
 }
 
 /// `after` from now, or about a century if that overflows the clock.

@@ -637,6 +637,36 @@ async fn stays_without_the_data(api: &Api) {
     assert_eq!(health.status, 503, "{}", health.body);
 }
 
+/// One node (publishing the shared checkpoint every `snapshot_interval_ms`) that owns the
+/// data, a business and a contact whose wallet holds 20.00: the nodes, the world and the
+/// wallet's id.
+async fn one_owner_with_a_wallet(
+    dir: &Path,
+    nats: &NatsCluster,
+    snapshot_interval_ms: u64,
+) -> (Vec<Option<Server>>, World, String) {
+    let mut nodes: Vec<Option<Server>> =
+        vec![Some(start_node_with(dir, nats, 0, snapshot_interval_ms))];
+    assert_eq!(owner(&mut nodes, dir, nats).await, 0);
+    let w = world(&nodes[0].as_ref().unwrap().client(), "EUR").await;
+    let contact = w.contact(json!({"code": "C-0"})).await;
+    let wallet = contact["wallet_id"].as_str().unwrap().to_string();
+    w.topup(&wallet, "20.00").await;
+    (nodes, w, wallet)
+}
+
+/// The log stream, through a JetStream client of the test's own.
+async fn log_stream(nats: &NatsCluster) -> async_nats::jetstream::stream::Stream {
+    let client = async_nats::ConnectOptions::new()
+        .connect(nats.urls().as_slice())
+        .await
+        .unwrap();
+    async_nats::jetstream::new(client)
+        .get_stream("REWARDS_P0")
+        .await
+        .unwrap()
+}
+
 /// The stream drops its first records (as a retention limit would) and a node joins with an
 /// empty directory: its copy cannot be rebuilt from the stream. It says so, forwards requests,
 /// and does not take the data over when the owner leaves (its store could not open on the
@@ -647,20 +677,10 @@ async fn a_node_the_stream_cannot_rebuild_forwards_but_never_takes_over() {
     let nats = NatsCluster::start(binary);
     let dir = tempfile::tempdir().unwrap();
     // No shared checkpoint: the copy can only come from a healthy node.
-    let mut nodes: Vec<Option<Server>> = vec![Some(start_node_with(dir.path(), &nats, 0, 0))];
-    assert_eq!(owner(&mut nodes, dir.path(), &nats).await, 0);
-    let w = world(&nodes[0].as_ref().unwrap().client(), "EUR").await;
-    let contact = w.contact(json!({"code": "C-0"})).await;
-    let wallet = contact["wallet_id"].as_str().unwrap().to_string();
-    w.topup(&wallet, "20.00").await;
+    let (mut nodes, w, wallet) = one_owner_with_a_wallet(dir.path(), &nats, 0).await;
 
     // Every record but the last leaves the stream.
-    let client = async_nats::ConnectOptions::new()
-        .connect(nats.urls().as_slice())
-        .await
-        .unwrap();
-    let jetstream = async_nats::jetstream::new(client);
-    let mut stream = jetstream.get_stream("REWARDS_P0").await.unwrap();
+    let mut stream = log_stream(&nats).await;
     let last = stream.info().await.unwrap().state.last_sequence;
     stream.purge().sequence(last).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.first_sequence, last);
@@ -726,35 +746,19 @@ async fn a_node_that_joins_after_records_left_the_stream_restores_the_shared_che
     let Some(binary) = nats_server() else { return };
     let nats = NatsCluster::start(binary);
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<Option<Server>> = vec![Some(start_node_with(dir.path(), &nats, 0, 1000))];
-    assert_eq!(owner(&mut nodes, dir.path(), &nats).await, 0);
-    let first_owner = nodes[0].as_ref().unwrap().client();
-    let w = world(&first_owner, "EUR").await;
-    let contact = w.contact(json!({"code": "C-0"})).await;
-    let wallet = contact["wallet_id"].as_str().unwrap().to_string();
-    w.topup(&wallet, "20.00").await;
+    let (mut nodes, w, wallet) = one_owner_with_a_wallet(dir.path(), &nats, 1000).await;
 
     // A snapshot covers everything written so far; the stream then drops it all but its
     // last message, as the retention would once every copy had checkpointed it.
-    let client = async_nats::ConnectOptions::new()
-        .connect(nats.urls().as_slice())
-        .await
-        .unwrap();
-    let jetstream = async_nats::jetstream::new(client);
-    let mut stream = jetstream.get_stream("REWARDS_P0").await.unwrap();
+    let mut stream = log_stream(&nats).await;
     let last = stream.info().await.unwrap().state.last_sequence;
-    let started = Instant::now();
-    loop {
-        let text = metrics(&first_owner).await;
-        if gauge(&text, "rewards_cluster_snapshot_position").is_some_and(|p| p >= last as f64) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no snapshot as of {last} in 30 s:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_at_least(
+        &nodes[0].as_ref().unwrap().client(),
+        "rewards_cluster_snapshot_position",
+        last as f64,
+        Duration::from_secs(30),
+    )
+    .await;
     stream.purge().sequence(last).await.unwrap();
     assert_eq!(stream.info().await.unwrap().state.first_sequence, last);
     // The tail: written after the snapshot.
