@@ -54,6 +54,24 @@ impl Report {
                 "max": ms(h.max()),
                 "mean": h.mean() / 1000.0,
             },
+            // Open loop: the latency's parts, to tell the server's share of a tail from the
+            // generator's pool of connections.
+            "open_loop": args.rate.map(|_| {
+                let (w, r) = (&outcome.waited_us, &outcome.round_trip_us);
+                json!({
+                    "waited_for_a_connection_ms": {
+                        "p50": ms(w.value_at_quantile(0.50)),
+                        "p99": ms(w.value_at_quantile(0.99)),
+                        "max": ms(w.max()),
+                        "share_over_5ms": 1.0 - w.quantile_below(5000),
+                    },
+                    "round_trip_ms": {
+                        "p50": ms(r.value_at_quantile(0.50)),
+                        "p99": ms(r.value_at_quantile(0.99)),
+                        "max": ms(r.max()),
+                    },
+                })
+            }),
             "processor": (args.processor_share > 0.0).then(|| {
                 let r = &outcome.routing;
                 json!({
@@ -108,6 +126,20 @@ impl Report {
             l["p999"].as_f64().unwrap_or(0.0),
             l["max"].as_f64().unwrap_or(0.0),
         );
+        if let Some(o) = j["open_loop"].as_object() {
+            let (w, r) = (&o["waited_for_a_connection_ms"], &o["round_trip_ms"]);
+            println!(
+                "of which waiting for one of the {} connections: p50 {:.2}  p99 {:.2}  max {:.2} ms ({:.1} % of requests over 5 ms); the request itself: p50 {:.2}  p99 {:.2}  max {:.2} ms",
+                j["connections"],
+                w["p50"].as_f64().unwrap_or(0.0),
+                w["p99"].as_f64().unwrap_or(0.0),
+                w["max"].as_f64().unwrap_or(0.0),
+                100.0 * w["share_over_5ms"].as_f64().unwrap_or(0.0),
+                r["p50"].as_f64().unwrap_or(0.0),
+                r["p99"].as_f64().unwrap_or(0.0),
+                r["max"].as_f64().unwrap_or(0.0),
+            );
+        }
         if let Some(cpu) = j["generator_cpu_seconds"].as_f64() {
             println!(
                 "generator CPU: {cpu:.2} s, {:.1} µs per request",

@@ -36,6 +36,10 @@ pub struct Money {
 /// What one worker saw.
 pub struct WorkerOutcome {
     pub latency_us: Histogram<u64>,
+    /// Open loop: how long each request waited past its due time for a free connection.
+    pub waited_us: Histogram<u64>,
+    /// Open loop: from each request's sending to its answer.
+    pub round_trip_us: Histogram<u64>,
     pub requests: u64,
     pub events: u64,
     pub errors: BTreeMap<String, u64>,
@@ -89,6 +93,8 @@ impl RoutingOutcome {
 
 pub struct Outcome {
     pub latency_us: Histogram<u64>,
+    pub waited_us: Histogram<u64>,
+    pub round_trip_us: Histogram<u64>,
     pub requests: u64,
     pub events: u64,
     pub errors: BTreeMap<String, u64>,
@@ -790,6 +796,8 @@ pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
                 ),
                 outcome: WorkerOutcome {
                     latency_us: histogram(),
+                    waited_us: histogram(),
+                    round_trip_us: histogram(),
                     requests: 0,
                     events: 0,
                     errors: BTreeMap::new(),
@@ -822,9 +830,21 @@ pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
                             now
                         }
                     };
+                    let sent = Instant::now();
                     worker.one().await;
                     let latency = intended.elapsed().as_micros() as u64;
                     worker.outcome.latency_us.saturating_record(latency.max(1));
+                    if args.rate.is_some() {
+                        // The latency's two parts: the wait for a free connection (the pool is
+                        // `--connections` large) and the request itself.
+                        let waited = sent.saturating_duration_since(intended).as_micros() as u64;
+                        let round_trip = sent.elapsed().as_micros() as u64;
+                        worker.outcome.waited_us.saturating_record(waited.max(1));
+                        worker
+                            .outcome
+                            .round_trip_us
+                            .saturating_record(round_trip.max(1));
+                    }
                 }
                 worker.outcome
             })
@@ -838,6 +858,8 @@ pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
         .map(|(before, after)| after - before);
     let mut total = Outcome {
         latency_us: histogram(),
+        waited_us: histogram(),
+        round_trip_us: histogram(),
         requests: 0,
         events: 0,
         errors: BTreeMap::new(),
@@ -849,10 +871,13 @@ pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
     };
     for outcome in outcomes {
         let outcome = outcome.context("a worker failed")?;
-        total
-            .latency_us
-            .add(&outcome.latency_us)
-            .expect("same bounds");
+        for (sum, part) in [
+            (&mut total.latency_us, &outcome.latency_us),
+            (&mut total.waited_us, &outcome.waited_us),
+            (&mut total.round_trip_us, &outcome.round_trip_us),
+        ] {
+            sum.add(part).expect("same bounds");
+        }
         total.requests += outcome.requests;
         total.events += outcome.events;
         for (code, count) in outcome.errors {

@@ -103,6 +103,26 @@ async fn the_load_generator_reports_and_checks_the_money() {
         } else {
             assert!(written["processor"].is_null(), "{mode}");
         }
+        // The open loop splits its latency: the wait for a free connection, then the request.
+        let parts = &written["open_loop"];
+        if mode == "open" {
+            let (waited, round_trip) = (
+                &parts["waited_for_a_connection_ms"],
+                &parts["round_trip_ms"],
+            );
+            let share = waited["share_over_5ms"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&share), "{parts}");
+            assert!(round_trip["p50"].as_f64().unwrap() > 0.0, "{parts}");
+            // Neither part exceeds the whole it is part of.
+            for part in [waited, round_trip] {
+                assert!(
+                    part["max"].as_f64().unwrap() <= written["latency_ms"]["max"].as_f64().unwrap(),
+                    "{parts}"
+                );
+            }
+        } else {
+            assert!(parts.is_null(), "{mode}: {parts}");
+        }
         let errors = written["errors"].as_object().unwrap();
         assert!(
             errors.keys().all(|code| code != "transport"),
