@@ -53,6 +53,11 @@ pub struct Args {
     /// How long to send traffic (after setup), e.g. 30s, 2m.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// Traffic sent first, as the run's own (and counted in its requests and money check),
+    /// whose latencies are not recorded: the first requests open the connections and start
+    /// the wallets' actors, which in an open loop makes every request after them late.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
     /// Purchases per batch request; 0 sends single purchases.
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,

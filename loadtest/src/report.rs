@@ -36,6 +36,7 @@ impl Report {
             "read_share": args.read_share,
             "seed": args.seed,
             "duration_seconds": seconds,
+            "warmup_seconds": args.warmup.as_secs_f64(),
             "requests": outcome.requests,
             "events": outcome.events,
             "requests_per_second": outcome.requests as f64 / seconds,

@@ -752,13 +752,17 @@ fn cpu_seconds() -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
+/// How long before its due time an open loop's request may be sent (the timer's granularity).
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
 pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
     let endpoint = Endpoint::parse(&shared.world.target)?;
     let args = &shared.args;
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let deadline = started + args.duration;
-    let bar = ProgressBar::new(args.duration.as_secs().max(1));
+    let deadline = started + args.warmup + args.duration;
+    let measured_from = started + args.warmup;
+    let bar = ProgressBar::new((args.warmup + args.duration).as_secs().max(1));
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} {bar:30} {msg}").expect("template"),
     );
@@ -819,7 +823,12 @@ pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
                             if due >= deadline {
                                 break;
                             }
-                            tokio::time::sleep_until(due.into()).await;
+                            // The runtime's timer wakes on whole milliseconds, after the time asked
+                            // for: asking for a millisecond before the due time sends the request
+                            // at most that much early instead of up to that much late (its
+                            // latency then counts from its sending).
+                            let wake = due.checked_sub(TIMER_SLACK).unwrap_or(due);
+                            tokio::time::sleep_until(wake.into()).await;
                             due
                         }
                         None => {
@@ -832,7 +841,10 @@ pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
                     };
                     let sent = Instant::now();
                     worker.one().await;
-                    let latency = intended.elapsed().as_micros() as u64;
+                    if intended < measured_from {
+                        continue;
+                    }
+                    let latency = intended.min(sent).elapsed().as_micros() as u64;
                     worker.outcome.latency_us.saturating_record(latency.max(1));
                     if args.rate.is_some() {
                         // The latency's two parts: the wait for a free connection (the pool is

@@ -16,6 +16,7 @@ fn args(target: &str, json: &std::path::Path) -> Args {
         connections: 8,
         rate: None,
         duration: Duration::from_millis(1500),
+        warmup: Duration::ZERO,
         batch_size: 0,
         spend_share: 0.5,
         read_share: 0.1,
@@ -42,6 +43,7 @@ async fn the_load_generator_reports_and_checks_the_money() {
     };
     let open = Args {
         rate: Some(200.0),
+        warmup: Duration::from_millis(300),
         ..args(&server.base, &json)
     };
     let processor = Args {
