@@ -837,7 +837,7 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
         }
         if !snapshot_interval.is_zero() {
             if snapshots.is_none() {
-                snapshots = reached(
+                snapshots = warned(
                     snapshot::Snapshots::open(&context, &node.config).await,
                     "the snapshot bucket is not reachable yet",
                 );
@@ -847,12 +847,7 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
                 if !was_serving {
                     // A new owner publishes at once when there is no shared checkpoint yet
                     // (the stream keeps every record until there is one), else after a period.
-                    let exists = match snapshot::stream_state(&context).await {
-                        Ok(stream) => {
-                            matches!(snapshots.position(&stream.identity).await, Ok(Some(_)))
-                        }
-                        Err(_) => false,
-                    };
+                    let exists = matches!(snapshots.current(&context).await, Ok(Some(_)));
                     next_snapshot = if exists {
                         later(snapshot_interval)
                     } else {
@@ -877,7 +872,7 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
         }
         if node.config.truncate_log {
             if checkpoints.is_none() {
-                checkpoints = reached(
+                checkpoints = warned(
                     retention::Checkpoints::open(&context, &node.config).await,
                     "the checkpoint bucket is not reachable yet",
                 );
@@ -904,9 +899,9 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
     }
 }
 
-/// A bucket opened, or `None` with `warning` logged (it is tried again next round).
-fn reached<T>(opened: anyhow::Result<T>, warning: &str) -> Option<T> {
-    opened
+/// The value, or `None` with `warning` logged (the watcher tries again next round).
+fn warned<T>(result: anyhow::Result<T>, warning: &str) -> Option<T> {
+    result
         .map_err(|error| tracing::warn!(error = format!("{error:#}"), "{warning}"))
         .ok()
 }
@@ -991,44 +986,23 @@ async fn retain(
     if !round.is_multiple_of(4) || !node.serves() {
         return;
     }
-    let mut floor = match checkpoints.floor(first_sequence).await {
-        Ok(Some(floor)) => floor,
-        Ok(None) => return,
-        Err(error) => {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "the checkpoint positions could not be read; nothing is dropped"
-            );
-            return;
-        }
+    let Some(Some(mut floor)) = warned(
+        checkpoints.floor(first_sequence).await,
+        "the checkpoint positions could not be read; nothing is dropped",
+    ) else {
+        return;
     };
     if let Snapshotting::On(snapshots) = snapshots {
+        // Nothing is dropped before there is a shared checkpoint to make a copy from.
         let Some(snapshots) = snapshots else { return };
-        let stream = match snapshot::stream_state(context).await {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "the log stream could not be read; nothing is dropped"
-                );
-                return;
-            }
+        let Some(Some(position)) = warned(
+            snapshots.current(context).await,
+            "the shared checkpoint's position could not be read; nothing is dropped",
+        ) else {
+            return;
         };
-        match snapshots.position(&stream.identity).await {
-            Ok(Some(position)) => {
-                metrics::gauge!("rewards_cluster_snapshot_position").set(position as f64);
-                floor = floor.min(position);
-            }
-            // Nothing is dropped before there is a shared checkpoint to make a copy from.
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "the shared checkpoint's position could not be read; nothing is dropped"
-                );
-                return;
-            }
-        }
+        metrics::gauge!("rewards_cluster_snapshot_position").set(position as f64);
+        floor = floor.min(position);
     }
     match rewards_storage::replicated::purge_through(context, STREAM, floor).await {
         Ok(0) => {}

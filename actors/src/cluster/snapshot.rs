@@ -104,14 +104,14 @@ pub struct StreamState {
 
 /// The log stream's identity and extent.
 pub async fn stream_state(context: &jetstream::Context) -> anyhow::Result<StreamState> {
-    let info = context
+    let mut stream = context
         .get_stream(super::STREAM)
         .await
-        .context("finding the log stream")?
+        .context("finding the log stream")?;
+    let info = stream
         .info()
         .await
-        .context("reading the log stream's state")?
-        .clone();
+        .context("reading the log stream's state")?;
     Ok(StreamState {
         identity: info.created.unix_timestamp_nanos().to_string(),
         first: info.state.first_sequence,
@@ -174,6 +174,13 @@ impl Snapshots {
             .await?
             .filter(|d| d.stream == identity)
             .map(|d| d.position))
+    }
+
+    /// The position of the published snapshot of the log stream as it is now; `None` when
+    /// there is none.
+    pub async fn current(&self, context: &jetstream::Context) -> anyhow::Result<Option<u64>> {
+        let stream = stream_state(context).await?;
+        self.position(&stream.identity).await
     }
 
     /// Publishes a snapshot of `store`, built in `data_dir`: the backup and its archive are
