@@ -114,7 +114,7 @@ fn wallet_and_entries() -> (Wallet, Vec<rewards_core::wallet::LedgerEntry>) {
         )
         .expect("spend");
     entries.extend(spent.entries);
-    (wallet, entries)
+    (wallet, entries.to_vec())
 }
 
 fn event_record() -> EventRecord {

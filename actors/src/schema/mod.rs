@@ -21,7 +21,7 @@
 //! | `event_index` | `c` · contact · `u64` created at · event id; `s` · contact · `str` classification · `str` period (a financial statement) | raw event id | none |
 //! | `event_index` | `r` · referred contact (a referral half done: its referrer's side committed) | [`PendingReferralRecord`] | 1 |
 //! | `event_index` | `m` · business · merchant · `u64` at · event id · kind (1 a void, 2 a return, then the return's id; 0, an event's own entry, is kept in its `b` entry instead) | [`SettlementRecord`] | 1 |
-//! | `ledger` | wallet · `u64` sequence number of the first entry | [`LedgerEntriesRecord`] | 1 |
+//! | `ledger` | wallet · `u64` sequence number of the first entry | [`LedgerEntriesRecord`] (each entry written against the one before it, `ledger.rs`) | 2 (reads 1) |
 //! | `idempotency` | business · `str` scope · `str` external system · `str` external reference; processor · `str` "processor" · `str` transaction reference; one business's part of a processor purchase: its key · `ff` · business | [`StoredResponse`](crate::idempotency::StoredResponse) | 1 |
 //! | `identities` | business · kind · `str` identifier, kind 1 wallet code, 2 contact code, 3 CIM, 4 gift card, 5 payment medium, 6 referral code; a contact id as an identity: business · 0 · contact id | raw contact id | none |
 //! | `counters` | `o` · offer | two `i64` big-endian (awarded minor units, awards), merged by the writer | none |
@@ -68,6 +68,7 @@
 //! through that arm, beside golden bytes of the new version.
 
 pub mod keys;
+mod ledger;
 mod records;
 mod versions;
 

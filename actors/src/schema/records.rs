@@ -256,8 +256,10 @@ pub struct OpenLotRecord {
 
 // ---- Ledger ----
 
-/// The ledger entries one operation posted, in sequence order.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// The ledger entries one operation posted, in sequence order. From format 2 on each entry is
+/// written against the one before it, leaving out what it repeats (see `schema::ledger`);
+/// format 1 wrote every entry whole, as [`LedgerEntryRecord`]'s derives do.
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LedgerEntriesRecord(pub Vec<LedgerEntryRecord>);
 
 impl From<&[LedgerEntry]> for LedgerEntriesRecord {

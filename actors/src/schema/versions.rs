@@ -78,7 +78,16 @@ impl Record for EventRecord {
 }
 
 impl Record for LedgerEntriesRecord {
-    const VERSION: u8 = 1;
+    /// Version 2 writes each entry against the one before it (`schema::ledger`); version 1
+    /// wrote every entry whole.
+    const VERSION: u8 = 2;
+
+    fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            codec::decode_body::<super::ledger::WholeEntries>(body)
+                .map(|whole| LedgerEntriesRecord(whole.0))
+        })
+    }
 }
 
 impl Record for PendingReferralRecord {

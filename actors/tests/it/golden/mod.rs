@@ -162,6 +162,10 @@ fn the_codec_seeds_read_and_write_as_they_were_written() {
     );
     let entries: LedgerEntriesRecord = current("ledger_entries.bin");
     assert!(!entries.0.is_empty());
+    // Written by version 1, every entry whole: read through its old arm.
+    let v1: LedgerEntriesRecord =
+        codec::decode(&seed("ledger_entries_v1.bin")).expect("a version 1 ledger record decodes");
+    assert_eq!(v1, entries);
     let event: EventRecord = current("event_v6.bin");
     assert!(event.purchase.is_some());
     assert!(event.of_event.is_some());

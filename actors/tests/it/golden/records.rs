@@ -213,10 +213,84 @@ fn ledger_entries() -> Vec<LedgerEntriesRecord> {
             }
         })
         .collect();
-    vec![LedgerEntriesRecord(entries)]
+    vec![LedgerEntriesRecord(entries), purchase_entries()]
 }
 
-const LEDGER_ENTRIES: [&str; 1] = [
+/// What a purchase posts: an instant award and its redemption, then a deferred award, each
+/// entry following from the one before (consecutive sequence numbers, one event and time,
+/// the event's own lots, balances moved by the postings), as format 2 leaves out.
+fn purchase_entries() -> LedgerEntriesRecord {
+    let entry = |seq: u64,
+                 kind,
+                 amount: i64,
+                 lot,
+                 postings: [(AccountRecord, i64); 2],
+                 balances: [i64; 3]| {
+        LedgerEntryRecord {
+            seq,
+            kind,
+            amount: money(amount),
+            event_id: Some(EVENT),
+            lot_id: Some(lot),
+            estimate_id: None,
+            at: NOW,
+            postings: postings
+                .iter()
+                .map(|(account, amount)| PostingRecord {
+                    account: *account,
+                    amount: money(*amount),
+                })
+                .collect(),
+            balances_after: BalancesRecord {
+                commerce: money(balances[0]),
+                open: money(balances[1]),
+                reserved: money(balances[2]),
+            },
+        }
+    };
+    let first = LotId::for_event(EVENT, 0);
+    let second = LotId::for_event(EVENT, 1);
+    LedgerEntriesRecord(vec![
+        entry(
+            41,
+            EntryKindRecord::Award,
+            380,
+            first,
+            [
+                (AccountRecord::Commerce, 380),
+                (AccountRecord::AwardFunding, -380),
+            ],
+            [2_003, 2_974, 0],
+        ),
+        entry(
+            42,
+            EntryKindRecord::Redeem,
+            380,
+            first,
+            [(AccountRecord::Commerce, -380), (AccountRecord::Open, 380)],
+            [1_623, 3_354, 0],
+        ),
+        entry(
+            43,
+            EntryKindRecord::Award,
+            20,
+            second,
+            [
+                (AccountRecord::Commerce, 20),
+                (AccountRecord::AwardFunding, -20),
+            ],
+            [1_643, 3_354, 0],
+        ),
+    ])
+}
+
+const LEDGER_ENTRIES: [&str; 2] = [
+    "020b010500c80101100707070707070707070707070707070702100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d01100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b01fd00bcacdc430300000200c801c7010000000001ca0100000001fd02bcacdc430300000201ca02c9010201040002cc00000001fd04bcacdc430300000202cc03cb010403080003ce00000001fd06bcacdc430300000203ce041005050505050505050505050505050505cd0106050c0004d000000001fd08bcacdc4303000002041005050505050505050505050505050505d005cf010807100005d200000001fd0abcacdc430300000205d206d1010a09140006d400000001fd0cbcacdc430300000206d407d3010c0b180007d600000001fd0ebcacdc430300000207d608d5010e0d1c0008d800000001fd10bcacdc430300000208d809d701100f200009da00000001fd12bcacdc430300000209da00d901121124000adc00000001fd14bcacdc430300000200dc01db01141328",
+    "0203012900fbf8020101100707070707070707070707070707070701000001fd00bcacdc430300000200fbf80203fbf70201fba60ffb3c17000001fbf80200010000000200fbf70201fbf802000000280001010000020028032700",
+];
+
+/// The first example as version 1 wrote it, every entry whole.
+const LEDGER_ENTRIES_V1: [&str; 1] = [
     "010b0500c801100707070707070707070707070707070701100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d01100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0bfd00bcacdc430300000200c801c70000000601ca000000fd02bcacdc430300000201ca02c90201040702cc000000fd04bcacdc430300000202cc03cb0403080803ce000000fd06bcacdc430300000203ce041005050505050505050505050505050505cd06050c0904d0000000fd08bcacdc4303000002041005050505050505050505050505050505d005cf0807100a05d2000000fd0abcacdc430300000205d206d10a09140b06d4000000fd0cbcacdc430300000206d407d30c0b180c07d6000000fd0ebcacdc430300000207d608d50e0d1c0d08d8000000fd10bcacdc430300000208d809d7100f200e09da000000fd12bcacdc430300000209da00d91211240f0adc000000fd14bcacdc430300000200dc01db141328",
 ];
 
@@ -1190,6 +1264,10 @@ fn every_record_type_writes_and_reads_its_golden_bytes() {
     check(&open_lots(), &OPEN_LOTS);
     check(&lots(), &LOTS);
     check(&ledger_entries(), &LEDGER_ENTRIES);
+    check_old(
+        &ledger_entries()[..LEDGER_ENTRIES_V1.len()],
+        &LEDGER_ENTRIES_V1,
+    );
     check(&contacts(), &CONTACTS);
     check(&contact_states(), &CONTACT_STATES);
     check(&events(), &EVENTS);
