@@ -28,6 +28,7 @@ pub mod replicated;
 mod store;
 mod writer;
 
+pub use batch::for_each_logged_change;
 pub use checkpoint::CheckpointStats;
 pub use codec::{CodecError, Record};
 pub use store::{
