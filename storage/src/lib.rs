@@ -26,6 +26,7 @@ pub mod nats_cluster;
 mod overlay;
 pub mod replicated;
 mod store;
+mod trickle;
 mod writer;
 
 pub use batch::for_each_logged_change;

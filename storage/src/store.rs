@@ -405,6 +405,9 @@ pub(crate) struct Inner {
     pub(crate) checkpointed: Arc<AtomicU64>,
     pub(crate) checkpoint_bytes: usize,
     pub(crate) crash_in_checkpoint_after_spaces: Option<usize>,
+    /// Marked by each checkpoint so that the trickle thread writes its files back as they grow
+    /// (with durability `sync`; see `trickle.rs`).
+    pub(crate) trickle_activity: Option<Arc<AtomicU64>>,
     /// The directory's `LOCK` file, locked exclusively while the store is open: two processes
     /// writing one store would corrupt it.
     _lock: std::fs::File,
@@ -451,6 +454,8 @@ pub struct Store {
     replayed: u64,
     /// How far [`Store::catch_up`] read the log (see [`Store::followed_position`]).
     followed: Arc<AtomicU64>,
+    /// Writes checkpoints' files back as they grow; stops when the last clone is dropped.
+    trickle: Option<Arc<crate::trickle::Trickle>>,
 }
 
 pub(crate) fn decode_counter(bytes: &[u8]) -> [i64; 2] {
@@ -511,6 +516,13 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let checkpoint = crate::checkpoint::read_position_of(&spaces)?;
         let log = open_log(checkpoint)?;
+        let trickle = match options.durability {
+            Durability::Sync => Some(Arc::new(
+                crate::trickle::Trickle::start(path)
+                    .map_err(|e| StoreError::Io(format!("spawning the trickle thread: {e}")))?,
+            )),
+            Durability::Buffered => None,
+        };
         let mut inner = Inner {
             db,
             spaces,
@@ -522,6 +534,7 @@ impl Store {
             checkpointed: Arc::new(AtomicU64::new(checkpoint)),
             checkpoint_bytes: options.checkpoint_bytes,
             crash_in_checkpoint_after_spaces: options.crash_in_checkpoint_after_spaces,
+            trickle_activity: trickle.as_ref().map(|t| t.activity()),
             _lock: lock,
         };
         inner.overlay = Overlay::new(checkpoint);
@@ -559,6 +572,7 @@ impl Store {
             durability: options.durability,
             replayed,
             followed: Arc::new(AtomicU64::new(0)),
+            trickle,
         })
     }
 
@@ -862,6 +876,9 @@ impl Store {
                 tracing::warn!(%error, "the closing checkpoint failed; the log still holds every write");
             }
         }
+        if let Some(trickle) = &self.trickle {
+            trickle.stop();
+        }
     }
 
     /// Stops as a crash would: the writer and checkpointer end, nothing more is materialised
@@ -870,6 +887,9 @@ impl Store {
     pub fn close_without_checkpoint(&self) {
         self.writer.close();
         self.checkpointer.stop();
+        if let Some(trickle) = &self.trickle {
+            trickle.stop();
+        }
     }
 
     /// Copies every record, as of one moment, into a new store at `to` (a directory that does
