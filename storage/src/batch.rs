@@ -99,13 +99,14 @@ pub type LoggedChange<'a> = dyn FnMut(Space, &[u8], Option<&[u8]>) + 'a;
 /// Visits every change in the write-ahead log of the store at `data_dir` (a stopped server's
 /// data directory, or a copy), from its oldest segment on: its space, key and new value (`None`
 /// for a deletion), in log order. Returns the records and bytes read. For measuring what the
-/// server writes (`log-stats`); the log is opened as recovery opens it, so a record torn by a
-/// crash at its end is cut off.
+/// server writes (`log-stats`). It takes the directory's lock, so it refuses a store a server
+/// has open, and opens the log as recovery does: a record torn by a crash at its end is cut off.
 pub fn for_each_logged_change(
     data_dir: &std::path::Path,
     visit: &mut LoggedChange<'_>,
 ) -> Result<(u64, u64), StoreError> {
     use crate::log::Log;
+    let _lock = crate::store::lock_directory(data_dir)?;
     let dir = data_dir.join("log");
     let oldest = std::fs::read_dir(&dir)
         .map_err(|e| StoreError::Io(format!("reading {}: {e}", dir.display())))?

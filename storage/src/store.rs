@@ -194,7 +194,7 @@ pub enum StoreError {
 
 /// Takes the directory's exclusive lock, or says who holds it. The lock goes with the process,
 /// so a crashed server leaves none behind.
-fn lock_directory(path: &Path) -> Result<std::fs::File, StoreError> {
+pub(crate) fn lock_directory(path: &Path) -> Result<std::fs::File, StoreError> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -516,11 +516,15 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let checkpoint = crate::checkpoint::read_position_of(&spaces)?;
         let log = open_log(checkpoint)?;
+        // The trickle only shortens commits' waits: without it the store works as before.
         let trickle = match options.durability {
-            Durability::Sync => Some(Arc::new(
-                crate::trickle::Trickle::start(path)
-                    .map_err(|e| StoreError::Io(format!("spawning the trickle thread: {e}")))?,
-            )),
+            Durability::Sync => match crate::trickle::Trickle::start(path) {
+                Ok(trickle) => Some(Arc::new(trickle)),
+                Err(error) => {
+                    tracing::warn!(%error, "the trickle thread did not start; checkpoints' files reach the disk at their own fsyncs");
+                    None
+                }
+            },
             Durability::Buffered => None,
         };
         let mut inner = Inner {

@@ -14,14 +14,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
 /// How often a pass runs while the store writes files.
 const PASS_INTERVAL: Duration = Duration::from_millis(25);
+/// How often an idle thread looks whether a checkpoint has begun.
+const IDLE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long after a checkpoint the passes go on: fjall compacts the tables it added.
 const AFTER_CHECKPOINT: Duration = Duration::from_secs(10);
 /// Directories deeper than this under the store's are not walked (fjall's are two deep).
@@ -30,15 +32,15 @@ const MAX_DEPTH: usize = 4;
 /// (modification times are coarse).
 const MARGIN: Duration = Duration::from_secs(1);
 
+/// Milliseconds on a monotonic clock (a step of the wall clock moves no deadline).
 fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64 + 1
 }
 
 /// The thread's handle; dropping it stops the thread.
 pub(crate) struct Trickle {
-    /// Until when (milliseconds since the epoch) passes run.
+    /// Until when (in [`now_millis`]) passes run.
     active_until: Arc<AtomicU64>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -91,19 +93,23 @@ pub(crate) fn mark_busy(activity: &AtomicU64) {
 }
 
 fn run(dir: &Path, active_until: &AtomicU64, stop: &(Mutex<bool>, Condvar)) {
+    // File modification times are wall-clock times: a pass compares them with the wall clock.
     let mut since = SystemTime::now();
+    let mut busy = false;
     loop {
         {
             let (lock, wake) = stop;
             let mut stopped = lock.lock();
             if !*stopped {
-                wake.wait_for(&mut stopped, PASS_INTERVAL);
+                let wait = if busy { PASS_INTERVAL } else { IDLE_INTERVAL };
+                wake.wait_for(&mut stopped, wait);
             }
             if *stopped {
                 return;
             }
         }
-        if now_millis() > active_until.load(Ordering::Relaxed) {
+        busy = now_millis() <= active_until.load(Ordering::Relaxed);
+        if !busy {
             since = SystemTime::now();
             continue;
         }

@@ -23,7 +23,7 @@
 //! The first entry states all of them: there is no entry before it.
 
 use rewards_core::{EstimateId, EventId, LotId, Money, Timestamp};
-use serde::de::Error as _;
+use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
 
@@ -187,13 +187,31 @@ impl Serialize for LedgerEntriesRecord {
 
 impl<'de> Deserialize<'de> for LedgerEntriesRecord {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let compact = Vec::<CompactEntry>::deserialize(deserializer)?;
-        let mut entries: Vec<LedgerEntryRecord> = Vec::with_capacity(compact.len());
-        for entry in compact {
-            let entry = entry.resolve(entries.last()).map_err(D::Error::custom)?;
-            entries.push(entry);
+        /// Resolves each entry as it is read, so a record is held once, not also as its
+        /// compact entries.
+        struct Entries;
+
+        impl<'de> Visitor<'de> for Entries {
+            type Value = LedgerEntriesRecord;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of ledger entries")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Reserved up to a megabyte, as serde's own `Vec` does: a corrupt length claims
+                // no more than that before its entries run out.
+                let most = (1 << 20) / std::mem::size_of::<LedgerEntryRecord>();
+                let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(most));
+                while let Some(entry) = seq.next_element::<CompactEntry>()? {
+                    let entry = entry.resolve(entries.last()).map_err(A::Error::custom)?;
+                    entries.push(entry);
+                }
+                Ok(LedgerEntriesRecord(entries))
+            }
         }
-        Ok(LedgerEntriesRecord(entries))
+
+        deserializer.deserialize_seq(Entries)
     }
 }
 

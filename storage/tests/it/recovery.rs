@@ -244,3 +244,44 @@ fn writes_that_outrun_checkpoints_wait_for_them_and_memory_stays_bounded() {
         );
     }
 }
+
+#[test]
+fn the_logged_changes_are_read_back_from_a_stopped_store_and_refused_from_an_open_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    for i in 0..50u64 {
+        let mut set = WriteSet::new();
+        set.put_raw(Space::Events, key(i), vec![i as u8; 100]);
+        if i % 10 == 0 {
+            set.delete(Space::Events, key(i));
+        }
+        store.write(set).unwrap();
+    }
+    let mut visit = |_: Space, _: &[u8], _: Option<&[u8]>| {};
+    assert!(
+        matches!(
+            rewards_storage::for_each_logged_change(dir.path(), &mut visit),
+            Err(rewards_storage::StoreError::InUse(_))
+        ),
+        "a store a server has open is refused"
+    );
+    store.close_without_checkpoint();
+    drop(store);
+    let (mut puts, mut deletes, mut value_bytes) = (0, 0, 0);
+    let (records, bytes) =
+        rewards_storage::for_each_logged_change(dir.path(), &mut |space, key, value| {
+            assert_eq!(space, Space::Events);
+            assert_eq!(key.len(), 9);
+            match value {
+                Some(v) => {
+                    puts += 1;
+                    value_bytes += v.len();
+                }
+                None => deletes += 1,
+            }
+        })
+        .unwrap();
+    assert_eq!((puts, deletes, value_bytes), (50, 5, 5_000));
+    assert_eq!(records, 50);
+    assert!(bytes > 5_000);
+}
