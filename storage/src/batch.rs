@@ -108,14 +108,9 @@ pub fn for_each_logged_change(
     use crate::log::Log;
     let _lock = crate::store::lock_directory(data_dir)?;
     let dir = data_dir.join("log");
-    let oldest = std::fs::read_dir(&dir)
-        .map_err(|e| StoreError::Io(format!("reading {}: {e}", dir.display())))?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name();
-            name.to_str()?.strip_suffix(".wal")?.parse::<u64>().ok()
-        })
-        .min()
-        .unwrap_or(1);
+    let oldest = crate::log::segments(&dir)?
+        .first()
+        .map_or(1, |(first, _)| *first);
     let log = crate::log::FileLog::open(
         &dir,
         crate::store::Durability::Buffered,

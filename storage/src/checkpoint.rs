@@ -56,17 +56,13 @@ pub(crate) fn run_once(inner: &Inner) -> Result<Option<CheckpointStats>, StoreEr
     let Some((generation, through)) = inner.overlay.freeze() else {
         return Ok(None);
     };
-    if let Some(activity) = &inner.trickle_activity {
-        crate::trickle::mark_busy(activity);
-    }
+    inner.mark_trickle_busy();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         write(inner, &generation, through)
     }))
     .unwrap_or_else(|_| Err(StoreError::Io("the checkpoint panicked".into())));
     // fjall compacts the tables the checkpoint added: their files are written back as well.
-    if let Some(activity) = &inner.trickle_activity {
-        crate::trickle::mark_busy(activity);
-    }
+    inner.mark_trickle_busy();
     match result {
         Ok(stats) => Ok(Some(stats)),
         Err(error) => {

@@ -146,7 +146,7 @@ fn segment_name(first: Position) -> String {
 }
 
 /// The segments in `dir`, by the position of their first record, oldest first.
-fn segments(dir: &Path) -> Result<Vec<(Position, PathBuf)>, StoreError> {
+pub(crate) fn segments(dir: &Path) -> Result<Vec<(Position, PathBuf)>, StoreError> {
     let mut found = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| io("reading", dir, e))?;
     for entry in entries {

@@ -420,6 +420,13 @@ impl Inner {
         &self.spaces[space.index()]
     }
 
+    /// Keeps the trickle thread's passes going (from a checkpoint's start and end).
+    pub(crate) fn mark_trickle_busy(&self) {
+        if let Some(activity) = &self.trickle_activity {
+            crate::trickle::mark_busy(activity);
+        }
+    }
+
     /// Stops every later write, once: a failed commit, fsync or checkpoint (fjall's guidance:
     /// do not retry and carry on).
     pub(crate) fn poison(&self, message: &str) {
