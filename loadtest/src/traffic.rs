@@ -844,13 +844,19 @@ pub async fn drive(shared: Arc<Shared>) -> anyhow::Result<Outcome> {
                     if intended < measured_from {
                         continue;
                     }
-                    let latency = intended.min(sent).elapsed().as_micros() as u64;
+                    // One clock reading for the latency and its parts, so that no part can
+                    // come out longer than the whole.
+                    let finished = Instant::now();
+                    let latency = finished
+                        .saturating_duration_since(intended.min(sent))
+                        .as_micros() as u64;
                     worker.outcome.latency_us.saturating_record(latency.max(1));
                     if args.rate.is_some() {
                         // The latency's two parts: the wait for a free connection (the pool is
                         // `--connections` large) and the request itself.
                         let waited = sent.saturating_duration_since(intended).as_micros() as u64;
-                        let round_trip = sent.elapsed().as_micros() as u64;
+                        let round_trip =
+                            finished.saturating_duration_since(sent).as_micros() as u64;
                         worker.outcome.waited_us.saturating_record(waited.max(1));
                         worker
                             .outcome
