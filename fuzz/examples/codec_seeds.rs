@@ -16,7 +16,9 @@ use rewards_actors::events::{
 };
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::{PosFacts, RouteRecord, RouteState};
-use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, OpenLotRecord, WalletRecord};
+use rewards_actors::schema::{
+    ContactRecord, LedgerEntriesRecord, LotsRecord, OpenLotRecord, WalletRecord,
+};
 use rewards_core::claim::ClaimCode;
 use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::identity::Identity;
@@ -253,8 +255,13 @@ fn main() {
 
     let (wallet, entries) = wallet_and_entries();
     // `wallet_v1.bin` is the same wallet as version 1 wrote it, its lots inline; from version 2
-    // each open lot is a record of its own.
+    // each open lot is a record of its own, and `wallet_v2.bin` is that wallet as version 2
+    // wrote it (`open_lot_v1.bin` its lot, whole). `wallet_inline.bin` keeps its lots inline,
+    // written against each other as version 3 writes them.
     let mut state = WalletRecord::from(&wallet);
+    write(&dir, "wallet_inline.bin", &state);
+    // The same lots as an event's closed lots.
+    write(&dir, "lots.bin", &LotsRecord(state.lots.clone()));
     let first_lot = state.lots.first().cloned().expect("the seed wallet has a lot");
     state.lots.clear();
     state.lots_apart = true;
@@ -370,7 +377,7 @@ fn main() {
     std::fs::write(dir.join("event_v1.bin"), &v1).expect("write a seed");
 
     println!(
-        "wrote 11 seeds to {} (the event is {} bytes)",
+        "wrote the seeds to {} (the event is {} bytes)",
         dir.display(),
         event.len()
     );

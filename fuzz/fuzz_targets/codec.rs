@@ -14,8 +14,8 @@ use rewards_actors::events::EventRecord;
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
 use rewards_actors::schema::{
-    ContactRecord, LedgerEntriesRecord, OpenLotRecord, PendingReferralRecord, SettlementRecord,
-    WalletRecord,
+    ContactRecord, LedgerEntriesRecord, LotsRecord, OpenLotRecord, PendingReferralRecord,
+    SettlementRecord, WalletRecord,
 };
 use rewards_actors::webhooks::DeliveryRecord;
 use rewards_storage::codec::{self, Record};
@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<EventRecord>(data);
     round_trip::<WalletRecord>(data);
     round_trip::<OpenLotRecord>(data);
+    round_trip::<LotsRecord>(data);
     round_trip::<ContactRecord>(data);
     round_trip::<RouteRecord>(data);
     round_trip::<StoredResponse>(data);

@@ -38,7 +38,7 @@ pub(super) struct WholeEntries(pub Vec<LedgerEntryRecord>);
 
 /// A part of an entry that follows from the entry before it, or its value.
 #[derive(Serialize, Deserialize)]
-enum Relative<T> {
+pub(super) enum Relative<T> {
     Implied,
     Stated(T),
 }
@@ -81,7 +81,7 @@ fn balances_moved(before: &BalancesRecord, postings: &[PostingRecord]) -> Option
 }
 
 /// The index `lot` has among `event`'s lots, when it is one of them.
-fn lot_index(event: EventId, lot: LotId) -> Option<u32> {
+pub(super) fn lot_index(event: EventId, lot: LotId) -> Option<u32> {
     // `LotId::for_event` XORs index + 1 into the event id's last eight bytes (the first of them
     // then loses its top bits to the variant): the last seven give the index back, and the id
     // computed from it is compared whole, so only an exact match is left out.
@@ -99,7 +99,7 @@ fn lot_index(event: EventId, lot: LotId) -> Option<u32> {
     (LotId::for_event(EventId::from_bytes(*event), index).as_bytes() == lot).then_some(index)
 }
 
-fn implied<T: PartialEq + Copy>(value: T, before: Option<T>) -> Relative<T> {
+pub(super) fn implied<T: PartialEq + Copy>(value: T, before: Option<T>) -> Relative<T> {
     if before == Some(value) {
         Relative::Implied
     } else {

@@ -15,7 +15,7 @@
 //! | `config` | business · kind · id, kind 1 business, 2 merchant, 3 TAP, 4 scheme, 5 tiers (under the business id), 6 offer, 8 processor (under the nil business), 9 webhook; scheme codes: business · 7 · scheme · `str` code | [`ConfigRecord`] | 1 |
 //! | `keys` | API key id | [`KeyRecord`](crate::auth::KeyRecord) | 1 |
 //! | `contacts` | contact id | [`ContactRecord`] (the profile) | 1 |
-//! | `wallets` | wallet id | [`WalletRecord`] (its open lots inline, or, with `lots_apart`, in `open_lots` below once the wallet has more than `wallet_lots_apart_above`) | 2 (reads 1) |
+//! | `wallets` | wallet id | [`WalletRecord`] (its open lots inline, or, with `lots_apart`, in `open_lots` below once the wallet has more than `wallet_lots_apart_above`; each lot written against the one before it, `lots.rs`) | 3 (reads 1 and 2) |
 //! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 6 (reads 1 to 5) |
 //! | `event_index` | `b` · business · `u64` created at · event id | raw event id, then, for an event settled with a merchant, its own [`SettlementRecord`] (version byte and all) | 1 (the record) |
 //! | `event_index` | `c` · contact · `u64` created at · event id; `s` · contact · `str` classification · `str` period (a financial statement) | raw event id | none |
@@ -26,7 +26,7 @@
 //! | `identities` | business · kind · `str` identifier, kind 1 wallet code, 2 contact code, 3 CIM, 4 gift card, 5 payment medium, 6 referral code; a contact id as an identity: business · 0 · contact id | raw contact id | none |
 //! | `counters` | `o` · offer | two `i64` big-endian (awarded minor units, awards), merged by the writer | none |
 //! | `meta` | `checkpoint` (storage's own) | raw `u64` big-endian log position | none |
-//! | `lots` | wallet · event · `u64` wallet's next sequence number when written | [`LotsRecord`] | 1 |
+//! | `lots` | wallet · event · `u64` wallet's next sequence number when written | [`LotsRecord`] (each lot written against the one before it, `lots.rs`) | 2 (reads 1) |
 //! | `contact_states` | contact id | [`ContactState`](crate::contact_state::ContactState) | 1 |
 //! | `routes` | `r` · event id | [`RouteRecord`](crate::router::records::RouteRecord) | 1 |
 //! | `routes` | `l` · `str` TAP code · business · event id (pending or unclaimed) | empty | none |
@@ -35,7 +35,7 @@
 //! | `estimates` | `h` · `u64` expires at · estimate id (an open hold) | raw contact id | none |
 //! | `outbox` | `d` · webhook id · delivery id | [`DeliveryRecord`](crate::webhooks::DeliveryRecord) | 1 |
 //! | `outbox` | `p` · delivery id (pending) | raw webhook id | none |
-//! | `open_lots` | wallet · lot id | [`OpenLotRecord`] (the lot and its place among the wallet's lots) | 1 |
+//! | `open_lots` | wallet · lot id | [`OpenLotRecord`] (the lot, its id as its index among its event's lots, and its place among the wallet's lots) | 2 (reads 1) |
 //!
 //! # What the records are made of
 //!
@@ -69,6 +69,7 @@
 
 pub mod keys;
 mod ledger;
+mod lots;
 mod records;
 mod versions;
 

@@ -30,13 +30,15 @@ use crate::registry::Processor;
 
 /// A wallet's state, with its open lots inline while they are few. From format 2 on, a wallet
 /// with many lots stores them apart (one [`OpenLotRecord`] each, in `open_lots`) and `lots` is
-/// written empty; format 1 always held them inline.
+/// written empty; format 1 always held them inline. From format 3 on the lots are written each
+/// against the one before it (`schema::lots`); formats 1 and 2 wrote them whole.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct WalletRecord {
     pub id: WalletId,
     pub contact_id: ContactId,
     pub business_id: BusinessId,
     pub currency: Currency,
+    #[serde(with = "super::lots::sequence")]
     pub lots: Vec<LotRecord>,
     pub open: Money,
     pub reserved: Money,
@@ -230,9 +232,10 @@ impl From<FundingRecord> for Funding {
     }
 }
 
-/// The lots of one event that one operation closed.
+/// The lots of one event that one operation closed. From format 2 on each is written against
+/// the one before it (`schema::lots`); format 1 wrote them whole.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub struct LotsRecord(pub Vec<LotRecord>);
+pub struct LotsRecord(#[serde(with = "super::lots::sequence")] pub Vec<LotRecord>);
 
 impl From<&[Lot]> for LotsRecord {
     fn from(lots: &[Lot]) -> LotsRecord {
@@ -247,10 +250,12 @@ impl From<LotsRecord> for Vec<Lot> {
 }
 
 /// One open lot of a wallet, stored apart from the wallet's record, with its place among the
-/// wallet's lots (lots are spent in that order when their expiries tie).
+/// wallet's lots (lots are spent in that order when their expiries tie). From format 2 on the
+/// lot's id is written as its index among its event's lots when it is one (`schema::lots`).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct OpenLotRecord {
     pub order: u64,
+    #[serde(with = "super::lots::single")]
     pub lot: LotRecord,
 }
 

@@ -5,8 +5,9 @@
 
 use rewards_storage::{codec, CodecError, Record};
 
+use super::lots::{WholeLotsWallet, WholeOpenLot};
 use super::records::{
-    ConfigRecord, ContactRecord, LedgerEntriesRecord, LotsRecord, OpenLotRecord,
+    ConfigRecord, ContactRecord, LedgerEntriesRecord, LotRecord, LotsRecord, OpenLotRecord,
     PendingReferralRecord, SettlementRecord, WalletRecord,
 };
 use crate::auth::KeyRecord;
@@ -36,21 +37,38 @@ impl Record for ContactState {
 impl Record for WalletRecord {
     /// Version 2 added `lots_apart` at the end: a record of version 1 (its lots inline) reads
     /// with it false, one 0 byte appended. The version also tells a build that does not know
-    /// lots apart to refuse the record rather than read a wallet without its lots.
-    const VERSION: u8 = 2;
+    /// lots apart to refuse the record rather than read a wallet without its lots. Version 3
+    /// writes each lot against the one before it (`schema::lots`); 1 and 2 wrote them whole.
+    const VERSION: u8 = 3;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
-        (version == 1).then(|| {
-            let mut upgraded = Vec::with_capacity(body.len() + 1);
-            upgraded.extend_from_slice(body);
-            upgraded.push(0);
-            codec::decode_body(&upgraded)
-        })
+        let whole = match version {
+            1 => {
+                let mut upgraded = Vec::with_capacity(body.len() + 1);
+                upgraded.extend_from_slice(body);
+                upgraded.push(0);
+                codec::decode_body::<WholeLotsWallet>(&upgraded)
+            }
+            2 => codec::decode_body::<WholeLotsWallet>(body),
+            _ => return None,
+        };
+        Some(whole.map(WalletRecord::from))
     }
 }
 
 impl Record for OpenLotRecord {
-    const VERSION: u8 = 1;
+    /// Version 2 writes the lot's id as its index among its event's lots (`schema::lots`);
+    /// version 1 wrote the lot whole.
+    const VERSION: u8 = 2;
+
+    fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            codec::decode_body::<WholeOpenLot>(body).map(|old| OpenLotRecord {
+                order: old.order,
+                lot: old.lot,
+            })
+        })
+    }
 }
 
 impl Record for EventRecord {
@@ -95,7 +113,13 @@ impl Record for PendingReferralRecord {
 }
 
 impl Record for LotsRecord {
-    const VERSION: u8 = 1;
+    /// Version 2 writes each lot against the one before it (`schema::lots`); version 1 wrote
+    /// them whole.
+    const VERSION: u8 = 2;
+
+    fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| codec::decode_body::<Vec<LotRecord>>(body).map(LotsRecord))
+    }
 }
 
 impl Record for StoredResponse {

@@ -8,7 +8,9 @@
 //! A change to a layout cannot pass unnoticed: it needs a new format version, a decoder for the
 //! old one, and new golden bytes beside the old.
 //!
-//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `event_v6.bin`
+//! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `wallet.bin`,
+//! `wallet_inline.bin` and `open_lot.bin` are of today, `wallet_v2.bin` and `open_lot_v1.bin`
+//! their lots written whole, `wallet_v1.bin` one before lots apart; `event_v6.bin`
 //! is an event of today, `event_v5.bin` one before referrals, `event_v4.bin` one before spend
 //! requests, `event_v3.bin` one before financial statements, `event.bin` one before
 //! achievements and `event_v1.bin` one before route facts), which are records as the server
@@ -148,10 +150,18 @@ fn the_codec_seeds_read_and_write_as_they_were_written() {
     let wallet: WalletRecord = current("wallet.bin");
     assert!(wallet.lots.is_empty(), "a wallet's lots are stored apart");
     let lot: OpenLotRecord = current("open_lot.bin");
-    // Written by version 1, its lots inline: read through its old arm.
+    let inline: WalletRecord = current("wallet_inline.bin");
+    assert_eq!(inline.lots.first(), Some(&lot.lot));
+    // Written by versions 1 and 2, their lots whole: read through their old arms.
     let v1: WalletRecord =
         codec::decode(&seed("wallet_v1.bin")).expect("a version 1 wallet decodes");
-    assert_eq!(v1.lots.first(), Some(&lot.lot));
+    assert_eq!(v1, inline);
+    let v2: WalletRecord =
+        codec::decode(&seed("wallet_v2.bin")).expect("a version 2 wallet decodes");
+    assert_eq!(v2, wallet);
+    let lot_v1: OpenLotRecord =
+        codec::decode(&seed("open_lot_v1.bin")).expect("a version 1 open lot decodes");
+    assert_eq!(lot_v1, lot);
     assert_eq!(
         WalletRecord {
             lots: Vec::new(),

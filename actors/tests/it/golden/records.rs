@@ -69,9 +69,36 @@ fn plain_lot() -> LotRecord {
     }
 }
 
+/// Two lots of one event, their ids derived from it, as a purchase's awards are.
+fn event_lots() -> Vec<LotRecord> {
+    (0..2)
+        .map(|index| LotRecord {
+            id: LotId::for_event(ROUTE, index),
+            event_id: ROUTE,
+            ..full_lot()
+        })
+        .collect()
+}
+
 /// A wallet with a hold and negative open money (its lots stored apart); a new wallet in a
-/// currency without decimals.
+/// currency without decimals; from format 3, a wallet with its lots inline: one of an id of no
+/// event, then two of one event.
 fn wallets() -> Vec<WalletRecord> {
+    let mut wallets = wallets_v2();
+    let mut inline = wallets_v1().swap_remove(0);
+    inline.lots = [vec![full_lot()], event_lots()].concat();
+    wallets.push(inline);
+    wallets
+}
+
+const WALLETS: [&str; 3] = [
+    "0310030303030303030303030303030303031002020202020202020202020202020202100101010101010101010101010101010145555202003b5001100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b50180701",
+    "031003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014a50590000000000000000",
+    "03100303030303030303030303030303030310020202020202020202020202020202021001010101010101010101010101010101455552020301100707070707070707070707070707070701100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0dfbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e01100a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0000fbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e000001fbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e3b5001100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b50180700",
+];
+
+/// Format 2: the wallets before format 3's, their lots written whole.
+fn wallets_v2() -> Vec<WalletRecord> {
     let mut wallets = wallets_v1();
     if let Some(first) = wallets.first_mut() {
         first.lots = Vec::new();
@@ -80,7 +107,7 @@ fn wallets() -> Vec<WalletRecord> {
     wallets
 }
 
-const WALLETS: [&str; 2] = [
+const WALLETS_V2: [&str; 2] = [
     "0210030303030303030303030303030303031002020202020202020202020202020202100101010101010101010101010101010145555202003b5001100b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b50180701",
     "021003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014a50590000000000000000",
 ];
@@ -125,8 +152,27 @@ const WALLETS_V1: [&str; 2] = [
     "011003030303030303030303030303030303100202020202020202020202020202020210010101010101010101010101010101014a505900000000000000",
 ];
 
-/// Open lots apart from their wallet, each with its place.
+/// Open lots apart from their wallet, each with its place; from format 2, one whose id is
+/// derived from its event.
 fn open_lots() -> Vec<OpenLotRecord> {
+    let mut lots = open_lots_v1();
+    lots.extend(
+        event_lots()
+            .into_iter()
+            .skip(1)
+            .map(|lot| OpenLotRecord { order: 301, lot }),
+    );
+    lots
+}
+
+const OPEN_LOTS: [&str; 3] = [
+    "020001100707070707070707070707070707070701100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0dfbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e",
+    "02fb2c0101100707070707070707070707070707070701100e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0efbe8030000000000fbe803000000",
+    "02fb2d0101100a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0001fbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e",
+];
+
+/// Format 1: the open lots before format 2's, written whole.
+fn open_lots_v1() -> Vec<OpenLotRecord> {
     vec![
         OpenLotRecord {
             order: 0,
@@ -139,16 +185,29 @@ fn open_lots() -> Vec<OpenLotRecord> {
     ]
 }
 
-const OPEN_LOTS: [&str; 2] = [
+const OPEN_LOTS_V1: [&str; 2] = [
     "0100100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0dfbf401a001fd00a0b83046030000011004040404040404040404040404040404100707070707070707070707070707070701100505050505050505050505050505050501c83c321e",
     "01fb2c01100e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0efbe80300000010070707070707070707070707070707070000fbe803000000",
 ];
 
+/// Closed lots; from format 2, those of one event with ids derived from it.
 fn lots() -> Vec<LotsRecord> {
+    let mut lots = lots_v1();
+    lots.push(LotsRecord(event_lots()));
+    lots
+}
+
+const LOTS: [&str; 2] = [
+    "020201100707070707070707070707070707070701100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0dfbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e0001100e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0efbe8030000000000fbe803000000",
+    "020201100a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0000fbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e000001fbf401a001fd00a0b8304603000001100404040404040404040404040404040401100505050505050505050505050505050501c83c321e",
+];
+
+/// Format 1: the closed lots before format 2's, written whole.
+fn lots_v1() -> Vec<LotsRecord> {
     vec![LotsRecord(vec![full_lot(), plain_lot()])]
 }
 
-const LOTS: [&str; 1] = [
+const LOTS_V1: [&str; 1] = [
     "0102100d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0dfbf401a001fd00a0b83046030000011004040404040404040404040404040404100707070707070707070707070707070701100505050505050505050505050505050501c83c321e100e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0efbe80300000010070707070707070707070707070707070000fbe803000000",
 ];
 
@@ -1260,9 +1319,12 @@ const API_KEYS: [&str; 2] = [
 #[test]
 fn every_record_type_writes_and_reads_its_golden_bytes() {
     check(&wallets(), &WALLETS);
+    check_old(&wallets_v2(), &WALLETS_V2);
     check_old(&wallets_v1(), &WALLETS_V1);
     check(&open_lots(), &OPEN_LOTS);
+    check_old(&open_lots_v1(), &OPEN_LOTS_V1);
     check(&lots(), &LOTS);
+    check_old(&lots_v1(), &LOTS_V1);
     check(&ledger_entries(), &LEDGER_ENTRIES);
     check_old(
         &ledger_entries()[..LEDGER_ENTRIES_V1.len()],
