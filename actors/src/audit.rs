@@ -266,7 +266,7 @@ fn events(
         for award in &event.awards {
             let clawed = ledgers
                 .clawed
-                .get(&award.lot_id)
+                .get(&award.lot_id(event.id))
                 .copied()
                 .unwrap_or_default();
             *awarded_by_offer.entry(award.offer_id).or_default() += (award.amount - clawed).minor();
@@ -276,20 +276,21 @@ fn events(
             None => format!("{} minor units", amount.minor()),
         };
         for award in &event.awards {
-            match ledgers.credited.get(&award.lot_id) {
+            let lot_id = award.lot_id(event.id);
+            match ledgers.credited.get(&lot_id) {
                 Some(amount) if *amount == award.amount => {}
                 Some(amount) => found.push(format!(
                     "event {}: award {} of lot {} is credited as {}",
                     event.id,
                     show(award.amount),
-                    award.lot_id,
+                    lot_id,
                     show(*amount)
                 )),
                 None => found.push(format!(
                     "event {}: award {} of lot {} is not in its wallet's ledger",
                     event.id,
                     show(award.amount),
-                    award.lot_id
+                    lot_id
                 )),
             }
         }
@@ -404,7 +405,7 @@ fn responses(
                     .map(|a| a.iter().filter_map(|x| x.get("lot_id")?.as_str()).collect())
                     .unwrap_or_default();
                 let stored_lots: Vec<String> =
-                    event.awards.iter().map(|a| a.lot_id.to_string()).collect();
+                    event.awards.iter().map(|a| a.lot_id(event.id).to_string()).collect();
                 if answered != stored_lots {
                     found.push(format!(
                         "event {id}: the answer stored under its idempotency key names other awards than the event"

@@ -68,8 +68,81 @@ pub struct AwardRecord {
     pub amount: Money,
     pub redeem: Redemption,
     pub expires_at: Option<Timestamp>,
-    pub lot_id: LotId,
+    /// The lot the award credited ([`AwardRecord::lot_id`] with the event's id).
+    pub lot: AwardLot,
     pub merchant_id: Option<MerchantId>,
+}
+
+impl AwardRecord {
+    /// The id of the lot the award credited, `event` being the id of the award's event.
+    pub fn lot_id(&self, event: EventId) -> LotId {
+        self.lot.id(event)
+    }
+}
+
+/// The lot an award credited: the `index`-th lot of the award's event (its id
+/// `LotId::for_event(event, index)`), as every award is since event format 7, or a lot id
+/// stated whole, as older events hold them.
+///
+/// Stored as a byte string: a stated id as its 16 bytes, exactly as format 6 wrote a lot id,
+/// and an index as its 1 to 4 little-endian bytes without the high zero bytes. One decoder
+/// reads both formats, and an index takes 2 bytes where an id took 17.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum AwardLot {
+    OfEvent(u32),
+    Stated(LotId),
+}
+
+impl AwardLot {
+    pub fn id(self, event: EventId) -> LotId {
+        match self {
+            AwardLot::OfEvent(index) => LotId::for_event(event, index),
+            AwardLot::Stated(id) => id,
+        }
+    }
+}
+
+impl Serialize for AwardLot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AwardLot::Stated(id) => serializer.serialize_bytes(id.as_bytes()),
+            AwardLot::OfEvent(index) => {
+                let bytes = index.to_le_bytes();
+                let used = 4 - index.leading_zeros() as usize / 8;
+                serializer.serialize_bytes(bytes.get(..used.max(1)).unwrap_or(&bytes))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AwardLot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Lot;
+
+        impl serde::de::Visitor<'_> for Lot {
+            type Value = AwardLot;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a lot id of 16 bytes or a lot index of 1 to 4")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<AwardLot, E> {
+                if let Ok(id) = <[u8; 16]>::try_from(bytes) {
+                    return Ok(AwardLot::Stated(LotId::from_bytes(id)));
+                }
+                if bytes.is_empty() || bytes.len() > 4 {
+                    return Err(E::invalid_length(bytes.len(), &self));
+                }
+                let mut index = [0u8; 4];
+                for (out, byte) in index.iter_mut().zip(bytes) {
+                    *out = *byte;
+                }
+                Ok(AwardLot::OfEvent(u32::from_le_bytes(index)))
+            }
+        }
+
+        deserializer.deserialize_bytes(Lot)
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -252,4 +325,64 @@ pub struct RouteFacts {
     pub claim_code: Option<String>,
     pub transaction_reference: Option<String>,
     pub processor_id: Option<ProcessorId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rewards_storage::{codec, CodecError, Record};
+
+    #[derive(Serialize, Deserialize)]
+    struct One<T>(T);
+
+    impl<T: Serialize + serde::de::DeserializeOwned> Record for One<T> {
+        const VERSION: u8 = 1;
+    }
+
+    /// A value alone, as the codec writes it inside a record (the version byte left out).
+    fn bytes_of<T: Serialize + serde::de::DeserializeOwned>(value: T) -> Vec<u8> {
+        codec::encode(&One(value)).split_off(1)
+    }
+
+    fn read(bytes: &[u8]) -> Result<AwardLot, CodecError> {
+        codec::decode_body::<One<AwardLot>>(bytes).map(|one| one.0)
+    }
+
+    #[test]
+    fn an_award_lot_reads_back_as_written_in_its_fewest_bytes() {
+        for (index, len) in [(0u32, 1usize), (1, 1), (255, 1), (256, 2), (65_536, 3)] {
+            let bytes = bytes_of(AwardLot::OfEvent(index));
+            assert_eq!(bytes.len(), 1 + len, "{index}");
+            assert_eq!(read(&bytes).unwrap(), AwardLot::OfEvent(index));
+        }
+        let last = bytes_of(AwardLot::OfEvent(u32::MAX));
+        assert_eq!(last.len(), 5);
+        assert_eq!(read(&last).unwrap(), AwardLot::OfEvent(u32::MAX));
+        let stated = AwardLot::Stated(LotId::from_bytes([9; 16]));
+        assert_eq!(read(&bytes_of(stated)).unwrap(), stated);
+    }
+
+    #[test]
+    fn a_stated_lot_is_written_as_a_lot_id_was() {
+        let id = LotId::from_bytes([9; 16]);
+        assert_eq!(bytes_of(AwardLot::Stated(id)), bytes_of(id));
+    }
+
+    #[test]
+    fn an_award_lot_of_another_length_is_refused() {
+        for len in [0u8, 5, 15, 17] {
+            let mut bytes = vec![len];
+            bytes.extend(std::iter::repeat_n(1, usize::from(len)));
+            assert!(read(&bytes).is_err(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn an_awards_lot_id_is_its_events_lot_of_that_index() {
+        let event = EventId::from_bytes([3; 16]);
+        assert_eq!(AwardLot::OfEvent(4).id(event), LotId::for_event(event, 4));
+        let id = LotId::from_bytes([9; 16]);
+        assert_eq!(AwardLot::Stated(id).id(event), id);
+    }
 }

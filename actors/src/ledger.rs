@@ -76,7 +76,7 @@ pub fn is_plain(lot: &Lot) -> bool {
 /// The closed lot of an award that was redeemed in full (what [`is_plain`] leaves unstored).
 pub fn plain_lot(event: EventId, award: &crate::events::AwardRecord) -> Lot {
     Lot {
-        id: award.lot_id,
+        id: award.lot_id(event),
         amount: award.amount,
         remaining: rewards_core::Money::ZERO,
         expires_at: award.expires_at,

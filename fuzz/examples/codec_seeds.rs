@@ -11,7 +11,7 @@
 //! the old one rather than written over it.
 
 use rewards_actors::events::{
-    AchievementRecord, AwardRecord, EventRecord, EventState, EventType, KpiRecord,
+    AchievementRecord, AwardLot, AwardRecord, EventRecord, EventState, EventType, KpiRecord,
     PaymentMediumRecord, ReturnsRecord, RouteFacts, SpendRecord, StatementRecord,
 };
 use rewards_actors::idempotency::StoredResponse;
@@ -151,7 +151,8 @@ fn event_record() -> EventRecord {
             amount: Money::from_minor(250),
             redeem: Redemption::Instant,
             expires_at: Some(Timestamp(1_800_000_000_000)),
-            lot_id: LotId::for_event(event, 0),
+            // As versions before 7 wrote it, the id whole (see `event_v7.bin` below).
+            lot: AwardLot::Stated(LotId::for_event(event, 0)),
             merchant_id: None,
         }],
         spend: Some(SpendRecord {
@@ -303,14 +304,24 @@ fn main() {
     let upgraded: EventRecord = codec::decode(&v4).expect("a version 4 event decodes");
     assert_eq!(upgraded, statement);
     std::fs::write(dir.join("event_v4.bin"), &v4).expect("write a seed");
-    // The event of today (version 6): a spend request on an earlier purchase; `event_v5.bin` is
-    // the same as version 5 wrote it, before referrals.
+    // The event of today (version 7): a spend request on an earlier purchase, its award's lot
+    // written as its index; `event_v6.bin` is the same as version 6 wrote it, the lot's id
+    // whole, and `event_v5.bin` as version 5 wrote it, before referrals.
     let mut spend_request = event_record();
     spend_request.event_type = EventType::SpendRequest;
     spend_request.of_event = Some(EventId::from_bytes([8; 16]));
     spend_request.later_spent = Money::from_minor(120);
-    let event = write(&dir, "event_v6.bin", &spend_request);
-    let mut v5 = event.clone();
+    let mut today = spend_request.clone();
+    for (index, award) in (0u32..).zip(&mut today.awards) {
+        award.lot = AwardLot::OfEvent(index);
+    }
+    let event = write(&dir, "event_v7.bin", &today);
+    let mut v6 = codec::encode(&spend_request);
+    v6[0] = 6;
+    let upgraded: EventRecord = codec::decode(&v6).expect("a version 6 event decodes");
+    assert_eq!(upgraded, spend_request);
+    std::fs::write(dir.join("event_v6.bin"), &v6).expect("write a seed");
+    let mut v5 = v6.clone();
     assert_eq!(v5.pop(), Some(0), "no referral is one 0 byte at the end");
     v5[0] = 5;
     let upgraded: EventRecord = codec::decode(&v5).expect("a version 5 event decodes");

@@ -386,7 +386,7 @@ impl EventView<'_> {
                     Some(at) => time(&mut a, "expires_at", at),
                     None => a.null("expires_at"),
                 }
-                id(&mut a, "lot_id", award.lot_id.0);
+                id(&mut a, "lot_id", award.lot_id(event.id).0);
                 a.end();
             })
         });
@@ -940,17 +940,21 @@ mod tests {
         use super::super::*;
 
         /// An event's awards, serialized one by one as a sequence.
-        struct AwardsView<'a>(Currency, &'a [crate::events::AwardRecord]);
+        struct AwardsView<'a>(
+            Currency,
+            rewards_core::EventId,
+            &'a [crate::events::AwardRecord],
+        );
 
         impl Serialize for AwardsView<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let AwardsView(c, awards) = *self;
+                let AwardsView(c, event, awards) = *self;
                 s.collect_seq(awards.iter().map(|a| AwardView {
                     offer_id: IdText(a.offer_id.0),
                     amount: MoneyView(c, a.amount),
                     redeem: a.redeem.as_str(),
                     expires_at: a.expires_at.map(TimeView),
-                    lot_id: IdText(a.lot_id.0),
+                    lot_id: IdText(a.lot_id(event).0),
                 }))
             }
         }
@@ -1108,7 +1112,7 @@ mod tests {
                         brand: &pm.brand,
                         kind: &pm.kind,
                     }),
-                    awards: AwardsView(c, &event.awards),
+                    awards: AwardsView(c, event.id, &event.awards),
                     wallet: BalancesView {
                         commerce: MoneyView(c, event.wallet_after.commerce),
                         open: MoneyView(c, event.wallet_after.open),
@@ -1166,7 +1170,7 @@ mod tests {
 
     use crate::events::EventType;
     use crate::events::{
-        AchievementRecord, AwardRecord, KpiRecord, PaymentMediumRecord, ReferralRecord,
+        AchievementRecord, AwardLot, AwardRecord, KpiRecord, PaymentMediumRecord, ReferralRecord,
         ReturnsRecord, RouteFacts, SpendRecord, StatementRecord,
     };
     use rewards_core::offer::{AchievementKind, Redemption};
@@ -1248,7 +1252,7 @@ mod tests {
                 amount: money(150),
                 redeem: Redemption::Deferred,
                 expires_at: Some(Timestamp(1_800_000_000_000)),
-                lot_id: LotId::from_bytes([7; 16]),
+                lot: AwardLot::Stated(LotId::from_bytes([7; 16])),
                 merchant_id: None,
             },
             AwardRecord {
@@ -1256,7 +1260,7 @@ mod tests {
                 amount: money(5),
                 redeem: Redemption::Instant,
                 expires_at: None,
-                lot_id: LotId::from_bytes([9; 16]),
+                lot: AwardLot::OfEvent(1),
                 merchant_id: None,
             },
         ];

@@ -16,7 +16,7 @@
 //! | `keys` | API key id | [`KeyRecord`](crate::auth::KeyRecord) | 1 |
 //! | `contacts` | contact id | [`ContactRecord`] (the profile) | 1 |
 //! | `wallets` | wallet id | [`WalletRecord`] (its open lots inline, or, with `lots_apart`, in `open_lots` below once the wallet has more than `wallet_lots_apart_above`; each lot written against the one before it, `lots.rs`) | 3 (reads 1 and 2) |
-//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) | 6 (reads 1 to 5) |
+//! | `events` | event id | [`EventRecord`](crate::events::EventRecord) (an award's lot as its index among the event's lots, [`AwardLot`](crate::events::AwardLot)) | 7 (reads 1 to 6) |
 //! | `event_index` | `b` · business · `u64` created at · event id | raw event id, then, for an event settled with a merchant, its own [`SettlementRecord`] (version byte and all) | 1 (the record) |
 //! | `event_index` | `c` · contact · `u64` created at · event id; `s` · contact · `str` classification · `str` period (a financial statement) | raw event id | none |
 //! | `event_index` | `r` · referred contact (a referral half done: its referrer's side committed) | [`PendingReferralRecord`] | 1 |

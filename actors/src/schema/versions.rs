@@ -74,8 +74,12 @@ impl Record for OpenLotRecord {
 impl Record for EventRecord {
     /// Version 2 added `route`, version 3 `achievement`, version 4 `statement`, version 5
     /// `of_event` and `later_spent`, version 6 `referral`: each at the end, each written as one
-    /// 0 byte when absent or zero (an absent `Option`, a zero `Money` varint).
-    const VERSION: u8 = 6;
+    /// 0 byte when absent or zero (an absent `Option`, a zero `Money` varint). Version 7 writes
+    /// an award's lot as its index among the event's lots ([`AwardLot`]); the lot ids of
+    /// earlier versions read as they are, stated whole.
+    ///
+    /// [`AwardLot`]: crate::events::AwardLot
+    const VERSION: u8 = 7;
 
     fn decode_old(version: u8, body: &[u8]) -> Option<Result<Self, CodecError>> {
         // An older record is a newer one without its last fields; bincode writes an absent
@@ -86,6 +90,7 @@ impl Record for EventRecord {
             3 => 4,
             4 => 3,
             5 => 1,
+            6 => 0,
             _ => return None,
         };
         let mut upgraded = Vec::with_capacity(body.len() + missing);
@@ -154,7 +159,7 @@ mod tests {
     use rewards_core::offer::AchievementKind;
 
     #[test]
-    fn older_events_read_as_version_6_without_their_missing_fields() {
+    fn older_events_read_as_version_7_without_their_missing_fields() {
         let event = EventRecord {
             id: EventId::from_bytes([1; 16]),
             event_type: EventType::Purchase,
@@ -189,11 +194,12 @@ mod tests {
             later_spent: Money::ZERO,
             referral: None,
         };
-        let v6 = codec::encode(&event);
-        assert_eq!(v6[0], 6);
-        // Each older version wrote the same fields without the ones added after it.
-        for (version, missing) in [(5u8, 1usize), (4, 3), (3, 4), (2, 5), (1, 6)] {
-            let mut old = v6[..v6.len() - missing].to_vec();
+        let v7 = codec::encode(&event);
+        assert_eq!(v7[0], 7);
+        // Each older version wrote the same fields without the ones added after it (version 6
+        // all of them: it differs only in how it wrote an award's lot, see below).
+        for (version, missing) in [(6u8, 0usize), (5, 1), (4, 3), (3, 4), (2, 5), (1, 6)] {
+            let mut old = v7[..v7.len() - missing].to_vec();
             old[0] = version;
             assert_eq!(
                 codec::decode::<EventRecord>(&old).unwrap(),
@@ -201,7 +207,7 @@ mod tests {
                 "{version}"
             );
         }
-        let mut v1 = v6[..v6.len() - 6].to_vec();
+        let mut v1 = v7[..v7.len() - 6].to_vec();
         v1[0] = 1;
         assert_eq!(codec::decode::<EventRecord>(&v1).unwrap(), event);
         let mut routed = event.clone();

@@ -259,9 +259,10 @@ impl WalletActor {
         }
         // Lots neither stored nor in the wallet were redeemed in full: their awards say the rest.
         for award in &event.awards {
-            let open = change.wallet.lots.iter().any(|l| l.id == award.lot_id);
-            if !open && !lots.contains_key(&award.lot_id) {
-                lots.insert(award.lot_id, crate::ledger::plain_lot(event_id, award));
+            let lot_id = award.lot_id(event_id);
+            let open = change.wallet.lots.iter().any(|l| l.id == lot_id);
+            if !open && !lots.contains_key(&lot_id) {
+                lots.insert(lot_id, crate::ledger::plain_lot(event_id, award));
             }
         }
         let mut lots: Vec<Lot> = lots.into_values().collect();

@@ -111,7 +111,9 @@ impl WalletActor {
         now: Timestamp,
         awards: &mut Vec<AwardRecord>,
     ) -> Result<(), Failure> {
-        let lot_id = LotId::for_event(event_id, index as u32);
+        let index = u32::try_from(index)
+            .map_err(|_| Failure::Internal(format!("award number {index} of one event")))?;
+        let lot_id = LotId::for_event(event_id, index);
         let entries = change
             .wallet
             .award(
@@ -139,7 +141,7 @@ impl WalletActor {
             amount: award.amount,
             redeem: award.redeem,
             expires_at: award.expires_at,
-            lot_id,
+            lot: AwardLot::OfEvent(index),
             merchant_id: match award.funding {
                 Funding::Merchant(m) => Some(m),
                 Funding::Business => None,

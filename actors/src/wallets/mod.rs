@@ -53,7 +53,7 @@ use crate::dto::contact::render_contact;
 use crate::dto::purchase::{render_event, render_wallet};
 use crate::error::Failure;
 use crate::events::{
-    AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, SpendRecord,
+    AwardLot, AwardRecord, EventRecord, EventState, EventType, PaymentMediumRecord, SpendRecord,
 };
 use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::registry::BusinessSnapshot;

@@ -10,11 +10,11 @@
 //!
 //! The tests here also read the codec fuzz target's seeds (`fuzz/seeds/codec/`: `wallet.bin`,
 //! `wallet_inline.bin` and `open_lot.bin` are of today, `wallet_v2.bin` and `open_lot_v1.bin`
-//! their lots written whole, `wallet_v1.bin` one before lots apart; `event_v6.bin`
-//! is an event of today, `event_v5.bin` one before referrals, `event_v4.bin` one before spend
-//! requests, `event_v3.bin` one before financial statements, `event.bin` one before
-//! achievements and `event_v1.bin` one before route facts), which are records as the server
-//! wrote them.
+//! their lots written whole, `wallet_v1.bin` one before lots apart; `event_v7.bin` is an event
+//! of today, `event_v6.bin` the same with its awards' lots whole, `event_v5.bin` one before
+//! referrals, `event_v4.bin` one before spend requests, `event_v3.bin` one before financial
+//! statements, `event.bin` one before achievements and `event_v1.bin` one before route facts),
+//! which are records as the server wrote them.
 
 mod keys;
 mod records;
@@ -22,7 +22,7 @@ mod records;
 use std::fmt::Debug;
 use std::path::PathBuf;
 
-use rewards_actors::events::EventRecord;
+use rewards_actors::events::{AwardLot, EventRecord};
 use rewards_actors::idempotency::StoredResponse;
 use rewards_actors::router::records::RouteRecord;
 use rewards_actors::schema::{ContactRecord, LedgerEntriesRecord, OpenLotRecord, WalletRecord};
@@ -176,9 +176,24 @@ fn the_codec_seeds_read_and_write_as_they_were_written() {
     let v1: LedgerEntriesRecord =
         codec::decode(&seed("ledger_entries_v1.bin")).expect("a version 1 ledger record decodes");
     assert_eq!(v1, entries);
-    let event: EventRecord = current("event_v6.bin");
+    let today: EventRecord = current("event_v7.bin");
+    assert!(today
+        .awards
+        .iter()
+        .all(|a| matches!(a.lot, AwardLot::OfEvent(_))));
+    // Written by version 6, its awards' lots whole: read through its old arm, the same lots.
+    let event: EventRecord =
+        codec::decode(&seed("event_v6.bin")).expect("a version 6 event decodes");
     assert!(event.purchase.is_some());
     assert!(event.of_event.is_some());
+    assert!(event
+        .awards
+        .iter()
+        .all(|a| matches!(a.lot, AwardLot::Stated(_))));
+    let lots =
+        |e: &EventRecord| -> Vec<LotId> { e.awards.iter().map(|a| a.lot_id(e.id)).collect() };
+    assert_eq!(lots(&event), lots(&today));
+    assert_eq!(event.purchase, today.purchase);
     // Written by version 5, before referrals: read through its old arm.
     let v5: EventRecord = codec::decode(&seed("event_v5.bin")).expect("a version 5 event decodes");
     assert_eq!(v5, event);
