@@ -45,9 +45,10 @@
 //! a core type changes no stored bytes; one that adds or retypes a field stops a conversion
 //! from compiling instead.
 //!
-//! Leaf types stay the core's: ids (a length byte and 16 bytes), `Money` and `Timestamp` (a
-//! varint `i64`), `Currency` (three letters and its decimals, checked when decoded) and
-//! `Decimal` (its text). They are newtypes whose value the core keeps private or checks, and a
+//! Leaf types stay the core's: ids (a length byte and 16 bytes; an award's lot,
+//! [`AwardLot`](crate::events::AwardLot), is a length byte and an id's 16 bytes or an index's
+//! 1 to 4), `Money` and `Timestamp` (a varint `i64`), `Currency` (three letters and its
+//! decimals, checked when decoded) and `Decimal` (its text). They are newtypes whose value the core keeps private or checks, and a
 //! mirror would have to repeat those checks. The records kept beside their actors
 //! ([`EventRecord`](crate::events::EventRecord),
 //! [`RouteRecord`](crate::router::records::RouteRecord),

@@ -13,7 +13,7 @@ use super::records::{
 use crate::auth::KeyRecord;
 use crate::contact_state::ContactState;
 use crate::estimates::EstimateRecord;
-use crate::events::EventRecord;
+use crate::events::{AwardLot, EventRecord};
 use crate::idempotency::StoredResponse;
 use crate::router::records::RouteRecord;
 use crate::webhooks::DeliveryRecord;
@@ -76,7 +76,8 @@ impl Record for EventRecord {
     /// `of_event` and `later_spent`, version 6 `referral`: each at the end, each written as one
     /// 0 byte when absent or zero (an absent `Option`, a zero `Money` varint). Version 7 writes
     /// an award's lot as its index among the event's lots ([`AwardLot`]); the lot ids of
-    /// earlier versions read as they are, stated whole.
+    /// earlier versions read as they are, stated whole, and an index in one of them is refused
+    /// (those versions never wrote one).
     ///
     /// [`AwardLot`]: crate::events::AwardLot
     const VERSION: u8 = 7;
@@ -93,10 +94,26 @@ impl Record for EventRecord {
             6 => 0,
             _ => return None,
         };
-        let mut upgraded = Vec::with_capacity(body.len() + missing);
-        upgraded.extend_from_slice(body);
-        upgraded.extend(std::iter::repeat_n(0, missing));
-        Some(codec::decode_body(&upgraded))
+        let event: Result<EventRecord, CodecError> = if missing == 0 {
+            codec::decode_body(body)
+        } else {
+            let mut upgraded = Vec::with_capacity(body.len() + missing);
+            upgraded.extend_from_slice(body);
+            upgraded.extend(std::iter::repeat_n(0, missing));
+            codec::decode_body(&upgraded)
+        };
+        Some(event.and_then(|event| {
+            match event
+                .awards
+                .iter()
+                .any(|a| matches!(a.lot, AwardLot::OfEvent(_)))
+            {
+                true => Err(CodecError::Corrupt(format!(
+                    "an event of format {version} with an award's lot as an index"
+                ))),
+                false => Ok(event),
+            }
+        }))
     }
 }
 
@@ -149,14 +166,16 @@ impl Record for SettlementRecord {
 
 #[cfg(test)]
 mod tests {
-    use rewards_core::{BusinessId, ContactId, EventId, Money, Timestamp, WalletId};
+    use rewards_core::{
+        BusinessId, ContactId, EventId, LotId, Money, OfferId, Timestamp, WalletId,
+    };
     use rewards_storage::codec;
 
     use crate::events::{
-        AchievementRecord, EventRecord, EventState, EventType, MatchState, ReturnsRecord,
-        RouteFacts,
+        AchievementRecord, AwardLot, AwardRecord, EventRecord, EventState, EventType, MatchState,
+        ReturnsRecord, RouteFacts,
     };
-    use rewards_core::offer::AchievementKind;
+    use rewards_core::offer::{AchievementKind, Redemption};
 
     #[test]
     fn older_events_read_as_version_7_without_their_missing_fields() {
@@ -180,7 +199,15 @@ mod tests {
             purchase: None,
             payment_medium: None,
             amount: Some(Money::from_minor(700)),
-            awards: Vec::new(),
+            // A lot id whole, as every version before 7 wrote it.
+            awards: vec![AwardRecord {
+                offer_id: OfferId::from_bytes([5; 16]),
+                amount: Money::from_minor(70),
+                redeem: Redemption::Instant,
+                expires_at: None,
+                lot: AwardLot::Stated(LotId::for_event(EventId::from_bytes([1; 16]), 0)),
+                merchant_id: None,
+            }],
             spend: None,
             wallet_after: Default::default(),
             spendable_after: Money::from_minor(0),
@@ -226,5 +253,65 @@ mod tests {
         );
         v1[0] = 9;
         assert!(codec::decode::<EventRecord>(&v1).is_err());
+    }
+
+    #[test]
+    fn an_award_lot_as_an_index_is_refused_in_a_version_before_7() {
+        let event_id = EventId::from_bytes([1; 16]);
+        let event = EventRecord {
+            id: event_id,
+            event_type: EventType::Purchase,
+            business_id: BusinessId::from_bytes([2; 16]),
+            contact_id: ContactId::from_bytes([3; 16]),
+            wallet_id: WalletId::from_bytes([4; 16]),
+            state: EventState::Posted,
+            origin: "pos".into(),
+            performed_on: Timestamp(5),
+            created_at: Timestamp(6),
+            classification: None,
+            reference_number: None,
+            tap_code: None,
+            merchant_id: None,
+            external_system: String::new(),
+            external_reference: None,
+            identity: None,
+            purchase: None,
+            payment_medium: None,
+            amount: None,
+            awards: vec![AwardRecord {
+                offer_id: OfferId::from_bytes([5; 16]),
+                amount: Money::from_minor(70),
+                redeem: Redemption::Deferred,
+                expires_at: None,
+                lot: AwardLot::OfEvent(5),
+                merchant_id: None,
+            }],
+            spend: None,
+            wallet_after: Default::default(),
+            spendable_after: Money::ZERO,
+            returns: ReturnsRecord::default(),
+            cancelled_at: None,
+            cancel_reason: None,
+            route: None,
+            achievement: None,
+            statement: None,
+            of_event: None,
+            later_spent: Money::ZERO,
+            referral: None,
+        };
+        let mut bytes = codec::encode(&event);
+        assert_eq!(codec::decode::<EventRecord>(&bytes).unwrap(), event);
+        for version in 1..7 {
+            bytes[0] = version;
+            let missing = [6, 5, 4, 3, 1, 0][usize::from(version - 1)];
+            let old = &bytes[..bytes.len() - missing];
+            assert!(
+                matches!(
+                    codec::decode::<EventRecord>(old),
+                    Err(rewards_storage::CodecError::Corrupt(_))
+                ),
+                "{version}"
+            );
+        }
     }
 }
