@@ -63,6 +63,46 @@ const OVERLAY_LIMIT_FACTOR: usize = 2;
 /// The writer keeps its record buffer between batches up to this capacity.
 const RECORD_BUFFER_KEPT: usize = 16 * 1024 * 1024;
 
+/// How much higher than the rest of the process the writer asks to run (nice values). Every
+/// acknowledgement waits for the writer, and it uses a small share of a core: when it waits
+/// for a core behind the request threads, every write set queued behind it waits too.
+const WRITER_PRIORITY_RAISE: libc::c_int = 5;
+
+/// Raises the calling thread's priority [`WRITER_PRIORITY_RAISE`] above the process's. That
+/// needs `CAP_SYS_NICE`, or an `RLIMIT_NICE` that allows it (systemd's `LimitNICE=`); without
+/// either the thread stays where it was. Reported once in the log and in the gauge
+/// `rewards_writer_priority_raised` (1 raised, 0 not).
+fn raise_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpriority and setpriority with `who` 0 read and change only the calling
+        // thread's nice value on Linux (threads are tasks); errno is this thread's own and is
+        // cleared first, because -1 is also a valid nice value. They touch no memory of ours.
+        let (now, raised) = unsafe {
+            *libc::__errno_location() = 0;
+            let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+            let known = now != -1 || *libc::__errno_location() == 0;
+            let target = now.saturating_sub(WRITER_PRIORITY_RAISE).max(-20);
+            let raised =
+                known && target < now && libc::setpriority(libc::PRIO_PROCESS, 0, target) == 0;
+            (now, raised)
+        };
+        metrics::gauge!("rewards_writer_priority_raised").set(if raised { 1.0 } else { 0.0 });
+        if raised {
+            tracing::info!(
+                nice = now.saturating_sub(WRITER_PRIORITY_RAISE).max(-20),
+                "the store's writer runs at a higher priority than the request threads"
+            );
+        } else {
+            tracing::info!(
+                error = %std::io::Error::last_os_error(),
+                "the store's writer runs at the request threads' priority (raising it needs \
+                 CAP_SYS_NICE or a LimitNICE that allows it)"
+            );
+        }
+    }
+}
+
 impl Writer {
     pub(crate) fn start(
         inner: Arc<Inner>,
@@ -83,6 +123,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
+                raise_priority();
                 run(
                     &thread_inner,
                     &checkpointer,
@@ -353,4 +394,32 @@ fn commit(
     let position = inner.log.append(record)?;
     inner.overlay.apply(position, sets);
     Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn nice() -> libc::c_int {
+        // SAFETY: reads the calling thread's nice value; no memory of ours is touched.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
+
+    #[test]
+    fn the_writer_thread_runs_higher_than_the_process_or_where_it_was() {
+        let (before, after) = std::thread::spawn(|| {
+            let before = nice();
+            raise_priority();
+            (before, nice())
+        })
+        .join()
+        .unwrap();
+        let raised = before.saturating_sub(WRITER_PRIORITY_RAISE).max(-20);
+        assert!(
+            after == raised || after == before,
+            "nice {before} became {after}"
+        );
+        // Only the writer's own thread changed.
+        assert_eq!(nice(), before);
+    }
 }
