@@ -23,7 +23,6 @@
 //! The first entry states all of them: there is no entry before it.
 
 use rewards_core::{EstimateId, EventId, LotId, Money, Timestamp};
-use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
 
@@ -31,17 +30,11 @@ use super::records::{
     AccountRecord, BalancesRecord, EntryKindRecord, LedgerEntriesRecord, LedgerEntryRecord,
     PostingRecord,
 };
+use super::relative::{deserialize_seq, implied, lot_index, serialize_seq, Compact, Relative};
 
 /// Format 1: every entry whole. Read by `decode_old`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct WholeEntries(pub Vec<LedgerEntryRecord>);
-
-/// A part of an entry that follows from the entry before it, or its value.
-#[derive(Serialize, Deserialize)]
-pub(super) enum Relative<T> {
-    Implied,
-    Stated(T),
-}
 
 #[derive(Serialize, Deserialize)]
 enum LotPart {
@@ -80,34 +73,9 @@ fn balances_moved(before: &BalancesRecord, postings: &[PostingRecord]) -> Option
     Some(after)
 }
 
-/// The index `lot` has among `event`'s lots, when it is one of them.
-pub(super) fn lot_index(event: EventId, lot: LotId) -> Option<u32> {
-    // `LotId::for_event` XORs index + 1 into the event id's last eight bytes (the first of them
-    // then loses its top bits to the variant): the last seven give the index back, and the id
-    // computed from it is compared whole, so only an exact match is left out.
-    let (event, lot) = (event.as_bytes(), lot.as_bytes());
-    let mut index_plus_one = [0u8; 8];
-    for ((out, a), b) in index_plus_one
-        .iter_mut()
-        .skip(1)
-        .zip(event.iter().skip(9))
-        .zip(lot.iter().skip(9))
-    {
-        *out = a ^ b;
-    }
-    let index = u32::try_from(u64::from_be_bytes(index_plus_one).checked_sub(1)?).ok()?;
-    (LotId::for_event(EventId::from_bytes(*event), index).as_bytes() == lot).then_some(index)
-}
+impl Compact for CompactEntry {
+    type Whole = LedgerEntryRecord;
 
-pub(super) fn implied<T: PartialEq + Copy>(value: T, before: Option<T>) -> Relative<T> {
-    if before == Some(value) {
-        Relative::Implied
-    } else {
-        Relative::Stated(value)
-    }
-}
-
-impl CompactEntry {
     fn of(entry: &LedgerEntryRecord, before: Option<&LedgerEntryRecord>) -> CompactEntry {
         let lot_id = match (entry.lot_id, entry.event_id) {
             (None, _) => LotPart::None,
@@ -178,40 +146,14 @@ impl CompactEntry {
 
 impl Serialize for LedgerEntriesRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let entries = &self.0;
-        serializer.collect_seq(entries.iter().enumerate().map(|(i, entry)| {
-            CompactEntry::of(entry, i.checked_sub(1).and_then(|b| entries.get(b)))
-        }))
+        serialize_seq::<CompactEntry, S>(&self.0, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for LedgerEntriesRecord {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// Resolves each entry as it is read, so a record is held once, not also as its
-        /// compact entries.
-        struct Entries;
-
-        impl<'de> Visitor<'de> for Entries {
-            type Value = LedgerEntriesRecord;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a sequence of ledger entries")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                // Reserved up to a megabyte, as serde's own `Vec` does: a corrupt length claims
-                // no more than that before its entries run out.
-                let most = (1 << 20) / std::mem::size_of::<LedgerEntryRecord>();
-                let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(most));
-                while let Some(entry) = seq.next_element::<CompactEntry>()? {
-                    let entry = entry.resolve(entries.last()).map_err(A::Error::custom)?;
-                    entries.push(entry);
-                }
-                Ok(LedgerEntriesRecord(entries))
-            }
-        }
-
-        deserializer.deserialize_seq(Entries)
+        deserialize_seq::<CompactEntry, D>(deserializer, "a sequence of ledger entries")
+            .map(LedgerEntriesRecord)
     }
 }
 
@@ -363,26 +305,5 @@ mod tests {
         let compact = codec::encode(&record).len();
         let whole = codec::encode(&WholeEntries(record.0.clone())).len();
         assert!(compact * 3 <= whole, "{compact} bytes against {whole}");
-    }
-
-    #[test]
-    fn a_lot_of_the_entrys_event_is_written_as_its_index() {
-        let event = EventId::from_bytes([0xa5; 16]);
-        for index in [0, 1, 7, 255, 256, 70_000, u32::MAX - 1] {
-            assert_eq!(
-                lot_index(event, LotId::for_event(event, index)),
-                Some(index)
-            );
-        }
-        // The largest index's id is never computed back from a wrapped counter.
-        assert_eq!(
-            lot_index(event, LotId::for_event(event, u32::MAX)),
-            Some(u32::MAX)
-        );
-        assert_eq!(lot_index(event, LotId::from_bytes([0xa5; 16])), None);
-        assert_eq!(
-            lot_index(EventId::from_bytes([1; 16]), LotId::for_event(event, 3)),
-            None
-        );
     }
 }

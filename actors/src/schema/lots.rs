@@ -19,11 +19,11 @@
 //! The first lot of a sequence, and a lot stored alone, state their event.
 
 use rewards_core::{EventId, LotId, Money, OfferId, Timestamp};
-use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ledger::{implied, lot_index, Relative};
 use super::records::{FundingRecord, HoldRecord, LotRecord, WalletRecord};
+use super::relative::{deserialize_seq, implied, lot_index, serialize_seq, Compact, Relative};
 use rewards_core::{BusinessId, ContactId, Currency, WalletId};
 
 /// A lot's id: its index among its event's lots, or the id itself.
@@ -49,7 +49,9 @@ struct CompactLot {
     clawed_back_open: Money,
 }
 
-impl CompactLot {
+impl Compact for CompactLot {
+    type Whole = LotRecord;
+
     fn of(lot: &LotRecord, before: Option<&LotRecord>) -> CompactLot {
         let LotRecord {
             id,
@@ -84,7 +86,7 @@ impl CompactLot {
         }
     }
 
-    fn resolve(self, before: Option<&LotRecord>) -> Result<LotRecord, &'static str> {
+    fn resolve(self, before: Option<&LotRecord>) -> Result<LotRecord, String> {
         let event_id = match self.event_id {
             Relative::Stated(event) => event,
             Relative::Implied => before
@@ -117,41 +119,13 @@ pub(super) mod sequence {
     use super::*;
 
     pub fn serialize<S: Serializer>(lots: &[LotRecord], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            lots.iter()
-                .enumerate()
-                .map(|(i, lot)| CompactLot::of(lot, i.checked_sub(1).and_then(|b| lots.get(b)))),
-        )
+        serialize_seq::<CompactLot, S>(lots, serializer)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<LotRecord>, D::Error> {
-        /// Resolves each lot as it is read, so a record is held once, not also as its compact
-        /// lots.
-        struct Lots;
-
-        impl<'de> Visitor<'de> for Lots {
-            type Value = Vec<LotRecord>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a sequence of lots")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                // Reserved up to a megabyte, as serde's own `Vec` does: a corrupt length claims
-                // no more than that before its lots run out.
-                let most = (1 << 20) / std::mem::size_of::<LotRecord>();
-                let mut lots = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(most));
-                while let Some(lot) = seq.next_element::<CompactLot>()? {
-                    let lot = lot.resolve(lots.last()).map_err(A::Error::custom)?;
-                    lots.push(lot);
-                }
-                Ok(lots)
-            }
-        }
-
-        deserializer.deserialize_seq(Lots)
+        deserialize_seq::<CompactLot, D>(deserializer, "a sequence of lots")
     }
 }
 

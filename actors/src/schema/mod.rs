@@ -72,6 +72,7 @@ pub mod keys;
 mod ledger;
 mod lots;
 mod records;
+mod relative;
 mod versions;
 
 pub use records::*;
