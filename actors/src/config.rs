@@ -228,6 +228,15 @@ mod tests {
         assert!(cluster.truncate_log);
         assert_eq!(cluster.retain_for_absent_ms, 3_600_000);
         assert_eq!(cluster.snapshot_interval_ms, 600_000);
+        assert_eq!(cluster.log_compression, crate::cluster::LogCompression::Lz4);
+        let plain = load(
+            "[cluster]\nnats = [\"nats://h:4222\"]\nnode = \"a\"\nlog_compression = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            plain.cluster.unwrap().log_compression,
+            crate::cluster::LogCompression::None
+        );
         for (text, message) in [
             ("nats = []\nnode = \"a\"", "cluster.nats"),
             ("nats = [\"nats://h:4222\"]\nnode = \"a b\"", "cluster.node"),
@@ -264,5 +273,13 @@ mod tests {
         let error =
             load("[cluster]\nnats = [\"nats://h:4222\"]\nnode = \"a\"\nlease = 5\n").unwrap_err();
         assert!(format!("{error:#}").contains("unknown field"), "{error:#}");
+        let error = load(
+            "[cluster]\nnats = [\"nats://h:4222\"]\nnode = \"a\"\nlog_compression = \"zstd\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("unknown variant"),
+            "{error:#}"
+        );
     }
 }

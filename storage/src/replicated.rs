@@ -17,6 +17,11 @@
 //!
 //! Durability is the servers': an acknowledged message is on a quorum of the stream's replicas,
 //! and with `jetstream { sync_interval: always }` in their configuration, on those disks.
+//!
+//! **A record is compressed** (an LZ4 block after its length, every message of it marked with
+//! `Rewards-Encoding: lz4`) when that makes it shorter: each byte published is received,
+//! replicated, written and fsynced by the servers, and delivered to every follower. Messages
+//! without the header are read as they are, so a stream written without compression reads on.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,13 +38,28 @@ use async_nats::HeaderMap;
 use futures::StreamExt;
 use parking_lot::Mutex;
 
-use crate::log::{Log, Position, Visit};
+use crate::log::{Log, Position, Visit, MAX_RECORD_BYTES};
 use crate::store::StoreError;
 
 /// Header of the marker a writer appends when it opens the log; its value names the writer.
 const FENCE_HEADER: &str = "Rewards-Fence";
 /// Header of a message that holds one part of a record: `part/parts`, counted from 1.
 const PART_HEADER: &str = "Rewards-Part";
+/// Header of every message of a compressed record; its value names the encoding.
+const ENCODING_HEADER: &str = "Rewards-Encoding";
+/// The one encoding there is: [`LZ4_MARK`], the record's length (u32, little-endian) and an
+/// LZ4 block.
+const LZ4: &str = "lz4";
+/// The first byte of a compressed record: never a record format's version, so that a build
+/// which does not know the header refuses the record as one of an unknown format.
+const LZ4_MARK: u8 = 0xC4;
+/// Bytes before the LZ4 block: the mark and the record's length.
+const LZ4_HEAD: usize = 5;
+/// Records shorter than this are published as they are: a few hundred bytes gain little.
+const COMPRESS_FROM_BYTES: usize = 512;
+/// LZ4 writes at most 255 bytes of output per byte of input: a compressed record that claims a
+/// longer length than that allows is damaged, and its length is not allocated.
+const LZ4_MAX_RATIO: usize = 255;
 /// Room left in each message for its headers.
 const HEADER_ROOM: usize = 1024;
 /// Records read back and not yet visited, between the reading task and the caller.
@@ -63,6 +83,8 @@ pub struct ReplicatedLogOptions {
     /// How long an append keeps retrying an unanswered publish (a server lost, a leader being
     /// elected) before it reports the log unreachable.
     pub append_deadline: Duration,
+    /// Whether records are compressed (when that makes them shorter). Reading takes both.
+    pub compress: bool,
 }
 
 impl ReplicatedLogOptions {
@@ -78,6 +100,7 @@ impl ReplicatedLogOptions {
             writer: writer.to_string(),
             request_timeout: Duration::from_secs(1),
             append_deadline: Duration::from_secs(30),
+            compress: true,
         }
     }
 }
@@ -462,19 +485,36 @@ impl ReplicatedLog {
                     assembly = None;
                     settled = sequence;
                 }
-                Read::Whole(bytes) => {
+                Read::Whole { bytes, compressed } => {
                     assembly = None;
-                    visit(sequence, &bytes).map_err(Pass::Visit)?;
+                    deliver(visit, sequence, &bytes, compressed)?;
                     last_visited = sequence;
                     settled = sequence;
                 }
-                Read::Part { part, parts, bytes } => {
+                Read::Part {
+                    part,
+                    parts,
+                    bytes,
+                    compressed,
+                } => {
                     let mut current = match assembly.take() {
-                        Some(a) if a.next == part && a.parts == parts => a,
+                        Some(a) if a.next == part && a.parts == parts => {
+                            if a.compressed != compressed {
+                                return Err(Pass::Visit(unreachable(
+                                    "reading back",
+                                    format!(
+                                        "the parts of the record ending at sequence {sequence} \
+                                         disagree on its encoding"
+                                    ),
+                                )));
+                            }
+                            a
+                        }
                         _ if part == 1 => Assembly {
                             parts,
                             next: 1,
                             bytes: Vec::new(),
+                            compressed,
                         },
                         // A later part whose first was before `position` (or cut off):
                         // nothing to deliver.
@@ -486,7 +526,7 @@ impl ReplicatedLog {
                     current.bytes.extend_from_slice(&bytes);
                     current.next += 1;
                     if part == parts {
-                        visit(sequence, &current.bytes).map_err(Pass::Visit)?;
+                        deliver(visit, sequence, &current.bytes, current.compressed)?;
                         last_visited = sequence;
                         settled = sequence;
                     } else {
@@ -652,28 +692,48 @@ struct Assembly {
     parts: u32,
     next: u32,
     bytes: Vec<u8>,
+    compressed: bool,
 }
 
 /// One message read back: its sequence, its headers' meaning and its payload.
 enum Read {
     Fence,
-    Whole(bytes::Bytes),
+    Whole {
+        bytes: bytes::Bytes,
+        compressed: bool,
+    },
     Part {
         part: u32,
         parts: u32,
         bytes: bytes::Bytes,
+        compressed: bool,
     },
 }
 
 fn classify(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<Read, String> {
     let Some(headers) = headers else {
-        return Ok(Read::Whole(payload));
+        return Ok(Read::Whole {
+            bytes: payload,
+            compressed: false,
+        });
     };
     if headers.get(FENCE_HEADER).is_some() {
         return Ok(Read::Fence);
     }
+    let compressed = match headers.get(ENCODING_HEADER).map(|v| v.as_str()) {
+        None => false,
+        Some(LZ4) => true,
+        Some(other) => {
+            return Err(format!(
+                "a message's {ENCODING_HEADER} header reads {other:?}"
+            ))
+        }
+    };
     let Some(value) = headers.get(PART_HEADER) else {
-        return Ok(Read::Whole(payload));
+        return Ok(Read::Whole {
+            bytes: payload,
+            compressed,
+        });
     };
     let text = value.as_str();
     let parsed = text
@@ -684,9 +744,74 @@ fn classify(headers: Option<&HeaderMap>, payload: bytes::Bytes) -> Result<Read, 
             part,
             parts,
             bytes: payload,
+            compressed,
         }),
         _ => Err(format!("a message's {PART_HEADER} header reads {text:?}")),
     }
+}
+
+/// Visits the record at `sequence`, decompressed first when it was published compressed.
+fn deliver(
+    visit: &mut Visit<'_>,
+    sequence: Position,
+    bytes: &[u8],
+    compressed: bool,
+) -> Result<(), Pass> {
+    if !compressed {
+        return visit(sequence, bytes).map_err(Pass::Visit);
+    }
+    let record = decompress(bytes).map_err(|error| {
+        Pass::Visit(unreachable(
+            "reading back",
+            format!("the record at sequence {sequence} cannot be decompressed: {error}"),
+        ))
+    })?;
+    visit(sequence, &record).map_err(Pass::Visit)
+}
+
+/// The record as it is published compressed: [`LZ4_MARK`], its length (u32, little-endian) and
+/// an LZ4 block; `None` when that is not shorter than the record itself.
+pub fn compress(record: &[u8]) -> Option<Vec<u8>> {
+    let length = u32::try_from(record.len()).ok()?;
+    let mut out = vec![0; LZ4_HEAD + lz4_flex::block::get_maximum_output_size(record.len())];
+    let (head, body) = out.split_at_mut(LZ4_HEAD);
+    let (mark, length_bytes) = head.split_at_mut(1);
+    mark.fill(LZ4_MARK);
+    length_bytes.copy_from_slice(&length.to_le_bytes());
+    let written = lz4_flex::block::compress_into(record, body).ok()?;
+    let total = LZ4_HEAD + written;
+    if total >= record.len() {
+        return None;
+    }
+    out.truncate(total);
+    Some(out)
+}
+
+/// The record [`compress`] made `bytes` from. A damaged message is an error, never a panic, and
+/// its claimed length is allocated only when the block could hold it.
+pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let Some((&LZ4_MARK, rest)) = bytes.split_first() else {
+        return Err("it does not begin as a compressed record".to_string());
+    };
+    let (head, body) = rest
+        .split_first_chunk::<4>()
+        .ok_or("it is shorter than its length")?;
+    let length = usize::try_from(u32::from_le_bytes(*head)).map_err(|e| e.to_string())?;
+    if length > MAX_RECORD_BYTES || length > body.len().saturating_mul(LZ4_MAX_RATIO) {
+        return Err(format!(
+            "it claims {length} bytes from a block of {}",
+            body.len()
+        ));
+    }
+    let mut record = vec![0; length];
+    let written =
+        lz4_flex::block::decompress_into(body, &mut record).map_err(|e| format!("{e:?}"))?;
+    if written != length {
+        return Err(format!(
+            "it holds {written} bytes, not the {length} it claims"
+        ));
+    }
+    Ok(record)
 }
 
 impl Log for ReplicatedLog {
@@ -699,16 +824,27 @@ impl Log for ReplicatedLog {
         if let Some(reason) = &self.state.lock().fenced {
             return Err(StoreError::Fenced(reason.clone()));
         }
-        let parts: Vec<&[u8]> = if record.len() <= self.part_bytes {
-            vec![record]
+        let compressed = if self.options.compress && record.len() >= COMPRESS_FROM_BYTES {
+            compress(record)
         } else {
-            record.chunks(self.part_bytes).collect()
+            None
+        };
+        let published = compressed.as_deref().unwrap_or(record);
+        metrics::counter!("rewards_log_record_bytes_total").increment(record.len() as u64);
+        metrics::counter!("rewards_log_published_bytes_total").increment(published.len() as u64);
+        let parts: Vec<&[u8]> = if published.len() <= self.part_bytes {
+            vec![published]
+        } else {
+            published.chunks(self.part_bytes).collect()
         };
         let count = parts.len();
         for (index, part) in parts.into_iter().enumerate() {
             let mut headers = HeaderMap::new();
             if count > 1 {
                 headers.insert(PART_HEADER, format!("{}/{count}", index + 1).as_str());
+            }
+            if compressed.is_some() {
+                headers.insert(ENCODING_HEADER, LZ4);
             }
             let expected = self.state.lock().last;
             let id = self.take_id();
@@ -761,5 +897,77 @@ impl Log for ReplicatedLog {
     /// and size limits, set on the stream) decides what goes.
     fn truncate_through(&self, _position: Position) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    /// A purchase-like record: repeated ids and texts among numbers.
+    fn record() -> Vec<u8> {
+        let mut record = vec![1u8];
+        for i in 0..200u32 {
+            record.extend_from_slice(b"\x01\x05\x11\x00\x00\x00wallet-0000000042");
+            record.extend_from_slice(&i.to_le_bytes());
+            record.extend_from_slice(b"MILK-1L dairy grocery EUR 4.50");
+        }
+        record
+    }
+
+    #[test]
+    fn a_record_comes_back_from_its_compressed_form() {
+        let record = record();
+        let compressed = compress(&record).unwrap();
+        assert!(compressed.len() * 3 < record.len(), "{}", compressed.len());
+        assert_eq!(compressed[0], LZ4_MARK);
+        assert_ne!(compressed[0], crate::batch::VERSION);
+        assert_eq!(decompress(&compressed).unwrap(), record);
+    }
+
+    #[test]
+    fn a_record_compression_does_not_shorten_is_left_as_it_is() {
+        assert_eq!(compress(b""), None);
+        assert_eq!(compress(b"\x01abc"), None);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        assert_eq!(compress(&noise), None);
+    }
+
+    /// Damaged compressed records, cut short or with bytes changed anywhere, are refused or
+    /// read as some record, never a panic, and never a length the block could not hold.
+    #[test]
+    fn a_damaged_compressed_record_is_an_error_not_a_panic() {
+        let record = record();
+        let compressed = compress(&record).unwrap();
+        for cut in 0..compressed.len() {
+            assert!(decompress(&compressed[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in 0..compressed.len() {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut damaged = compressed.clone();
+                damaged[at] ^= flip;
+                if let Ok(read) = decompress(&damaged) {
+                    assert!(read.len() <= (damaged.len() - LZ4_HEAD) * LZ4_MAX_RATIO);
+                }
+            }
+        }
+        // A length far past what the block could hold is refused before any allocation.
+        let mut huge = vec![LZ4_MARK];
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge.extend_from_slice(&[0x10, b'x']);
+        assert!(decompress(&huge).unwrap_err().contains("claims"));
+        // Not a compressed record at all.
+        assert!(decompress(&record).is_err());
+        assert!(decompress(b"").is_err());
     }
 }

@@ -107,6 +107,21 @@ pub struct ClusterConfig {
     /// copy the stream cannot rebuild restores by itself); 0 publishes none.
     #[serde(default = "default_snapshot_interval_ms")]
     pub snapshot_interval_ms: u64,
+    /// How the owner publishes the log's records: `lz4` (compressed when that is shorter) or
+    /// `none`. Every node reads both, so it can be changed on a running cluster.
+    #[serde(default)]
+    pub log_compression: LogCompression,
+}
+
+/// How records are published on the stream.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogCompression {
+    /// An LZ4 block, when it is shorter than the record.
+    #[default]
+    Lz4,
+    /// The record as it is.
+    None,
 }
 
 fn default_snapshot_interval_ms() -> u64 {
@@ -176,6 +191,14 @@ impl ClusterConfig {
 
     fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
+    }
+
+    /// The options of this node's connection to the partition's stream.
+    fn log_options(&self) -> ReplicatedLogOptions {
+        let mut log = ReplicatedLogOptions::new(self.nats.clone(), STREAM, SUBJECT, &self.node);
+        log.replicas = self.replicas;
+        log.compress = self.log_compression == LogCompression::Lz4;
+        log
     }
 }
 
@@ -444,9 +467,7 @@ impl Following {
                 options
             }
         };
-        let mut log =
-            ReplicatedLogOptions::new(cluster.nats.clone(), STREAM, SUBJECT, &cluster.node);
-        log.replicas = cluster.replicas;
+        let log = cluster.log_options();
         let data_dir = config.data_dir.clone();
         let stopping = stop.clone();
         let snapshots = cluster.snapshot_interval_ms > 0;
@@ -681,9 +702,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
                 deposed.notify_one();
             }),
         );
-        let mut log =
-            ReplicatedLogOptions::new(cluster.nats.clone(), STREAM, SUBJECT, &cluster.node);
-        log.replicas = cluster.replicas;
+        let log = cluster.log_options();
         let data_dir = config.data_dir.clone();
         // Opening replays the stream's tail: minutes for a long one, off the system's thread.
         tokio::task::spawn_blocking(move || {

@@ -75,6 +75,49 @@ fn record(i: usize) -> Vec<u8> {
     format!("record {i} ").repeat(1 + i % 17).into_bytes()
 }
 
+/// `n` bytes no compressor shortens (xorshift).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// `n` bytes of eight-byte words drawn from 256: LZ4 shortens them about three times, and the
+/// words' order is noise, so a large record stays larger than one message when compressed.
+fn words(n: usize, seed: u64) -> Vec<u8> {
+    let dictionary = noise(256 * 8, seed);
+    noise(n.div_ceil(8), seed.wrapping_add(1))
+        .iter()
+        .flat_map(|&w| dictionary[usize::from(w) * 8..][..8].to_vec())
+        .take(n)
+        .collect()
+}
+
+/// The message at `sequence` as the servers hold it: its `Rewards-Encoding` header and its
+/// payload's length.
+fn stored(
+    cluster: &NatsCluster,
+    options: &ReplicatedLogOptions,
+    sequence: u64,
+) -> (Option<String>, usize) {
+    let name = options.stream.clone();
+    with_jetstream(cluster, |context| async move {
+        let stream = context.get_stream(&name).await.unwrap();
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        let encoding = message
+            .headers
+            .get("Rewards-Encoding")
+            .map(|v| v.as_str().to_string());
+        (encoding, message.payload.len())
+    })
+}
+
 #[test]
 fn records_come_back_in_order_and_a_large_one_whole() {
     let Some(binary) = nats_server() else { return };
@@ -83,11 +126,14 @@ fn records_come_back_in_order_and_a_large_one_whole() {
     let log = open(&options);
     let mut written = Vec::new();
     for i in 0..40 {
-        let bytes = if i == 20 {
-            // Past the servers' one-megabyte message limit: stored as parts.
-            (0..2_500_000u32).map(|b| (b % 251) as u8).collect()
-        } else {
-            record(i)
+        let bytes = match i {
+            // Past the servers' one-megabyte message limit: stored as parts, as they are.
+            20 => noise(2_500_000, 7),
+            // Compressed, and still past the limit: its compressed bytes stored as parts.
+            30 => words(5_000_000, 11),
+            // Compressed whole.
+            _ if i % 5 == 0 => record(i).repeat(40),
+            _ => record(i),
         };
         let position = log.append(&bytes).unwrap();
         if let Some((previous, _)) = written.last() {
@@ -96,14 +142,39 @@ fn records_come_back_in_order_and_a_large_one_whole() {
         written.push((position, bytes));
     }
     assert_eq!(read_all(&log, 0), written);
+    // What the servers hold: plain records as they are, compressible ones shorter and marked.
+    let (small, _) = written[1];
+    assert_eq!(
+        stored(&cluster, &options, small),
+        (None, written[1].1.len())
+    );
+    let (fifth, _) = written[5];
+    let (encoding, length) = stored(&cluster, &options, fifth);
+    assert_eq!(encoding.as_deref(), Some("lz4"));
+    assert!(length * 5 < written[5].1.len(), "{length} bytes stored");
+    let (noisy, _) = written[20];
+    assert_eq!(stored(&cluster, &options, noisy).0, None);
+    // The last part of the compressed large record: itself marked, the record in 2 parts or more.
+    let (large, _) = written[30];
+    assert_eq!(stored(&cluster, &options, large).0.as_deref(), Some("lz4"));
+    assert!(large >= written[29].0 + 2);
     // From a position on: only what follows it.
     let (tenth, _) = written[9];
     assert_eq!(read_all(&log, tenth), written[10..].to_vec());
     let (last, _) = *written.last().unwrap();
     assert!(read_all(&log, last).is_empty());
-    // Another opening reads the same records; its fence marker is not one of them.
-    let reader = open(&options);
+    // Another opening reads the same records, compressed or not, whether it compresses its
+    // own or not; its fence marker is not one of them.
+    let reader = open(&ReplicatedLogOptions {
+        compress: false,
+        ..options.clone()
+    });
     assert_eq!(read_all(&reader, 0), written);
+    // And what it appends goes as it is.
+    let plain = record(5).repeat(40);
+    let position = reader.append(&plain).unwrap();
+    assert_eq!(stored(&cluster, &options, position), (None, plain.len()));
+    assert_eq!(read_all(&reader, last).last(), Some(&(position, plain)));
 }
 
 #[test]
