@@ -387,6 +387,13 @@ fn main() {
     assert_eq!(upgraded, old);
     std::fs::write(dir.join("event_v1.bin"), &v1).expect("write a seed");
 
+    // A log record as a cluster's owner publishes it, compressed (the events of a batch repeat
+    // their business, currency and texts).
+    let record = event.repeat(4);
+    let compressed =
+        rewards_storage::replicated::compress(&record).expect("repeated events compress");
+    std::fs::write(dir.join("log_record_lz4.bin"), &compressed).expect("write a seed");
+
     println!(
         "wrote the seeds to {} (the event is {} bytes)",
         dir.display(),

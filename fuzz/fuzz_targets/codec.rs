@@ -19,6 +19,7 @@ use rewards_actors::schema::{
 };
 use rewards_actors::webhooks::DeliveryRecord;
 use rewards_storage::codec::{self, Record};
+use rewards_storage::replicated;
 use std::fmt::Debug;
 
 /// Decodes `data` as a `T`; when that succeeds, the value must survive an encode and a decode.
@@ -57,4 +58,15 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<DeliveryRecord>(data);
     round_trip::<SettlementRecord>(data);
     round_trip::<PendingReferralRecord>(data);
+    // A cluster's nodes read the log's records from the stream compressed: a damaged block is
+    // an error, and what decompresses compresses and decompresses back to itself.
+    if let Ok(record) = replicated::decompress(data) {
+        if let Some(again) = replicated::compress(&record) {
+            assert_eq!(
+                replicated::decompress(&again).as_deref(),
+                Ok(record.as_slice()),
+                "a log record changed in a compress and decompress round trip"
+            );
+        }
+    }
 });
