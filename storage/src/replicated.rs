@@ -18,8 +18,8 @@
 //! Durability is the servers': an acknowledged message is on a quorum of the stream's replicas,
 //! and with `jetstream { sync_interval: always }` in their configuration, on those disks.
 //!
-//! **A record is compressed** (an LZ4 block after its length, every message of it marked with
-//! `Rewards-Encoding: lz4`) when that makes it shorter: each byte published is received,
+//! **A record is compressed** (a mark byte, its length and an LZ4 block, every message of it
+//! marked with `Rewards-Encoding: lz4`) when that makes it shorter: each byte published is received,
 //! replicated, written and fsynced by the servers, and delivered to every follower. Messages
 //! without the header are read as they are, so a stream written without compression reads on.
 

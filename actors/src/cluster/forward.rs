@@ -45,17 +45,22 @@ pub fn start(
     config: &Config,
     listener: std::net::TcpListener,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .context("building the forwarding client")?;
+    let builder = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+    };
+    let shared = builder().context("building the forwarding client")?;
     let node = web::Data::from(node);
-    let client = web::Data::new(client);
     let server = actix_web::HttpServer::new(move || {
+        // A client of each worker's own: a pooled connection is driven by a task on the
+        // runtime that opened it, so a client shared by the workers would hand most requests
+        // and answers across threads.
+        let client = web::Data::new(builder().unwrap_or_else(|_| shared.clone()));
         actix_web::App::new()
             .app_data(node.clone())
-            .app_data(client.clone())
+            .app_data(client)
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .route("/health/live", web::get().to(live))
             .route("/health/ready", web::get().to(ready))
