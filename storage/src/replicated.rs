@@ -503,8 +503,8 @@ impl ReplicatedLog {
                                 return Err(Pass::Visit(unreachable(
                                     "reading back",
                                     format!(
-                                        "the parts of the record ending at sequence {sequence} \
-                                         disagree on its encoding"
+                                        "the part at sequence {sequence} and the parts \
+                                         before it of one record disagree on its encoding"
                                     ),
                                 )));
                             }
@@ -787,8 +787,10 @@ pub fn compress(record: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The record [`compress`] made `bytes` from. A damaged message is an error, never a panic, and
-/// its claimed length is allocated only when the block could hold it.
+/// The record [`compress`] made `bytes` from. A block that does not decode to its stated length
+/// is an error, never a panic, and that length is allocated only when the block could hold it.
+/// (An LZ4 block carries no checksum: a changed byte that still decodes comes back changed, as
+/// a plain record's would; the servers checksum what they store.)
 pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let Some((&LZ4_MARK, rest)) = bytes.split_first() else {
         return Err("it does not begin as a compressed record".to_string());
@@ -797,7 +799,11 @@ pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, String> {
         .split_first_chunk::<4>()
         .ok_or("it is shorter than its length")?;
     let length = usize::try_from(u32::from_le_bytes(*head)).map_err(|e| e.to_string())?;
-    if length > MAX_RECORD_BYTES || length > body.len().saturating_mul(LZ4_MAX_RATIO) {
+    // A record is published compressed only when that is shorter than the record.
+    if length <= bytes.len()
+        || length > MAX_RECORD_BYTES
+        || length > body.len().saturating_mul(LZ4_MAX_RATIO)
+    {
         return Err(format!(
             "it claims {length} bytes from a block of {}",
             body.len()
@@ -830,8 +836,6 @@ impl Log for ReplicatedLog {
             None
         };
         let published = compressed.as_deref().unwrap_or(record);
-        metrics::counter!("rewards_log_record_bytes_total").increment(record.len() as u64);
-        metrics::counter!("rewards_log_published_bytes_total").increment(published.len() as u64);
         let parts: Vec<&[u8]> = if published.len() <= self.part_bytes {
             vec![published]
         } else {
@@ -862,6 +866,8 @@ impl Log for ReplicatedLog {
                 }
             }
         }
+        metrics::counter!("rewards_log_record_bytes_total").increment(record.len() as u64);
+        metrics::counter!("rewards_log_published_bytes_total").increment(published.len() as u64);
         Ok(self.state.lock().last)
     }
 
@@ -957,7 +963,8 @@ mod tests {
                 let mut damaged = compressed.clone();
                 damaged[at] ^= flip;
                 if let Ok(read) = decompress(&damaged) {
-                    assert!(read.len() <= (damaged.len() - LZ4_HEAD) * LZ4_MAX_RATIO);
+                    let claimed = u32::from_le_bytes(damaged[1..LZ4_HEAD].try_into().unwrap());
+                    assert_eq!(read.len(), claimed as usize);
                 }
             }
         }
@@ -966,6 +973,11 @@ mod tests {
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         huge.extend_from_slice(&[0x10, b'x']);
         assert!(decompress(&huge).unwrap_err().contains("claims"));
+        // A length no longer than the block: never published compressed.
+        let mut short = vec![LZ4_MARK];
+        short.extend_from_slice(&6u32.to_le_bytes());
+        short.extend_from_slice(&[0x10, b'x']);
+        assert!(decompress(&short).unwrap_err().contains("claims"));
         // Not a compressed record at all.
         assert!(decompress(&record).is_err());
         assert!(decompress(b"").is_err());

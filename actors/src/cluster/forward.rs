@@ -57,7 +57,10 @@ pub fn start(
         // A client of each worker's own: a pooled connection is driven by a task on the
         // runtime that opened it, so a client shared by the workers would hand most requests
         // and answers across threads.
-        let client = web::Data::new(builder().unwrap_or_else(|_| shared.clone()));
+        let client = web::Data::new(builder().unwrap_or_else(|error| {
+            tracing::warn!(%error, "a worker's forwarding client; the shared one is used");
+            shared.clone()
+        }));
         actix_web::App::new()
             .app_data(node.clone())
             .app_data(client)

@@ -383,22 +383,27 @@ fn a_repeated_publish_is_answered_as_the_first_not_fenced() {
     });
 }
 
-/// Publishes one part of a record as the log writes the parts of a large one, after the
-/// message at `after`; answers its sequence.
+/// Publishes one part of a record as the log writes the parts of a large one (marked with
+/// `encoding`, if any), after the message at `after`; answers its sequence.
 fn publish_part(
     cluster: &NatsCluster,
     options: &ReplicatedLogOptions,
-    payload: &'static str,
+    payload: &[u8],
     part: &'static str,
+    encoding: Option<&'static str>,
     after: u64,
 ) -> u64 {
     use async_nats::jetstream::message::PublishMessage;
     let subject = options.subject.clone();
+    let payload = bytes::Bytes::copy_from_slice(payload);
     with_jetstream(cluster, |context| async move {
-        let message = PublishMessage::build()
-            .payload(payload.into())
+        let mut message = PublishMessage::build()
+            .payload(payload)
             .header("Rewards-Part", part)
             .expected_last_subject_sequence(after);
+        if let Some(encoding) = encoding {
+            message = message.header("Rewards-Encoding", encoding);
+        }
         context
             .send_publish(subject, message)
             .await
@@ -419,7 +424,7 @@ fn a_record_cut_short_before_a_fence_is_dropped() {
     let a = open(&options_a);
     let whole = a.append(b"whole").unwrap();
     // The first of two parts, as the log writes them, then nothing: the writer died.
-    publish_part(&cluster, &options_a, "first half", "1/2", whole);
+    publish_part(&cluster, &options_a, b"first half", "1/2", None, whole);
     drop(a);
     let options_b = as_writer(&options_a, "node-b");
     let b = open(&options_b);
@@ -442,8 +447,10 @@ fn a_read_in_the_middle_of_a_record_leaves_it_for_the_next() {
     let options_a = options(&cluster, "node-a");
     let a = open(&options_a);
     let whole = a.append(b"whole").unwrap();
-    let publish = |payload, part, after| publish_part(&cluster, &options_a, payload, part, after);
-    let first = publish("first half, ", "1/2", whole);
+    let publish = |payload: &[u8], part, after| {
+        publish_part(&cluster, &options_a, payload, part, None, after)
+    };
+    let first = publish(b"first half, ", "1/2", whole);
     let follow = as_writer(&options_a, "node-b");
     let reader = ReplicatedLog::follow(follow).unwrap();
     let mut seen = Vec::new();
@@ -458,11 +465,59 @@ fn a_read_in_the_middle_of_a_record_leaves_it_for_the_next() {
         through, whole,
         "not past the first part of an unfinished record"
     );
-    let second = publish("second half", "2/2", first);
+    let second = publish(b"second half", "2/2", first);
     assert_eq!(
         read_all(&reader, through),
         vec![(second, b"first half, second half".to_vec())]
     );
+}
+
+/// A compressed record in two parts, the second published after a reader met the first: the
+/// reader's next read delivers it whole and decompressed. Parts that disagree on their
+/// encoding, and an encoding this build does not know, stop the read with an error instead of
+/// delivering anything.
+#[test]
+fn compressed_parts_come_back_whole_and_a_foreign_encoding_is_an_error() {
+    let Some(binary) = nats_server() else { return };
+    let cluster = NatsCluster::start(binary);
+    let options_a = options(&cluster, "node-a");
+    let a = open(&options_a);
+    let whole = a.append(b"whole").unwrap();
+    let record = b"a record of words said again and again, ".repeat(40);
+    let compressed = rewards_storage::replicated::compress(&record).unwrap();
+    let (head, tail) = compressed.split_at(compressed.len() / 2);
+    let publish = |payload: &[u8], part, encoding, after| {
+        publish_part(&cluster, &options_a, payload, part, encoding, after)
+    };
+    let first = publish(head, "1/2", Some("lz4"), whole);
+    let reader = ReplicatedLog::follow(as_writer(&options_a, "node-b")).unwrap();
+    let through = reader.read_after(0, &mut |_, _| Ok(())).unwrap();
+    assert_eq!(
+        through, whole,
+        "not past the first part of an unfinished record"
+    );
+    let second = publish(tail, "2/2", Some("lz4"), first);
+    assert_eq!(read_all(&reader, through), vec![(second, record)]);
+
+    let third = publish(head, "1/2", Some("lz4"), second);
+    let fourth = publish(tail, "2/2", None, third);
+    let mut delivered = 0;
+    let error = reader
+        .read_after(second, &mut |_, _| {
+            delivered += 1;
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(error.to_string().contains("disagree"), "{error}");
+    publish(b"\x28\xb5\x2f\xfd", "1/1", Some("zstd"), fourth);
+    let error = reader
+        .read_after(fourth, &mut |_, _| {
+            delivered += 1;
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(error.to_string().contains("Rewards-Encoding"), "{error}");
+    assert_eq!(delivered, 0);
 }
 
 /// A follower's copy: opened without the replay of an opening, it reads what the stream holds
