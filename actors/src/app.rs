@@ -40,6 +40,11 @@ pub struct App {
     /// On a cluster's owner: the window in which its lease is held. The API answers only
     /// inside it.
     pub lease: std::sync::OnceLock<Arc<crate::cluster::lease::Window>>,
+    /// The partition this server's data is (the only one without a cluster): the ids of
+    /// businesses, keys and processors and the secrets of keys are drawn in it.
+    pub placement: crate::cluster::Placement,
+    /// On the owner of one of a cluster's partitions: where requests for the others go.
+    pub front: std::sync::OnceLock<Arc<crate::cluster::forward::Front>>,
     ready: AtomicBool,
 }
 
@@ -51,8 +56,16 @@ impl App {
             config.router_mailbox_capacity,
             std::time::Duration::from_secs(config.wallet_idle_seconds),
         );
+        let placement = config
+            .cluster
+            .as_ref()
+            .map_or(crate::cluster::Placement::SINGLE, |cluster| {
+                cluster.placement()
+            });
         App {
             routers,
+            placement,
+            front: std::sync::OnceLock::new(),
             config,
             store,
             registry: Registry::default(),

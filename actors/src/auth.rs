@@ -5,7 +5,6 @@
 //! through timing.
 
 use dashmap::DashMap;
-use rand::RngCore;
 use rewards_core::{BusinessId, ContactId, DomainError, KeyId, MerchantId, ProcessorId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -61,13 +60,6 @@ pub struct Principal {
 
 pub fn hash_key(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
-}
-
-/// A new secret: `rk_` and 64 hex digits from the operating system's secure random source.
-pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("rk_{}", hex::encode(bytes))
 }
 
 /// The live keys, by hash. Rebuilt from the store at start-up.

@@ -229,6 +229,15 @@ mod tests {
         assert_eq!(cluster.retain_for_absent_ms, 3_600_000);
         assert_eq!(cluster.snapshot_interval_ms, 600_000);
         assert_eq!(cluster.log_compression, crate::cluster::LogCompression::Lz4);
+        assert_eq!(cluster.placement(), crate::cluster::Placement::SINGLE);
+        let split = load(
+            "[cluster]\nnats = [\"nats://h:4222\"]\nnode = \"a\"\npartitions = 8\npartition = 7\n",
+        )
+        .unwrap();
+        assert_eq!(
+            split.cluster.unwrap().placement(),
+            crate::cluster::Placement { index: 7, count: 8 }
+        );
         let plain = load(
             "[cluster]\nnats = [\"nats://h:4222\"]\nnode = \"a\"\nlog_compression = \"none\"\n",
         )
@@ -256,6 +265,22 @@ mod tests {
             (
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\nadvertise = \"10.0.0.1:8080\"",
                 "cluster.advertise",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\npartitions = 0",
+                "cluster.partitions",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\npartitions = 1025",
+                "cluster.partitions",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\npartitions = 4\npartition = 4",
+                "cluster.partition ",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\npartition = 1",
+                "cluster.partition ",
             ),
             (
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\nsnapshot_interval_ms = 10",

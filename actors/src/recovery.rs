@@ -11,7 +11,7 @@ use rewards_core::{BusinessId, Money};
 use rewards_storage::{Space, StoreError};
 
 use crate::app::App;
-use crate::auth::{generate_secret, hash_key, KeyRecord, Role};
+use crate::auth::{hash_key, KeyRecord, Role};
 use crate::budgets::OfferRuntime;
 use crate::clock;
 use crate::registry::{BusinessEntry, OfferSet};
@@ -141,10 +141,10 @@ pub fn ensure_operator_key(
             (secret.to_string(), false)
         }
         None if app.keys.has_operator() => return Ok(None),
-        None => (generate_secret(), true),
+        None => (app.placement.secret(), true),
     };
     let record = KeyRecord {
-        id: rewards_core::KeyId::from_random(clock::id_bytes()),
+        id: app.placement.key_id(),
         hash: hash_key(&secret),
         role: Role::Operator,
         business_id: None,

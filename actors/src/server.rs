@@ -197,8 +197,17 @@ pub fn start_http(
     listener: Option<std::net::TcpListener>,
     signals: bool,
 ) -> anyhow::Result<(actix_web::dev::Server, Vec<SocketAddr>)> {
+    let front = app.front.get().cloned();
     let data = web::Data::from(app);
     let server = actix_web::HttpServer::new(move || {
+        let routes = |config: &mut web::ServiceConfig| {
+            // On the owner of one of several partitions: the others' requests are forwarded
+            // before any route of this one's sees them.
+            if let Some(front) = &front {
+                config.service(crate::cluster::forward::Front::service(front.clone()));
+            }
+            crate::http::routes(config);
+        };
         actix_web::App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
@@ -276,7 +285,7 @@ pub fn start_http(
                     Ok(response)
                 }
             })
-            .configure(crate::http::routes)
+            .configure(routes)
             .default_service(web::to(crate::http::openapi::method_not_allowed))
     })
     .workers(config.http_workers())

@@ -1,14 +1,18 @@
-//! The HTTP server of a node that does not own the data: every API request is forwarded to the
-//! owner and its answer returned as it came; health and metrics are the node's own.
+//! The HTTP server of a node that does not own its partition: every API request is forwarded
+//! to the owner of the partition it belongs to and its answer returned as it came; health and
+//! metrics are the node's own. With several partitions, an owner forwards the requests of the
+//! others the same way ([`Front`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::RequestHead;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use anyhow::Context;
 use rewards_core::DomainError;
 
+use super::partition::{self, Route};
 use super::Node;
 use crate::config::Config;
 use crate::http::problem::ApiError;
@@ -107,6 +111,43 @@ fn refused(outcome: &'static str) -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::from(DomainError::NotReady))
 }
 
+/// The partition a request belongs to: by its head, else by its body, else this node's.
+fn partition_of(node: &Node, request: &HttpRequest, body: &[u8]) -> u16 {
+    let placement = node.placement();
+    let route = match head_route(node, request.head()) {
+        Route::Body => partition::route_body(placement, body),
+        route => route,
+    };
+    match route {
+        Route::Partition(partition) => partition,
+        Route::Body | Route::Here => placement.index,
+    }
+}
+
+/// Where a request goes by its head. The operator's key names no partition, whatever it looks
+/// like.
+fn head_route(node: &Node, head: &RequestHead) -> Route {
+    if node.placement().count <= 1 {
+        return Route::Partition(0);
+    }
+    let bearer = head
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|key| !node.is_operator_key(key));
+    partition::route_head(
+        node.placement(),
+        head.method.as_str(),
+        head.uri.path(),
+        bearer,
+    )
+}
+
 async fn forward(
     request: HttpRequest,
     body: web::Bytes,
@@ -116,7 +157,73 @@ async fn forward(
     if request.headers().contains_key(FORWARDED_BY) {
         return refused("loop");
     }
-    let Some(owner) = node.owner() else {
+    let partition = partition_of(&node, &request, &body);
+    send(&request, body, &node, &client, partition).await
+}
+
+/// What the owner of one partition of a cluster with several does with the requests of the
+/// others: they are forwarded to their owners.
+pub struct Front {
+    node: Arc<Node>,
+    client: reqwest::Client,
+}
+
+impl Front {
+    pub fn new(node: Arc<Node>) -> anyhow::Result<Front> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .context("building the forwarding client")?;
+        Ok(Front { node, client })
+    }
+
+    /// Whether a request may belong to another partition: its head names another, or leaves
+    /// it to its body. A request another node forwarded is served here, never passed on.
+    pub fn elsewhere(&self, head: &RequestHead) -> bool {
+        if head.headers().contains_key(FORWARDED_BY) {
+            return false;
+        }
+        match head_route(&self.node, head) {
+            Route::Partition(partition) => partition != self.node.placement().index,
+            Route::Body => true,
+            Route::Here => false,
+        }
+    }
+
+    /// Registers, ahead of the API's routes, the forwarding of requests [`Front::elsewhere`]
+    /// says may belong to another partition.
+    pub fn service(front: Arc<Front>) -> actix_web::Scope {
+        let guard = front.clone();
+        web::scope("")
+            .guard(actix_web::guard::fn_guard(move |context| {
+                guard.elsewhere(context.head())
+            }))
+            .app_data(web::Data::from(front))
+            .default_service(web::to(forward_elsewhere))
+    }
+}
+
+/// A request [`Front::elsewhere`] took: forwarded to its partition's owner, this node too
+/// when its body names this partition (or none), as another node would have.
+async fn forward_elsewhere(
+    request: HttpRequest,
+    body: web::Bytes,
+    front: web::Data<Front>,
+) -> HttpResponse {
+    let partition = partition_of(&front.node, &request, &body);
+    send(&request, body, &front.node, &front.client, partition).await
+}
+
+/// Sends `request` with `body` to the owner of `partition` and answers its answer.
+async fn send(
+    request: &HttpRequest,
+    body: web::Bytes,
+    node: &Node,
+    client: &reqwest::Client,
+    partition: u16,
+) -> HttpResponse {
+    let Some(owner) = node.owner_of(partition) else {
         return refused("no_owner");
     };
     let target = format!(
@@ -143,14 +250,14 @@ async fn forward(
         Ok(answer) => answer,
         Err(error) if error.is_connect() => {
             // Nothing reached the owner: it is gone; the lease will name the next one.
-            tracing::warn!(owner = %owner.node, %error, "the owner could not be reached");
-            node.forget_owner(&owner);
+            tracing::warn!(owner = %owner.node, partition, %error, "the owner could not be reached");
+            node.forget_owner_of(partition, &owner);
             return refused("unreachable");
         }
         // The request may have reached the owner and been applied: like a client's own broken
         // connection, the client retries with its idempotency key.
         Err(error) => {
-            tracing::warn!(owner = %owner.node, %error, "the owner did not answer a forwarded request");
+            tracing::warn!(owner = %owner.node, partition, %error, "the owner did not answer a forwarded request");
             return refused("broken");
         }
     };

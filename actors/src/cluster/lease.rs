@@ -21,6 +21,10 @@ use super::ClusterConfig;
 
 const BUCKET: &str = "rewards_leases";
 
+/// The cluster's settings every node must share, in a bucket whose entries never lapse.
+const CLUSTER_BUCKET: &str = "rewards_cluster";
+const PARTITIONS_KEY: &str = "partitions";
+
 /// The key-value bucket `name`, created with entries that live `max_age` (one value a key,
 /// file storage, `replicas` copies) when it is missing. An existing bucket keeps its own age.
 pub(super) async fn bucket(
@@ -135,6 +139,49 @@ impl Leases {
             }
         }
         Ok(Err(holder))
+    }
+
+    /// Records the cluster's partition count when it is the first to, or answers the count
+    /// recorded when it is another: every node must split the data the same way. The count
+    /// lives in a bucket whose entries never lapse.
+    pub async fn agree_on_partitions(
+        &self,
+        config: &ClusterConfig,
+    ) -> anyhow::Result<Result<(), u16>> {
+        let kv = match self.context.get_key_value(CLUSTER_BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => self
+                .context
+                .create_key_value(kv::Config {
+                    bucket: CLUSTER_BUCKET.to_string(),
+                    history: 1,
+                    storage: StorageType::File,
+                    num_replicas: config.replicas,
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("creating the bucket {CLUSTER_BUCKET}"))?,
+        };
+        let ours = config.partitions.to_string();
+        match kv.create(PARTITIONS_KEY, ours.clone().into()).await {
+            Ok(_) => return Ok(Ok(())),
+            Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error).context("recording the partition count"),
+        }
+        let recorded = kv
+            .get(PARTITIONS_KEY)
+            .await
+            .context("reading the partition count")?
+            .context("the partition count vanished")?;
+        let recorded = std::str::from_utf8(&recorded)
+            .ok()
+            .and_then(|count| count.parse::<u16>().ok())
+            .context("the recorded partition count does not parse")?;
+        Ok(if recorded == config.partitions {
+            Ok(())
+        } else {
+            Err(recorded)
+        })
     }
 
     /// Rewrites the lease, expecting `revision` to be the last write of it.

@@ -21,6 +21,7 @@
 
 pub mod forward;
 pub mod lease;
+pub mod partition;
 pub mod retention;
 pub mod snapshot;
 
@@ -37,11 +38,7 @@ use crate::config::Config;
 use crate::server::announce;
 pub use lease::Holder;
 use lease::Leases;
-
-/// The one partition there is today: the whole data set. Its lease key and its stream.
-const PARTITION: &str = "p0";
-const STREAM: &str = "REWARDS_P0";
-const SUBJECT: &str = "rewards.p0.log";
+pub use partition::Placement;
 
 /// The file that marks a data directory as a cluster node's copy: its log is the stream, so
 /// it must not be opened alone on a local log (its writes would never reach the stream).
@@ -52,10 +49,20 @@ pub fn is_node_directory(dir: &std::path::Path) -> bool {
     dir.join(NODE_MARKER).is_file()
 }
 
-/// Marks `dir` as a cluster node's, refusing a directory that holds a store of a server that
-/// ran alone: its log's records are not in the stream, and would be lost.
-fn claim_directory(dir: &std::path::Path) -> anyhow::Result<()> {
+/// Marks `dir` as a cluster node's copy of `stream`, refusing a directory that holds a store
+/// of a server that ran alone (its log's records are not in the stream, and would be lost) or
+/// a copy of another partition's stream (its checkpoint counts that stream's records).
+fn claim_directory(dir: &std::path::Path, stream: &str) -> anyhow::Result<()> {
+    let marking = format!("a cluster node's copy of stream {stream}\n");
     if is_node_directory(dir) {
+        let marked = std::fs::read_to_string(dir.join(NODE_MARKER))
+            .with_context(|| format!("reading {}", dir.join(NODE_MARKER).display()))?;
+        anyhow::ensure!(
+            marked == marking,
+            "{} holds {}, not of stream {stream}: each partition needs a data directory of its own",
+            dir.display(),
+            marked.trim_end()
+        );
         return Ok(());
     }
     let local_log = dir.join("log");
@@ -69,11 +76,8 @@ fn claim_directory(dir: &std::path::Path) -> anyhow::Result<()> {
         dir.display()
     );
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(
-        dir.join(NODE_MARKER),
-        format!("a cluster node's copy of stream {STREAM}\n"),
-    )
-    .with_context(|| format!("marking {} as a cluster node's", dir.display()))
+    std::fs::write(dir.join(NODE_MARKER), marking)
+        .with_context(|| format!("marking {} as a cluster node's", dir.display()))
 }
 
 /// Exit status of a deposed owner: temporary failure, start again.
@@ -111,6 +115,12 @@ pub struct ClusterConfig {
     /// `none`. Every node reads both, so it can be changed on a running cluster.
     #[serde(default)]
     pub log_compression: LogCompression,
+    /// How many partitions the cluster's data is split into: fixed when the cluster is made.
+    #[serde(default = "default_partitions")]
+    pub partitions: u16,
+    /// The partition this process serves, from 0.
+    #[serde(default)]
+    pub partition: u16,
 }
 
 /// How records are published on the stream.
@@ -137,6 +147,10 @@ fn default_truncate_log() -> bool {
 
 fn default_retain_for_absent_ms() -> u64 {
     3_600_000
+}
+
+fn default_partitions() -> u16 {
+    1
 }
 
 fn default_replicas() -> usize {
@@ -180,6 +194,16 @@ impl ClusterConfig {
                 || (1000..=MAX_SNAPSHOT_INTERVAL_MS).contains(&self.snapshot_interval_ms),
             "cluster.snapshot_interval_ms must be 0 (no shared checkpoint) or 1000 to {MAX_SNAPSHOT_INTERVAL_MS} (30 days)"
         );
+        anyhow::ensure!(
+            (1..=partition::MAX_PARTITIONS).contains(&self.partitions),
+            "cluster.partitions must be 1 to {}",
+            partition::MAX_PARTITIONS
+        );
+        anyhow::ensure!(
+            self.partition < self.partitions,
+            "cluster.partition must be below cluster.partitions ({})",
+            self.partitions
+        );
         if let Some(url) = &self.advertise {
             anyhow::ensure!(
                 url.starts_with("http://") || url.starts_with("https://"),
@@ -193,9 +217,23 @@ impl ClusterConfig {
         Duration::from_millis(self.lease_ms)
     }
 
+    /// The partition this process serves.
+    pub fn placement(&self) -> Placement {
+        Placement {
+            index: self.partition,
+            count: self.partitions,
+        }
+    }
+
     /// The options of this node's connection to the partition's stream.
     fn log_options(&self) -> ReplicatedLogOptions {
-        let mut log = ReplicatedLogOptions::new(self.nats.clone(), STREAM, SUBJECT, &self.node);
+        let placement = self.placement();
+        let mut log = ReplicatedLogOptions::new(
+            self.nats.clone(),
+            &placement.stream(),
+            &placement.subject(),
+            &self.node,
+        );
         log.replicas = self.replicas;
         log.compress = self.log_compression == LogCompression::Lz4;
         log
@@ -206,6 +244,14 @@ impl ClusterConfig {
 pub struct Node {
     pub me: Holder,
     config: ClusterConfig,
+    /// The partition this process serves, and its lease's key.
+    placement: Placement,
+    key: String,
+    /// The owners of the other partitions as last read, by partition (only with more than
+    /// one): where requests for them are forwarded.
+    others: Mutex<std::collections::HashMap<u16, Holder>>,
+    /// The operator key's hash: a request with it is routed by what it names, not by its key.
+    operator_key: Option<[u8; 32]>,
     owner: Mutex<Option<Holder>>,
     /// The lease's last revision this node wrote, while it holds it.
     revision: Mutex<u64>,
@@ -238,8 +284,13 @@ enum CopyState {
 
 impl Node {
     fn new(config: ClusterConfig, me: Holder, data_dir: std::path::PathBuf) -> Node {
+        let placement = config.placement();
         Node {
             me,
+            key: placement.lease_key(),
+            placement,
+            others: Mutex::default(),
+            operator_key: None,
             config,
             store: Mutex::new(None),
             data_dir,
@@ -314,6 +365,111 @@ impl Node {
         }
     }
 
+    /// The partition this process serves.
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// Whether `secret` is the operator's key.
+    pub fn is_operator_key(&self, secret: &str) -> bool {
+        self.operator_key == Some(crate::auth::hash_key(secret))
+    }
+
+    /// The owner of `partition` as last seen, if any.
+    pub fn owner_of(&self, partition: u16) -> Option<Holder> {
+        if partition == self.placement.index {
+            self.owner()
+        } else {
+            self.others.lock().get(&partition).cloned()
+        }
+    }
+
+    /// Forgets `owner` of `partition` (it did not answer) until its lease is read again.
+    pub fn forget_owner_of(&self, partition: u16, owner: &Holder) {
+        if partition == self.placement.index {
+            self.forget_owner(owner);
+            return;
+        }
+        let mut others = self.others.lock();
+        if others.get(&partition) == Some(owner) {
+            others.remove(&partition);
+        }
+    }
+
+    /// Checks that the cluster splits its data into as many partitions as this node does,
+    /// retrying while NATS does not answer; a node that disagrees exits (status 78): its
+    /// requests would go to the wrong partitions.
+    async fn agree_on_partitions(&self, leases: &Leases) {
+        loop {
+            match leases.agree_on_partitions(&self.config).await {
+                Ok(Ok(())) => return,
+                Ok(Err(recorded)) => {
+                    tracing::error!(
+                        recorded,
+                        configured = self.config.partitions,
+                        "the cluster is split into another number of partitions; exiting"
+                    );
+                    eprintln!(
+                        "rewardsd: the cluster has {recorded} partitions, cluster.partitions says {}; exiting with status 78",
+                        self.config.partitions
+                    );
+                    std::process::exit(78);
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "the cluster's partition count could not be read"
+                    );
+                    tokio::time::sleep(self.config.lease() / 4).await;
+                }
+            }
+        }
+    }
+
+    /// Reads the leases of the other partitions four times per lease period for the node's
+    /// whole life, so that requests for them go to their owners.
+    async fn watch_other_partitions(self: Arc<Self>) {
+        let leases = self.leases().await;
+        loop {
+            let mut known = 0;
+            for index in (0..self.placement.count).filter(|&i| i != self.placement.index) {
+                let key = Placement {
+                    index,
+                    count: self.placement.count,
+                }
+                .lease_key();
+                match leases.entry(&key).await {
+                    Ok(entry) => {
+                        let mut others = self.others.lock();
+                        match entry {
+                            Some((holder, _)) => {
+                                known += 1;
+                                if others.get(&index) != Some(&holder) {
+                                    tracing::info!(partition = index, owner = %holder.node, "owner of another partition");
+                                }
+                                others.insert(index, holder);
+                            }
+                            None => {
+                                others.remove(&index);
+                            }
+                        }
+                    }
+                    // The owner last seen stays the one requests go to.
+                    Err(error) => {
+                        known += usize::from(self.others.lock().contains_key(&index));
+                        tracing::warn!(
+                            partition = index,
+                            error = format!("{error:#}"),
+                            "another partition's lease could not be read"
+                        );
+                    }
+                }
+            }
+            metrics::gauge!("rewards_cluster_other_partitions_with_owner").set(known as f64);
+            tokio::time::sleep(self.config.lease() / 4).await;
+        }
+    }
+
     /// Connects to NATS, retrying until it answers or `stop` resolves.
     async fn leases(&self) -> Leases {
         let mut pause = Duration::from_millis(200);
@@ -335,7 +491,7 @@ impl Node {
     async fn acquire(&self, leases: &Leases) -> u64 {
         loop {
             if !self.follows() {
-                match leases.entry(PARTITION).await {
+                match leases.entry(&self.key).await {
                     Ok(entry) => *self.owner.lock() = entry.map(|(holder, _)| holder),
                     Err(error) => {
                         tracing::warn!(error = format!("{error:#}"), "the lease could not be read");
@@ -345,7 +501,7 @@ impl Node {
                 continue;
             }
             let sent = Instant::now();
-            match leases.try_acquire(PARTITION, &self.me).await {
+            match leases.try_acquire(&self.key, &self.me).await {
                 Ok(Ok(revision)) => {
                     self.window.extend(sent, leases.lapse);
                     return revision;
@@ -381,7 +537,7 @@ impl Node {
             tokio::time::sleep_until((sent + lease / 4).into()).await;
             let revision = *self.revision.lock();
             sent = Instant::now();
-            match leases.renew(PARTITION, &self.me, revision).await {
+            match leases.renew(&self.key, &self.me, revision).await {
                 Ok(next) => {
                     *self.revision.lock() = next;
                     renewed = Instant::now();
@@ -395,7 +551,7 @@ impl Node {
                     if !self.window.holds() {
                         tracing::warn!("the lease's window has passed: API requests are answered 503 until a renewal lands");
                     }
-                    match leases.entry(PARTITION).await {
+                    match leases.entry(&self.key).await {
                         // An earlier renewal whose answer was lost did land: this process's
                         // own write (its token), newer than its last answered one, is the
                         // lease's last revision.
@@ -606,7 +762,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
         .context("serving as a cluster node needs a [cluster] section")?;
     // A mapping that does not parse stops start-up before anything is opened.
     let mappings = crate::ingest::Mappings::load(&config.mappings_dir)?;
-    claim_directory(&config.data_dir)?;
+    claim_directory(&config.data_dir, &cluster.placement().stream())?;
     let _node_lock = snapshot::lock_node_directory(&config.data_dir)?;
     snapshot::clear_interrupted(&config.data_dir)?;
     let listener = std::net::TcpListener::bind(config.listen)
@@ -624,8 +780,23 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
             .unwrap_or_else(|| format!("http://{address}")),
         token: hex::encode(rand::random::<[u8; 16]>()),
     };
-    let node = Arc::new(Node::new(cluster.clone(), me, config.data_dir.clone()));
+    // Every partition's store knows the operator's key only if every one is given it.
+    anyhow::ensure!(
+        cluster.partitions == 1 || admin_key.as_deref().is_some_and(|k| !k.trim().is_empty()),
+        "a cluster split into partitions needs the operator key in REWARDS_ADMIN_KEY, the same on every node"
+    );
+    let mut node = Node::new(cluster.clone(), me, config.data_dir.clone());
+    node.operator_key = admin_key
+        .as_deref()
+        .map(|key| crate::auth::hash_key(key.trim()));
+    let node = Arc::new(node);
     metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
+    metrics::gauge!(
+        "rewards_cluster_partition",
+        "partition" => cluster.partition.to_string(),
+        "partitions" => cluster.partitions.to_string()
+    )
+    .set(1.0);
     // One listener for SIGTERM and Ctrl-C for the node's whole life: a signal that comes while
     // the node takes the data over is not lost between the two servers.
     let (stopping, stop) = tokio::sync::watch::channel(false);
@@ -641,6 +812,9 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     };
 
     // Follower: forward, and try for the lease.
+    if node.placement.count > 1 {
+        actix::spawn(node.clone().watch_other_partitions());
+    }
     let forwarder = forward::start(node.clone(), &config, listener.try_clone()?)?;
     let forwarding = forwarder.handle();
     let mut forwarder = actix::spawn(forwarder);
@@ -649,6 +823,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let following = Following::start(&config, &cluster, node.clone())?;
     let taken = async {
         let leases = node.leases().await;
+        node.agree_on_partitions(&leases).await;
         actix::spawn(watch_stream(
             leases.context.clone(),
             node.clone(),
@@ -719,7 +894,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
                 // when the NATS servers did not answer in time, 70 when the local store failed
                 // or the stream lacks records it needs (a restart would not mend either).
                 let revision = *node.revision.lock();
-                let _ = leases.release(PARTITION, revision).await;
+                let _ = leases.release(&node.key, revision).await;
                 let code = match &error {
                     StoreError::LogLost(_) => 70,
                     other if other.to_string().contains("replicated log") => EXIT_DEPOSED,
@@ -742,7 +917,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
             // The replay goes on in a blocking thread that nothing waits for: give the lease up
             // and leave; nothing was acknowledged in this term.
             let revision = *node.revision.lock();
-            let _ = leases.release(PARTITION, revision).await;
+            let _ = leases.release(&node.key, revision).await;
             tracing::info!("stopped while taking the data over");
             std::process::exit(0);
         }
@@ -752,6 +927,9 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let (app, arbiters) = crate::server::assemble_app(&config, store.clone(), mappings)?;
     let _ = app.forward_token.set(node.me.token.clone());
     let _ = app.lease.set(node.window.clone());
+    if node.placement.count > 1 {
+        let _ = app.front.set(Arc::new(forward::Front::new(node.clone())?));
+    }
     if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
         announce(&format!(
             "Generated operator key (shown once, stored hashed): {secret}"
@@ -791,7 +969,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
         tracing::info!("HTTP server stopped; committing what was accepted");
         store.close();
         let revision = *node.revision.lock();
-        if let Err(error) = leases.release(PARTITION, revision).await {
+        if let Err(error) = leases.release(&node.key, revision).await {
             tracing::warn!(
                 error = format!("{error:#}"),
                 "the lease was not given up; it lapses"
@@ -836,7 +1014,7 @@ async fn watch_stream(context: async_nats::jetstream::Context, node: Arc<Node>, 
     let mut next_snapshot = Instant::now();
     for round in 0u64.. {
         let mut first_sequence = None;
-        if let Ok(mut stream) = context.get_stream(STREAM).await {
+        if let Ok(mut stream) = context.get_stream(node.placement.stream()).await {
             if let Ok(info) = stream.info().await {
                 first_sequence = Some(info.state.first_sequence);
                 metrics::gauge!("rewards_cluster_log_first_sequence")
@@ -1023,7 +1201,8 @@ async fn retain(
         metrics::gauge!("rewards_cluster_snapshot_position").set(position as f64);
         floor = floor.min(position);
     }
-    match rewards_storage::replicated::purge_through(context, STREAM, floor).await {
+    match rewards_storage::replicated::purge_through(context, &node.placement.stream(), floor).await
+    {
         Ok(0) => {}
         Ok(purged) => {
             metrics::counter!("rewards_cluster_log_purged_total").increment(purged);
@@ -1059,5 +1238,27 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_is_one_partitions_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        claim_directory(&data, "REWARDS_P0").unwrap();
+        assert!(is_node_directory(&data));
+        // The same partition again: its copy.
+        claim_directory(&data, "REWARDS_P0").unwrap();
+        // Another partition's stream: refused, with what the directory holds.
+        let error = claim_directory(&data, "REWARDS_P1").unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("REWARDS_P0") && message.contains("not of stream REWARDS_P1"),
+            "{message}"
+        );
     }
 }

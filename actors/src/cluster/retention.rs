@@ -1,7 +1,7 @@
 //! The log stream's retention: records every node's copy has checkpointed leave the stream.
 //!
 //! Each node writes the log position its last durable checkpoint covers into the
-//! `rewards_checkpoints` bucket, under its name, every quarter lease. Once per lease period the
+//! `rewards_checkpoints` bucket (`rewards_checkpoints_p<N>` for partition N above 0), under its name, every quarter lease. Once per lease period the
 //! owner drops the stream's messages through the lowest position there: no copy that wrote its
 //! position reads before it again (a copy opens at its checkpoint and replays after it). So the
 //! stream holds what the slowest copy still needs, not the whole history.
@@ -28,8 +28,6 @@ use futures::TryStreamExt;
 
 use super::ClusterConfig;
 
-const BUCKET: &str = "rewards_checkpoints";
-
 /// The checkpoint bucket, connected.
 pub struct Checkpoints {
     kv: kv::Store,
@@ -43,7 +41,7 @@ impl Checkpoints {
     ) -> anyhow::Result<Checkpoints> {
         let kv = super::lease::bucket(
             context,
-            BUCKET,
+            &config.placement().checkpoint_bucket(),
             Duration::from_millis(config.retain_for_absent_ms),
             config.replicas,
         )

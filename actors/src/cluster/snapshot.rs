@@ -29,7 +29,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::ClusterConfig;
 
 const BUCKET: &str = "rewards_snapshots";
-const OBJECT: &str = "p0";
 /// The object's metadata key for the stream position the snapshot is as of.
 const POSITION: &str = "position";
 /// The object's metadata key for the log stream it was taken from (the stream's creation
@@ -85,6 +84,9 @@ pub fn lock_node_directory(data_dir: &Path) -> anyhow::Result<std::fs::File> {
 #[derive(Clone)]
 pub struct Snapshots {
     bucket: object_store::ObjectStore,
+    /// The partition's object in the bucket, and its log stream.
+    object: String,
+    stream: String,
 }
 
 /// What publishing a snapshot did.
@@ -102,10 +104,10 @@ pub struct StreamState {
     pub last: u64,
 }
 
-/// The log stream's identity and extent.
-pub async fn stream_state(context: &jetstream::Context) -> anyhow::Result<StreamState> {
+/// The log stream `name`'s identity and extent.
+pub async fn stream_state(context: &jetstream::Context, name: &str) -> anyhow::Result<StreamState> {
     let mut stream = context
-        .get_stream(super::STREAM)
+        .get_stream(name)
         .await
         .context("finding the log stream")?;
     let info = stream
@@ -141,8 +143,15 @@ impl Snapshots {
         context: &jetstream::Context,
         config: &ClusterConfig,
     ) -> anyhow::Result<Snapshots> {
+        let placement = config.placement();
+        let object = placement.snapshot_object();
+        let stream = placement.stream();
         if let Ok(bucket) = context.get_object_store(BUCKET).await {
-            return Ok(Snapshots { bucket });
+            return Ok(Snapshots {
+                bucket,
+                object,
+                stream,
+            });
         }
         let bucket = context
             .create_object_store(object_store::Config {
@@ -154,11 +163,15 @@ impl Snapshots {
             })
             .await
             .context("creating the snapshot bucket")?;
-        Ok(Snapshots { bucket })
+        Ok(Snapshots {
+            bucket,
+            object,
+            stream,
+        })
     }
 
     async fn describe(&self) -> anyhow::Result<Option<Described>> {
-        match self.bucket.info(OBJECT).await {
+        match self.bucket.info(&self.object).await {
             Ok(info) if !info.deleted => Ok(Some(described(&info)?)),
             Ok(_) => Ok(None),
             Err(error) if error.kind() == object_store::InfoErrorKind::NotFound => Ok(None),
@@ -179,7 +192,7 @@ impl Snapshots {
     /// The position of the published snapshot of the log stream as it is now; `None` when
     /// there is none.
     pub async fn current(&self, context: &jetstream::Context) -> anyhow::Result<Option<u64>> {
-        let stream = stream_state(context).await?;
+        let stream = stream_state(context, &self.stream).await?;
         self.position(&stream.identity).await
     }
 
@@ -210,7 +223,7 @@ impl Snapshots {
         let built = receiver.await.context("building the snapshot")?;
         let result = async {
             let (archive, stats) = built?;
-            let stream = stream_state(context).await?;
+            let stream = stream_state(context, &self.stream).await?;
             // A deposed owner's snapshot, finished late, must not replace a newer one.
             if let Some(existing) = self.describe().await? {
                 anyhow::ensure!(
@@ -225,7 +238,7 @@ impl Snapshots {
                 .with_context(|| format!("opening {}", archive.display()))?;
             let bytes = file.metadata().await.map(|m| m.len()).unwrap_or(0);
             let meta = object_store::ObjectMetadata {
-                name: OBJECT.to_string(),
+                name: self.object.clone(),
                 description: Some(format!("the data as of stream position {}", stats.position)),
                 metadata: [
                     (POSITION.to_string(), stats.position.to_string()),
@@ -269,7 +282,7 @@ impl Snapshots {
     ) -> anyhow::Result<u64> {
         let mut object = self
             .bucket
-            .get(OBJECT)
+            .get(&self.object)
             .await
             .context("fetching the snapshot")?;
         let fetched = described(object.info())?;
@@ -420,7 +433,7 @@ pub fn restore(
             .await
             .context("connecting to NATS")?;
         let context = jetstream::new(client);
-        let stream = stream_state(&context).await?;
+        let stream = stream_state(&context, &config.placement().stream()).await?;
         if copy_position > stream.last {
             tracing::error!(
                 copy_position,

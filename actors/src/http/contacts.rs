@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use rewards_core::contact::{Contact, ContactRewards, PaymentMedium};
 use rewards_core::scheme::SignUp;
 use rewards_core::wallet::Wallet;
-use rewards_core::{ContactId, DomainError, FieldError, KeyId, SchemeId, WalletId};
+use rewards_core::{ContactId, DomainError, FieldError, SchemeId, WalletId};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -414,7 +414,7 @@ async fn create_session(
     let now = clock::now();
     let expires_at = now.plus_seconds(ttl as i64);
     let record = KeyRecord {
-        id: KeyId::from_random(clock::id_bytes()),
+        id: app.placement.key_id(),
         hash: [0; 32],
         role: Role::Contact,
         business_id: Some(contact.business_id),

@@ -15,7 +15,7 @@ use super::json::{created, ok, parse, parse_or_default};
 use super::problem::ApiResult;
 use super::{business_for, path_id};
 use crate::app::App;
-use crate::auth::{generate_secret, hash_key, KeyRecord, Principal, Role};
+use crate::auth::{hash_key, KeyRecord, Principal, Role};
 use crate::clock;
 use crate::dto::business::{render_business, render_settings, BusinessBody, SettingsPatch};
 use crate::dto::text;
@@ -120,7 +120,7 @@ async fn create_business(
         .unwrap_or_default()
         .apply(&Default::default(), currency)?;
     let business = Business {
-        id: BusinessId::from_random(clock::id_bytes()),
+        id: app.placement.business_id(),
         name,
         currency,
         settings,
@@ -235,7 +235,7 @@ async fn create_processor(
     principal.require_operator()?;
     let body: ProcessorBody = parse(&body)?;
     let processor = Processor {
-        id: ProcessorId::from_random(clock::id_bytes()),
+        id: app.placement.processor_id(),
         name: text("name", &body.name)?,
     };
     app.write_config(
@@ -293,7 +293,7 @@ pub fn render_key(record: &KeyRecord) -> serde_json::Value {
 
 /// Stores a new key and answers it with its secret, which is shown only here.
 pub async fn issue_key(app: &App, mut record: KeyRecord) -> ApiResult<serde_json::Value> {
-    let secret = generate_secret();
+    let secret = app.placement.secret();
     record.hash = hash_key(&secret);
     let mut set = WriteSet::new();
     set.put(Space::Keys, keys::api_key_key(record.id), &record);
@@ -327,6 +327,14 @@ async fn create_key(
     let merchant_id: Option<MerchantId> = opt_id("merchant_id", &body.merchant_id)?;
     let processor_id: Option<ProcessorId> = opt_id("processor_id", &body.processor_id)?;
     let contact_id: Option<ContactId> = opt_id("contact_id", &body.contact_id)?;
+    if body.role == Role::Operator && app.placement.count > 1 {
+        // A key is stored in one partition, and the operator's must work in every one.
+        return Err(DomainError::validation(
+            "role",
+            "operator keys of a cluster split into partitions are set with REWARDS_ADMIN_KEY",
+        )
+        .into());
+    }
     let needs_business = matches!(body.role, Role::Business | Role::Pos | Role::Contact);
     if needs_business {
         let id = business_id
@@ -365,7 +373,7 @@ async fn create_key(
         }
     }
     let record = KeyRecord {
-        id: KeyId::from_random(clock::id_bytes()),
+        id: app.placement.key_id(),
         hash: [0; 32],
         role: body.role,
         business_id: if needs_business { business_id } else { None },

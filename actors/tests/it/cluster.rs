@@ -18,7 +18,7 @@ use rewards_storage::nats_cluster::{nats_server, NatsCluster};
 use serde_json::{json, Value};
 
 use crate::audit::audit;
-use crate::support::{audit_wallet, basket, world, Api, Server, World};
+use crate::support::{audit_wallet, basket, world, Api, Server, World, ADMIN_KEY};
 
 const CONTACTS: usize = 6;
 const CLIENTS: usize = 3;
@@ -796,4 +796,261 @@ async fn a_node_that_joins_after_records_left_the_stream_restores_the_shared_che
             node.stop();
         }
     }
+}
+
+/// A process of partition `partition` of two, named `name`.
+fn start_partition_node(dir: &Path, nats: &NatsCluster, name: &str, partition: u16) -> Server {
+    start_partition_node_of(dir, nats, name, partition, 2)
+}
+
+/// A process of partition `partition` of `partitions`, named `name`.
+fn start_partition_node_of(
+    dir: &Path,
+    nats: &NatsCluster,
+    name: &str,
+    partition: u16,
+    partitions: u16,
+) -> Server {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "checkpoint_interval_ms = 50\n\n[cluster]\nnats = {:?}\nnode = \"{name}\"\n\
+             lease_ms = 3000\ndeposed_grace_ms = 1500\nsnapshot_interval_ms = 2000\n\
+             partitions = {partitions}\npartition = {partition}\n",
+            nats.urls()
+        ),
+    )
+    .unwrap();
+    Server::start_custom(
+        &dir.join(format!("data-{name}")),
+        "sync",
+        Some(&config),
+        &[(
+            "RUST_LOG",
+            "warn,rewards_actors::cluster=info,rewards_storage::replicated=info",
+        )],
+        None,
+    )
+}
+
+/// Waits until `api`'s process owns its partition.
+async fn until_owner(api: &Api) {
+    until_metric(
+        api,
+        "rewards_cluster_partitions_owned 1",
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
+/// Waits until `api` answers `/health/ready` with 200.
+async fn until_ready(api: &Api) {
+    let started = Instant::now();
+    loop {
+        let health = api
+            .send(reqwest::Method::GET, "/health/ready", None, None)
+            .await;
+        if health.is_ok_and(|h| h.status == 200) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not ready in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `n` purchases for contact `C-0` of `w`, each sent through the processes of `apis` in
+/// turn (and retried there until answered): the answers.
+async fn purchases_through(apis: &[Api], w: &World, tag: &str, n: usize) -> Vec<Value> {
+    let mut answers = Vec::new();
+    for i in 0..n {
+        let mut body = basket(json!({"contact_code": "C-0"}), "10.00");
+        body["external_reference"] = json!(format!("{tag}-{i}"));
+        if i % 3 == 2 {
+            body["spend"] = json!({"amount": "all"});
+        }
+        answers.push(post_until_answered(apis, "/v1/purchases", &w.pos_key, &body, i).await);
+    }
+    answers
+}
+
+/// Every purchase answered is there once, as it was answered, read through `api`.
+async fn each_there_once(api: &Api, w: &World, answers: &[Value]) {
+    let mut ids: Vec<&str> = answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), answers.len(), "a purchase was answered twice");
+    for answer in answers {
+        let id = answer["id"].as_str().unwrap();
+        let stored = api.get(&format!("/v1/purchases/{id}"), &w.key).await;
+        let stored = stored.expect(200);
+        assert_eq!(stored["amounts"], answer["amounts"], "{id}");
+        assert_eq!(stored["spend"], answer["spend"], "{id}");
+        assert_eq!(stored["wallet_id"], answer["wallet_id"], "{id}");
+    }
+}
+
+/// Two partitions on three NATS servers: a process of partition 0 (a), two of partition 1
+/// (b, then c). A business is made in the partition of the process that receives it, and its
+/// ids and keys carry that partition, so every request, sent to any process, reaches the
+/// owner of its business's partition: an operator's by the business in its path or body,
+/// the others by their key. Each partition appends to its own stream. Killed with SIGKILL,
+/// partition 1's owner leaves partition 0 serving without a pause, and partition 1's other
+/// process takes it over with every acknowledged purchase there once and each wallet equal to
+/// its ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_split_the_businesses_and_fail_over_alone() {
+    use rewards_actors::cluster::Placement;
+    let Some(binary) = nats_server() else { return };
+    let nats = NatsCluster::start(binary);
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_partition_node(dir.path(), &nats, "a", 0);
+    let b = start_partition_node(dir.path(), &nats, "b", 1);
+    until_owner(&a.client()).await;
+    until_owner(&b.client()).await;
+    let c = start_partition_node(dir.path(), &nats, "c", 1);
+    until_ready(&c.client()).await;
+    let (api_a, api_b, api_c) = (a.client(), b.client(), c.client());
+    // Each knows the other partition's owner.
+    for api in [&api_a, &api_b, &api_c] {
+        until_metric(
+            api,
+            "rewards_cluster_other_partitions_with_owner 1",
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+
+    // A business made through a is partition 0's; one made through c (a follower of
+    // partition 1) is made by b, partition 1's owner. Their keys go through any process.
+    let w0 = world(&api_a, "EUR").await;
+    let w1 = world(&api_c, "EUR").await;
+    assert_eq!(Placement::of_id_text(&w0.business, 2), Some(0));
+    assert_eq!(Placement::of_id_text(&w1.business, 2), Some(1));
+    for key in [&w0.key, &w0.pos_key] {
+        assert_eq!(Placement::of_secret(key, 2), Some(0));
+    }
+    for key in [&w1.key, &w1.pos_key] {
+        assert_eq!(Placement::of_secret(key, 2), Some(1));
+    }
+    // The operator reads each business through the process of the other partition.
+    for (api, w) in [(&api_b, &w0), (&api_a, &w1)] {
+        let read = api
+            .get(&format!("/v1/businesses/{}", w.business), ADMIN_KEY)
+            .await;
+        assert_eq!(read.expect(200)["id"], json!(w.business));
+    }
+    // The operator's key must work in every partition: it comes from the environment only.
+    let operator = api_a
+        .post("/v1/keys", ADMIN_KEY, &json!({"role": "operator"}))
+        .await;
+    assert_eq!(operator.status, 400, "{}", operator.body);
+    assert!(operator.body.to_string().contains("REWARDS_ADMIN_KEY"));
+    // A process that splits the data another way stops before it serves anything.
+    let mut stray = start_partition_node_of(dir.path(), &nats, "stray", 0, 3);
+    let started = Instant::now();
+    while !stray.exited() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a process with 3 partitions joined a cluster of 2"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stray.exit_code(), Some(78));
+
+    // Contacts and top-ups, through the other partition's processes.
+    let w0 = World {
+        api: api_b.clone(),
+        ..w0
+    };
+    let w1 = World {
+        api: api_a.clone(),
+        ..w1
+    };
+    let mut wallets = Vec::new();
+    for w in [&w0, &w1] {
+        let contact = w.contact(json!({"code": "C-0"})).await;
+        let wallet = contact["wallet_id"].as_str().unwrap().to_string();
+        w.topup(&wallet, "20.00").await;
+        wallets.push(wallet);
+    }
+    // A key of one business does not reach the other's data, wherever it is sent.
+    let other = api_c
+        .get(&format!("/v1/wallets/{}", wallets[1]), &w0.key)
+        .await;
+    assert!(
+        [403, 404].contains(&other.status.as_u16()),
+        "{} {}",
+        other.status,
+        other.body
+    );
+
+    let all = [api_a.clone(), api_b.clone(), api_c.clone()];
+    let mut answered0 = purchases_through(&all, &w0, "p0-before", 6).await;
+    let mut answered1 = purchases_through(&all, &w1, "p1-before", 6).await;
+
+    // Each partition appended to its own stream.
+    let client = async_nats::ConnectOptions::new()
+        .connect(nats.urls().as_slice())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    for stream in ["REWARDS_P0", "REWARDS_P1"] {
+        let mut stream = js.get_stream(stream).await.unwrap();
+        let messages = stream.info().await.unwrap().state.messages;
+        assert!(
+            messages > 0,
+            "nothing on {}",
+            stream.cached_info().config.name
+        );
+    }
+
+    // Partition 1's owner dies. Partition 0 goes on serving at once through a.
+    b.kill();
+    let w0 = World {
+        api: api_a.clone(),
+        ..w0
+    };
+    for i in 0..3 {
+        let mut body = basket(json!({"contact_code": "C-0"}), "10.00");
+        body["external_reference"] = json!(format!("p0-during-{i}"));
+        let answer = api_a.post("/v1/purchases", &w0.pos_key, &body).await;
+        answered0.push(answer.expect(201).clone());
+    }
+    // Partition 1 is served again once c takes it over, through a.
+    answered1.extend(purchases_through(&[api_a.clone(), api_c.clone()], &w1, "p1-after", 4).await);
+    until_owner(&api_c).await;
+    // a learns the new owner within a quarter lease; until then it answers 503.
+    let started = Instant::now();
+    while api_a
+        .get(&format!("/v1/wallets/{}", wallets[1]), &w1.key)
+        .await
+        .status
+        != 200
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a never found partition 1's new owner"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for (w, wallet, answers) in [
+        (&w0, &wallets[0], &answered0),
+        (&w1, &wallets[1], &answered1),
+    ] {
+        each_there_once(&api_a, w, answers).await;
+        audit_wallet(w, wallet).await;
+    }
+    // Through partition 1's new owner too.
+    let w0_via_c = World {
+        api: api_c.clone(),
+        ..w0
+    };
+    each_there_once(&api_c, &w0_via_c, &answered0).await;
+    audit_wallet(&w0_via_c, &wallets[0]).await;
+    drop((a, c));
 }

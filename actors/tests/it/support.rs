@@ -137,6 +137,14 @@ impl Server {
     pub fn exited(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_some()
     }
+
+    /// The exit status, once the process has exited.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child
+            .try_wait()
+            .expect("try_wait")
+            .and_then(|s| s.code())
+    }
 }
 
 impl Drop for Server {

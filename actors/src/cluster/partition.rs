@@ -1,0 +1,328 @@
+//! Partitions: the data split by business, each partition its own stream, lease and owner.
+//!
+//! A cluster has `partitions` partitions, fixed when it is made. Each `rewardsd` process
+//! serves one of them (`cluster.partition`): it follows that partition's stream and competes
+//! for its lease, as a single-partition node does for the whole data set. Everything one
+//! purchase touches belongs to one business, so it is in one partition.
+//!
+//! Which partition a request belongs to is read from the request itself, without a lookup:
+//!
+//! - the ids of businesses, keys and processors, and the secrets of the keys the server makes,
+//!   are drawn so that their last two bytes, read as a number modulo the partition count,
+//!   name the partition that made them ([`Placement::of_bytes`]); the draw is repeated until
+//!   they do, so they look as random as before;
+//! - a request whose key the server made goes to that key's partition (business, point of
+//!   sale, contact and processor keys);
+//! - an operator's request goes by the business or key named in its path, else by the
+//!   `business_id` or `processor_id` of its JSON body; a creation that names none (a business,
+//!   a processor) is made in the partition of the node that received it.
+//!
+//! With one partition (the default) every id and secret is drawn as it always was.
+
+use rewards_core::{BusinessId, KeyId, ProcessorId};
+
+/// The most partitions a cluster may have.
+pub const MAX_PARTITIONS: u16 = 1024;
+
+/// Which partition a process serves, of how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub index: u16,
+    pub count: u16,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement::SINGLE
+    }
+}
+
+impl Placement {
+    /// One partition holding everything: a single node, or a cluster that is not split.
+    pub const SINGLE: Placement = Placement { index: 0, count: 1 };
+
+    /// The partition whose number `bytes` end with (0 for fewer than two bytes).
+    pub fn of_bytes(bytes: &[u8], count: u16) -> u16 {
+        match bytes {
+            [.., a, b] => u16::from_be_bytes([*a, *b]) % count.max(1),
+            _ => 0,
+        }
+    }
+
+    /// The partition a secret made by [`Placement::secret`] belongs to; `None` for any other
+    /// text (an operator key chosen by hand).
+    pub fn of_secret(secret: &str, count: u16) -> Option<u16> {
+        let digits = secret.strip_prefix("rk_")?;
+        if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let tail = u16::from_str_radix(digits.get(60..)?, 16).ok()?;
+        Some(tail % count.max(1))
+    }
+
+    /// The partition of the id written as `text`, if it is a canonical id.
+    pub fn of_id_text(text: &str, count: u16) -> Option<u16> {
+        let id: BusinessId = text.parse().ok()?;
+        Some(Placement::of_bytes(id.as_bytes(), count))
+    }
+
+    /// Whether bytes drawn at random belong to this partition.
+    fn owns(&self, bytes: &[u8]) -> bool {
+        Placement::of_bytes(bytes, self.count) == self.index
+    }
+
+    /// Random bytes from `draw` that belong to this partition: `draw` is called again until
+    /// they do (about `count` times).
+    fn draw<const N: usize>(&self, mut draw: impl FnMut() -> [u8; N]) -> [u8; N] {
+        loop {
+            let bytes = draw();
+            if self.owns(&bytes) {
+                return bytes;
+            }
+        }
+    }
+
+    pub fn business_id(&self) -> BusinessId {
+        BusinessId::from_random(self.draw(crate::clock::id_bytes))
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        KeyId::from_random(self.draw(crate::clock::id_bytes))
+    }
+
+    pub fn processor_id(&self) -> ProcessorId {
+        ProcessorId::from_random(self.draw(crate::clock::id_bytes))
+    }
+
+    /// A new key's secret: `rk_` and 64 hex digits from the operating system's secure source.
+    pub fn secret(&self) -> String {
+        format!(
+            "rk_{}",
+            hex::encode(self.draw(crate::clock::secure_bytes::<32>))
+        )
+    }
+
+    /// The partition's lease key. Partition 0 keeps the names of a cluster that is not split,
+    /// so a cluster made before partitions existed is its partition 0.
+    pub fn lease_key(&self) -> String {
+        format!("p{}", self.index)
+    }
+
+    /// The partition's log stream.
+    pub fn stream(&self) -> String {
+        format!("REWARDS_P{}", self.index)
+    }
+
+    /// The subject the partition's log is appended on.
+    pub fn subject(&self) -> String {
+        format!("rewards.p{}.log", self.index)
+    }
+
+    /// The key-value bucket the partition's copies write their checkpoint positions in.
+    pub fn checkpoint_bucket(&self) -> String {
+        match self.index {
+            0 => "rewards_checkpoints".to_string(),
+            index => format!("rewards_checkpoints_p{index}"),
+        }
+    }
+
+    /// The partition's shared checkpoint, in the snapshot bucket.
+    pub fn snapshot_object(&self) -> String {
+        format!("p{}", self.index)
+    }
+}
+
+/// Where a request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To this partition's owner.
+    Partition(u16),
+    /// Its head does not say: read its body's `business_id` or `processor_id`.
+    Body,
+    /// Anywhere: the partition of the node that received it.
+    Here,
+}
+
+/// Where a request goes by its head: its method, path and bearer key.
+pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option<&str>) -> Route {
+    let count = placement.count;
+    if count <= 1 {
+        return Route::Partition(0);
+    }
+    if !path.starts_with("/v1/") {
+        return Route::Here;
+    }
+    if let Some(partition) = bearer.and_then(|key| Placement::of_secret(key, count)) {
+        return Route::Partition(partition);
+    }
+    let mut segments = path.trim_start_matches("/v1/").split('/');
+    match (segments.next(), segments.next()) {
+        (Some("businesses"), Some(id)) | (Some("keys"), Some(id)) => {
+            match Placement::of_id_text(id, count) {
+                Some(partition) => Route::Partition(partition),
+                // An id that does not parse is refused wherever it goes.
+                None => Route::Here,
+            }
+        }
+        // Made where they are received.
+        (Some("businesses" | "processors"), None) => Route::Here,
+        _ if method == "POST" || method == "PUT" || method == "PATCH" => Route::Body,
+        _ => Route::Here,
+    }
+}
+
+/// Where a request whose head did not say goes, by its JSON body.
+pub fn route_body(placement: Placement, body: &[u8]) -> Route {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow, default)]
+        business_id: Option<&'a str>,
+        #[serde(borrow, default)]
+        processor_id: Option<&'a str>,
+    }
+    let Ok(named) = serde_json::from_slice::<Named>(body) else {
+        return Route::Here;
+    };
+    named
+        .business_id
+        .or(named.processor_id)
+        .and_then(|id| Placement::of_id_text(id, placement.count))
+        .map_or(Route::Here, Route::Partition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placement(index: u16, count: u16) -> Placement {
+        Placement { index, count }
+    }
+
+    #[test]
+    fn ids_and_secrets_name_the_partition_that_made_them() {
+        for count in [1, 2, 3, 7, 64, MAX_PARTITIONS] {
+            for index in [0, count / 2, count - 1] {
+                let p = placement(index, count);
+                for _ in 0..20 {
+                    let business = p.business_id();
+                    assert_eq!(Placement::of_bytes(business.as_bytes(), count), index);
+                    assert_eq!(
+                        Placement::of_id_text(&business.to_string(), count),
+                        Some(index)
+                    );
+                    assert_eq!(Placement::of_bytes(p.key_id().as_bytes(), count), index);
+                    assert_eq!(
+                        Placement::of_bytes(p.processor_id().as_bytes(), count),
+                        index
+                    );
+                    let secret = p.secret();
+                    assert_eq!(secret.len(), 67);
+                    assert_eq!(Placement::of_secret(&secret, count), Some(index));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_drawn_for_a_partition_still_look_random() {
+        let p = placement(3, 4);
+        let ids: std::collections::BTreeSet<_> = (0..1000).map(|_| p.business_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        // The last two bytes are not fixed: only their value modulo 4 is.
+        let tails: std::collections::BTreeSet<_> = ids
+            .iter()
+            .map(|id| u16::from_be_bytes([id.as_bytes()[14], id.as_bytes()[15]]))
+            .collect();
+        assert!(tails.len() > 900, "{} distinct tails", tails.len());
+        assert!(tails.iter().all(|tail| tail % 4 == 3));
+    }
+
+    #[test]
+    fn a_secret_not_made_by_the_server_names_no_partition() {
+        for text in [
+            "",
+            "rk_",
+            "operator-secret",
+            &format!("rk_{}", "0".repeat(63)),
+            &format!("rk_{}", "0".repeat(65)),
+            &format!("rk_{}g", "0".repeat(63)),
+            &format!("xk_{}", "0".repeat(64)),
+            // A multi-byte character where the digits are read must not panic.
+            &format!("rk_{}é", "0".repeat(62)),
+        ] {
+            assert_eq!(Placement::of_secret(text, 4), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn requests_go_by_key_then_path_then_body() {
+        let here = placement(0, 4);
+        let elsewhere = placement(2, 4);
+        let key = elsewhere.secret();
+        let business = elsewhere.business_id().to_string();
+        let key_id = placement(3, 4).key_id().to_string();
+        let route =
+            |method, path: &str, bearer: Option<&str>| route_head(here, method, path, bearer);
+        // A key the server made goes to its partition, whatever the path.
+        assert_eq!(
+            route("POST", "/v1/purchases", Some(&key)),
+            Route::Partition(2)
+        );
+        assert_eq!(
+            route("GET", "/v1/contacts/x", Some(&key)),
+            Route::Partition(2)
+        );
+        // An operator's key: the business or key in the path.
+        let operator = Some("chosen-by-hand");
+        assert_eq!(
+            route("GET", &format!("/v1/businesses/{business}"), operator),
+            Route::Partition(2)
+        );
+        assert_eq!(
+            route("POST", &format!("/v1/businesses/{business}/taps"), operator),
+            Route::Partition(2)
+        );
+        assert_eq!(
+            route("DELETE", &format!("/v1/keys/{key_id}"), operator),
+            Route::Partition(3)
+        );
+        assert_eq!(
+            route("GET", "/v1/businesses/not-an-id", operator),
+            Route::Here
+        );
+        // Creations that name no partition: here.
+        assert_eq!(route("POST", "/v1/businesses", operator), Route::Here);
+        assert_eq!(route("POST", "/v1/processors", operator), Route::Here);
+        // Writes that may name a business in the body.
+        assert_eq!(route("POST", "/v1/keys", operator), Route::Body);
+        assert_eq!(route("POST", "/v1/purchases", operator), Route::Body);
+        assert_eq!(route("GET", "/v1/contacts/x", operator), Route::Here);
+        // Not the API.
+        assert_eq!(route("GET", "/metrics", operator), Route::Here);
+        // One partition: everything is partition 0.
+        assert_eq!(
+            route_head(Placement::SINGLE, "POST", "/v1/purchases", None),
+            Route::Partition(0)
+        );
+    }
+
+    #[test]
+    fn a_body_is_routed_by_the_business_or_processor_it_names() {
+        let p = placement(1, 4);
+        let business = placement(3, 4).business_id().to_string();
+        let processor = placement(2, 4).processor_id().to_string();
+        let body = |value: serde_json::Value| route_body(p, value.to_string().as_bytes());
+        assert_eq!(
+            body(serde_json::json!({"role": "business", "business_id": business})),
+            Route::Partition(3)
+        );
+        assert_eq!(
+            body(serde_json::json!({"role": "processor", "processor_id": processor})),
+            Route::Partition(2)
+        );
+        assert_eq!(body(serde_json::json!({"business_id": 7})), Route::Here);
+        assert_eq!(body(serde_json::json!({"business_id": "x"})), Route::Here);
+        assert_eq!(route_body(p, b"not json"), Route::Here);
+        assert_eq!(route_body(p, b""), Route::Here);
+    }
+}
