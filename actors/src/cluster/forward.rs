@@ -12,8 +12,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use anyhow::Context;
 use rewards_core::DomainError;
 
+use super::fanout::{self, Answer};
 use super::partition::{self, Route};
-use super::Node;
+use super::{Holder, Node, Placement};
 use crate::config::Config;
 use crate::http::problem::ApiError;
 use crate::limits::{HEADER_READ_TIMEOUT, MAX_BODY_BYTES};
@@ -41,6 +42,9 @@ fn passed_on(name: &str) -> bool {
         // What a follower says of the client is the follower's to say, never the client's.
         && name != crate::http::FORWARDED_CLIENT_IP
         && name != crate::http::FORWARD_TOKEN
+        // Ids and secrets for every partition are this node's to choose, never the client's.
+        && name != crate::http::NEW_ID
+        && name != crate::http::NEW_SECRET
 }
 
 /// Starts the forwarding server on `listener`.
@@ -111,16 +115,16 @@ fn refused(outcome: &'static str) -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::from(DomainError::NotReady))
 }
 
-/// The partition a request belongs to: by its head, else by its body, else this node's.
-fn partition_of(node: &Node, request: &HttpRequest, body: &[u8]) -> u16 {
+/// Where a request goes: by its head, else by its body, else to this node's partition.
+fn route_of(node: &Node, request: &HttpRequest, body: &[u8]) -> Route {
     let placement = node.placement();
     let route = match head_route(node, request.head()) {
         Route::Body => partition::route_body(placement, body),
         route => route,
     };
     match route {
-        Route::Partition(partition) => partition,
-        Route::Body | Route::Here => placement.index,
+        Route::Body | Route::Here => Route::Partition(placement.index),
+        route => route,
     }
 }
 
@@ -157,10 +161,85 @@ async fn forward(
     if request.headers().contains_key(FORWARDED_BY) {
         return refused("loop");
     }
-    let partition = partition_of(&node, &request, &body);
-    send(&request, body, &node, &client, partition).await
+    dispatch(&request, body, &node, &client).await
 }
 
+/// Sends a request where [`route_of`] says: to one partition's owner, or to every one's.
+async fn dispatch(
+    request: &HttpRequest,
+    body: web::Bytes,
+    node: &Node,
+    client: &reqwest::Client,
+) -> HttpResponse {
+    match route_of(node, request, &body) {
+        Route::All => fan_out(request, body, node, client).await,
+        Route::Partition(partition) => {
+            let Some(owner) = node.owner_of(partition) else {
+                return refused("no_owner");
+            };
+            match exchange(request, body, node, client, partition, &owner, &[]).await {
+                Ok(answer) => {
+                    metrics::counter!("rewards_cluster_forwarded_total", "outcome" => "answered")
+                        .increment(1);
+                    answer.into_response()
+                }
+                Err(outcome) => refused(outcome),
+            }
+        }
+        Route::Body | Route::Here => refused("route"),
+    }
+}
+
+/// Sends a request to the owner of every partition at once and merges their answers
+/// ([`fanout::merge`]). Nothing is sent unless every partition has a known owner; one that
+/// fails to answer makes the whole answer 503, and the client's retry (with its idempotency
+/// key, or for a processor its transaction reference) is answered by the others as a replay.
+async fn fan_out(
+    request: &HttpRequest,
+    body: web::Bytes,
+    node: &Node,
+    client: &reqwest::Client,
+) -> HttpResponse {
+    let count = node.placement().count;
+    let mut owners = Vec::with_capacity(usize::from(count));
+    for partition in 0..count {
+        match node.owner_of(partition) {
+            Some(owner) => owners.push((partition, owner)),
+            None => return refused("no_owner"),
+        }
+    }
+    let kind = fanout::Kind::of(request.method().as_str(), request.path());
+    // What every partition makes must be the same in all: the id and secret are chosen here.
+    let mut dictated: Vec<(&str, String)> = Vec::new();
+    if kind == fanout::Kind::Made {
+        dictated.push((
+            crate::http::NEW_ID,
+            uuid::Uuid::from_bytes(crate::clock::id_bytes()).to_string(),
+        ));
+        dictated.push((crate::http::NEW_SECRET, Placement::SINGLE.secret()));
+    }
+    let answers = futures::future::join_all(owners.iter().map(|(partition, owner)| {
+        exchange(
+            request,
+            body.clone(),
+            node,
+            client,
+            *partition,
+            owner,
+            &dictated,
+        )
+    }))
+    .await;
+    let mut answered = Vec::with_capacity(answers.len());
+    for answer in answers {
+        match answer {
+            Ok(answer) => answered.push(answer),
+            Err(outcome) => return refused(outcome),
+        }
+    }
+    metrics::counter!("rewards_cluster_forwarded_total", "outcome" => "fanned_out").increment(1);
+    fanout::merge(kind, answered).into_response()
+}
 /// What the owner of one partition of a cluster with several does with the requests of the
 /// others: they are forwarded to their owners.
 pub struct Front {
@@ -186,7 +265,7 @@ impl Front {
         }
         match head_route(&self.node, head) {
             Route::Partition(partition) => partition != self.node.placement().index,
-            Route::Body => true,
+            Route::Body | Route::All => true,
             Route::Here => false,
         }
     }
@@ -205,40 +284,43 @@ impl Front {
 }
 
 /// A request [`Front::elsewhere`] took: forwarded to its partition's owner, this node too
-/// when its body names this partition (or none), as another node would have.
+/// when its body names this partition (or none), as another node would have; or to every
+/// partition's.
 async fn forward_elsewhere(
     request: HttpRequest,
     body: web::Bytes,
     front: web::Data<Front>,
 ) -> HttpResponse {
-    let partition = partition_of(&front.node, &request, &body);
-    send(&request, body, &front.node, &front.client, partition).await
+    dispatch(&request, body, &front.node, &front.client).await
 }
 
-/// Sends `request` with `body` to the owner of `partition` and answers its answer.
-async fn send(
+/// Sends `request` with `body` (and the `extra` headers) to `owner`, the owner of
+/// `partition`, and answers its answer, or the outcome a refusal is counted under.
+async fn exchange(
     request: &HttpRequest,
     body: web::Bytes,
     node: &Node,
     client: &reqwest::Client,
     partition: u16,
-) -> HttpResponse {
-    let Some(owner) = node.owner_of(partition) else {
-        return refused("no_owner");
-    };
+    owner: &Holder,
+    extra: &[(&str, String)],
+) -> Result<Answer, &'static str> {
     let target = format!(
         "{}{}",
         owner.url.trim_end_matches('/'),
         request.uri().path_and_query().map_or("/", |p| p.as_str())
     );
     let Ok(method) = reqwest::Method::from_bytes(request.method().as_str().as_bytes()) else {
-        return refused("method");
+        return Err("method");
     };
     let mut outgoing = client.request(method, target).body(body);
     for (name, value) in request.headers() {
         if passed_on(name.as_str()) {
             outgoing = outgoing.header(name.as_str(), value.as_bytes());
         }
+    }
+    for (name, value) in extra {
+        outgoing = outgoing.header(*name, value.as_str());
     }
     outgoing = outgoing
         .header(FORWARDED_BY, node.me.node.as_str())
@@ -251,35 +333,68 @@ async fn send(
         Err(error) if error.is_connect() => {
             // Nothing reached the owner: it is gone; the lease will name the next one.
             tracing::warn!(owner = %owner.node, partition, %error, "the owner could not be reached");
-            node.forget_owner_of(partition, &owner);
-            return refused("unreachable");
+            node.forget_owner_of(partition, owner);
+            return Err("unreachable");
         }
         // The request may have reached the owner and been applied: like a client's own broken
         // connection, the client retries with its idempotency key.
         Err(error) => {
             tracing::warn!(owner = %owner.node, partition, %error, "the owner did not answer a forwarded request");
-            return refused("broken");
+            return Err("broken");
         }
     };
-    let status =
-        StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::build(status);
-    for (name, value) in answer.headers() {
-        if passed_on(name.as_str()) {
-            response.append_header((name.as_str(), value.as_bytes()));
-        }
-    }
+    let status = answer.status().as_u16();
+    let headers: Vec<(String, Vec<u8>)> = answer
+        .headers()
+        .iter()
+        .filter(|(name, _)| passed_on(name.as_str()))
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect();
     match answer.bytes().await {
-        Ok(bytes) => {
-            metrics::counter!("rewards_cluster_forwarded_total", "outcome" => "answered")
-                .increment(1);
-            response.body(bytes)
-        }
+        Ok(body) => Ok(Answer {
+            status,
+            headers,
+            body,
+        }),
         // The owner answered and broke off: what it did is unknown, as when a client's own
         // connection breaks; the client retries with its idempotency key.
         Err(error) => {
-            tracing::warn!(owner = %owner.node, %error, "the owner's answer broke off");
-            refused("broken")
+            tracing::warn!(owner = %owner.node, partition, %error, "the owner's answer broke off");
+            Err("broken")
+        }
+    }
+}
+
+impl Answer {
+    fn into_response(self) -> HttpResponse {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = HttpResponse::build(status);
+        for (name, value) in &self.headers {
+            response.append_header((name.as_str(), value.as_slice()));
+        }
+        response.body(self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passed_on;
+
+    #[test]
+    fn what_a_client_may_not_say_is_never_passed_on() {
+        for name in [
+            crate::http::FORWARDED_CLIENT_IP,
+            crate::http::FORWARD_TOKEN,
+            crate::http::NEW_ID,
+            crate::http::NEW_SECRET,
+            "connection",
+            "content-length",
+            "host",
+        ] {
+            assert!(!passed_on(name), "{name}");
+        }
+        for name in ["authorization", "content-type", "idempotent-replay"] {
+            assert!(passed_on(name), "{name}");
         }
     }
 }

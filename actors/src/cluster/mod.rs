@@ -19,6 +19,7 @@
 //!
 //! A clean stop (SIGTERM) of the owner gives the lease up, so a follower takes over at once.
 
+pub mod fanout;
 pub mod forward;
 pub mod lease;
 pub mod partition;

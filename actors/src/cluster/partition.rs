@@ -14,8 +14,11 @@
 //! - a request whose key the server made goes to that key's partition (business, point of
 //!   sale, contact and processor keys);
 //! - an operator's request goes by the business or key named in its path, else by the
-//!   `business_id` or `processor_id` of its JSON body; a creation that names none (a business,
-//!   a processor) is made in the partition of the node that received it.
+//!   `business_id` or `processor_id` of its JSON body; a business is made in the partition of
+//!   the node that received the request;
+//! - what a processor sends goes to every partition (the businesses on a terminal may be in
+//!   several), and so do the making of processors and processor keys and the revoking of keys,
+//!   which every partition must know ([`super::fanout`]).
 //!
 //! With one partition (the default) every id and secret is drawn as it always was.
 
@@ -141,6 +144,10 @@ pub enum Route {
     Body,
     /// Anywhere: the partition of the node that received it.
     Here,
+    /// To every partition, the answers merged ([`super::fanout`]): what a processor sends (a
+    /// terminal's businesses may be in several), and making or revoking processors and keys
+    /// every partition must know.
+    All,
 }
 
 /// Where a request goes by its head: its method, path and bearer key.
@@ -152,11 +159,17 @@ pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option
     if !path.starts_with("/v1/") {
         return Route::Here;
     }
+    if path.starts_with("/v1/processor/") {
+        return Route::All;
+    }
     if let Some(partition) = bearer.and_then(|key| Placement::of_secret(key, count)) {
         return Route::Partition(partition);
     }
     let mut segments = path.trim_start_matches("/v1/").split('/');
     match (segments.next(), segments.next()) {
+        // A key may be a processor's, which every partition holds.
+        (Some("keys"), Some(_)) if method == "DELETE" => Route::All,
+        (Some("processors"), None) if method == "POST" => Route::All,
         (Some("businesses"), Some(id)) | (Some("keys"), Some(id)) => {
             match Placement::of_id_text(id, count) {
                 Some(partition) => Route::Partition(partition),
@@ -179,10 +192,15 @@ pub fn route_body(placement: Placement, body: &[u8]) -> Route {
         business_id: Option<&'a str>,
         #[serde(borrow, default)]
         processor_id: Option<&'a str>,
+        #[serde(borrow, default)]
+        role: Option<&'a str>,
     }
     let Ok(named) = serde_json::from_slice::<Named>(body) else {
         return Route::Here;
     };
+    if named.role == Some("processor") {
+        return Route::All;
+    }
     named
         .business_id
         .or(named.processor_id)
@@ -283,16 +301,29 @@ mod tests {
             Route::Partition(2)
         );
         assert_eq!(
-            route("DELETE", &format!("/v1/keys/{key_id}"), operator),
+            route("GET", &format!("/v1/keys/{key_id}"), operator),
             Route::Partition(3)
         );
+        // Every partition: what processors send, and their making and keys.
+        assert_eq!(
+            route("DELETE", &format!("/v1/keys/{key_id}"), operator),
+            Route::All
+        );
+        assert_eq!(
+            route("POST", "/v1/processor/purchases", Some(&key)),
+            Route::All
+        );
+        assert_eq!(
+            route("POST", "/v1/processor/purchases:batch", None),
+            Route::All
+        );
+        assert_eq!(route("POST", "/v1/processors", operator), Route::All);
         assert_eq!(
             route("GET", "/v1/businesses/not-an-id", operator),
             Route::Here
         );
         // Creations that name no partition: here.
         assert_eq!(route("POST", "/v1/businesses", operator), Route::Here);
-        assert_eq!(route("POST", "/v1/processors", operator), Route::Here);
         // Writes that may name a business in the body.
         assert_eq!(route("POST", "/v1/keys", operator), Route::Body);
         assert_eq!(route("POST", "/v1/purchases", operator), Route::Body);
@@ -318,6 +349,10 @@ mod tests {
         );
         assert_eq!(
             body(serde_json::json!({"role": "processor", "processor_id": processor})),
+            Route::All
+        );
+        assert_eq!(
+            body(serde_json::json!({"role": "pos", "processor_id": processor})),
             Route::Partition(2)
         );
         assert_eq!(body(serde_json::json!({"business_id": 7})), Route::Here);

@@ -36,6 +36,27 @@ pub const FORWARDED_CLIENT_IP: &str = "x-rewards-client-ip";
 /// Header with the owner's forwarding token on a request a cluster follower forwarded.
 pub const FORWARD_TOKEN: &str = "x-rewards-forward-token";
 
+/// Header with the id a split cluster's process chose for a processor or key it has every
+/// partition make (so that it is the same in all of them).
+pub const NEW_ID: &str = "x-rewards-new-id";
+/// Header with the secret a split cluster's process chose for a processor key it has every
+/// partition make.
+pub const NEW_SECRET: &str = "x-rewards-new-secret";
+
+/// What a split cluster's process dictates in `header` for something every partition makes,
+/// believed only with the owner's forwarding token (a client cannot choose ids or secrets).
+pub fn dictated(request: &actix_web::HttpRequest, header: &str) -> Option<String> {
+    use subtle::ConstantTimeEq;
+    let app = request.app_data::<web::Data<App>>()?;
+    let token = app.forward_token.get().filter(|t| !t.is_empty())?;
+    let headers = request.headers();
+    let presented = headers.get(FORWARD_TOKEN)?.as_bytes();
+    if !bool::from(presented.ct_eq(token.as_bytes())) {
+        return None;
+    }
+    headers.get(header)?.to_str().ok().map(str::to_string)
+}
+
 /// The client's IP address: the connection's peer, or, on a cluster's owner, the address a
 /// follower names for a request it forwarded, believed only with the owner's forwarding token
 /// (a client cannot choose the address that picks its purchase's TAP).

@@ -1,6 +1,6 @@
 //! Operator calls: businesses and their settings, transaction processors, API keys.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use rewards_core::business::Business;
 use rewards_core::scheme::{Scheme, SignUp};
 use rewards_core::{
@@ -228,14 +228,17 @@ struct ProcessorBody {
     )
 )]
 async fn create_processor(
+    request: HttpRequest,
     app: web::Data<App>,
     principal: Principal,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     principal.require_operator()?;
     let body: ProcessorBody = parse(&body)?;
+    // In a split cluster every partition makes the processor, under the id chosen for all.
+    let dictated = super::dictated(&request, super::NEW_ID).and_then(|id| id.parse().ok());
     let processor = Processor {
-        id: app.placement.processor_id(),
+        id: dictated.unwrap_or_else(|| app.placement.processor_id()),
         name: text("name", &body.name)?,
     };
     app.write_config(
@@ -292,8 +295,17 @@ pub fn render_key(record: &KeyRecord) -> serde_json::Value {
 }
 
 /// Stores a new key and answers it with its secret, which is shown only here.
-pub async fn issue_key(app: &App, mut record: KeyRecord) -> ApiResult<serde_json::Value> {
-    let secret = app.placement.secret();
+pub async fn issue_key(app: &App, record: KeyRecord) -> ApiResult<serde_json::Value> {
+    issue_key_with(app, record, None).await
+}
+
+/// Stores a new key with `secret` (a new one when `None`) and answers it with its secret.
+async fn issue_key_with(
+    app: &App,
+    mut record: KeyRecord,
+    secret: Option<String>,
+) -> ApiResult<serde_json::Value> {
+    let secret = secret.unwrap_or_else(|| app.placement.secret());
     record.hash = hash_key(&secret);
     let mut set = WriteSet::new();
     set.put(Space::Keys, keys::api_key_key(record.id), &record);
@@ -317,6 +329,7 @@ pub async fn issue_key(app: &App, mut record: KeyRecord) -> ApiResult<serde_json
     )
 )]
 async fn create_key(
+    request: HttpRequest,
     app: web::Data<App>,
     principal: Principal,
     body: web::Bytes,
@@ -372,8 +385,19 @@ async fn create_key(
             );
         }
     }
+    // In a split cluster every partition makes a processor key, under the id and with the
+    // secret chosen for all.
+    let (dictated_id, dictated_secret) = if body.role == Role::Processor {
+        (
+            super::dictated(&request, super::NEW_ID).and_then(|id| id.parse::<KeyId>().ok()),
+            super::dictated(&request, super::NEW_SECRET)
+                .filter(|secret| crate::cluster::Placement::of_secret(secret, 1).is_some()),
+        )
+    } else {
+        (None, None)
+    };
     let record = KeyRecord {
-        id: app.placement.key_id(),
+        id: dictated_id.unwrap_or_else(|| app.placement.key_id()),
         hash: [0; 32],
         role: body.role,
         business_id: if needs_business { business_id } else { None },
@@ -396,7 +420,7 @@ async fn create_key(
         expires_at: None,
         revoked: false,
     };
-    let body = issue_key(&app, record).await?;
+    let body = issue_key_with(&app, record, dictated_secret).await?;
     Ok(created(&body))
 }
 

@@ -988,6 +988,87 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         other.body
     );
 
+    // A terminal shared by a business of each partition, and a processor that reports for
+    // it: the processor and its key are made in every partition, and its card purchase is
+    // routed in every partition, one answer listing both businesses.
+    w0.merchant_with_tap(json!({"name": "M0"}), "T-SHARED")
+        .await;
+    w1.merchant_with_tap(json!({"name": "M1"}), "T-SHARED")
+        .await;
+    let processor = api_c
+        .post("/v1/processors", ADMIN_KEY, &json!({"name": "Net"}))
+        .await;
+    let processor = processor.expect(201)["id"].as_str().unwrap().to_string();
+    let network = api_b
+        .post(
+            "/v1/keys",
+            ADMIN_KEY,
+            &json!({"role": "processor", "processor_id": processor}),
+        )
+        .await;
+    let network = network.expect(201).clone();
+    let (network, network_id) = (
+        network["key"].as_str().unwrap().to_string(),
+        network["id"].as_str().unwrap().to_string(),
+    );
+    let card = crate::processor::transaction("T-SHARED", "NET-1", "42.00", "tok_x");
+    let mut first: Option<Value> = None;
+    for api in [&api_a, &api_b, &api_c] {
+        let answer = api.post("/v1/processor/purchases", &network, &card).await;
+        assert_eq!(answer.replay, first.is_some(), "{}", answer.body);
+        let body = answer.expect(200).clone();
+        let mut businesses: Vec<&str> = body["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["business_id"].as_str().unwrap())
+            .collect();
+        businesses.sort_unstable();
+        let mut expected = [w0.business.as_str(), w1.business.as_str()];
+        expected.sort_unstable();
+        assert_eq!(businesses, expected, "{body}");
+        // Every partition took it once: the others answer the same purchases again.
+        match &first {
+            None => first = Some(body),
+            Some(first) => assert_eq!(&body, first),
+        }
+    }
+    api_a
+        .post(
+            "/v1/processor/purchases",
+            &network,
+            &crate::processor::transaction("T-NOWHERE", "NET-2", "1.00", "tok_x"),
+        )
+        .await
+        .expect_error(404, "tap_not_found");
+    let batch = api_c
+        .post(
+            "/v1/processor/purchases:batch",
+            &network,
+            &json!({"items": [
+                crate::processor::transaction("T-SHARED", "NET-3", "5.00", "tok_x"),
+                crate::processor::transaction("T-NOWHERE", "NET-4", "5.00", "tok_x"),
+            ]}),
+        )
+        .await;
+    let results = batch.expect(200)["results"].as_array().unwrap().clone();
+    assert_eq!(results[0]["status"], 200, "{}", results[0]);
+    assert_eq!(results[0]["body"]["routes"].as_array().unwrap().len(), 2);
+    assert_eq!(results[1]["status"], 404, "{}", results[1]);
+    // Revoked through any process, the key stops working in every partition.
+    let revoked = api_a
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/keys/{network_id}"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    let refused = api_b.post("/v1/processor/purchases", &network, &card).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+
     let all = [api_a.clone(), api_b.clone(), api_c.clone()];
     let mut answered0 = purchases_through(&all, &w0, "p0-before", 6).await;
     let mut answered1 = purchases_through(&all, &w1, "p1-before", 6).await;

@@ -1,0 +1,414 @@
+//! Requests every partition of a split cluster answers, and how their answers become one.
+//!
+//! - **A processor's card purchase** (single or batch): the businesses on a terminal may be in
+//!   several partitions, so every partition routes it among its own. Its answer lists every
+//!   partition's routes, in partition order; a partition none of whose businesses knows the
+//!   TAP code (404 `tap_not_found`) adds none, and only when every one says so is the answer
+//!   that 404. Any other refusal (a 503, a 409 for a changed body) is the answer, so the
+//!   processor sends it again with the same transaction reference: the partitions that had
+//!   taken it answer their first answer again (exactly once per partition), the others take
+//!   it. The answer is a replay (`Idempotent-Replay: true`) only when every partition's was.
+//! - **Making a processor or a processor key**: every partition makes it, under the id (and
+//!   with the secret) the receiving process chose, so it authenticates and routes everywhere.
+//!   The answer is partition 0's when every partition made it, else the first refusal.
+//! - **Revoking a key**: any partition that holds it revokes it; 204 when one did.
+
+use actix_web::web::Bytes;
+use serde_json::{json, Value};
+
+/// One partition's answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+}
+
+/// What kind of request went to every partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ProcessorPurchase,
+    ProcessorBatch,
+    /// A processor or processor key every partition makes.
+    Made,
+    /// A key revoked wherever it is.
+    Revoked,
+}
+
+impl Kind {
+    pub fn of(method: &str, path: &str) -> Kind {
+        if path.ends_with(":batch") {
+            Kind::ProcessorBatch
+        } else if path.starts_with("/v1/processor/") {
+            Kind::ProcessorPurchase
+        } else if method == "DELETE" {
+            Kind::Revoked
+        } else {
+            Kind::Made
+        }
+    }
+}
+
+const REPLAY: &str = "idempotent-replay";
+
+impl Answer {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    fn replay(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(name, value)| name.eq_ignore_ascii_case(REPLAY) && value == b"true")
+    }
+
+    fn json(status: u16, body: &Value, replay: bool) -> Answer {
+        let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+        if replay {
+            headers.push((REPLAY.to_string(), b"true".to_vec()));
+        }
+        Answer {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    /// An answer no partition gave: the partitions disagree in a way that should not happen.
+    fn inconsistent(what: &str) -> Answer {
+        tracing::error!(what, "the partitions' answers could not be merged");
+        let body = json!({"type": "about:blank", "title": "Internal Server Error", "status": 500,
+            "code": "internal", "detail": format!("the partitions' answers disagree: {what}")});
+        let mut answer = Answer::json(500, &body, false);
+        if let Some(header) = answer.headers.first_mut() {
+            header.1 = b"application/problem+json".to_vec();
+        }
+        answer
+    }
+}
+
+/// The answers of every partition (in partition order, at least one) as one.
+pub fn merge(kind: Kind, mut answers: Vec<Answer>) -> Answer {
+    if answers.is_empty() {
+        return Answer::inconsistent("no partition answered");
+    }
+    match kind {
+        Kind::ProcessorPurchase => merge_purchase(answers),
+        Kind::ProcessorBatch => merge_batch(answers),
+        Kind::Made => match answers.iter().position(|a| !a.ok()) {
+            Some(refused) => answers.swap_remove(refused),
+            None => answers.swap_remove(0),
+        },
+        Kind::Revoked => {
+            let chosen = answers
+                .iter()
+                .position(Answer::ok)
+                .or_else(|| answers.iter().position(|a| a.status != 404))
+                .unwrap_or(0);
+            answers.swap_remove(chosen)
+        }
+    }
+}
+
+/// Whether an answer is a partition's "no business of mine has this TAP code".
+fn tap_not_found(status: u16, body: &Value) -> bool {
+    status == 404 && body.get("code").and_then(Value::as_str) == Some("tap_not_found")
+}
+
+/// One processor purchase's answers, as (status, body, replay) per partition: the answer.
+fn merge_routes(answers: &[(u16, Value, bool)]) -> (u16, Value, bool) {
+    let refusal = answers
+        .iter()
+        .find(|(status, body, _)| !(200..300).contains(status) && !tap_not_found(*status, body));
+    if let Some((status, body, replay)) = refusal {
+        return (*status, body.clone(), *replay);
+    }
+    let taken: Vec<&(u16, Value, bool)> = answers
+        .iter()
+        .filter(|(status, _, _)| (200..300).contains(status))
+        .collect();
+    let Some((status, first, _)) = taken.first() else {
+        // Every partition: no business knows the TAP code.
+        return answers
+            .first()
+            .map_or((404, Value::Null, false), |(s, b, r)| (*s, b.clone(), *r));
+    };
+    let routes: Vec<Value> = taken
+        .iter()
+        .flat_map(|(_, body, _)| {
+            body.get("routes")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut merged = first.clone();
+    if let Some(fields) = merged.as_object_mut() {
+        fields.insert("routes".into(), Value::Array(routes));
+    }
+    let replay = taken.iter().all(|(_, _, replay)| *replay);
+    (*status, merged, replay)
+}
+
+fn merge_purchase(answers: Vec<Answer>) -> Answer {
+    let mut parsed = Vec::with_capacity(answers.len());
+    for answer in &answers {
+        match serde_json::from_slice::<Value>(&answer.body) {
+            Ok(body) => parsed.push((answer.status, body, answer.replay())),
+            // Not JSON (a proxy's page?): passed on as it came.
+            Err(_) => {
+                return answers
+                    .into_iter()
+                    .find(|a| !a.ok())
+                    .unwrap_or_else(|| Answer::inconsistent("an answer is not JSON"))
+            }
+        }
+    }
+    let (status, body, replay) = merge_routes(&parsed);
+    if status == 404 || !(200..300).contains(&status) {
+        // A refusal passes on as the partition gave it.
+        if let Some(index) = parsed
+            .iter()
+            .position(|(s, b, _)| *s == status && *b == body)
+        {
+            return answers
+                .into_iter()
+                .nth(index)
+                .unwrap_or_else(|| Answer::inconsistent("lost"));
+        }
+    }
+    Answer::json(status, &body, replay)
+}
+
+fn merge_batch(answers: Vec<Answer>) -> Answer {
+    // The batch itself refused (its envelope, its size, the key) by a partition: that answer.
+    if let Some(refused) = answers.iter().position(|a| a.status != 200) {
+        return answers
+            .into_iter()
+            .nth(refused)
+            .unwrap_or_else(|| Answer::inconsistent("lost"));
+    }
+    let mut per_partition = Vec::with_capacity(answers.len());
+    for answer in &answers {
+        let results = serde_json::from_slice::<Value>(&answer.body)
+            .ok()
+            .and_then(|body| body.get("results").and_then(Value::as_array).cloned());
+        match results {
+            Some(results) => per_partition.push(results),
+            None => return Answer::inconsistent("a batch's answer has no results"),
+        }
+    }
+    let items = per_partition.first().map_or(0, Vec::len);
+    if per_partition.iter().any(|results| results.len() != items) {
+        return Answer::inconsistent("the batches' results differ in length");
+    }
+    let results: Vec<Value> = (0..items)
+        .map(|item| {
+            let answers: Vec<(u16, Value, bool)> = per_partition
+                .iter()
+                .filter_map(|results| results.get(item))
+                .map(|result| {
+                    let status = result
+                        .get("status")
+                        .and_then(Value::as_u64)
+                        .and_then(|s| u16::try_from(s).ok())
+                        .unwrap_or(500);
+                    (
+                        status,
+                        result.get("body").cloned().unwrap_or(Value::Null),
+                        false,
+                    )
+                })
+                .collect();
+            let (status, body, _) = merge_routes(&answers);
+            json!({"status": status, "body": body})
+        })
+        .collect();
+    Answer::json(200, &json!({ "results": results }), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: Value, replay: bool) -> Answer {
+        let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+        if replay {
+            headers.push(("Idempotent-Replay".to_string(), b"true".to_vec()));
+        }
+        Answer {
+            status,
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    fn routes(business: &str) -> Value {
+        json!({"transaction_reference": "T-1", "routes": [{"business_id": business, "outcome": "unclaimed"}]})
+    }
+
+    fn not_found() -> Value {
+        json!({"code": "tap_not_found", "status": 404})
+    }
+
+    fn body(answer: &Answer) -> Value {
+        serde_json::from_slice(&answer.body).unwrap()
+    }
+
+    #[test]
+    fn a_processor_purchase_lists_every_partitions_routes() {
+        let merged = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(200, routes("b0"), false),
+                answer(404, not_found(), false),
+                answer(200, routes("b2"), true),
+            ],
+        );
+        assert_eq!(merged.status, 200);
+        let merged_body = body(&merged);
+        let listed: Vec<&str> = merged_body["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["business_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ["b0", "b2"]);
+        assert_eq!(body(&merged)["transaction_reference"], "T-1");
+        // One partition took it for the first time: not a replay.
+        assert!(!merged.replay());
+        let replayed = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(200, routes("b0"), true),
+                answer(404, not_found(), false),
+            ],
+        );
+        assert!(replayed.replay());
+    }
+
+    #[test]
+    fn a_tap_no_partition_knows_is_404_and_any_other_refusal_is_the_answer() {
+        let merged = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(404, not_found(), false),
+                answer(404, not_found(), false),
+            ],
+        );
+        assert_eq!(
+            (merged.status, body(&merged)["code"].clone()),
+            (404, json!("tap_not_found"))
+        );
+        let busy = json!({"code": "overloaded", "status": 503});
+        let merged = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(200, routes("b0"), false),
+                answer(503, busy.clone(), false),
+            ],
+        );
+        assert_eq!((merged.status, body(&merged)), (503, busy));
+    }
+
+    #[test]
+    fn a_batch_merges_item_by_item() {
+        let batch = |items: Vec<(u16, Value)>| {
+            let results: Vec<Value> = items
+                .into_iter()
+                .map(|(status, body)| json!({"status": status, "body": body}))
+                .collect();
+            answer(200, json!({ "results": results }), false)
+        };
+        let invalid = json!({"code": "validation_failed", "status": 400});
+        let merged = merge(
+            Kind::ProcessorBatch,
+            vec![
+                batch(vec![
+                    (200, routes("b0")),
+                    (404, not_found()),
+                    (400, invalid.clone()),
+                ]),
+                batch(vec![
+                    (404, not_found()),
+                    (404, not_found()),
+                    (400, invalid.clone()),
+                ]),
+            ],
+        );
+        let results = body(&merged)["results"].as_array().unwrap().clone();
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0]["status"], 200);
+        assert_eq!(results[0]["body"]["routes"].as_array().unwrap().len(), 1);
+        assert_eq!(results[1]["status"], 404);
+        assert_eq!(results[2], json!({"status": 400, "body": invalid}));
+        // Results of different lengths are not merged silently.
+        let merged = merge(
+            Kind::ProcessorBatch,
+            vec![batch(vec![(200, routes("b0"))]), batch(vec![])],
+        );
+        assert_eq!(merged.status, 500);
+        // A batch refused whole by one partition is refused.
+        let merged = merge(
+            Kind::ProcessorBatch,
+            vec![batch(vec![]), answer(400, invalid.clone(), false)],
+        );
+        assert_eq!((merged.status, body(&merged)), (400, invalid));
+    }
+
+    #[test]
+    fn what_every_partition_makes_is_made_everywhere_or_refused() {
+        let made = json!({"id": "p", "name": "Net"});
+        let merged = merge(
+            Kind::Made,
+            vec![
+                answer(201, made.clone(), false),
+                answer(201, json!({"id": "p"}), false),
+            ],
+        );
+        assert_eq!((merged.status, body(&merged)), (201, made.clone()));
+        let busy = json!({"code": "overloaded"});
+        let merged = merge(
+            Kind::Made,
+            vec![answer(201, made, false), answer(503, busy.clone(), false)],
+        );
+        assert_eq!((merged.status, body(&merged)), (503, busy));
+    }
+
+    #[test]
+    fn a_key_is_revoked_where_it_is() {
+        let missing = json!({"code": "not_found"});
+        let gone = |status| Answer {
+            status,
+            headers: vec![],
+            body: Bytes::new(),
+        };
+        let merged = merge(
+            Kind::Revoked,
+            vec![answer(404, missing.clone(), false), gone(204)],
+        );
+        assert_eq!(merged.status, 204);
+        let merged = merge(
+            Kind::Revoked,
+            vec![
+                answer(404, missing.clone(), false),
+                answer(404, missing, false),
+            ],
+        );
+        assert_eq!(merged.status, 404);
+    }
+
+    #[test]
+    fn kinds_follow_the_path() {
+        assert_eq!(
+            Kind::of("POST", "/v1/processor/purchases"),
+            Kind::ProcessorPurchase
+        );
+        assert_eq!(
+            Kind::of("POST", "/v1/processor/purchases:batch"),
+            Kind::ProcessorBatch
+        );
+        assert_eq!(Kind::of("POST", "/v1/processors"), Kind::Made);
+        assert_eq!(Kind::of("POST", "/v1/keys"), Kind::Made);
+        assert_eq!(Kind::of("DELETE", "/v1/keys/x"), Kind::Revoked);
+    }
+}
