@@ -230,6 +230,8 @@ mod tests {
         assert_eq!(cluster.snapshot_interval_ms, 600_000);
         assert_eq!(cluster.log_compression, crate::cluster::LogCompression::Lz4);
         assert_eq!(cluster.placement(), crate::cluster::Placement::SINGLE);
+        assert_eq!(cluster.host(), "node-1");
+        assert_eq!(cluster.rebalance_interval_ms, 30_000);
         let split = load(
             "[cluster]\nnats = [\"nats://h:4222\"]\nnode = \"a\"\npartitions = 8\npartition = 7\n",
         )
@@ -265,6 +267,14 @@ mod tests {
             (
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\nadvertise = \"10.0.0.1:8080\"",
                 "cluster.advertise",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nhost = \"m 1\"",
+                "cluster.host",
+            ),
+            (
+                "nats = [\"nats://h:4222\"]\nnode = \"a\"\nrebalance_interval_ms = 10",
+                "cluster.rebalance_interval_ms",
             ),
             (
                 "nats = [\"nats://h:4222\"]\nnode = \"a\"\npartitions = 0",

@@ -59,6 +59,10 @@ pub struct Holder {
     /// (the cluster's nodes), not by clients.
     #[serde(default)]
     pub token: String,
+    /// The machine it runs on (`cluster.host`): a split cluster spreads its partitions over
+    /// machines ([`super::balance`]). Empty in a lease written by an earlier version.
+    #[serde(default)]
+    pub host: String,
 }
 
 /// The lease bucket, connected.

@@ -19,6 +19,7 @@
 //!
 //! A clean stop (SIGTERM) of the owner gives the lease up, so a follower takes over at once.
 
+pub mod balance;
 pub mod fanout;
 pub mod forward;
 pub mod lease;
@@ -122,6 +123,14 @@ pub struct ClusterConfig {
     /// The partition this process serves, from 0.
     #[serde(default)]
     pub partition: u16,
+    /// The machine this process runs on, shared by the processes of one machine: a split
+    /// cluster spreads its partitions over machines. By default the node's name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// How often the owner of a partition of a split cluster looks whether its machine should
+    /// hand one off to a machine that owns fewer; 0 never hands off.
+    #[serde(default = "default_rebalance_interval_ms")]
+    pub rebalance_interval_ms: u64,
 }
 
 /// How records are published on the stream.
@@ -150,6 +159,10 @@ fn default_retain_for_absent_ms() -> u64 {
     3_600_000
 }
 
+fn default_rebalance_interval_ms() -> u64 {
+    30_000
+}
+
 fn default_partitions() -> u16 {
     1
 }
@@ -166,16 +179,20 @@ fn default_deposed_grace_ms() -> u64 {
     5_000
 }
 
+/// A node or machine name: 1 to 64 letters, digits, '-' or '_'.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl ClusterConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.nats.is_empty(), "cluster.nats must name a server");
         anyhow::ensure!(
-            !self.node.is_empty()
-                && self.node.len() <= 64
-                && self
-                    .node
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            valid_name(&self.node),
             "cluster.node must be 1 to 64 letters, digits, '-' or '_'"
         );
         anyhow::ensure!(
@@ -194,6 +211,16 @@ impl ClusterConfig {
             self.snapshot_interval_ms == 0
                 || (1000..=MAX_SNAPSHOT_INTERVAL_MS).contains(&self.snapshot_interval_ms),
             "cluster.snapshot_interval_ms must be 0 (no shared checkpoint) or 1000 to {MAX_SNAPSHOT_INTERVAL_MS} (30 days)"
+        );
+        if let Some(host) = &self.host {
+            anyhow::ensure!(
+                valid_name(host),
+                "cluster.host must be 1 to 64 letters, digits, '-' or '_'"
+            );
+        }
+        anyhow::ensure!(
+            self.rebalance_interval_ms == 0 || self.rebalance_interval_ms >= 1000,
+            "cluster.rebalance_interval_ms must be 0 (never) or at least 1000"
         );
         anyhow::ensure!(
             (1..=partition::MAX_PARTITIONS).contains(&self.partitions),
@@ -216,6 +243,11 @@ impl ClusterConfig {
 
     fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
+    }
+
+    /// The machine this process runs on.
+    pub fn host(&self) -> &str {
+        self.host.as_deref().unwrap_or(&self.node)
     }
 
     /// The partition this process serves.
@@ -248,9 +280,15 @@ pub struct Node {
     /// The partition this process serves, and its lease's key.
     placement: Placement,
     key: String,
-    /// The owners of the other partitions as last read, by partition (only with more than
-    /// one): where requests for them are forwarded.
-    others: Mutex<std::collections::HashMap<u16, Holder>>,
+    /// With more than one partition: every partition's owner and the cluster's processes as
+    /// last read. Requests for the other partitions go to their owners; which partitions this
+    /// process tries for and hands off follows from it ([`balance`]).
+    view: Mutex<balance::View>,
+    /// Since when this process has seen its partition without an owner.
+    unowned_since: Mutex<Option<Instant>>,
+    /// Whether `view` was read whole at least once: until then a process of a split cluster
+    /// does not try for its lease (it would not know whether a machine owning fewer should).
+    viewed: std::sync::atomic::AtomicBool,
     /// The operator key's hash: a request with it is routed by what it names, not by its key.
     operator_key: Option<[u8; 32]>,
     owner: Mutex<Option<Holder>>,
@@ -290,7 +328,9 @@ impl Node {
             me,
             key: placement.lease_key(),
             placement,
-            others: Mutex::default(),
+            view: Mutex::default(),
+            unowned_since: Mutex::new(None),
+            viewed: std::sync::atomic::AtomicBool::new(false),
             operator_key: None,
             config,
             store: Mutex::new(None),
@@ -381,7 +421,7 @@ impl Node {
         if partition == self.placement.index {
             self.owner()
         } else {
-            self.others.lock().get(&partition).cloned()
+            self.view.lock().owners.get(&partition).cloned()
         }
     }
 
@@ -391,9 +431,9 @@ impl Node {
             self.forget_owner(owner);
             return;
         }
-        let mut others = self.others.lock();
-        if others.get(&partition) == Some(owner) {
-            others.remove(&partition);
+        let mut view = self.view.lock();
+        if view.owners.get(&partition) == Some(owner) {
+            view.owners.remove(&partition);
         }
     }
 
@@ -427,48 +467,137 @@ impl Node {
         }
     }
 
-    /// Reads the leases of the other partitions four times per lease period for the node's
-    /// whole life, so that requests for them go to their owners.
-    async fn watch_other_partitions(self: Arc<Self>) {
+    /// With more than one partition, for the node's whole life, four times per lease period:
+    /// announces this process ([`balance::Members`]) and reads every partition's lease and
+    /// every process's announcement, so that requests for the other partitions go to their
+    /// owners and partitions spread over the machines.
+    async fn watch_cluster(self: Arc<Self>) {
         let leases = self.leases().await;
+        let mut members = None;
         loop {
+            if members.is_none() {
+                members = warned(
+                    balance::Members::open(&leases.context, &self.config).await,
+                    "the member bucket could not be opened",
+                );
+            }
             let mut known = 0;
-            for index in (0..self.placement.count).filter(|&i| i != self.placement.index) {
+            let mut owners = std::collections::HashMap::new();
+            let mut read_all = true;
+            for index in 0..self.placement.count {
                 let key = Placement {
                     index,
                     count: self.placement.count,
                 }
                 .lease_key();
                 match leases.entry(&key).await {
-                    Ok(entry) => {
-                        let mut others = self.others.lock();
-                        match entry {
-                            Some((holder, _)) => {
-                                known += 1;
-                                if others.get(&index) != Some(&holder) {
-                                    tracing::info!(partition = index, owner = %holder.node, "owner of another partition");
-                                }
-                                others.insert(index, holder);
-                            }
-                            None => {
-                                others.remove(&index);
+                    Ok(Some((holder, _))) => {
+                        if index != self.placement.index {
+                            known += 1;
+                            if self.view.lock().owners.get(&index) != Some(&holder) {
+                                tracing::info!(partition = index, owner = %holder.node, "owner of another partition");
                             }
                         }
+                        owners.insert(index, holder);
                     }
+                    Ok(None) => {}
                     // The owner last seen stays the one requests go to.
                     Err(error) => {
-                        known += usize::from(self.others.lock().contains_key(&index));
+                        read_all = false;
+                        if let Some(holder) = self.view.lock().owners.get(&index).cloned() {
+                            known += usize::from(index != self.placement.index);
+                            owners.insert(index, holder);
+                        }
                         tracing::warn!(
                             partition = index,
                             error = format!("{error:#}"),
-                            "another partition's lease could not be read"
+                            "a partition's lease could not be read"
                         );
                     }
                 }
             }
+            if read_all {
+                let mut unowned = self.unowned_since.lock();
+                match owners.contains_key(&self.placement.index) {
+                    true => *unowned = None,
+                    false => {
+                        unowned.get_or_insert_with(Instant::now);
+                    }
+                }
+            }
+            let listed = match &members {
+                Some(members) => {
+                    let me = balance::Member {
+                        node: self.me.node.clone(),
+                        host: self.config.host().to_string(),
+                        partition: self.placement.index,
+                        follows: self.follows(),
+                    };
+                    if let Err(error) = members.announce(&me).await {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "this process was not announced"
+                        );
+                    }
+                    warned(
+                        members.list().await,
+                        "the cluster's processes could not be read",
+                    )
+                }
+                None => None,
+            };
+            {
+                let mut view = self.view.lock();
+                view.owners = owners;
+                if let Some(listed) = listed {
+                    view.members = listed;
+                    if read_all {
+                        self.viewed
+                            .store(true, std::sync::atomic::Ordering::Release);
+                    }
+                }
+                let loads = view.loads();
+                metrics::gauge!("rewards_cluster_host_partitions_owned")
+                    .set(loads.get(self.config.host()).copied().unwrap_or(0) as f64);
+            }
             metrics::gauge!("rewards_cluster_other_partitions_with_owner").set(known as f64);
             tokio::time::sleep(self.config.lease() / 4).await;
         }
+    }
+
+    /// Whether this process should try for its partition's lease now: with one partition
+    /// always; with several, once it has read the cluster's state, when its machine owns no
+    /// more partitions than any other machine able to take this one, or whatever it knows
+    /// when the partition has had no owner for two lease periods.
+    fn may_try(&self) -> bool {
+        if self.placement.count <= 1 {
+            return true;
+        }
+        let waited = self
+            .unowned_since
+            .lock()
+            .is_some_and(|since| since.elapsed() >= self.config.lease() * 2);
+        if waited {
+            return true;
+        }
+        self.viewed.load(std::sync::atomic::Ordering::Acquire)
+            && self
+                .view
+                .lock()
+                .may_try(self.config.host(), self.placement.index)
+    }
+
+    /// Whether this process, the owner of its partition, should hand it off now (judged only
+    /// once its view of the cluster shows it as the owner).
+    fn should_hand_off(&self) -> bool {
+        let view = self.view.lock();
+        self.placement.count > 1
+            && view.owners.get(&self.placement.index) == Some(&self.me)
+            && view.should_hand_off(
+                self.config.host(),
+                self.placement.index,
+                self.placement.count,
+            )
     }
 
     /// Connects to NATS, retrying until it answers or `stop` resolves.
@@ -491,7 +620,7 @@ impl Node {
     /// has read the stream to its end (and while it cannot) it only reads who holds the lease.
     async fn acquire(&self, leases: &Leases) -> u64 {
         loop {
-            if !self.follows() {
+            if !self.follows() || !self.may_try() {
                 match leases.entry(&self.key).await {
                     Ok(entry) => *self.owner.lock() = entry.map(|(holder, _)| holder),
                     Err(error) => {
@@ -780,6 +909,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
             .clone()
             .unwrap_or_else(|| format!("http://{address}")),
         token: hex::encode(rand::random::<[u8; 16]>()),
+        host: cluster.host().to_string(),
     };
     // Every partition's store knows the operator's key only if every one is given it.
     anyhow::ensure!(
@@ -814,7 +944,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
 
     // Follower: forward, and try for the lease.
     if node.placement.count > 1 {
-        actix::spawn(node.clone().watch_other_partitions());
+        actix::spawn(node.clone().watch_cluster());
     }
     let forwarder = forward::start(node.clone(), &config, listener.try_clone()?)?;
     let forwarding = forwarder.handle();
@@ -953,10 +1083,39 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
         "serving as the owner"
     );
 
+    // A split cluster's partitions spread over its machines: this owner's machine may have to
+    // hand this one off to a machine that owns fewer.
+    let hand_off = Arc::new(tokio::sync::Notify::new());
+    if node.placement.count > 1 && cluster.rebalance_interval_ms > 0 {
+        let node = node.clone();
+        let hand_off = hand_off.clone();
+        let interval = Duration::from_millis(cluster.rebalance_interval_ms);
+        actix::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if node.should_hand_off() {
+                    hand_off.notify_one();
+                    return;
+                }
+            }
+        });
+    }
+    let mut handing_off = false;
     let reason = tokio::select! {
         _ = &mut server => None,
         _ = stopped() => {
             // Stop accepting, answer what was accepted.
+            serving.stop(true).await;
+            let _ = (&mut server).await;
+            None
+        }
+        _ = hand_off.notified() => {
+            // As on SIGTERM: the lease goes once every accepted request is answered.
+            tracing::info!(
+                partition = node.placement.index,
+                "handing this partition off to a machine that owns fewer"
+            );
+            handing_off = true;
             serving.stop(true).await;
             let _ = (&mut server).await;
             None
@@ -978,6 +1137,15 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
         }
         for arbiter in arbiters {
             arbiter.stop();
+        }
+        if handing_off {
+            // Started again by the supervisor, it follows the partition it handed off.
+            tracing::info!("handed the partition off; exiting to start again as a follower");
+            eprintln!(
+                "rewardsd: handed partition {} off; exiting with status {EXIT_DEPOSED}",
+                node.placement.index
+            );
+            std::process::exit(EXIT_DEPOSED);
         }
         tracing::info!("shut down cleanly");
         return Ok(());
