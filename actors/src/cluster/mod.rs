@@ -290,7 +290,7 @@ pub struct Node {
     /// does not try for its lease (it would not know whether a machine owning fewer should).
     viewed: std::sync::atomic::AtomicBool,
     /// The operator key's hash: a request with it is routed by what it names, not by its key.
-    operator_key: Option<[u8; 32]>,
+    operator_key: Option<String>,
     owner: Mutex<Option<Holder>>,
     /// The lease's last revision this node wrote, while it holds it.
     revision: Mutex<u64>,
@@ -413,7 +413,10 @@ impl Node {
 
     /// Whether `secret` is the operator's key.
     pub fn is_operator_key(&self, secret: &str) -> bool {
-        self.operator_key == Some(crate::auth::hash_key(secret))
+        use subtle::ConstantTimeEq;
+        self.operator_key
+            .as_deref()
+            .is_some_and(|key| bool::from(key.as_bytes().ct_eq(secret.as_bytes())))
     }
 
     /// The owner of `partition` as last seen, if any.
@@ -919,7 +922,9 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let mut node = Node::new(cluster.clone(), me, config.data_dir.clone());
     node.operator_key = admin_key
         .as_deref()
-        .map(|key| crate::auth::hash_key(key.trim()));
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(str::to_string);
     let node = Arc::new(node);
     metrics::gauge!("rewards_cluster_partitions_owned").set(0.0);
     metrics::gauge!(
