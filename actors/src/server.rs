@@ -263,7 +263,13 @@ pub fn start_http(
                         .map_into_boxed_body()
                         .map_into_left_body();
                         response = response.into_response(problem);
-                    } else if api && lease.is_some_and(|lease| !lease.holds()) {
+                    } else if api
+                        && lease.is_some_and(|lease| !lease.holds())
+                        && !response
+                            .request()
+                            .extensions()
+                            .contains::<crate::cluster::forward::AnsweredElsewhere>()
+                    {
                         // A write it answered is durable all the same: the client's retry with
                         // its idempotency key gets the first answer from the next owner.
                         let refused = ApiError::Domain(DomainError::NotReady)

@@ -93,41 +93,44 @@ impl View {
     }
 
     /// Whether the owner of `partition`, on `host`, should hand it off now: every one of the
-    /// `count` partitions has an owner, `host` is the most loaded machine (ties: the first by
-    /// name), and `partition` is the lowest-numbered of its partitions that a machine owning at
-    /// least two fewer is able to take.
+    /// `count` partitions has an owner, `host` is the most loaded of the machines that own a
+    /// partition a machine owning at least two fewer is able to take (ties: the first by
+    /// name), and `partition` is the lowest-numbered such partition of `host`.
     pub fn should_hand_off(&self, host: &str, partition: u16, count: u16) -> bool {
         if self.owners.len() < usize::from(count) {
             return false;
         }
         let loads = self.loads();
-        let Some(mine) = loads.get(host).copied() else {
-            return false;
-        };
-        // The most loaded machine, the first by name among equals (a BTreeMap is in order).
-        let busiest = loads
-            .iter()
-            .fold(None::<(&String, usize)>, |best, (h, &l)| match best {
-                Some((_, b)) if b >= l => best,
-                _ => Some((h, l)),
-            });
-        if busiest.map(|(h, _)| h.as_str()) != Some(host) {
-            return false;
-        }
-        let movable = |p: u16| {
-            self.able(p)
-                .filter(|h| *h != host)
-                .map(|h| loads.get(h).copied().unwrap_or(0))
+        let load = |h: &str| loads.get(h).copied().unwrap_or(0);
+        // The lowest-numbered partition `owner` owns that a machine owning two fewer can take.
+        let movable = |owner: &str| {
+            let mine = load(owner);
+            self.owners
+                .iter()
+                .filter(|(_, holder)| host_of(holder) == owner)
+                .map(|(p, _)| *p)
+                .filter(|p| {
+                    self.able(*p)
+                        .filter(|h| *h != owner)
+                        .map(load)
+                        .min()
+                        .is_some_and(|least| mine >= least + 2)
+                })
                 .min()
-                .is_some_and(|least| mine >= least + 2)
         };
-        let lowest = self
-            .owners
+        // Of the machines with a partition to move, the most loaded, the first by name among
+        // equals (a BTreeMap is in order): one machine at a time moves one partition.
+        let mover = loads
             .iter()
-            .filter(|(p, holder)| host_of(holder) == host && movable(**p))
-            .map(|(p, _)| *p)
-            .min();
-        lowest == Some(partition)
+            .filter_map(|(h, &l)| movable(h).map(|p| (h, l, p)))
+            .fold(
+                None::<(&String, usize, u16)>,
+                |best, candidate| match best {
+                    Some((_, b, _)) if b >= candidate.1 => best,
+                    _ => Some(candidate),
+                },
+            );
+        mover.is_some_and(|(h, _, p)| h == host && p == partition)
     }
 }
 
@@ -281,6 +284,20 @@ mod tests {
         );
         assert!(v.should_hand_off("a", 0, 4));
         assert!(!v.should_hand_off("b", 2, 4));
+    }
+
+    #[test]
+    fn a_machine_with_nothing_to_move_does_not_hold_the_others_back() {
+        // a and b own three each; c owns none and can take only b's partition 5.
+        let mut v = view(
+            &["a", "b"],
+            6,
+            &[(0, "a"), (1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "b")],
+        );
+        v.members.push(member("c", 5, true));
+        assert!((0..3).all(|p| !v.should_hand_off("a", p, 6)));
+        assert!(v.should_hand_off("b", 5, 6));
+        assert!(!v.should_hand_off("b", 3, 6));
     }
 
     #[test]

@@ -4,14 +4,18 @@
 //!   several partitions, so every partition routes it among its own. Its answer lists every
 //!   partition's routes, in partition order; a partition none of whose businesses knows the
 //!   TAP code (404 `tap_not_found`) adds none, and only when every one says so is the answer
-//!   that 404. Any other refusal (a 503, a 409 for a changed body) is the answer, so the
-//!   processor sends it again with the same transaction reference: the partitions that had
-//!   taken it answer their first answer again (exactly once per partition), the others take
-//!   it. The answer is a replay (`Idempotent-Replay: true`) only when every partition's was.
+//!   that 404. A refusal to be sent again (a 5xx, 408, 429) or a conflict (409) is the answer,
+//!   so the processor sends it again with the same transaction reference: the partitions that
+//!   had taken it answer their first answer again (exactly once per partition), the others
+//!   take it. A partition's refusal of its own (its businesses have no rate for the currency,
+//!   the amount is beyond their tolerance) is listed under `refusals` beside the routes the
+//!   others took, or is the answer when no partition took it. The answer is a replay
+//!   (`Idempotent-Replay: true`) only when every partition's was.
 //! - **Making a processor or a processor key**: every partition makes it, under the id (and
 //!   with the secret) the receiving process chose, so it authenticates and routes everywhere.
 //!   The answer is partition 0's when every partition made it, else the first refusal.
-//! - **Revoking a key**: any partition that holds it revokes it; 204 when one did.
+//! - **Revoking a key**: every partition that holds it revokes it; 204 when no partition
+//!   failed to (each revoked it or never had it), else the failure, to be sent again.
 
 use actix_web::web::Bytes;
 use serde_json::{json, Value};
@@ -36,7 +40,7 @@ pub enum Kind {
 
 impl Kind {
     pub fn of(method: &str, path: &str) -> Kind {
-        if path.ends_with(":batch") {
+        if path.starts_with("/v1/processor/") && path.ends_with(":batch") {
             Kind::ProcessorBatch
         } else if path.starts_with("/v1/processor/") {
             Kind::ProcessorPurchase
@@ -98,11 +102,14 @@ pub fn merge(kind: Kind, mut answers: Vec<Answer>) -> Answer {
             Some(refused) => answers.swap_remove(refused),
             None => answers.swap_remove(0),
         },
+        // Revoked only when no partition that may hold the key failed to: 204 when every one
+        // revoked it or never had it (and one had), else the first other answer, so that the
+        // operator sends it again.
         Kind::Revoked => {
             let chosen = answers
                 .iter()
-                .position(Answer::ok)
-                .or_else(|| answers.iter().position(|a| a.status != 404))
+                .position(|a| !a.ok() && a.status != 404)
+                .or_else(|| answers.iter().position(Answer::ok))
                 .unwrap_or(0);
             answers.swap_remove(chosen)
         }
@@ -114,22 +121,38 @@ fn tap_not_found(status: u16, body: &Value) -> bool {
     status == 404 && body.get("code").and_then(Value::as_str) == Some("tap_not_found")
 }
 
+/// Whether a partition's refusal must be the whole answer: one the client is to send again
+/// (the server was busy, not ready, or failed), or a conflict with what the reference was
+/// first sent with.
+fn refuses_whole(status: u16) -> bool {
+    status >= 500 || matches!(status, 408 | 409 | 429)
+}
+
 /// One processor purchase's answers, as (status, body, replay) per partition: the answer.
 fn merge_routes(answers: &[(u16, Value, bool)]) -> (u16, Value, bool) {
-    let refusal = answers
+    let taken_here = |status: &u16| (200..300).contains(status);
+    if let Some((status, body, replay)) = answers
         .iter()
-        .find(|(status, body, _)| !(200..300).contains(status) && !tap_not_found(*status, body));
-    if let Some((status, body, replay)) = refusal {
+        .find(|(status, _, _)| !taken_here(status) && refuses_whole(*status))
+    {
         return (*status, body.clone(), *replay);
     }
+    // What a partition refused for its own businesses (a currency it has no rate for, an
+    // amount beyond its tolerance): the same however often it is sent.
+    let refusals: Vec<&(u16, Value, bool)> = answers
+        .iter()
+        .filter(|(status, body, _)| !taken_here(status) && !tap_not_found(*status, body))
+        .collect();
     let taken: Vec<&(u16, Value, bool)> = answers
         .iter()
-        .filter(|(status, _, _)| (200..300).contains(status))
+        .filter(|(status, _, _)| taken_here(status))
         .collect();
     let Some((status, first, _)) = taken.first() else {
-        // Every partition: no business knows the TAP code.
-        return answers
+        // No partition took it: its refusal, or (from every one) no business knows the TAP.
+        return refusals
             .first()
+            .copied()
+            .or(answers.first())
             .map_or((404, Value::Null, false), |(s, b, r)| (*s, b.clone(), *r));
     };
     let routes: Vec<Value> = taken
@@ -144,6 +167,12 @@ fn merge_routes(answers: &[(u16, Value, bool)]) -> (u16, Value, bool) {
     let mut merged = first.clone();
     if let Some(fields) = merged.as_object_mut() {
         fields.insert("routes".into(), Value::Array(routes));
+        // Taken by some partitions and refused by others: applied where it was taken, and
+        // what the others said, so that the processor knows which businesses did not take it.
+        if !refusals.is_empty() {
+            let refused: Vec<Value> = refusals.iter().map(|(_, body, _)| body.clone()).collect();
+            fields.insert("refusals".into(), Value::Array(refused));
+        }
     }
     let replay = taken.iter().all(|(_, _, replay)| *replay);
     (*status, merged, replay)
@@ -299,6 +328,36 @@ mod tests {
             (merged.status, body(&merged)["code"].clone()),
             (404, json!("tap_not_found"))
         );
+        // Refused by one partition for its own businesses, taken by another: both said.
+        let no_rate = json!({"code": "unknown_currency", "status": 422});
+        let merged = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(200, routes("b0"), false),
+                answer(422, no_rate.clone(), false),
+            ],
+        );
+        assert_eq!(merged.status, 200);
+        assert_eq!(body(&merged)["routes"].as_array().unwrap().len(), 1);
+        assert_eq!(body(&merged)["refusals"], json!([no_rate.clone()]));
+        // Taken nowhere: the refusal, not the 404 of a partition that does not know the TAP.
+        let merged = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(404, not_found(), false),
+                answer(422, no_rate.clone(), false),
+            ],
+        );
+        assert_eq!((merged.status, body(&merged)), (422, no_rate));
+        let conflict = json!({"code": "idempotency_conflict", "status": 409});
+        let merged = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(200, routes("b0"), true),
+                answer(409, conflict.clone(), false),
+            ],
+        );
+        assert_eq!((merged.status, body(&merged)), (409, conflict));
         let busy = json!({"code": "overloaded", "status": 503});
         let merged = merge(
             Kind::ProcessorPurchase,
@@ -387,6 +446,13 @@ mod tests {
             vec![answer(404, missing.clone(), false), gone(204)],
         );
         assert_eq!(merged.status, 204);
+        // A partition that failed may still hold it: not revoked yet.
+        let busy = json!({"code": "overloaded"});
+        let merged = merge(
+            Kind::Revoked,
+            vec![gone(204), answer(503, busy.clone(), false)],
+        );
+        assert_eq!((merged.status, body(&merged)), (503, busy));
         let merged = merge(
             Kind::Revoked,
             vec![
@@ -410,5 +476,6 @@ mod tests {
         assert_eq!(Kind::of("POST", "/v1/processors"), Kind::Made);
         assert_eq!(Kind::of("POST", "/v1/keys"), Kind::Made);
         assert_eq!(Kind::of("DELETE", "/v1/keys/x"), Kind::Revoked);
+        assert_eq!(Kind::of("POST", "/v1/purchases:batch"), Kind::Made);
     }
 }

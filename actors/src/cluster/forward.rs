@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::dev::RequestHead;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use anyhow::Context;
 use rewards_core::DomainError;
 
@@ -119,7 +119,7 @@ fn refused(outcome: &'static str) -> HttpResponse {
 fn route_of(node: &Node, request: &HttpRequest, body: &[u8]) -> Route {
     let placement = node.placement();
     let route = match head_route(node, request.head()) {
-        Route::Body => partition::route_body(placement, body),
+        Route::Body => partition::route_body(placement, request.path(), body),
         route => route,
     };
     match route {
@@ -171,6 +171,10 @@ async fn dispatch(
     node: &Node,
     client: &reqwest::Client,
 ) -> HttpResponse {
+    // Until the cluster's partition count is known to be this process's, its routes are not.
+    if !node.agreed() {
+        return refused("no_owner");
+    }
     match route_of(node, request, &body) {
         Route::All => fan_out(request, body, node, client).await,
         Route::Partition(partition) => {
@@ -214,7 +218,9 @@ async fn fan_out(
     if kind == fanout::Kind::Made {
         dictated.push((
             crate::http::NEW_ID,
-            uuid::Uuid::from_bytes(crate::clock::id_bytes()).to_string(),
+            uuid::Builder::from_random_bytes(crate::clock::id_bytes())
+                .into_uuid()
+                .to_string(),
         ));
         dictated.push((crate::http::NEW_SECRET, Placement::SINGLE.secret()));
     }
@@ -240,6 +246,10 @@ async fn fan_out(
     metrics::counter!("rewards_cluster_forwarded_total", "outcome" => "fanned_out").increment(1);
     fanout::merge(kind, answered).into_response()
 }
+/// Marks a request an owner's [`Front`] passed on: its answer is the other process's, whose
+/// lease (not this owner's) stood behind it.
+pub struct AnsweredElsewhere;
+
 /// What the owner of one partition of a cluster with several does with the requests of the
 /// others: they are forwarded to their owners.
 pub struct Front {
@@ -260,7 +270,7 @@ impl Front {
     /// Whether a request may belong to another partition: its head names another, or leaves
     /// it to its body. A request another node forwarded is served here, never passed on.
     pub fn elsewhere(&self, head: &RequestHead) -> bool {
-        if head.headers().contains_key(FORWARDED_BY) {
+        if head.headers().contains_key(FORWARDED_BY) && self.forwarded_here(head) {
             return false;
         }
         match head_route(&self.node, head) {
@@ -268,6 +278,18 @@ impl Front {
             Route::Body | Route::All => true,
             Route::Here => false,
         }
+    }
+
+    /// Whether a request says it was forwarded by another process to this one: it carries
+    /// this owner's forwarding token, which clients cannot read.
+    fn forwarded_here(&self, head: &RequestHead) -> bool {
+        use subtle::ConstantTimeEq;
+        let token = self.node.me.token.as_bytes();
+        !token.is_empty()
+            && head
+                .headers()
+                .get(crate::http::FORWARD_TOKEN)
+                .is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(token)))
     }
 
     /// Registers, ahead of the API's routes, the forwarding of requests [`Front::elsewhere`]
@@ -291,6 +313,7 @@ async fn forward_elsewhere(
     body: web::Bytes,
     front: web::Data<Front>,
 ) -> HttpResponse {
+    request.extensions_mut().insert(AnsweredElsewhere);
     dispatch(&request, body, &front.node, &front.client).await
 }
 

@@ -166,9 +166,16 @@ impl Leases {
                 .await
                 .with_context(|| format!("creating the bucket {CLUSTER_BUCKET}"))?,
         };
-        let ours = config.partitions.to_string();
-        match kv.create(PARTITIONS_KEY, ours.clone().into()).await {
-            Ok(_) => return Ok(Ok(())),
+        // A cluster made before the count was recorded was not split: its partition 0 stream
+        // has a history. It is recorded as one partition, and a split start refused.
+        let ours = if config.partitions > 1 && self.unsplit_history().await? {
+            1
+        } else {
+            config.partitions
+        };
+        match kv.create(PARTITIONS_KEY, ours.to_string().into()).await {
+            Ok(_) if ours == config.partitions => return Ok(Ok(())),
+            Ok(_) => return Ok(Err(ours)),
             Err(error) if error.kind() == CreateErrorKind::AlreadyExists => {}
             Err(error) => return Err(error).context("recording the partition count"),
         }
@@ -186,6 +193,19 @@ impl Leases {
         } else {
             Err(recorded)
         })
+    }
+
+    /// Whether partition 0's stream holds a history (anything ever appended to it).
+    async fn unsplit_history(&self) -> anyhow::Result<bool> {
+        let name = super::Placement::SINGLE.stream();
+        let Ok(mut stream) = self.context.get_stream(&name).await else {
+            return Ok(false);
+        };
+        let info = stream
+            .info()
+            .await
+            .with_context(|| format!("reading the stream {name}"))?;
+        Ok(info.state.last_sequence > 0)
     }
 
     /// Rewrites the lease, expecting `revision` to be the last write of it.

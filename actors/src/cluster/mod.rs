@@ -289,8 +289,10 @@ pub struct Node {
     /// Whether `view` was read whole at least once: until then a process of a split cluster
     /// does not try for its lease (it would not know whether a machine owning fewer should).
     viewed: std::sync::atomic::AtomicBool,
-    /// The operator key's hash: a request with it is routed by what it names, not by its key.
+    /// The operator's key: a request with it is routed by what it names, not by its key.
     operator_key: Option<String>,
+    /// Whether the cluster's partition count was found to be this process's.
+    agreed: std::sync::atomic::AtomicBool,
     owner: Mutex<Option<Holder>>,
     /// The lease's last revision this node wrote, while it holds it.
     revision: Mutex<u64>,
@@ -332,6 +334,7 @@ impl Node {
             unowned_since: Mutex::new(None),
             viewed: std::sync::atomic::AtomicBool::new(false),
             operator_key: None,
+            agreed: std::sync::atomic::AtomicBool::new(false),
             config,
             store: Mutex::new(None),
             data_dir,
@@ -411,6 +414,12 @@ impl Node {
         self.placement
     }
 
+    /// Whether the cluster's partition count was found to be this process's: until then it
+    /// routes nothing.
+    pub fn agreed(&self) -> bool {
+        self.agreed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether `secret` is the operator's key.
     pub fn is_operator_key(&self, secret: &str) -> bool {
         use subtle::ConstantTimeEq;
@@ -446,7 +455,11 @@ impl Node {
     async fn agree_on_partitions(&self, leases: &Leases) {
         loop {
             match leases.agree_on_partitions(&self.config).await {
-                Ok(Ok(())) => return,
+                Ok(Ok(())) => {
+                    self.agreed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
                 Ok(Err(recorded)) => {
                     tracing::error!(
                         recorded,

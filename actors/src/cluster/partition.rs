@@ -7,10 +7,11 @@
 //!
 //! Which partition a request belongs to is read from the request itself, without a lookup:
 //!
-//! - the ids of businesses, keys and processors, and the secrets of the keys the server makes,
-//!   are drawn so that their last two bytes, read as a number modulo the partition count,
-//!   name the partition that made them ([`Placement::of_bytes`]); the draw is repeated until
-//!   they do, so they look as random as before;
+//! - the ids of businesses and keys, and the secrets of the keys the server makes, are drawn
+//!   so that their last two bytes, read as a number modulo the partition count, name the
+//!   partition that made them ([`Placement::of_bytes`]); the draw is repeated until they do,
+//!   so they look as random as before (processors and their keys, which every partition
+//!   holds, are the exception: their ids and secrets name no partition that matters);
 //! - a request whose key the server made goes to that key's partition (business, point of
 //!   sale, contact and processor keys);
 //! - an operator's request goes by the business or key named in its path, else by the
@@ -184,27 +185,29 @@ pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option
     }
 }
 
-/// Where a request whose head did not say goes, by its JSON body.
-pub fn route_body(placement: Placement, body: &[u8]) -> Route {
+/// Where a request to `path` whose head did not say goes, by its JSON body: the business or
+/// processor it names (trimmed, as the handlers read ids), every partition for a processor's
+/// key (`POST /v1/keys` only), else here.
+pub fn route_body(placement: Placement, path: &str, body: &[u8]) -> Route {
     #[derive(serde::Deserialize)]
-    struct Named<'a> {
-        #[serde(borrow, default)]
-        business_id: Option<&'a str>,
-        #[serde(borrow, default)]
-        processor_id: Option<&'a str>,
-        #[serde(borrow, default)]
-        role: Option<&'a str>,
+    struct Named {
+        #[serde(default)]
+        business_id: Option<String>,
+        #[serde(default)]
+        processor_id: Option<String>,
+        #[serde(default)]
+        role: Option<String>,
     }
     let Ok(named) = serde_json::from_slice::<Named>(body) else {
         return Route::Here;
     };
-    if named.role == Some("processor") {
+    if path == "/v1/keys" && named.role.as_deref() == Some("processor") {
         return Route::All;
     }
     named
         .business_id
         .or(named.processor_id)
-        .and_then(|id| Placement::of_id_text(id, placement.count))
+        .and_then(|id| Placement::of_id_text(id.trim(), placement.count))
         .map_or(Route::Here, Route::Partition)
 }
 
@@ -342,7 +345,8 @@ mod tests {
         let p = placement(1, 4);
         let business = placement(3, 4).business_id().to_string();
         let processor = placement(2, 4).processor_id().to_string();
-        let body = |value: serde_json::Value| route_body(p, value.to_string().as_bytes());
+        let body =
+            |value: serde_json::Value| route_body(p, "/v1/keys", value.to_string().as_bytes());
         assert_eq!(
             body(serde_json::json!({"role": "business", "business_id": business})),
             Route::Partition(3)
@@ -355,9 +359,33 @@ mod tests {
             body(serde_json::json!({"role": "pos", "processor_id": processor})),
             Route::Partition(2)
         );
+        // Only a key is made in every partition: a purchase naming that role is not.
+        assert_eq!(
+            route_body(
+                p,
+                "/v1/purchases",
+                serde_json::json!({"role": "processor", "business_id": business})
+                    .to_string()
+                    .as_bytes()
+            ),
+            Route::Partition(3)
+        );
+        // Ids are read as the handlers read them: trimmed, escapes and all.
+        assert_eq!(
+            body(serde_json::json!({"business_id": format!(" {business} ")})),
+            Route::Partition(3)
+        );
+        let escaped = format!(
+            r#"{{"business_id": "{}"}}"#,
+            business.replace('-', "\\u002d")
+        );
+        assert_eq!(
+            route_body(p, "/v1/keys", escaped.as_bytes()),
+            Route::Partition(3)
+        );
         assert_eq!(body(serde_json::json!({"business_id": 7})), Route::Here);
         assert_eq!(body(serde_json::json!({"business_id": "x"})), Route::Here);
-        assert_eq!(route_body(p, b"not json"), Route::Here);
-        assert_eq!(route_body(p, b""), Route::Here);
+        assert_eq!(route_body(p, "/v1/keys", b"not json"), Route::Here);
+        assert_eq!(route_body(p, "/v1/keys", b""), Route::Here);
     }
 }

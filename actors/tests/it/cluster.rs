@@ -990,6 +990,16 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         w.topup(&wallet, "20.00").await;
         wallets.push(wallet);
     }
+    // A client that says a request was forwarded, without the owner's token, is routed all
+    // the same: partition 1's wallet through partition 0's owner.
+    let said = reqwest::Client::new()
+        .get(format!("{}/v1/wallets/{}", api_a.base, wallets[1]))
+        .bearer_auth(&w1.key)
+        .header("x-rewards-forwarded-by", "b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(said.status(), 200);
     // A key of one business does not reach the other's data, wherever it is sent.
     let other = api_c
         .get(&format!("/v1/wallets/{}", wallets[1]), &w0.key)
@@ -1264,4 +1274,66 @@ async fn partitions_spread_over_the_machines_one_at_a_time() {
         each_there_once(&apis[3], &w, answers).await;
         audit_wallet(&w, wallet).await;
     }
+}
+
+/// A cluster made before the partition count was recorded (its partition 0 stream has a
+/// history, the count bucket does not exist) was not split: a process started split refuses
+/// to join it (exit 78), and the count recorded is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsplit_cluster_with_a_history_is_not_split_later() {
+    let Some(binary) = nats_server() else { return };
+    let nats = NatsCluster::start(binary);
+    let dir = tempfile::tempdir().unwrap();
+    // The servers take a moment to listen and to elect a meta leader.
+    let started = Instant::now();
+    let js = loop {
+        let attempt = async {
+            let client = async_nats::ConnectOptions::new()
+                .connect(nats.urls().as_slice())
+                .await
+                .ok()?;
+            let js = async_nats::jetstream::new(client);
+            js.create_stream(async_nats::jetstream::stream::Config {
+                name: "REWARDS_P0".into(),
+                subjects: vec!["rewards.p0.log".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+            Some(js)
+        };
+        if let Some(js) = attempt.await {
+            break js;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "NATS did not take a stream"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    js.publish("rewards.p0.log", "a record of an earlier version".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut split = start_partition_node(dir.path(), &nats, "split", 1);
+    let started = Instant::now();
+    while !split.exited() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a split process joined an unsplit cluster"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(split.exit_code(), Some(78));
+    let recorded = js
+        .get_key_value("rewards_cluster")
+        .await
+        .unwrap()
+        .get("partitions")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&recorded[..], b"1");
 }
