@@ -43,7 +43,8 @@ pub struct App {
     /// The partition this server's data is (the only one without a cluster): the ids of
     /// businesses, keys and processors and the secrets of keys are drawn in it.
     pub placement: crate::cluster::Placement,
-    /// On the owner of one of a cluster's partitions: where requests for the others go.
+    /// On a cluster's owner: where requests for the other partitions go, and the map of the
+    /// partitions' owners (`GET /cluster`).
     pub front: std::sync::OnceLock<Arc<crate::cluster::forward::Front>>,
     ready: AtomicBool,
 }

@@ -201,10 +201,11 @@ pub fn start_http(
     let data = web::Data::from(app);
     let server = actix_web::HttpServer::new(move || {
         let routes = |config: &mut web::ServiceConfig| {
-            // On the owner of one of several partitions: the others' requests are forwarded
-            // before any route of this one's sees them.
+            // On a cluster's owner: the map of the partitions' owners, and with several
+            // partitions, the others' requests forwarded before any route of this one's sees
+            // them.
             if let Some(front) = &front {
-                config.service(crate::cluster::forward::Front::service(front.clone()));
+                crate::cluster::forward::Front::configure(front.clone(), config);
             }
             crate::http::routes(config);
         };

@@ -76,6 +76,7 @@ pub fn start(
             .route("/health/live", web::get().to(live))
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics))
+            .route("/cluster", web::get().to(cluster_map))
             .default_service(web::to(forward))
     })
     .workers(config.http_workers())
@@ -88,6 +89,28 @@ pub fn start(
     .listen(listener)
     .context("listening")?;
     Ok(server.run())
+}
+
+/// `GET /cluster`: the partitions and their owners as this process last read them, for clients
+/// that send each request to its partition's owner themselves instead of through any process.
+async fn cluster_map(node: web::Data<Node>) -> HttpResponse {
+    let placement = node.placement();
+    let owners: Vec<serde_json::Value> = (0..placement.count)
+        .map(|partition| {
+            let owner = node.owner_of(partition);
+            serde_json::json!({
+                "partition": partition,
+                "node": owner.as_ref().map(|o| o.node.clone()),
+                "url": owner.as_ref().map(|o| o.url.clone()),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({
+        "partitions": placement.count,
+        "partition": placement.index,
+        "node": node.me.node,
+        "owners": owners,
+    }))
 }
 
 async fn live() -> HttpResponse {
@@ -292,16 +315,26 @@ impl Front {
                 .is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(token)))
     }
 
-    /// Registers, ahead of the API's routes, the forwarding of requests [`Front::elsewhere`]
-    /// says may belong to another partition.
-    pub fn service(front: Arc<Front>) -> actix_web::Scope {
+    /// Registers `GET /cluster` and, with several partitions, ahead of the API's routes, the
+    /// forwarding of requests [`Front::elsewhere`] says may belong to another partition.
+    pub fn configure(front: Arc<Front>, config: &mut web::ServiceConfig) {
+        config.service(
+            web::resource("/cluster")
+                .app_data(web::Data::from(front.node.clone()))
+                .route(web::get().to(cluster_map)),
+        );
+        if front.node.placement().count <= 1 {
+            return;
+        }
         let guard = front.clone();
-        web::scope("")
-            .guard(actix_web::guard::fn_guard(move |context| {
-                guard.elsewhere(context.head())
-            }))
-            .app_data(web::Data::from(front))
-            .default_service(web::to(forward_elsewhere))
+        config.service(
+            web::scope("")
+                .guard(actix_web::guard::fn_guard(move |context| {
+                    guard.elsewhere(context.head())
+                }))
+                .app_data(web::Data::from(front))
+                .default_service(web::to(forward_elsewhere)),
+        );
     }
 }
 

@@ -1076,9 +1076,7 @@ pub async fn serve(config: Config, admin_key: Option<String>) -> anyhow::Result<
     let (app, arbiters) = crate::server::assemble_app(&config, store.clone(), mappings)?;
     let _ = app.forward_token.set(node.me.token.clone());
     let _ = app.lease.set(node.window.clone());
-    if node.placement.count > 1 {
-        let _ = app.front.set(Arc::new(forward::Front::new(node.clone())?));
-    }
+    let _ = app.front.set(Arc::new(forward::Front::new(node.clone())?));
     if let Some(secret) = crate::recovery::ensure_operator_key(&app, admin_key.as_deref())? {
         announce(&format!(
             "Generated operator key (shown once, stored hashed): {secret}"

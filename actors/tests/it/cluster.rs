@@ -937,6 +937,26 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         .await;
     }
 
+    // Every process answers where each partition is served, for clients that go there
+    // themselves.
+    for api in [&api_a, &api_b, &api_c] {
+        let map = api
+            .send(reqwest::Method::GET, "/cluster", None, None)
+            .await
+            .unwrap();
+        assert_eq!(map.status, 200);
+        assert_eq!(map.body["partitions"], 2);
+        let owners: Vec<(&str, &str)> = map.body["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["node"].as_str().unwrap(), o["url"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            owners,
+            [("a", api_a.base.as_str()), ("b", api_b.base.as_str())]
+        );
+    }
     // A business made through a is partition 0's; one made through c (a follower of
     // partition 1) is made by b, partition 1's owner. Their keys go through any process.
     let w0 = world(&api_a, "EUR").await;
