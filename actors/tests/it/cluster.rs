@@ -847,6 +847,16 @@ fn start_partition_process(
     )
 }
 
+/// Waits until `process` exits for a partition count the cluster does not have (status 78).
+async fn refused_to_join(mut process: Server, joined: &str) {
+    let started = Instant::now();
+    while !process.exited() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{joined}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(process.exit_code(), Some(78));
+}
+
 /// Waits until `api`'s process owns its partition.
 async fn until_owner(api: &Api) {
     until_metric(
@@ -983,16 +993,8 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
     assert_eq!(operator.status, 400, "{}", operator.body);
     assert!(operator.body.to_string().contains("REWARDS_ADMIN_KEY"));
     // A process that splits the data another way stops before it serves anything.
-    let mut stray = start_partition_node_of(dir.path(), &nats, "stray", 0, 3);
-    let started = Instant::now();
-    while !stray.exited() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "a process with 3 partitions joined a cluster of 2"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(stray.exit_code(), Some(78));
+    let stray = start_partition_node_of(dir.path(), &nats, "stray", 0, 3);
+    refused_to_join(stray, "a process with 3 partitions joined a cluster of 2").await;
 
     // Contacts and top-ups, through the other partition's processes.
     let w0 = World {
@@ -1337,16 +1339,8 @@ async fn an_unsplit_cluster_with_a_history_is_not_split_later() {
         .unwrap()
         .await
         .unwrap();
-    let mut split = start_partition_node(dir.path(), &nats, "split", 1);
-    let started = Instant::now();
-    while !split.exited() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "a split process joined an unsplit cluster"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(split.exit_code(), Some(78));
+    let split = start_partition_node(dir.path(), &nats, "split", 1);
+    refused_to_join(split, "a split process joined an unsplit cluster").await;
     let recorded = js
         .get_key_value("rewards_cluster")
         .await
