@@ -4,12 +4,13 @@
 //!   several partitions, so every partition routes it among its own. Its answer lists every
 //!   partition's routes, in partition order; a partition none of whose businesses knows the
 //!   TAP code (404 `tap_not_found`) adds none, and only when every one says so is the answer
-//!   that 404. A refusal to be sent again (a 5xx, 408, 429) or a conflict (409) is the answer,
-//!   so the processor sends it again with the same transaction reference: the partitions that
-//!   had taken it answer their first answer again (exactly once per partition), the others
-//!   take it. A partition's refusal of its own (its businesses have no rate for the currency,
-//!   the amount is beyond their tolerance) is listed under `refusals` beside the routes the
-//!   others took, or is the answer when no partition took it. The answer is a replay
+//!   that 404. A refusal to be sent again (a 5xx, 408, 429) is the answer, so the processor
+//!   sends it again with the same transaction reference: the partitions that had taken it
+//!   answer their first answer again (exactly once per partition), the others take it. A
+//!   partition's refusal of its own (its businesses have no rate for the currency, the amount
+//!   is beyond their tolerance, the reference was sent to it before with another body) is
+//!   listed under `refusals` beside the routes the others took, or is the answer when no
+//!   partition took it. The answer is a replay
 //!   (`Idempotent-Replay: true`) only when every partition's was.
 //! - **Making a processor or a processor key**: every partition makes it, under the id (and
 //!   with the secret) the receiving process chose, so it authenticates and routes everywhere.
@@ -122,10 +123,10 @@ fn tap_not_found(status: u16, body: &Value) -> bool {
 }
 
 /// Whether a partition's refusal must be the whole answer: one the client is to send again
-/// (the server was busy, not ready, or failed), or a conflict with what the reference was
-/// first sent with.
+/// (the server was busy, not ready, or failed). A conflict with what the reference was first
+/// sent with is that partition's own refusal: others may have taken it.
 fn refuses_whole(status: u16) -> bool {
-    status >= 500 || matches!(status, 408 | 409 | 429)
+    status >= 500 || matches!(status, 408 | 429)
 }
 
 /// One processor purchase's answers, as (status, body, replay) per partition: the answer.
@@ -349,12 +350,23 @@ mod tests {
             ],
         );
         assert_eq!((merged.status, body(&merged)), (422, no_rate));
+        // A conflict in one partition (the reference sent before with another body) while
+        // another takes it: the routes taken, and the conflict beside them.
         let conflict = json!({"code": "idempotency_conflict", "status": 409});
         let merged = merge(
             Kind::ProcessorPurchase,
             vec![
-                answer(200, routes("b0"), true),
                 answer(409, conflict.clone(), false),
+                answer(200, routes("b1"), false),
+            ],
+        );
+        assert_eq!(merged.status, 200);
+        assert_eq!(body(&merged)["refusals"], json!([conflict.clone()]));
+        let merged = merge(
+            Kind::ProcessorPurchase,
+            vec![
+                answer(409, conflict.clone(), false),
+                answer(404, not_found(), false),
             ],
         );
         assert_eq!((merged.status, body(&merged)), (409, conflict));

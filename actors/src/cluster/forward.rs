@@ -94,6 +94,10 @@ pub fn start(
 /// `GET /cluster`: the partitions and their owners as this process last read them, for clients
 /// that send each request to its partition's owner themselves instead of through any process.
 async fn cluster_map(node: web::Data<Node>) -> HttpResponse {
+    // Until the cluster's partition count is known to be this process's, neither is its map.
+    if !node.agreed() {
+        return actix_web::ResponseError::error_response(&ApiError::from(DomainError::NotReady));
+    }
     let placement = node.placement();
     let owners: Vec<serde_json::Value> = (0..placement.count)
         .map(|partition| {
@@ -293,6 +297,10 @@ impl Front {
     /// Whether a request may belong to another partition: its head names another, or leaves
     /// it to its body. A request another node forwarded is served here, never passed on.
     pub fn elsewhere(&self, head: &RequestHead) -> bool {
+        // Forwarded here by another process: served here, whatever it names (its sender
+        // routed it). One that says so without this owner's token (a client's header, or a
+        // sender that knew this node's previous process) is taken below, and refused if it
+        // belongs elsewhere, never routed a second time.
         if head.headers().contains_key(FORWARDED_BY) && self.forwarded_here(head) {
             return false;
         }
@@ -346,6 +354,9 @@ async fn forward_elsewhere(
     body: web::Bytes,
     front: web::Data<Front>,
 ) -> HttpResponse {
+    if request.headers().contains_key(FORWARDED_BY) {
+        return refused("loop");
+    }
     request.extensions_mut().insert(AnsweredElsewhere);
     dispatch(&request, body, &front.node, &front.client).await
 }

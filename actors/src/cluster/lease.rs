@@ -197,9 +197,22 @@ impl Leases {
 
     /// Whether partition 0's stream holds a history (anything ever appended to it).
     async fn unsplit_history(&self) -> anyhow::Result<bool> {
+        use async_nats::jetstream::context::GetStreamErrorKind;
+        use async_nats::jetstream::ErrorCode;
         let name = super::Placement::SINGLE.stream();
-        let Ok(mut stream) = self.context.get_stream(&name).await else {
-            return Ok(false);
+        let mut stream = match self.context.get_stream(&name).await {
+            Ok(stream) => stream,
+            // Only a stream the servers say is not there has no history: a timeout or an
+            // election is retried, never taken for a new cluster.
+            Err(error)
+                if matches!(error.kind(), GetStreamErrorKind::JetStream(e)
+                    if e.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                return Ok(false);
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("finding the stream {name}"));
+            }
         };
         let info = stream
             .info()

@@ -403,6 +403,11 @@ impl Node {
 
     /// Forgets `owner` (it did not answer) until the lease is read again.
     pub fn forget_owner(&self, owner: &Holder) {
+        // An owner that failed to reach itself (a self-forward whose connection failed) is
+        // still the owner: nothing would name it again.
+        if owner == &self.me {
+            return;
+        }
         let mut known = self.owner.lock();
         if known.as_ref() == Some(owner) {
             *known = None;

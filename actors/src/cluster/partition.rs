@@ -151,12 +151,15 @@ pub enum Route {
     All,
 }
 
-/// Where a request goes by its head: its method, path and bearer key.
+/// Where a request goes by its head: its method, path and bearer key. The path is read as the
+/// router matches it, percent-decoded.
 pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option<&str>) -> Route {
     let count = placement.count;
     if count <= 1 {
         return Route::Partition(0);
     }
+    let path = percent_decoded(path);
+    let path = path.as_ref();
     if !path.starts_with("/v1/") {
         return Route::Here;
     }
@@ -185,6 +188,34 @@ pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option
     }
 }
 
+/// `path` with its `%XX` escapes decoded (an escape that is not one is kept as it is).
+fn percent_decoded(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let escaped = (byte == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                i += 3;
+            }
+            None => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// Where a request to `path` whose head did not say goes, by its JSON body: the business or
 /// processor it names (trimmed, as the handlers read ids), every partition for a processor's
 /// key (`POST /v1/keys` only), else here.
@@ -201,7 +232,7 @@ pub fn route_body(placement: Placement, path: &str, body: &[u8]) -> Route {
     let Ok(named) = serde_json::from_slice::<Named>(body) else {
         return Route::Here;
     };
-    if path == "/v1/keys" && named.role.as_deref() == Some("processor") {
+    if percent_decoded(path) == "/v1/keys" && named.role.as_deref() == Some("processor") {
         return Route::All;
     }
     named
@@ -331,6 +362,22 @@ mod tests {
         assert_eq!(route("POST", "/v1/keys", operator), Route::Body);
         assert_eq!(route("POST", "/v1/purchases", operator), Route::Body);
         assert_eq!(route("GET", "/v1/contacts/x", operator), Route::Here);
+        // Read as the router reads it: an escaped path routes as the plain one.
+        assert_eq!(
+            route("DELETE", &format!("/v1/%6Beys/{key_id}"), operator),
+            Route::All
+        );
+        assert_eq!(
+            route(
+                "GET",
+                &format!("/v1/businesses/{}", business.replace('-', "%2d")),
+                operator
+            ),
+            Route::Partition(2)
+        );
+        assert_eq!(route("GET", "/v1/businesses/%zz%", operator), Route::Here);
+        assert_eq!(route("GET", "/v1/%", operator), Route::Here);
+        assert_eq!(route("GET", "/v1/%e9%", operator), Route::Here);
         // Not the API.
         assert_eq!(route("GET", "/metrics", operator), Route::Here);
         // One partition: everything is partition 0.
@@ -358,6 +405,16 @@ mod tests {
         assert_eq!(
             body(serde_json::json!({"role": "pos", "processor_id": processor})),
             Route::Partition(2)
+        );
+        assert_eq!(
+            route_body(
+                p,
+                "/v1/%6beys",
+                serde_json::json!({"role": "processor", "processor_id": processor})
+                    .to_string()
+                    .as_bytes()
+            ),
+            Route::All
         );
         // Only a key is made in every partition: a purchase naming that role is not.
         assert_eq!(

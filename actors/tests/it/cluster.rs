@@ -1012,8 +1012,10 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         w.topup(&wallet, "20.00").await;
         wallets.push(wallet);
     }
-    // A client that says a request was forwarded, without the owner's token, is routed all
-    // the same: partition 1's wallet through partition 0's owner.
+    // A request that says it was forwarded, without this owner's token (a client's header,
+    // or a sender that knew an earlier process), is neither served from the wrong partition
+    // nor routed a second time: refused, to be sent again (partition 1's wallet at
+    // partition 0's owner). Without the header it is routed.
     let said = reqwest::Client::new()
         .get(format!("{}/v1/wallets/{}", api_a.base, wallets[1]))
         .bearer_auth(&w1.key)
@@ -1021,7 +1023,11 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         .send()
         .await
         .unwrap();
-    assert_eq!(said.status(), 200);
+    assert_eq!(said.status(), 503);
+    let plain = api_a
+        .get(&format!("/v1/wallets/{}", wallets[1]), &w1.key)
+        .await;
+    assert_eq!(plain.status, 200);
     // A key of one business does not reach the other's data, wherever it is sent.
     let other = api_c
         .get(&format!("/v1/wallets/{}", wallets[1]), &w0.key)
