@@ -920,10 +920,10 @@ async fn each_there_once(api: &Api, w: &World, answers: &[Value]) {
 /// (b, then c). A business is made in the partition of the process that receives it, and its
 /// ids and keys carry that partition, so every request, sent to any process, reaches the
 /// owner of its business's partition: an operator's by the business in its path or body,
-/// the others by their key. Each partition appends to its own stream. Killed with SIGKILL,
-/// partition 1's owner leaves partition 0 serving without a pause, and partition 1's other
-/// process takes it over with every acknowledged purchase there once and each wallet equal to
-/// its ledger.
+/// the others by their key. Each partition appends to its own stream. Killed with SIGKILL
+/// under traffic through every process to a business of each partition, partition 1's owner
+/// leaves partition 0 serving without a pause, and partition 1's other process takes it over
+/// with every acknowledged event there once and each wallet equal to its ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_split_the_businesses_and_fail_over_alone() {
     use rewards_actors::cluster::Placement;
@@ -1140,8 +1140,30 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         );
     }
 
-    // Partition 1's owner dies. Partition 0 goes on serving at once through a.
+    // Traffic through every process to a business of each partition (purchases, and an
+    // achievement now and then), under which partition 1's owner is killed.
+    let busy = [world(&api_a, "EUR").await, world(&api_c, "EUR").await];
+    let mut busy_wallets = vec![Vec::new(), Vec::new()];
+    for (w, wallets) in busy.iter().zip(busy_wallets.iter_mut()) {
+        for i in 0..CONTACTS {
+            let contact = w.contact(json!({"code": format!("C-{i}")})).await;
+            let wallet = contact["wallet_id"].as_str().unwrap().to_string();
+            w.topup(&wallet, "50.00").await;
+            wallets.push(wallet);
+        }
+    }
+    let busy_answered: [Arc<Mutex<Answered>>; 2] = Default::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for (w, answered) in busy.iter().zip(&busy_answered) {
+        clients.extend(traffic(all.to_vec(), w, 0, answered, &stop));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Partition 1's owner dies. Partition 0 goes on serving through a, and takes more events
+    // before partition 1 is taken over (which waits for the lease to lapse).
     b.kill();
+    let at_kill = busy_answered[0].lock().count();
     let w0 = World {
         api: api_a.clone(),
         ..w0
@@ -1155,6 +1177,31 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
     // Partition 1 is served again once c takes it over, through a.
     answered1.extend(purchases_through(&[api_a.clone(), api_c.clone()], &w1, "p1-after", 4).await);
     until_owner(&api_c).await;
+    assert!(
+        busy_answered[0].lock().count() > at_kill,
+        "partition 0 took nothing while partition 1 had no owner"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    for client in clients {
+        client.await.unwrap();
+    }
+    // Every event answered under the kill is there once, on every live process's view, and
+    // every wallet equals its ledger.
+    for ((w, answered), wallets) in busy.iter().zip(&busy_answered).zip(&busy_wallets) {
+        let (purchases, achievements) = {
+            let answered = answered.lock();
+            (answered.purchases.clone(), answered.achievements.clone())
+        };
+        check(
+            w,
+            &[api_a.clone(), api_c.clone()],
+            &purchases,
+            &achievements,
+            wallets,
+        )
+        .await;
+    }
     // a learns the new owner within a quarter lease; until then it answers 503.
     let started = Instant::now();
     while api_a
