@@ -30,20 +30,30 @@ fn start_node(dir: &Path, nats: &NatsCluster, i: usize) -> Server {
 
 /// Node `i`, publishing the shared checkpoint every `snapshot_interval_ms` (0: never).
 fn start_node_with(dir: &Path, nats: &NatsCluster, i: usize, snapshot_interval_ms: u64) -> Server {
-    let config = dir.join(format!("node-{i}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "checkpoint_interval_ms = 50\n\n[cluster]\nnats = {:?}\nnode = \"node-{i}\"\n\
-             lease_ms = 3000\ndeposed_grace_ms = 1500\n\
+    start_cluster_process(
+        dir,
+        &format!("node-{i}"),
+        &format!("{i}"),
+        &format!(
+            "nats = {:?}\nnode = \"node-{i}\"\nlease_ms = 3000\ndeposed_grace_ms = 1500\n\
              snapshot_interval_ms = {snapshot_interval_ms}\n",
             nats.urls()
         ),
     )
+}
+
+/// A `rewardsd` with `cluster` as its `[cluster]` section, its configuration in `{name}.toml`
+/// and its data in `data-{data}`.
+fn start_cluster_process(dir: &Path, name: &str, data: &str, cluster: &str) -> Server {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!("checkpoint_interval_ms = 50\n\n[cluster]\n{cluster}"),
+    )
     .unwrap();
     // The cluster's own steps at info: a failure's story is in the test's output.
     Server::start_custom(
-        &dir.join(format!("data-{i}")),
+        &dir.join(format!("data-{data}")),
         "sync",
         Some(&config),
         &[(
@@ -824,26 +834,16 @@ fn start_partition_process(
     partitions: u16,
     more: &str,
 ) -> Server {
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "checkpoint_interval_ms = 50\n\n[cluster]\nnats = {:?}\nnode = \"{name}\"\n\
-             lease_ms = 3000\ndeposed_grace_ms = 1500\nsnapshot_interval_ms = 2000\n\
-             partitions = {partitions}\npartition = {partition}\n{more}",
+    start_cluster_process(
+        dir,
+        name,
+        name,
+        &format!(
+            "nats = {:?}\nnode = \"{name}\"\nlease_ms = 3000\ndeposed_grace_ms = 1500\n\
+             snapshot_interval_ms = 2000\npartitions = {partitions}\npartition = {partition}\n\
+             {more}",
             nats.urls()
         ),
-    )
-    .unwrap();
-    Server::start_custom(
-        &dir.join(format!("data-{name}")),
-        "sync",
-        Some(&config),
-        &[(
-            "RUST_LOG",
-            "warn,rewards_actors::cluster=info,rewards_storage::replicated=info",
-        )],
-        None,
     )
 }
 
