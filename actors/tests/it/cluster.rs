@@ -847,6 +847,14 @@ fn start_partition_process(
     )
 }
 
+/// A contact of `w` with the code `code`, and its wallet topped up with `amount`: the wallet.
+async fn funded_wallet(w: &World, code: &str, amount: &str) -> String {
+    let contact = w.contact(json!({ "code": code })).await;
+    let wallet = contact["wallet_id"].as_str().unwrap().to_string();
+    w.topup(&wallet, amount).await;
+    wallet
+}
+
 /// Waits until `process` exits for a partition count the cluster does not have (status 78).
 async fn refused_to_join(mut process: Server, joined: &str) {
     let started = Instant::now();
@@ -1005,13 +1013,10 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         api: api_a.clone(),
         ..w1
     };
-    let mut wallets = Vec::new();
-    for w in [&w0, &w1] {
-        let contact = w.contact(json!({"code": "C-0"})).await;
-        let wallet = contact["wallet_id"].as_str().unwrap().to_string();
-        w.topup(&wallet, "20.00").await;
-        wallets.push(wallet);
-    }
+    let wallets = [
+        funded_wallet(&w0, "C-0", "20.00").await,
+        funded_wallet(&w1, "C-0", "20.00").await,
+    ];
     // A request that says it was forwarded, without this owner's token (a client's header,
     // or a sender that knew an earlier process), is neither served from the wrong partition
     // nor routed a second time: refused, to be sent again (partition 1's wallet at
@@ -1146,10 +1151,7 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
     let mut busy_wallets = vec![Vec::new(), Vec::new()];
     for (w, wallets) in busy.iter().zip(busy_wallets.iter_mut()) {
         for i in 0..CONTACTS {
-            let contact = w.contact(json!({"code": format!("C-{i}")})).await;
-            let wallet = contact["wallet_id"].as_str().unwrap().to_string();
-            w.topup(&wallet, "50.00").await;
-            wallets.push(wallet);
+            wallets.push(funded_wallet(w, &format!("C-{i}"), "50.00").await);
         }
     }
     let busy_answered: [Arc<Mutex<Answered>>; 2] = Default::default();
@@ -1282,13 +1284,10 @@ async fn partitions_spread_over_the_machines_one_at_a_time() {
     let api_p1 = processes[1].1.as_ref().unwrap().client();
     let w0 = world(&api, "EUR").await;
     let w1 = world(&api_p1, "EUR").await;
-    let mut wallets = Vec::new();
-    for w in [&w0, &w1] {
-        let contact = w.contact(json!({"code": "C-0"})).await;
-        let wallet = contact["wallet_id"].as_str().unwrap().to_string();
-        w.topup(&wallet, "20.00").await;
-        wallets.push(wallet);
-    }
+    let wallets = [
+        funded_wallet(&w0, "C-0", "20.00").await,
+        funded_wallet(&w1, "C-0", "20.00").await,
+    ];
     let apis = [api.clone(), api_p1.clone()];
     let mut answered0 = purchases_through(&apis, &w0, "before-0", 3).await;
     let mut answered1 = purchases_through(&apis, &w1, "before-1", 3).await;
