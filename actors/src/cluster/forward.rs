@@ -47,25 +47,28 @@ fn passed_on(name: &str) -> bool {
         && name != crate::http::NEW_SECRET
 }
 
+/// A client for requests forwarded to other processes.
+fn forwarding_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .context("building the forwarding client")
+}
+
 /// Starts the forwarding server on `listener`.
 pub fn start(
     node: Arc<Node>,
     config: &Config,
     listener: std::net::TcpListener,
 ) -> anyhow::Result<actix_web::dev::Server> {
-    let builder = || {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-    };
-    let shared = builder().context("building the forwarding client")?;
+    let shared = forwarding_client()?;
     let node = web::Data::from(node);
     let server = actix_web::HttpServer::new(move || {
         // A client of each worker's own: a pooled connection is driven by a task on the
         // runtime that opened it, so a client shared by the workers would hand most requests
         // and answers across threads.
-        let client = web::Data::new(builder().unwrap_or_else(|error| {
+        let client = web::Data::new(forwarding_client().unwrap_or_else(|error| {
             tracing::warn!(%error, "a worker's forwarding client; the shared one is used");
             shared.clone()
         }));
@@ -286,12 +289,10 @@ pub struct Front {
 
 impl Front {
     pub fn new(node: Arc<Node>) -> anyhow::Result<Front> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .context("building the forwarding client")?;
-        Ok(Front { node, client })
+        Ok(Front {
+            node,
+            client: forwarding_client()?,
+        })
     }
 
     /// Whether a request may belong to another partition: its head names another, or leaves
@@ -314,13 +315,8 @@ impl Front {
     /// Whether a request says it was forwarded by another process to this one: it carries
     /// this owner's forwarding token, which clients cannot read.
     fn forwarded_here(&self, head: &RequestHead) -> bool {
-        use subtle::ConstantTimeEq;
-        let token = self.node.me.token.as_bytes();
-        !token.is_empty()
-            && head
-                .headers()
-                .get(crate::http::FORWARD_TOKEN)
-                .is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(token)))
+        let presented = head.headers().get(crate::http::FORWARD_TOKEN);
+        crate::http::token_matches(Some(&self.node.me.token), presented.map(|v| v.as_bytes()))
     }
 
     /// Registers `GET /cluster` and, with several partitions, ahead of the API's routes, the

@@ -46,15 +46,23 @@ pub const NEW_SECRET: &str = "x-rewards-new-secret";
 /// What a split cluster's process dictates in `header` for something every partition makes,
 /// believed only with the owner's forwarding token (a client cannot choose ids or secrets).
 pub fn dictated(request: &actix_web::HttpRequest, header: &str) -> Option<String> {
-    use subtle::ConstantTimeEq;
     let app = request.app_data::<web::Data<App>>()?;
-    let token = app.forward_token.get().filter(|t| !t.is_empty())?;
     let headers = request.headers();
-    let presented = headers.get(FORWARD_TOKEN)?.as_bytes();
-    if !bool::from(presented.ct_eq(token.as_bytes())) {
+    let presented = headers.get(FORWARD_TOKEN).map(|v| v.as_bytes());
+    if !token_matches(app.forward_token.get().map(String::as_str), presented) {
         return None;
     }
     headers.get(header)?.to_str().ok().map(str::to_string)
+}
+
+/// Whether `presented` is the owner's forwarding `token`, compared in constant time: never
+/// when there is no token (a server alone) or it is empty.
+pub fn token_matches(token: Option<&str>, presented: Option<&[u8]>) -> bool {
+    use subtle::ConstantTimeEq;
+    match (token.filter(|t| !t.is_empty()), presented) {
+        (Some(token), Some(presented)) => bool::from(presented.ct_eq(token.as_bytes())),
+        _ => false,
+    }
 }
 
 /// The client's IP address: the connection's peer, or, on a cluster's owner, the address a
@@ -128,9 +136,7 @@ fn forwarded_ip(
     presented: Option<&[u8]>,
     claimed: Option<&[u8]>,
 ) -> Option<std::net::IpAddr> {
-    use subtle::ConstantTimeEq;
-    let token = token.filter(|t| !t.is_empty())?;
-    if !bool::from(presented?.ct_eq(token.as_bytes())) {
+    if !token_matches(token, presented) {
         return None;
     }
     std::str::from_utf8(claimed?).ok()?.trim().parse().ok()
