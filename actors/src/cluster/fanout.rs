@@ -129,32 +129,39 @@ fn refuses_whole(status: u16) -> bool {
     status >= 500 || matches!(status, 408 | 429)
 }
 
-/// One processor purchase's answers, as (status, body, replay) per partition: the answer.
-fn merge_routes(answers: &[(u16, Value, bool)]) -> (u16, Value, bool) {
+/// What one processor purchase's answers merge into.
+enum Merged {
+    /// One partition's answer, passed on as it came: a refusal, or `tap_not_found` from all.
+    Passed(usize),
+    /// The routes the partitions took (and what the others refused beside them).
+    Taken {
+        status: u16,
+        body: Value,
+        replay: bool,
+    },
+}
+
+/// One processor purchase's answers, as (status, body, replay) per partition, merged.
+fn merge_routes(answers: &[(u16, Value, bool)]) -> Merged {
     let taken_here = |status: &u16| (200..300).contains(status);
-    if let Some((status, body, replay)) = answers
+    if let Some(whole) = answers
         .iter()
-        .find(|(status, _, _)| !taken_here(status) && refuses_whole(*status))
+        .position(|(status, _, _)| !taken_here(status) && refuses_whole(*status))
     {
-        return (*status, body.clone(), *replay);
+        return Merged::Passed(whole);
     }
     // What a partition refused for its own businesses (a currency it has no rate for, an
     // amount beyond its tolerance): the same however often it is sent.
-    let refusals: Vec<&(u16, Value, bool)> = answers
-        .iter()
-        .filter(|(status, body, _)| !taken_here(status) && !tap_not_found(*status, body))
-        .collect();
+    let refused = |(status, body, _): &(u16, Value, bool)| {
+        !taken_here(status) && !tap_not_found(*status, body)
+    };
     let taken: Vec<&(u16, Value, bool)> = answers
         .iter()
         .filter(|(status, _, _)| taken_here(status))
         .collect();
     let Some((status, first, _)) = taken.first() else {
         // No partition took it: its refusal, or (from every one) no business knows the TAP.
-        return refusals
-            .first()
-            .copied()
-            .or(answers.first())
-            .map_or((404, Value::Null, false), |(s, b, r)| (*s, b.clone(), *r));
+        return Merged::Passed(answers.iter().position(refused).unwrap_or(0));
     };
     let routes: Vec<Value> = taken
         .iter()
@@ -165,21 +172,28 @@ fn merge_routes(answers: &[(u16, Value, bool)]) -> (u16, Value, bool) {
                 .unwrap_or_default()
         })
         .collect();
-    let mut merged = first.clone();
-    if let Some(fields) = merged.as_object_mut() {
+    let mut body = first.clone();
+    if let Some(fields) = body.as_object_mut() {
         fields.insert("routes".into(), Value::Array(routes));
         // Taken by some partitions and refused by others: applied where it was taken, and
         // what the others said, so that the processor knows which businesses did not take it.
+        let refusals: Vec<Value> = answers
+            .iter()
+            .filter(|answer| refused(answer))
+            .map(|(_, body, _)| body.clone())
+            .collect();
         if !refusals.is_empty() {
-            let refused: Vec<Value> = refusals.iter().map(|(_, body, _)| body.clone()).collect();
-            fields.insert("refusals".into(), Value::Array(refused));
+            fields.insert("refusals".into(), Value::Array(refusals));
         }
     }
-    let replay = taken.iter().all(|(_, _, replay)| *replay);
-    (*status, merged, replay)
+    Merged::Taken {
+        status: *status,
+        body,
+        replay: taken.iter().all(|(_, _, replay)| *replay),
+    }
 }
 
-fn merge_purchase(answers: Vec<Answer>) -> Answer {
+fn merge_purchase(mut answers: Vec<Answer>) -> Answer {
     let mut parsed = Vec::with_capacity(answers.len());
     for answer in &answers {
         match serde_json::from_slice::<Value>(&answer.body) {
@@ -193,20 +207,15 @@ fn merge_purchase(answers: Vec<Answer>) -> Answer {
             }
         }
     }
-    let (status, body, replay) = merge_routes(&parsed);
-    if status == 404 || !(200..300).contains(&status) {
-        // A refusal passes on as the partition gave it.
-        if let Some(index) = parsed
-            .iter()
-            .position(|(s, b, _)| *s == status && *b == body)
-        {
-            return answers
-                .into_iter()
-                .nth(index)
-                .unwrap_or_else(|| Answer::inconsistent("lost"));
-        }
+    match merge_routes(&parsed) {
+        Merged::Passed(index) if index < answers.len() => answers.swap_remove(index),
+        Merged::Passed(_) => Answer::inconsistent("no partition answered"),
+        Merged::Taken {
+            status,
+            body,
+            replay,
+        } => Answer::json(status, &body, replay),
     }
-    Answer::json(status, &body, replay)
 }
 
 fn merge_batch(answers: Vec<Answer>) -> Answer {
@@ -249,7 +258,12 @@ fn merge_batch(answers: Vec<Answer>) -> Answer {
                     )
                 })
                 .collect();
-            let (status, body, _) = merge_routes(&answers);
+            let (status, body) = match merge_routes(&answers) {
+                Merged::Passed(index) => answers
+                    .get(index)
+                    .map_or((500, Value::Null), |(s, b, _)| (*s, b.clone())),
+                Merged::Taken { status, body, .. } => (status, body),
+            };
             json!({"status": status, "body": body})
         })
         .collect();
