@@ -11,10 +11,13 @@
 //!   so that their last two bytes, read as a number modulo the partition count, name the
 //!   partition that made them ([`Placement::of_bytes`]); the draw is repeated until they do,
 //!   so they look as random as before (processors and their keys, which every partition
-//!   holds, are the exception: their ids and secrets name no partition that matters);
+//!   holds, are the exception: their ids and secrets name no partition that matters); the
+//!   ids of contacts, wallets, events and estimates have their last two bytes chosen so
+//!   ([`Placement::event_id`] keeps an event id's time order);
 //! - a request whose key the server made goes to that key's partition (business, point of
 //!   sale, contact and processor keys);
-//! - an operator's request goes by the business or key named in its path, else by the
+//! - an operator's request goes by the id in its path (of a business, key, contact,
+//!   wallet, event or estimate), else by the
 //!   `business_id` or `processor_id` of its JSON body; a business is made in the partition of
 //!   the node that received the request;
 //! - what a processor sends goes to every partition (the businesses on a terminal may be in
@@ -23,7 +26,7 @@
 //!
 //! With one partition (the default) every id and secret is drawn as it always was.
 
-use rewards_core::{BusinessId, KeyId, ProcessorId};
+use rewards_core::{BusinessId, ContactId, EstimateId, EventId, KeyId, ProcessorId, WalletId};
 
 /// The most partitions a cluster may have.
 pub const MAX_PARTITIONS: u16 = 1024;
@@ -96,6 +99,41 @@ impl Placement {
 
     pub fn processor_id(&self) -> ProcessorId {
         ProcessorId::from_random(self.draw(crate::clock::id_bytes))
+    }
+
+    pub fn contact_id(&self) -> ContactId {
+        ContactId::from_random(self.fit(crate::clock::id_bytes()))
+    }
+
+    pub fn wallet_id(&self) -> WalletId {
+        WalletId::from_random(self.fit(crate::clock::id_bytes()))
+    }
+
+    pub fn estimate_id(&self) -> EstimateId {
+        EstimateId::from_bytes(self.fit(crate::clock::id_bytes()))
+    }
+
+    /// A new event id ([`crate::clock::event_id`]: time-ordered) of this partition. Events,
+    /// purchases held by processor routing, returns and payouts take these, so that a
+    /// request naming one only in its path goes to its partition.
+    pub fn event_id(&self) -> EventId {
+        EventId::from_bytes(self.fit(*crate::clock::event_id().as_bytes()))
+    }
+
+    /// `bytes` with their last two rewritten to name this partition: one of the values that
+    /// do, uniformly. Only the last two bytes change, so a time-ordered id keeps its order and
+    /// its millisecond; with one partition nothing changes.
+    fn fit(&self, mut bytes: [u8; 16]) -> [u8; 16] {
+        if self.count > 1 {
+            let count = u32::from(self.count);
+            let index = u32::from(self.index);
+            // The values below 2^16 that are `index` modulo `count`: k * count + index.
+            let choices = (u32::from(u16::MAX) - index) / count + 1;
+            let value = crate::clock::below(u64::from(choices)) as u32 * count + index;
+            let [.., high, low] = &mut bytes;
+            [*high, *low] = (value as u16).to_be_bytes();
+        }
+        bytes
     }
 
     /// A new key's secret: `rk_` and 64 hex digits from the operating system's secure source.
@@ -174,7 +212,15 @@ pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option
         // A key may be a processor's, which every partition holds.
         (Some("keys"), Some(_)) if method == "DELETE" => Route::All,
         (Some("processors"), None) if method == "POST" => Route::All,
-        (Some("businesses"), Some(id)) | (Some("keys"), Some(id)) => {
+        // Ids drawn in their partition: businesses and keys, and contacts, wallets, events
+        // (purchases among them) and estimates.
+        (
+            Some(
+                "businesses" | "keys" | "contacts" | "wallets" | "events" | "estimates"
+                | "purchases",
+            ),
+            Some(id),
+        ) if id != "claims" => {
             match Placement::of_id_text(id, count) {
                 Some(partition) => Route::Partition(partition),
                 // An id that does not parse is refused wherever it goes.
@@ -267,6 +313,14 @@ mod tests {
                         Placement::of_bytes(p.processor_id().as_bytes(), count),
                         index
                     );
+                    for id in [
+                        *p.contact_id().as_bytes(),
+                        *p.wallet_id().as_bytes(),
+                        *p.estimate_id().as_bytes(),
+                        *p.event_id().as_bytes(),
+                    ] {
+                        assert_eq!(Placement::of_bytes(&id, count), index);
+                    }
                     let secret = p.secret();
                     assert_eq!(secret.len(), 67);
                     assert_eq!(Placement::of_secret(&secret, count), Some(index));
@@ -287,6 +341,30 @@ mod tests {
             .collect();
         assert!(tails.len() > 900, "{} distinct tails", tails.len());
         assert!(tails.iter().all(|tail| tail % 4 == 3));
+    }
+
+    #[test]
+    fn event_ids_of_a_partition_keep_their_order_and_their_version() {
+        let p = placement(5, 7);
+        let ids: Vec<EventId> = (0..5000).map(|_| p.event_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids not increasing");
+        assert!(ids.iter().all(|id| id.0.get_version_num() == 7));
+        let tails: std::collections::BTreeSet<u16> = ids
+            .iter()
+            .map(|id| u16::from_be_bytes([id.as_bytes()[14], id.as_bytes()[15]]))
+            .collect();
+        assert!(tails.len() > 3000, "{} distinct tails", tails.len());
+        // The highest value a tail may take for this partition is among the choices.
+        let highest = (u16::MAX - 5) / 7 * 7 + 5;
+        assert!(tails.iter().all(|tail| tail % 7 == 5 && *tail <= highest));
+        // One partition: the ids are the clock's, their random tails untouched.
+        let single: std::collections::BTreeSet<u16> = (0..5000)
+            .map(|_| {
+                let id = Placement::SINGLE.event_id();
+                u16::from_be_bytes([id.as_bytes()[14], id.as_bytes()[15]])
+            })
+            .collect();
+        assert!(single.iter().any(|tail| tail % 7 != 5));
     }
 
     #[test]
@@ -362,6 +440,31 @@ mod tests {
         assert_eq!(route("POST", "/v1/keys", operator), Route::Body);
         assert_eq!(route("POST", "/v1/purchases", operator), Route::Body);
         assert_eq!(route("GET", "/v1/contacts/x", operator), Route::Here);
+        // An operator's request that names a contact, wallet, event, purchase or estimate only
+        // in its path: that id's partition.
+        let contact = placement(1, 4).contact_id().to_string();
+        let wallet = placement(3, 4).wallet_id().to_string();
+        let event = elsewhere.event_id().to_string();
+        let estimate = placement(1, 4).estimate_id().to_string();
+        for (method, path, partition) in [
+            ("GET", format!("/v1/contacts/{contact}"), 1),
+            ("POST", format!("/v1/contacts/{contact}/spend-block"), 1),
+            ("GET", format!("/v1/wallets/{wallet}/journal"), 3),
+            ("POST", format!("/v1/wallets/{wallet}/topups"), 3),
+            ("GET", format!("/v1/purchases/{event}"), 2),
+            ("POST", format!("/v1/purchases/{event}/returns"), 2),
+            ("POST", format!("/v1/events/{event}/void"), 2),
+            ("POST", format!("/v1/estimates/{estimate}/approve"), 1),
+        ] {
+            assert_eq!(
+                route(method, &path, operator),
+                Route::Partition(partition),
+                "{method} {path}"
+            );
+        }
+        // Not ids: claims and batches go by their body.
+        assert_eq!(route("POST", "/v1/purchases/claims", operator), Route::Body);
+        assert_eq!(route("POST", "/v1/purchases:batch", operator), Route::Body);
         // Read as the router reads it: an escaped path routes as the plain one.
         assert_eq!(
             route("DELETE", &format!("/v1/%6Beys/{key_id}"), operator),

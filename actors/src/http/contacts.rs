@@ -132,7 +132,7 @@ async fn create_contact(
         .flatten();
     problems.finish()?;
 
-    let contact_id = ContactId::from_random(clock::id_bytes());
+    let contact_id = app.placement.contact_id();
     let b = business.id;
     let mut keys: Vec<(Kind, Vec<u8>)> =
         vec![(Kind::ContactId, identity_contact_key(b, contact_id))];
@@ -202,7 +202,7 @@ async fn create_contact(
         payment_media: media,
         gift_cards,
         referral_code: referral,
-        wallet_id: WalletId::from_random(clock::id_bytes()),
+        wallet_id: app.placement.wallet_id(),
         wallet_code,
         scheme_ids,
         spend_blocked: false,
@@ -592,7 +592,7 @@ async fn run_topup(
             Command::Topup {
                 snapshot,
                 amount,
-                event_id: clock::event_id(),
+                event_id: app.placement.event_id(),
                 external_system,
                 external_reference: body.external_reference.clone(),
                 idempotency,
@@ -640,7 +640,7 @@ async fn payout(
         contact.id,
         Command::Payout {
             amount,
-            payout_id: clock::event_id(),
+            payout_id: app.placement.event_id(),
         },
     )
     .await?;

@@ -126,7 +126,7 @@ async fn submit_estimate(
         };
         let job = EstimateJob {
             snapshot,
-            estimate_id: EstimateId::from_bytes(clock::id_bytes()),
+            estimate_id: app.placement.estimate_id(),
             purchase,
             performed_on,
             reference_number: body.purchase.reference_number.clone(),

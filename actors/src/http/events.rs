@@ -232,7 +232,7 @@ pub(super) async fn submit_achievement(
         move |idempotency, identity| {
             Command::Achievement(Box::new(AchievementJob {
                 snapshot,
-                event_id: clock::event_id(),
+                event_id: app.placement.event_id(),
                 classification,
                 amount,
                 details,
@@ -391,7 +391,7 @@ async fn submit_statement(
         move |idempotency, identity| {
             Command::Statement(Box::new(StatementJob {
                 snapshot,
-                event_id: clock::event_id(),
+                event_id: app.placement.event_id(),
                 classification,
                 statement: StatementRecord {
                     period: month,
@@ -494,7 +494,7 @@ async fn submit_spend_request(
         move |idempotency, identity| {
             Command::SpendOnPurchase(Box::new(SpendRequestJob {
                 snapshot,
-                event_id: clock::event_id(),
+                event_id: app.placement.event_id(),
                 purchase_id,
                 amount,
                 require_full,

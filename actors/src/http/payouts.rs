@@ -16,7 +16,6 @@ use super::problem::ApiResult;
 use super::purchases::once;
 use crate::app::App;
 use crate::auth::{Principal, Role};
-use crate::clock;
 use crate::dto::key_part;
 use crate::idempotency::IdempotencyKey;
 use crate::schema::keys;
@@ -62,7 +61,7 @@ async fn run_payouts(
     let body: PayoutRunBody = parse_or_default(&body)?;
     let run_id = match body.run_id.as_deref() {
         Some(run_id) => crate::dto::text("run_id", run_id)?,
-        None => clock::event_id().to_string(),
+        None => app.placement.event_id().to_string(),
     };
     key_part("run_id", Some(&run_id))?;
     let business = entry.business();
@@ -126,7 +125,7 @@ async fn pay_one(
             app,
             contact,
             Command::PayoutAuto {
-                payout_id: clock::event_id(),
+                payout_id: app.placement.event_id(),
                 idempotency,
             },
         )

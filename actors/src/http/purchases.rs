@@ -312,7 +312,7 @@ pub async fn submit_purchase(
             };
             let pos = PosPurchase {
                 snapshot,
-                event_id: clock::event_id(),
+                event_id: app.placement.event_id(),
                 contact_id: identified.contact,
                 tap_code,
                 purchase,
@@ -349,7 +349,7 @@ pub async fn submit_purchase(
         };
         let job = PurchaseJob {
             snapshot,
-            event_id: clock::event_id(),
+            event_id: app.placement.event_id(),
             purchase,
             performed_on,
             reference_number: body.reference_number.clone(),
@@ -709,7 +709,7 @@ async fn run_return(
         let job = ReturnJob {
             snapshot,
             purchase_id,
-            return_id: clock::event_id(),
+            return_id: app.placement.event_id(),
             lines,
             idempotency,
         };

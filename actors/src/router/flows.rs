@@ -175,7 +175,7 @@ async fn route_one(
     let now = clock::now();
     let settings = &snapshot.business.settings;
     let record = RouteRecord {
-        id: clock::event_id(),
+        id: app.placement.event_id(),
         business_id: business,
         tap_code: tap.code.clone(),
         side: Side::Transaction,

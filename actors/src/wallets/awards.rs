@@ -182,7 +182,7 @@ impl WalletActor {
         );
         change.contact.rewards.tier = tier_change.tier;
         if let (true, Some(level)) = (units.is_sign_positive(), tier_change.reached) {
-            let event_id = clock::event_id();
+            let event_id = self.app.placement.event_id();
             let awards = Self::reward(
                 change,
                 snapshot,

@@ -67,7 +67,7 @@ impl WalletActor {
                 change.claims.push(claim);
             }
             change.contact.scheme_ids.push(scheme_id);
-            let event_id = clock::event_id();
+            let event_id = self.app.placement.event_id();
             let awards = Self::reward(
                 &mut change,
                 snapshot,
@@ -110,7 +110,7 @@ pub async fn create_contact(
         business.currency,
     );
     let mut change = Change::new(ContactState::of(&contact), wallet, "sign_up");
-    let event_id = clock::event_id();
+    let event_id = app.placement.event_id();
     let mut awards = Vec::new();
     let auto_schemes: Vec<SchemeId> = change.contact.scheme_ids.clone();
     for scheme_id in std::iter::once(None).chain(auto_schemes.into_iter().map(Some)) {

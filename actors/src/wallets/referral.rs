@@ -211,8 +211,8 @@ pub async fn refer(
             business_id: snapshot.business.id,
             referrer_id: referrer,
             referred_id: referred,
-            referrer_event_id: clock::event_id(),
-            referred_event_id: clock::event_id(),
+            referrer_event_id: app.placement.event_id(),
+            referred_event_id: app.placement.event_id(),
             at: now,
         };
         let job = ReferralJob {

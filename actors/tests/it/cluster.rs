@@ -1044,6 +1044,23 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         other.body
     );
 
+    // The operator reaches a wallet and its contact by their ids alone, through any process:
+    // they were drawn in their partition.
+    for (partition, wallet) in wallets.iter().enumerate() {
+        assert_eq!(
+            Placement::of_id_text(wallet, 2),
+            Some(partition as u16),
+            "wallet {wallet}"
+        );
+        for api in [&api_a, &api_b, &api_c] {
+            let read = api.get(&format!("/v1/wallets/{wallet}"), ADMIN_KEY).await;
+            let contact = read.expect(200)["contact_id"].as_str().unwrap().to_string();
+            assert_eq!(Placement::of_id_text(&contact, 2), Some(partition as u16));
+            let read = api.get(&format!("/v1/contacts/{contact}"), ADMIN_KEY).await;
+            assert_eq!(read.expect(200)["id"], json!(contact));
+        }
+    }
+
     // A terminal shared by a business of each partition, and a processor that reports for
     // it: the processor and its key are made in every partition, and its card purchase is
     // routed in every partition, one answer listing both businesses.
@@ -1233,6 +1250,17 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
     };
     each_there_once(&api_c, &w0_via_c, &answered0).await;
     audit_wallet(&w0_via_c, &wallets[0]).await;
+    // The operator reads purchases of both partitions by their ids alone, through either.
+    for (partition, answers) in [&answered0, &answered1].into_iter().enumerate() {
+        for answer in answers.iter().take(5) {
+            let id = answer["id"].as_str().unwrap();
+            assert_eq!(Placement::of_id_text(id, 2), Some(partition as u16));
+            for api in [&api_a, &api_c] {
+                let read = api.get(&format!("/v1/purchases/{id}"), ADMIN_KEY).await;
+                assert_eq!(read.expect(200)["amounts"], answer["amounts"], "{id}");
+            }
+        }
+    }
     drop((a, c));
 }
 
