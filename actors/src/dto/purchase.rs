@@ -51,11 +51,12 @@ impl LineBody {
         Ok(())
     }
 
-    pub fn input(&self) -> LineInput {
+    /// The line as the core reads it, its texts moved rather than copied.
+    pub fn into_input(self) -> LineInput {
         LineInput {
-            sku: self.sku.clone(),
-            name: self.name.clone(),
-            family: self.family.clone(),
+            sku: self.sku,
+            name: self.name,
+            family: self.family,
             quantity: self.quantity.0,
             unit_price: self.unit_price.0,
             tax_rate: self.tax_rate.map(|d| d.0),
@@ -183,10 +184,16 @@ pub struct PurchaseBody {
 }
 
 impl PurchaseBody {
-    pub fn purchase_input(&self) -> PurchaseInput {
+    /// The purchase as the core reads it. Its lines are moved out of the body (a purchase's
+    /// texts are copied nowhere on the way to the wallet actor): what needs the body whole,
+    /// such as its canonical form for the idempotency key, reads it before.
+    pub fn take_purchase_input(&mut self) -> PurchaseInput {
         PurchaseInput {
             currency: self.currency.clone(),
-            lines: self.lines.iter().map(LineBody::input).collect(),
+            lines: std::mem::take(&mut self.lines)
+                .into_iter()
+                .map(LineBody::into_input)
+                .collect(),
             discount_amount: self.discount_amount.map(|d| d.0),
             net_amount: self.net_amount.map(|d| d.0),
             tax_amount: self.tax_amount.map(|d| d.0),

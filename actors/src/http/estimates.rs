@@ -75,7 +75,7 @@ async fn submit_estimate(
     peer: Option<&str>,
 ) -> ApiResult<(wallets::Reply, bool)> {
     require_role(principal, &[Role::Business, Role::Pos])?;
-    let body: EstimateBody = parse(raw)?;
+    let mut body: EstimateBody = parse(raw)?;
     let approval_required = match body.approval.as_deref() {
         None | Some("none") => false,
         Some("required") => true,
@@ -90,6 +90,11 @@ async fn submit_estimate(
         )
         .into());
     }
+    let canonical_body = body
+        .purchase
+        .external_reference
+        .is_some()
+        .then(|| canonical(&body));
     let Prepared {
         snapshot,
         business_id,
@@ -102,18 +107,19 @@ async fn submit_estimate(
         external_system,
         payment_medium,
         ..
-    } = prepare(app, principal, &body.purchase, peer)?;
+    } = prepare(app, principal, &mut body.purchase, peer)?;
     let key = body
         .purchase
         .external_reference
         .as_deref()
-        .map(|reference| {
+        .zip(canonical_body.as_deref())
+        .map(|(reference, canonical_body)| {
             IdempotencyKey::new(
                 business_id,
                 "estimate",
                 &external_system,
                 reference,
-                &canonical(&body),
+                canonical_body,
             )
         });
     let presented_by = principal.key_id;

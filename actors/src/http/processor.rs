@@ -79,7 +79,7 @@ fn opt_text(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
 async fn submit(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<(Reply, bool)> {
     require_processor(principal)?;
     let processor_id = principal.processor_id.ok_or(DomainError::Forbidden)?;
-    let body: ProcessorPurchaseBody = parse(raw)?;
+    let mut body: ProcessorPurchaseBody = parse(raw)?;
     let tap_code = text("tap_code", &body.tap_code)?;
     let transaction_reference = text("transaction_reference", &body.transaction_reference)?;
     LineBody::check_all(&body.lines)?;
@@ -97,7 +97,10 @@ async fn submit(app: &Arc<App>, principal: &Principal, raw: &[u8]) -> ApiResult<
     };
     let purchase = PurchaseInput {
         currency: body.currency.clone(),
-        lines: body.lines.iter().map(LineBody::input).collect(),
+        lines: std::mem::take(&mut body.lines)
+            .into_iter()
+            .map(LineBody::into_input)
+            .collect(),
         discount_amount: None,
         net_amount: None,
         tax_amount: None,

@@ -170,14 +170,17 @@ pub(super) fn tap_of(
 }
 
 /// Validates a purchase body (a purchase's, or an estimate's basket) for its business.
+/// Checks a purchase's body against its business and validates it. The body's lines move
+/// into the prepared purchase: a caller that needs the whole body (its canonical form) reads
+/// it first.
 pub(super) fn prepare(
     app: &Arc<App>,
     principal: &Principal,
-    body: &PurchaseBody,
+    body: &mut PurchaseBody,
     peer: Option<&str>,
 ) -> ApiResult<Prepared> {
     let snapshot = named_business(app, principal, body.business_id.as_deref())?;
-    let business = snapshot.business.clone();
+    let business = &snapshot.business;
     let currency = business.currency;
     let origin = origin_of(principal, body.origin.as_deref())?;
     let identity = body
@@ -198,7 +201,7 @@ pub(super) fn prepare(
     };
     let purchase = validate_purchase(
         identity.clone(),
-        body.purchase_input(),
+        body.take_purchase_input(),
         &PurchaseContext {
             currency,
             exchange_rates: &business.exchange_rates,
@@ -256,7 +259,8 @@ pub async fn submit_purchase(
     peer: Option<&str>,
 ) -> ApiResult<(Reply, bool)> {
     require_role(principal, &[Role::Business, Role::Pos])?;
-    let body: PurchaseBody = parse(raw)?;
+    let mut body: PurchaseBody = parse(raw)?;
+    let canonical_body = body.external_reference.is_some().then(|| canonical(&body));
     let Prepared {
         snapshot,
         business_id,
@@ -269,21 +273,25 @@ pub async fn submit_purchase(
         spend,
         external_system,
         payment_medium,
-    } = prepare(app, principal, &body, peer)?;
+    } = prepare(app, principal, &mut body, peer)?;
     let estimate_id: Option<EstimateId> = body
         .estimate_id
         .as_deref()
         .map(|id| parse_id("estimate_id", id))
         .transpose()?;
-    let key = body.external_reference.as_deref().map(|reference| {
-        IdempotencyKey::new(
-            business_id,
-            "event",
-            &external_system,
-            reference,
-            &canonical(&body),
-        )
-    });
+    let key = body
+        .external_reference
+        .as_deref()
+        .zip(canonical_body.as_deref())
+        .map(|(reference, canonical_body)| {
+            IdempotencyKey::new(
+                business_id,
+                "event",
+                &external_system,
+                reference,
+                canonical_body,
+            )
+        });
     let presented_by = principal.key_id;
     // In match mode a POS purchase at a terminal waits for its processor transaction.
     let matching =
