@@ -270,6 +270,52 @@ fn merge_batch(answers: Vec<Answer>) -> Answer {
     Answer::json(200, &json!({ "results": results }), false)
 }
 
+/// A purchase batch split by partition ([`super::partition::Route::Items`]), put back
+/// together. `parts` holds, for each partition its items went to, their places in the batch
+/// (ascending) and that partition's answer, or `None` when it could not be asked (it had no
+/// owner, or the owner could not be reached). Every item gets its own result, in its place:
+/// its partition's result for it, or that partition's refusal of its whole part (503 for one
+/// not asked), so that the client sends those items again (with their references, exactly
+/// once). `items` is the batch's length.
+pub fn merge_items(items: usize, parts: Vec<(Vec<usize>, Option<Answer>)>) -> Answer {
+    let item = |status: u16, body: Value| json!({"status": status, "body": body});
+    let mut results = vec![item(500, Value::Null); items];
+    for (places, answer) in parts {
+        let part: Vec<Value> = match answer {
+            None => {
+                let (status, body) =
+                    crate::http::problem::ApiError::from(rewards_core::DomainError::NotReady)
+                        .to_parts();
+                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                vec![item(status.as_u16(), body); places.len()]
+            }
+            Some(answer) if answer.status != 200 => {
+                let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+                vec![item(answer.status, body); places.len()]
+            }
+            Some(answer) => {
+                let results = serde_json::from_slice::<Value>(&answer.body)
+                    .ok()
+                    .and_then(|mut body| body.get_mut("results").map(Value::take));
+                match results {
+                    Some(Value::Array(results)) if results.len() == places.len() => results,
+                    _ => {
+                        let inconsistent = Answer::inconsistent("a part's results");
+                        let body = serde_json::from_slice(&inconsistent.body).unwrap_or_default();
+                        vec![item(inconsistent.status, body); places.len()]
+                    }
+                }
+            }
+        };
+        for (place, result) in places.into_iter().zip(part) {
+            if let Some(slot) = results.get_mut(place) {
+                *slot = result;
+            }
+        }
+    }
+    Answer::json(200, &json!({ "results": results }), false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +342,51 @@ mod tests {
 
     fn body(answer: &Answer) -> Value {
         serde_json::from_slice(&answer.body).unwrap()
+    }
+
+    #[test]
+    fn a_split_batch_answers_every_item_in_its_place() {
+        let results = |items: &[(u16, &str)]| {
+            let results: Vec<Value> = items
+                .iter()
+                .map(|(status, id)| json!({"status": status, "body": {"id": id}}))
+                .collect();
+            answer(200, json!({ "results": results }), false)
+        };
+        let merged = merge_items(
+            7,
+            vec![
+                // Partition 0 took its items (one of them refused on its own).
+                (
+                    vec![0, 3, 5],
+                    Some(results(&[(201, "a"), (400, "b"), (201, "c")])),
+                ),
+                // Partition 1 refused its part whole (it was not ready).
+                (
+                    vec![1, 6],
+                    Some(answer(503, json!({"code": "not_ready"}), false)),
+                ),
+                // Partition 2 could not be asked.
+                (vec![2], None),
+                // Partition 3 answered with the wrong number of results.
+                (vec![4], Some(results(&[(201, "d"), (201, "e")]))),
+            ],
+        );
+        assert_eq!(merged.status, 200);
+        let body = body(&merged);
+        let results = body["results"].as_array().unwrap();
+        let statuses: Vec<u64> = results
+            .iter()
+            .map(|r| r["status"].as_u64().unwrap())
+            .collect();
+        assert_eq!(statuses, [201, 503, 503, 400, 500, 201, 503]);
+        assert_eq!(results[0]["body"]["id"], "a");
+        assert_eq!(results[3]["body"]["id"], "b");
+        assert_eq!(results[5]["body"]["id"], "c");
+        assert_eq!(results[1]["body"]["code"], "not_ready");
+        assert_eq!(results[6]["body"]["code"], "not_ready");
+        assert_eq!(results[2]["body"]["status"], 503);
+        assert_eq!(results[4]["body"]["status"], 500);
     }
 
     #[test]

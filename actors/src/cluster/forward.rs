@@ -220,8 +220,63 @@ async fn dispatch(
                 Err(outcome) => refused(outcome),
             }
         }
+        Route::Items => split_batch(request, body, node, client).await,
         Route::Body | Route::Here => refused("route"),
     }
+}
+
+/// Sends each partition's items of a purchase batch to that partition's owner as a batch of
+/// their own, all at once, and puts the answers back in the items' order
+/// ([`fanout::merge_items`]). A partition without an owner, or whose owner cannot be reached,
+/// answers 503 for its items alone: the others' are taken.
+async fn split_batch(
+    request: &HttpRequest,
+    body: web::Bytes,
+    node: &Node,
+    client: &reqwest::Client,
+) -> HttpResponse {
+    #[derive(serde::Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        items: Vec<&'a serde_json::value::RawValue>,
+    }
+    let placement = node.placement();
+    let (Some(partitions), Ok(batch)) = (
+        partition::batch_partitions(placement, &body),
+        serde_json::from_slice::<Batch>(&body),
+    ) else {
+        // Routed here because it could be split: it can, so this does not happen.
+        return refused("route");
+    };
+    let mut places: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
+    for (place, partition) in partitions.iter().enumerate() {
+        places.entry(*partition).or_default().push(place);
+    }
+    let parts = futures::future::join_all(places.into_iter().map(|(partition, places)| {
+        let mut part = Vec::with_capacity(body.len() / partitions.len().max(1) * places.len());
+        part.extend_from_slice(b"{\"items\":[");
+        for (i, place) in places.iter().enumerate() {
+            if i > 0 {
+                part.push(b',');
+            }
+            if let Some(item) = batch.items.get(*place) {
+                part.extend_from_slice(item.get().as_bytes());
+            }
+        }
+        part.extend_from_slice(b"]}");
+        async move {
+            let answer = match node.owner_of(partition) {
+                Some(owner) => exchange(request, part.into(), node, client, partition, &owner, &[])
+                    .await
+                    .ok(),
+                None => None,
+            };
+            (places, answer)
+        }
+    }))
+    .await;
+    metrics::counter!("rewards_cluster_forwarded_total", "outcome" => "split").increment(1);
+    fanout::merge_items(partitions.len(), parts).into_response()
 }
 
 /// Sends a request to the owner of every partition at once and merges their answers
@@ -307,7 +362,7 @@ impl Front {
         }
         match head_route(&self.node, head) {
             Route::Partition(partition) => partition != self.node.placement().index,
-            Route::Body | Route::All => true,
+            Route::Body | Route::All | Route::Items => true,
             Route::Here => false,
         }
     }

@@ -17,9 +17,9 @@
 //! - a request whose key the server made goes to that key's partition (business, point of
 //!   sale, contact and processor keys);
 //! - an operator's request goes by the id in its path (of a business, key, contact,
-//!   wallet, event or estimate), else by the
-//!   `business_id` or `processor_id` of its JSON body; a business is made in the partition of
-//!   the node that received the request;
+//!   wallet, event or estimate), else by the `business_id` or `processor_id` of its JSON
+//!   body (a purchase batch's items each by their own, the batch split when they are in
+//!   several partitions); a business is made in the partition of the node that received it;
 //! - what a processor sends goes to every partition (the businesses on a terminal may be in
 //!   several), and so do the making of processors and processor keys and the revoking of keys,
 //!   which every partition must know ([`super::fanout`]).
@@ -187,6 +187,10 @@ pub enum Route {
     /// terminal's businesses may be in several), and making or revoking processors and keys
     /// every partition must know.
     All,
+    /// A batch whose items are in several partitions: each partition's items go to its owner
+    /// as a batch of their own, and the answers are put back in the items' order
+    /// ([`batch_partitions`], [`super::fanout::merge_items`]).
+    Items,
 }
 
 /// Where a request goes by its head: its method, path and bearer key. The path is read as the
@@ -264,7 +268,8 @@ fn percent_decoded(path: &str) -> std::borrow::Cow<'_, str> {
 
 /// Where a request to `path` whose head did not say goes, by its JSON body: the business or
 /// processor it names (trimmed, as the handlers read ids), every partition for a processor's
-/// key (`POST /v1/keys` only), else here.
+/// key (`POST /v1/keys` only), a purchase batch by its items' businesses (split when they
+/// are in several partitions), else here.
 pub fn route_body(placement: Placement, path: &str, body: &[u8]) -> Route {
     #[derive(serde::Deserialize)]
     struct Named {
@@ -275,10 +280,23 @@ pub fn route_body(placement: Placement, path: &str, body: &[u8]) -> Route {
         #[serde(default)]
         role: Option<String>,
     }
+    let path = percent_decoded(path);
+    if path == "/v1/purchases:batch" {
+        let Some(partitions) = batch_partitions(placement, body) else {
+            return Route::Here;
+        };
+        let mut named = partitions.iter().copied();
+        let first = named.next().unwrap_or(placement.index);
+        return if named.all(|partition| partition == first) {
+            Route::Partition(first)
+        } else {
+            Route::Items
+        };
+    }
     let Ok(named) = serde_json::from_slice::<Named>(body) else {
         return Route::Here;
     };
-    if percent_decoded(path) == "/v1/keys" && named.role.as_deref() == Some("processor") {
+    if path == "/v1/keys" && named.role.as_deref() == Some("processor") {
         return Route::All;
     }
     named
@@ -286,6 +304,39 @@ pub fn route_body(placement: Placement, path: &str, body: &[u8]) -> Route {
         .or(named.processor_id)
         .and_then(|id| Placement::of_id_text(id.trim(), placement.count))
         .map_or(Route::Here, Route::Partition)
+}
+
+/// The partition of each item of a purchase batch (`{"items": [...]}`), by the `business_id`
+/// it names: the receiving process's (`placement`) for an item that names none that parses,
+/// where it is refused as it would be anyway. `None` for a body that is not such a batch or has
+/// more items than a batch may, to be refused whole where it lands.
+pub fn batch_partitions(placement: Placement, body: &[u8]) -> Option<Vec<u16>> {
+    #[derive(serde::Deserialize)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        items: Vec<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(default)]
+        business_id: Option<String>,
+    }
+    let batch: Batch = serde_json::from_slice(body).ok()?;
+    if batch.items.len() > crate::limits::MAX_BATCH_ITEMS {
+        return None;
+    }
+    let partitions = batch
+        .items
+        .iter()
+        .map(|item| {
+            serde_json::from_str::<Named>(item.get())
+                .ok()
+                .and_then(|named| named.business_id)
+                .and_then(|id| Placement::of_id_text(id.trim(), placement.count))
+                .unwrap_or(placement.index)
+        })
+        .collect();
+    Some(partitions)
 }
 
 #[cfg(test)]
@@ -487,6 +538,57 @@ mod tests {
         assert_eq!(
             route_head(Placement::SINGLE, "POST", "/v1/purchases", None),
             Route::Partition(0)
+        );
+    }
+
+    #[test]
+    fn a_purchase_batch_goes_whole_to_one_partition_or_is_split_by_item() {
+        let p = placement(1, 4);
+        let of = |partition| placement(partition, 4).business_id().to_string();
+        let batch = |items: Vec<serde_json::Value>| {
+            let body = serde_json::json!({ "items": items }).to_string();
+            (
+                route_body(p, "/v1/purchases:batch", body.as_bytes()),
+                batch_partitions(p, body.as_bytes()),
+            )
+        };
+        let item = |business: &str| serde_json::json!({"business_id": business, "x": [1]});
+        let (zero, three) = (of(0), of(3));
+        // One partition's items: the whole batch there.
+        assert_eq!(
+            batch(vec![item(&three), item(&format!(" {three} "))]),
+            (Route::Partition(3), Some(vec![3, 3]))
+        );
+        // Several: split. An item that names no business, or none that parses, or is not
+        // an object, is this partition's (and refused here, as it would be anywhere).
+        assert_eq!(
+            batch(vec![
+                item(&zero),
+                item(&three),
+                serde_json::json!({"identity": {}}),
+                item("not-an-id"),
+                serde_json::json!([1]),
+                item(&zero),
+            ]),
+            (Route::Items, Some(vec![0, 3, 1, 1, 1, 0]))
+        );
+        // Nothing to split: an empty batch, or items that name nothing, stay here.
+        assert_eq!(batch(vec![]), (Route::Partition(1), Some(vec![])));
+        assert_eq!(
+            batch(vec![serde_json::json!({})]),
+            (Route::Partition(1), Some(vec![1]))
+        );
+        // Not a batch, or too long a one: refused whole where it lands.
+        for body in [&b"not json"[..], br#"{"items": 3}"#, br#"{"nope": []}"#] {
+            assert_eq!(route_body(p, "/v1/purchases:batch", body), Route::Here);
+        }
+        let long = vec![item(&zero); crate::limits::MAX_BATCH_ITEMS + 1];
+        assert_eq!(batch(long), (Route::Here, None));
+        // Escaped as the router reads it.
+        let body = serde_json::json!({"items": [item(&zero), item(&three)]}).to_string();
+        assert_eq!(
+            route_body(p, "/v1/purchases%3Abatch", body.as_bytes()),
+            Route::Items
         );
     }
 

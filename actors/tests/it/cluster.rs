@@ -1061,6 +1061,47 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         }
     }
 
+    // An operator's batch of both partitions' purchases, interleaved: each partition's owner
+    // takes its own, and every item's answer comes back in its place. An item that names no
+    // business is refused where the batch landed. Sent again through a process of the other
+    // partition, every item is a replay of its first answer.
+    let items: Vec<Value> = (0..6)
+        .map(|i| {
+            let w = if i % 2 == 0 { &w0 } else { &w1 };
+            let mut item = basket(json!({"contact_code": "C-0"}), "1.00");
+            item["business_id"] = json!(w.business);
+            item["external_reference"] = json!(format!("split-{i}"));
+            item
+        })
+        .chain([basket(json!({"contact_code": "C-0"}), "1.00")])
+        .collect();
+    let batch = json!({ "items": items });
+    let mut first: Option<Vec<Value>> = None;
+    for api in [&api_a, &api_c] {
+        let answer = api.post("/v1/purchases:batch", ADMIN_KEY, &batch).await;
+        let results = answer.expect(200)["results"].as_array().unwrap().clone();
+        assert_eq!(results.len(), 7);
+        for (i, result) in results.iter().take(6).enumerate() {
+            assert_eq!(result["status"], 201, "item {i}: {result}");
+            assert_eq!(
+                result["body"]["wallet_id"],
+                json!(wallets[i % 2]),
+                "item {i}"
+            );
+            let id = result["body"]["id"].as_str().unwrap();
+            assert_eq!(Placement::of_id_text(id, 2), Some((i % 2) as u16));
+        }
+        assert_eq!(results[6]["status"], 400, "{}", results[6]);
+        match &first {
+            None => first = Some(results),
+            Some(first) => {
+                for (again, before) in results.iter().zip(first).take(6) {
+                    assert_eq!(again["body"]["id"], before["body"]["id"]);
+                }
+            }
+        }
+    }
+
     // A terminal shared by a business of each partition, and a processor that reports for
     // it: the processor and its key are made in every partition, and its card purchase is
     // routed in every partition, one answer listing both businesses.
