@@ -787,6 +787,13 @@ impl Following {
                     if stopped() {
                         return None;
                     }
+                    // Nothing is opened (a partition's stream is made by its first opening)
+                    // before the cluster's partition count is known to be this process's: one
+                    // started with another count exits without leaving a stream behind.
+                    if !node.agreed() {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
                     // A restore that failed and could not clear its half-made copy is
                     // cleared before anything opens the directory.
                     if let Err(error) = snapshot::clear_interrupted(&data_dir) {

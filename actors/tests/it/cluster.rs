@@ -1001,7 +1001,7 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
     assert_eq!(operator.status, 400, "{}", operator.body);
     assert!(operator.body.to_string().contains("REWARDS_ADMIN_KEY"));
     // A process that splits the data another way stops before it serves anything.
-    let stray = start_partition_node_of(dir.path(), &nats, "stray", 0, 3);
+    let stray = start_partition_node_of(dir.path(), &nats, "stray", 2, 3);
     refused_to_join(stray, "a process with 3 partitions joined a cluster of 2").await;
 
     // Contacts and top-ups, through the other partition's processes.
@@ -1202,6 +1202,11 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
             stream.cached_info().config.name
         );
     }
+    // The process that had another count left no stream of its partition behind.
+    assert!(
+        js.get_stream("REWARDS_P2").await.is_err(),
+        "a refused process made its partition's stream"
+    );
 
     // Traffic through every process to a business of each partition (purchases, and an
     // achievement now and then), under which partition 1's owner is killed.
