@@ -274,46 +274,85 @@ fn merge_batch(answers: Vec<Answer>) -> Answer {
 /// together. `parts` holds, for each partition its items went to, their places in the batch
 /// (ascending) and that partition's answer, or `None` when it could not be asked (it had no
 /// owner, or the owner could not be reached). Every item gets its own result, in its place:
-/// its partition's result for it, or that partition's refusal of its whole part (503 for one
-/// not asked), so that the client sends those items again (with their references, exactly
-/// once). `items` is the batch's length.
+/// its partition's result for it, as that partition wrote it, or that partition's refusal of
+/// its whole part (503 for one not asked), so that the client sends those items again (with
+/// their references, exactly once). When every partition refused its part alike (the same
+/// status: the key, the batch's envelope), that refusal is the answer, as it would have been
+/// unsplit. `items` is the batch's length.
 pub fn merge_items(items: usize, parts: Vec<(Vec<usize>, Option<Answer>)>) -> Answer {
-    let item = |status: u16, body: Value| json!({"status": status, "body": body});
-    let mut results = vec![item(500, Value::Null); items];
-    for (places, answer) in parts {
-        let part: Vec<Value> = match answer {
-            None => {
-                let (status, body) =
-                    crate::http::problem::ApiError::from(rewards_core::DomainError::NotReady)
-                        .to_parts();
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                vec![item(status.as_u16(), body); places.len()]
-            }
-            Some(answer) if answer.status != 200 => {
-                let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-                vec![item(answer.status, body); places.len()]
-            }
-            Some(answer) => {
-                let results = serde_json::from_slice::<Value>(&answer.body)
-                    .ok()
-                    .and_then(|mut body| body.get_mut("results").map(Value::take));
-                match results {
-                    Some(Value::Array(results)) if results.len() == places.len() => results,
-                    _ => {
-                        let inconsistent = Answer::inconsistent("a part's results");
-                        let body = serde_json::from_slice(&inconsistent.body).unwrap_or_default();
-                        vec![item(inconsistent.status, body); places.len()]
-                    }
+    let refused_alike = parts.first().and_then(|(_, first)| {
+        let status = first.as_ref()?.status;
+        let alike = parts
+            .iter()
+            .all(|(_, answer)| answer.as_ref().is_some_and(|a| a.status == status));
+        (status != 200 && alike).then_some(status)
+    });
+    if refused_alike.is_some() {
+        return match parts.into_iter().next() {
+            Some((_, Some(answer))) => answer,
+            _ => Answer::inconsistent("a refusal lost"),
+        };
+    }
+    #[derive(serde::Deserialize)]
+    struct Results<'a> {
+        #[serde(borrow)]
+        results: Vec<&'a serde_json::value::RawValue>,
+    }
+    let refusal = |status: u16, body: &[u8]| -> Vec<u8> {
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        json!({"status": status, "body": body})
+            .to_string()
+            .into_bytes()
+    };
+    let not_asked = {
+        let (status, body) =
+            crate::http::problem::ApiError::from(rewards_core::DomainError::NotReady).to_parts();
+        refusal(status.as_u16(), &body)
+    };
+    let inconsistent = {
+        let answer = Answer::inconsistent("a part's results");
+        refusal(answer.status, &answer.body)
+    };
+    let mut results: Vec<Option<Vec<u8>>> = vec![None; items];
+    for (places, answer) in &parts {
+        let mut place_all = |result: &[u8]| {
+            for place in places {
+                if let Some(slot) = results.get_mut(*place) {
+                    *slot = Some(result.to_vec());
                 }
             }
         };
-        for (place, result) in places.into_iter().zip(part) {
-            if let Some(slot) = results.get_mut(place) {
-                *slot = result;
+        match answer {
+            None => place_all(&not_asked),
+            Some(answer) if answer.status != 200 => {
+                place_all(&refusal(answer.status, &answer.body));
             }
+            Some(answer) => match serde_json::from_slice::<Results>(&answer.body) {
+                Ok(part) if part.results.len() == places.len() => {
+                    for (place, result) in places.iter().zip(part.results) {
+                        if let Some(slot) = results.get_mut(*place) {
+                            *slot = Some(result.get().as_bytes().to_vec());
+                        }
+                    }
+                }
+                _ => place_all(&inconsistent),
+            },
         }
     }
-    Answer::json(200, &json!({ "results": results }), false)
+    let mut body = Vec::with_capacity(results.iter().flatten().map(Vec::len).sum::<usize>() + 16);
+    body.extend_from_slice(b"{\"results\":[");
+    for (i, result) in results.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(result.as_deref().unwrap_or(&inconsistent));
+    }
+    body.extend_from_slice(b"]}");
+    Answer {
+        status: 200,
+        headers: vec![("content-type".to_string(), b"application/json".to_vec())],
+        body: Bytes::from(body),
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +426,54 @@ mod tests {
         assert_eq!(results[6]["body"]["code"], "not_ready");
         assert_eq!(results[2]["body"]["status"], 503);
         assert_eq!(results[4]["body"]["status"], 500);
+    }
+
+    #[test]
+    fn a_split_batch_keeps_each_items_answer_as_written_and_passes_a_refusal_of_all() {
+        let written = |text: &str| Answer {
+            status: 200,
+            headers: Vec::new(),
+            body: Bytes::from(text.to_string()),
+        };
+        let merged = merge_items(
+            2,
+            vec![
+                (
+                    vec![1],
+                    Some(written(
+                        r#"{"results":[{"status":201,"body":{"z":1,"a":2}}]}"#,
+                    )),
+                ),
+                (
+                    vec![0],
+                    Some(written(
+                        r#"{"results":[{"status":201,"body":{"y":3,"b":4}}]}"#,
+                    )),
+                ),
+            ],
+        );
+        assert_eq!(
+            std::str::from_utf8(&merged.body).unwrap(),
+            r#"{"results":[{"status":201,"body":{"y":3,"b":4}},{"status":201,"body":{"z":1,"a":2}}]}"#
+        );
+        // Every partition refused its part alike (the key, the envelope): that refusal, whole.
+        let unauthorized = || Some(answer(401, json!({"code": "unauthorized"}), false));
+        let merged = merge_items(
+            3,
+            vec![(vec![0, 2], unauthorized()), (vec![1], unauthorized())],
+        );
+        assert_eq!(merged.status, 401);
+        assert_eq!(body(&merged)["code"], "unauthorized");
+        // Refused alike by those asked, but one could not be asked: item by item.
+        let merged = merge_items(2, vec![(vec![0], unauthorized()), (vec![1], None)]);
+        assert_eq!(merged.status, 200);
+        let statuses: Vec<Value> = body(&merged)["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].clone())
+            .collect();
+        assert_eq!(statuses, [json!(401), json!(503)]);
     }
 
     #[test]

@@ -154,8 +154,30 @@ fn route_of(node: &Node, request: &HttpRequest, body: &[u8]) -> Route {
     };
     match route {
         Route::Body | Route::Here => Route::Partition(placement.index),
+        // Only the operator's batch is split: one with any other key (which named no
+        // partition) is refused whole where it lands, without asking every partition.
+        Route::Items if !operator_request(node, request.head()) => {
+            Route::Partition(placement.index)
+        }
         route => route,
     }
+}
+
+/// Whether a request is made with the operator's key.
+fn operator_request(node: &Node, head: &RequestHead) -> bool {
+    bearer(head).is_some_and(|key| node.is_operator_key(key))
+}
+
+/// The key a request presents, if any.
+fn bearer(head: &RequestHead) -> Option<&str> {
+    head.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }
 
 /// Where a request goes by its head. The operator's key names no partition, whatever it looks
@@ -164,16 +186,7 @@ fn head_route(node: &Node, head: &RequestHead) -> Route {
     if node.placement().count <= 1 {
         return Route::Partition(0);
     }
-    let bearer = head
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|key| !node.is_operator_key(key));
+    let bearer = bearer(head).filter(|key| !node.is_operator_key(key));
     partition::route_head(
         node.placement(),
         head.method.as_str(),

@@ -233,6 +233,8 @@ pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option
         }
         // Made where they are received.
         (Some("businesses" | "processors"), None) => Route::Here,
+        // Only a batch that is posted is split (any other method is refused where it lands).
+        (Some("purchases:batch"), None) if method != "POST" => Route::Here,
         _ if method == "POST" || method == "PUT" || method == "PATCH" => Route::Body,
         _ => Route::Here,
     }
@@ -320,6 +322,10 @@ pub fn batch_partitions(placement: Placement, body: &[u8]) -> Option<Vec<u16>> {
     struct Named {
         #[serde(default)]
         business_id: Option<String>,
+    }
+    // An object, as the handler reads a batch (an array of the same fields is refused there).
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
     }
     let batch: Batch = serde_json::from_slice(body).ok()?;
     if batch.items.len() > crate::limits::MAX_BATCH_ITEMS {
@@ -579,9 +585,28 @@ mod tests {
             (Route::Partition(1), Some(vec![1]))
         );
         // Not a batch, or too long a one: refused whole where it lands.
-        for body in [&b"not json"[..], br#"{"items": 3}"#, br#"{"nope": []}"#] {
+        let mixed = serde_json::json!([[item(&zero), item(&three)]]).to_string();
+        for body in [
+            &b"not json"[..],
+            br#"{"items": 3}"#,
+            br#"{"nope": []}"#,
+            // The fields as an array: refused by the handler, so not split either.
+            mixed.as_bytes(),
+        ] {
             assert_eq!(route_body(p, "/v1/purchases:batch", body), Route::Here);
         }
+        // Only a posted batch is split; another method is refused where it lands.
+        for method in ["PUT", "PATCH", "DELETE", "GET"] {
+            assert_eq!(
+                route_head(p, method, "/v1/purchases:batch", None),
+                Route::Here,
+                "{method}"
+            );
+        }
+        assert_eq!(
+            route_head(p, "POST", "/v1/purchases:batch", None),
+            Route::Body
+        );
         let long = vec![item(&zero); crate::limits::MAX_BATCH_ITEMS + 1];
         assert_eq!(batch(long), (Route::Here, None));
         // Escaped as the router reads it.

@@ -1092,6 +1092,10 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
             assert_eq!(Placement::of_id_text(id, 2), Some((i % 2) as u16));
         }
         assert_eq!(results[6]["status"], 400, "{}", results[6]);
+        // Another key than the operator's is not split: refused whole, as it would be
+        // anywhere.
+        let stranger = api.post("/v1/purchases:batch", "not-a-key", &batch).await;
+        assert_eq!(stranger.status, 401, "{}", stranger.body);
         match &first {
             None => first = Some(results),
             Some(first) => {
