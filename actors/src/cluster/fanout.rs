@@ -17,6 +17,8 @@
 //!   The answer is partition 0's when every partition made it, else the first refusal.
 //! - **Revoking a key**: every partition that holds it revokes it; 204 when no partition
 //!   failed to (each revoked it or never had it), else the failure, to be sent again.
+//! - **A backup**: every partition's owner writes its copy into `p<N>` under the directory
+//!   named; 201 with every copy when all made theirs, else the first refusal.
 
 use actix_web::web::Bytes;
 use serde_json::{json, Value};
@@ -37,11 +39,17 @@ pub enum Kind {
     Made,
     /// A key revoked wherever it is.
     Revoked,
+    /// A backup of every partition.
+    Backup,
 }
 
 impl Kind {
+    /// What kind of request to `path` (as it came, escapes and all) went to every partition.
     pub fn of(method: &str, path: &str) -> Kind {
-        if path.starts_with("/v1/processor/") && path.ends_with(":batch") {
+        let path = super::partition::percent_decoded(path);
+        if path == "/v1/backups" {
+            Kind::Backup
+        } else if path.starts_with("/v1/processor/") && path.ends_with(":batch") {
             Kind::ProcessorBatch
         } else if path.starts_with("/v1/processor/") {
             Kind::ProcessorPurchase
@@ -99,6 +107,7 @@ pub fn merge(kind: Kind, mut answers: Vec<Answer>) -> Answer {
     match kind {
         Kind::ProcessorPurchase => merge_purchase(answers),
         Kind::ProcessorBatch => merge_batch(answers),
+        Kind::Backup => merge_backups(answers),
         Kind::Made => match answers.iter().position(|a| !a.ok()) {
             Some(refused) => answers.swap_remove(refused),
             None => answers.swap_remove(0),
@@ -115,6 +124,43 @@ pub fn merge(kind: Kind, mut answers: Vec<Answer>) -> Answer {
             answers.swap_remove(chosen)
         }
     }
+}
+
+/// Every partition's backup as one answer: 201 with each partition's copy under
+/// `partitions` (in partition order) and, at the top, the directory that holds them, the
+/// records of all, and the longest pause and time (the position is each copy's own), when
+/// every partition made its copy; else the first refusal, the copies made left in place.
+fn merge_backups(mut answers: Vec<Answer>) -> Answer {
+    if let Some(refused) = answers.iter().position(|a| !a.ok()) {
+        return answers.swap_remove(refused);
+    }
+    let copies: Vec<Value> = answers
+        .iter()
+        .map(|answer| serde_json::from_slice(&answer.body).unwrap_or(Value::Null))
+        .collect();
+    let total = |field: &str| copies.iter().filter_map(|c| c[field].as_u64()).sum::<u64>();
+    let longest = |field: &str| {
+        copies
+            .iter()
+            .filter_map(|c| c[field].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let to = copies
+        .first()
+        .and_then(|c| c["to"].as_str())
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::parent)
+        .map(|parent| parent.display().to_string());
+    let body = json!({
+        "to": to,
+        "records": total("records"),
+        "position": Value::Null,
+        "paused_micros": longest("paused_micros"),
+        "elapsed_ms": longest("elapsed_ms"),
+        "partitions": copies,
+    });
+    Answer::json(201, &body, false)
 }
 
 /// Whether an answer is a partition's "no business of mine has this TAP code".
@@ -381,6 +427,36 @@ mod tests {
 
     fn body(answer: &Answer) -> Value {
         serde_json::from_slice(&answer.body).unwrap()
+    }
+
+    #[test]
+    fn a_backup_is_every_partitions_copy_or_the_first_refusal() {
+        assert_eq!(Kind::of("POST", "/v1/backups"), Kind::Backup);
+        assert_eq!(Kind::of("POST", "/v1/%62ackups"), Kind::Backup);
+        assert_eq!(
+            Kind::of("POST", "/v1/processor/purchases%3Abatch"),
+            Kind::ProcessorBatch
+        );
+        let copy = |partition: u16, records: u64, paused: u64| {
+            answer(
+                201,
+                json!({"to": format!("/b/p{partition}"), "records": records, "position": 9,
+                    "paused_micros": paused, "elapsed_ms": 3, "partition": partition}),
+                false,
+            )
+        };
+        let merged = merge(Kind::Backup, vec![copy(0, 10, 5), copy(1, 32, 40)]);
+        assert_eq!(merged.status, 201);
+        let body = body(&merged);
+        assert_eq!(body["to"], "/b");
+        assert_eq!(body["records"], 42);
+        assert_eq!(body["paused_micros"], 40);
+        assert_eq!(body["position"], Value::Null);
+        assert_eq!(body["partitions"][1]["to"], "/b/p1");
+        let refused = answer(409, json!({"code": "already_exists"}), false);
+        let merged = merge(Kind::Backup, vec![copy(0, 10, 5), refused]);
+        assert_eq!(merged.status, 409);
+        assert_eq!(super::tests::body(&merged)["code"], "already_exists");
     }
 
     #[test]

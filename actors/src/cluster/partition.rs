@@ -22,7 +22,7 @@
 //!   several partitions); a business is made in the partition of the node that received it;
 //! - what a processor sends goes to every partition (the businesses on a terminal may be in
 //!   several), and so do the making of processors and processor keys and the revoking of keys,
-//!   which every partition must know ([`super::fanout`]).
+//!   which every partition must know, and a backup, of every partition ([`super::fanout`]).
 //!
 //! With one partition (the default) every id and secret is drawn as it always was.
 
@@ -216,6 +216,8 @@ pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option
         // A key may be a processor's, which every partition holds.
         (Some("keys"), Some(_)) if method == "DELETE" => Route::All,
         (Some("processors"), None) if method == "POST" => Route::All,
+        // A backup of the cluster is every partition's copy.
+        (Some("backups"), None) if method == "POST" => Route::All,
         // Ids drawn in their partition: businesses and keys, and contacts, wallets, events
         // (purchases among them) and estimates.
         (
@@ -241,7 +243,7 @@ pub fn route_head(placement: Placement, method: &str, path: &str, bearer: Option
 }
 
 /// `path` with its `%XX` escapes decoded (an escape that is not one is kept as it is).
-fn percent_decoded(path: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn percent_decoded(path: &str) -> std::borrow::Cow<'_, str> {
     if !path.contains('%') {
         return std::borrow::Cow::Borrowed(path);
     }
@@ -487,6 +489,8 @@ mod tests {
             Route::All
         );
         assert_eq!(route("POST", "/v1/processors", operator), Route::All);
+        assert_eq!(route("POST", "/v1/backups", operator), Route::All);
+        assert_eq!(route("POST", "/v1/%62ackups", operator), Route::All);
         assert_eq!(
             route("GET", "/v1/businesses/not-an-id", operator),
             Route::Here

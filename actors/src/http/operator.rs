@@ -50,7 +50,7 @@ struct BackupBody {
     summary = "A consistent copy of the store as of now, written while writes go on",
     request_body = BackupBody,
     responses(
-        (status = 201, description = "`{to, records, position, paused_micros, elapsed_ms}`: the copy is a closed store, restored with `rewardsd restore`", body = serde_json::Value),
+        (status = 201, description = "`{to, records, position, paused_micros, elapsed_ms}`: the copy is a closed store, restored with `rewardsd restore`. In a cluster split into partitions every partition's owner writes its copy into `p<N>` under `to`: the answer adds `partitions` (each copy's own answer, with its `partition`), `records` is their sum and `position` null", body = serde_json::Value),
     )
 )]
 async fn create_backup(
@@ -60,12 +60,29 @@ async fn create_backup(
 ) -> ApiResult<HttpResponse> {
     principal.require_operator()?;
     let body: BackupBody = parse(&body)?;
-    let to = std::path::PathBuf::from(text("to", &body.to)?);
+    let mut to = std::path::PathBuf::from(text("to", &body.to)?);
     if !to.is_absolute() {
         return Err(DomainError::validation("to", "must be an absolute path").into());
     }
     if !to.parent().is_some_and(std::path::Path::is_dir) {
         return Err(DomainError::validation("to", "its parent directory does not exist").into());
+    }
+    // A split cluster's backup is every partition's copy, each written by the partition's
+    // owner into `p<N>` under `to` (on its own machine): the request goes to every partition.
+    let placement = app.placement;
+    if placement.count > 1 {
+        match std::fs::create_dir(&to) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && to.is_dir() => {}
+            Err(error) => {
+                return Err(DomainError::validation(
+                    "to",
+                    format!("cannot be made a directory: {error}"),
+                )
+                .into())
+            }
+        }
+        to.push(format!("p{}", placement.index));
     }
     let empty = match std::fs::read_dir(&to) {
         Ok(mut entries) => entries.next().is_none(),
@@ -86,13 +103,17 @@ async fn create_backup(
         .map_err(|e| crate::error::Failure::Internal(format!("the backup task: {e}")))?
         .map_err(crate::error::Failure::from)?;
     tracing::info!(to = %to.display(), records = stats.records, position = stats.position, "backup written");
-    Ok(created(&json!({
+    let mut answer = json!({
         "to": to.display().to_string(),
         "records": stats.records,
         "position": stats.position,
         "paused_micros": stats.paused_micros,
         "elapsed_ms": stats.elapsed_ms,
-    })))
+    });
+    if let (true, Some(fields)) = (placement.count > 1, answer.as_object_mut()) {
+        fields.insert("partition".into(), json!(placement.index));
+    }
+    Ok(created(&answer))
 }
 
 #[utoipa::path(

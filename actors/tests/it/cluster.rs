@@ -1106,6 +1106,50 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         }
     }
 
+    // A backup of the cluster is every partition's copy, each under `p<N>` of the directory
+    // named (on its owner's machine: here the same one), whichever process takes it; each
+    // restores and passes the audit.
+    let copies = dir.path().join("backup");
+    let backup = api_c
+        .post(
+            "/v1/backups",
+            ADMIN_KEY,
+            &json!({"to": copies.display().to_string()}),
+        )
+        .await;
+    let backup = backup.expect(201).clone();
+    assert_eq!(backup["to"], json!(copies.display().to_string()));
+    let partitions = backup["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2);
+    for (partition, copy) in partitions.iter().enumerate() {
+        assert_eq!(copy["partition"], json!(partition));
+        let from = copies.join(format!("p{partition}"));
+        assert_eq!(copy["to"], json!(from.display().to_string()));
+        let restored = std::process::Command::new(env!("CARGO_BIN_EXE_rewardsd"))
+            .args(["restore", "--from"])
+            .arg(&from)
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("restored-p{partition}")))
+            .output()
+            .unwrap();
+        assert_eq!(
+            restored.status.code(),
+            Some(0),
+            "{}{}",
+            String::from_utf8_lossy(&restored.stdout),
+            String::from_utf8_lossy(&restored.stderr)
+        );
+    }
+    // Taken again into the same directory, every partition's copy is there already.
+    let again = api_a
+        .post(
+            "/v1/backups",
+            ADMIN_KEY,
+            &json!({"to": copies.display().to_string()}),
+        )
+        .await;
+    again.expect_error(409, "already_exists");
+
     // A terminal shared by a business of each partition, and a processor that reports for
     // it: the processor and its key are made in every partition, and its card purchase is
     // routed in every partition, one answer listing both businesses.
