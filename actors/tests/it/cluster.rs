@@ -7,7 +7,8 @@
 //!
 //! Needs `nats-server` (see `rewards_storage::nats_cluster`): skipped with a message without
 //! one, unless `REWARDS_REQUIRE_NATS` is set, as CI sets it. `REWARDS_CLUSTER_ROUNDS` sets the
-//! rounds of owner kills (default 1).
+//! rounds of owner kills (default 1), `REWARDS_PARTITION_ROUNDS` those of partition 1's owner
+//! in the test of partitions (default 1).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -1294,12 +1295,46 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         busy_answered[0].lock().count() > at_kill,
         "partition 0 took nothing while partition 1 had no owner"
     );
+    // More rounds (`REWARDS_PARTITION_ROUNDS`, default 1): the killed process comes back as a
+    // follower of partition 1, catches up, and partition 1's owner is killed again, under the
+    // same traffic.
+    let rounds: usize = std::env::var("REWARDS_PARTITION_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let (mut owner, mut api_c) = (c, api_c);
+    for round in 1..rounds {
+        let name = if round % 2 == 1 { "b" } else { "c" };
+        let back = start_partition_node(dir.path(), &nats, name, 1);
+        let back_api = back.client();
+        until_ready(&back_api).await;
+        until_metric(
+            &back_api,
+            "rewards_cluster_follower_lost 0",
+            Duration::from_secs(60),
+        )
+        .await;
+        let at_kill = busy_answered[1].lock().count();
+        owner.kill();
+        until_owner(&back_api).await;
+        let started = Instant::now();
+        while busy_answered[1].lock().count() < at_kill + 10 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "partition 1 took nothing after round {round}'s takeover"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("round {round}: {name} took partition 1 over");
+        (owner, api_c) = (back, back_api);
+    }
+    let c = owner;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Release);
     for client in clients {
         client.await.unwrap();
     }
-    // Every event answered under the kill is there once, on every live process's view, and
+    // Every event answered under the kills is there once, on every live process's view, and
     // every wallet equals its ledger.
     for ((w, answered), wallets) in busy.iter().zip(&busy_answered).zip(&busy_wallets) {
         let (purchases, achievements) = {
