@@ -45,7 +45,8 @@ enum Tool {
     /// Asks a running server for a consistent copy of its store, written into DIR on the
     /// server's machine while writes go on (the operator key from REWARDS_ADMIN_KEY).
     Backup {
-        /// Where the copy goes: a directory that does not exist yet, or is empty.
+        /// Where the copy goes: a directory that does not exist yet, or is empty (of a cluster
+        /// split into partitions: the directory of every partition's copy, `p<N>` in it).
         #[arg(long)]
         to: PathBuf,
         /// The running server.

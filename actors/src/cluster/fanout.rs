@@ -129,15 +129,35 @@ pub fn merge(kind: Kind, mut answers: Vec<Answer>) -> Answer {
 /// Every partition's backup as one answer: 201 with each partition's copy under
 /// `partitions` (in partition order) and, at the top, the directory that holds them, the
 /// records of all, and the longest pause and time (the position is each copy's own), when
-/// every partition made its copy; else the first refusal, the copies made left in place.
+/// every partition made its copy; else the first refusal, with what each partition answered
+/// (`partitions`: its status) so that the operator knows which copies were made.
 fn merge_backups(mut answers: Vec<Answer>) -> Answer {
     if let Some(refused) = answers.iter().position(|a| !a.ok()) {
-        return answers.swap_remove(refused);
+        let statuses: Vec<Value> = answers
+            .iter()
+            .enumerate()
+            .map(|(partition, a)| json!({"partition": partition, "status": a.status}))
+            .collect();
+        let mut answer = answers.swap_remove(refused);
+        if let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&answer.body) {
+            fields.insert("partitions".into(), Value::Array(statuses));
+            answer.body = Bytes::from(Value::Object(fields).to_string());
+        }
+        return answer;
     }
     let copies: Vec<Value> = answers
         .iter()
         .map(|answer| serde_json::from_slice(&answer.body).unwrap_or(Value::Null))
         .collect();
+    // Each copy says it is its partition's (an owner of an earlier build writes its copy
+    // into the directory itself and says nothing of partitions).
+    let whole = copies
+        .iter()
+        .enumerate()
+        .all(|(partition, copy)| copy["partition"].as_u64() == Some(partition as u64));
+    if !whole {
+        return Answer::inconsistent("a backup's copies do not name their partitions");
+    }
     let total = |field: &str| copies.iter().filter_map(|c| c[field].as_u64()).sum::<u64>();
     let longest = |field: &str| {
         copies
@@ -456,7 +476,18 @@ mod tests {
         let refused = answer(409, json!({"code": "already_exists"}), false);
         let merged = merge(Kind::Backup, vec![copy(0, 10, 5), refused]);
         assert_eq!(merged.status, 409);
-        assert_eq!(super::tests::body(&merged)["code"], "already_exists");
+        let refusal = super::tests::body(&merged);
+        assert_eq!(refusal["code"], "already_exists");
+        assert_eq!(
+            refusal["partitions"],
+            json!([{"partition": 0, "status": 201}, {"partition": 1, "status": 409}])
+        );
+        // A copy that does not name its partition (an owner of an earlier build): not merged.
+        let earlier = answer(201, json!({"to": "/b", "records": 3}), false);
+        assert_eq!(
+            merge(Kind::Backup, vec![copy(0, 1, 1), earlier]).status,
+            500
+        );
     }
 
     #[test]

@@ -47,6 +47,10 @@ fn passed_on(name: &str) -> bool {
         && name != crate::http::NEW_SECRET
 }
 
+/// How long a forwarded backup may take: it copies a whole store, while a request's answer
+/// comes in well under the client's own timeout.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
 /// A client for requests forwarded to other processes.
 fn forwarding_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -445,6 +449,9 @@ async fn exchange(
         return Err("method");
     };
     let mut outgoing = client.request(method, target).body(body);
+    if partition::percent_decoded(request.path()) == "/v1/backups" {
+        outgoing = outgoing.timeout(BACKUP_TIMEOUT);
+    }
     for (name, value) in request.headers() {
         if passed_on(name.as_str()) {
             outgoing = outgoing.header(name.as_str(), value.as_bytes());

@@ -38,7 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize, utoipa::ToSchema)]
 struct BackupBody {
     /// An absolute path on the server's machine: a directory that does not exist yet (its
-    /// parent does) or is empty.
+    /// parent does) or is empty. In a cluster split into partitions, the directory that holds
+    /// every partition's copy (`p<N>`, which must not exist yet or be empty), made if it is
+    /// not there.
     #[schema(max_length = 4096)]
     to: String,
 }
