@@ -31,7 +31,7 @@ fn exchange_rates() -> &'static BTreeMap<String, Decimal> {
 
 fuzz_target!(|data: &[u8]| {
     // The server's own parser, so the fuzzer meets the same field types and limits as a client.
-    let Ok(body) = json::parse::<PurchaseBody>(data) else {
+    let Ok(mut body) = json::parse::<PurchaseBody>(data) else {
         return;
     };
     // The server refuses a purchase without exactly one identity before it validates anything
@@ -45,5 +45,5 @@ fuzz_target!(|data: &[u8]| {
         amount_tolerance: Decimal::new(1, 2),
     };
     // Ok and Err are both fine: the result is dropped, and only a panic stops the fuzzer.
-    let _ = validate_purchase(identity, body.purchase_input(), &context);
+    let _ = validate_purchase(identity, body.take_purchase_input(), &context);
 });
