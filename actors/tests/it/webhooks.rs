@@ -177,11 +177,21 @@ async fn deliveries_are_signed_retried_and_listed() {
         }
     }
 
-    // The deliveries, oldest first: each delivered, the first after three tries.
+    // The deliveries, oldest first: each delivered, the first after three tries. The receiver
+    // has every request once it was sent; its delivery is recorded once its answer came back,
+    // a moment later: the listing is read until it shows them all delivered.
     let hook_id = hook["id"].as_str().unwrap();
-    let deliveries = api
-        .all(&format!("{hooks}/{hook_id}/deliveries"), &w.key)
-        .await;
+    let started = std::time::Instant::now();
+    let deliveries = loop {
+        let deliveries = api
+            .all(&format!("{hooks}/{hook_id}/deliveries"), &w.key)
+            .await;
+        let recorded = deliveries.iter().all(|d| d["state"] == "delivered");
+        if recorded || started.elapsed() > Duration::from_secs(30) {
+            break deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(deliveries.len(), 4);
     assert_eq!(deliveries[0]["attempts"], 3);
     assert!(
