@@ -76,6 +76,14 @@ async fn create_backup(
         match std::fs::create_dir(&to) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && to.is_dir() => {}
+            // As on one server: a path taken by something else is already there.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(DomainError::AlreadyExists(format!(
+                    "{} (not an empty directory)",
+                    to.display()
+                ))
+                .into())
+            }
             Err(error) => {
                 return Err(DomainError::validation(
                     "to",

@@ -1150,6 +1150,18 @@ async fn partitions_split_the_businesses_and_fail_over_alone() {
         )
         .await;
     again.expect_error(409, "already_exists");
+    // A path taken by a file: refused as on one server, nothing written.
+    let taken = dir.path().join("taken");
+    std::fs::write(&taken, b"x").unwrap();
+    let refused = api_a
+        .post(
+            "/v1/backups",
+            ADMIN_KEY,
+            &json!({"to": taken.display().to_string()}),
+        )
+        .await;
+    refused.expect_error(409, "already_exists");
+    assert_eq!(std::fs::read(&taken).unwrap(), b"x");
 
     // A terminal shared by a business of each partition, and a processor that reports for
     // it: the processor and its key are made in every partition, and its card purchase is
