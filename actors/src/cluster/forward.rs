@@ -252,31 +252,22 @@ async fn split_batch(
     node: &Node,
     client: &reqwest::Client,
 ) -> HttpResponse {
-    #[derive(serde::Deserialize)]
-    struct Batch<'a> {
-        #[serde(borrow)]
-        items: Vec<&'a serde_json::value::RawValue>,
-    }
-    let placement = node.placement();
-    let (Some(partitions), Ok(batch)) = (
-        partition::batch_partitions(placement, &body),
-        serde_json::from_slice::<Batch>(&body),
-    ) else {
+    let Some(items) = partition::batch_items(node.placement(), &body) else {
         // Routed here because it could be split: it can, so this does not happen.
         return refused("route");
     };
     let mut places: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
-    for (place, partition) in partitions.iter().enumerate() {
+    for (place, (_, partition)) in items.iter().enumerate() {
         places.entry(*partition).or_default().push(place);
     }
     let parts = futures::future::join_all(places.into_iter().map(|(partition, places)| {
-        let mut part = Vec::with_capacity(body.len() / partitions.len().max(1) * places.len());
+        let mut part = Vec::with_capacity(body.len() / items.len().max(1) * places.len());
         part.extend_from_slice(b"{\"items\":[");
         for (i, place) in places.iter().enumerate() {
             if i > 0 {
                 part.push(b',');
             }
-            if let Some(item) = batch.items.get(*place) {
+            if let Some((item, _)) = items.get(*place) {
                 part.extend_from_slice(item.get().as_bytes());
             }
         }
@@ -293,7 +284,7 @@ async fn split_batch(
     }))
     .await;
     metrics::counter!("rewards_cluster_forwarded_total", "outcome" => "split").increment(1);
-    fanout::merge_items(partitions.len(), parts).into_response()
+    fanout::merge_items(items.len(), parts).into_response()
 }
 
 /// Sends a request to the owner of every partition at once and merges their answers

@@ -315,6 +315,16 @@ pub fn route_body(placement: Placement, path: &str, body: &[u8]) -> Route {
 /// where it is refused as it would be anyway. `None` for a body that is not such a batch or has
 /// more items than a batch may, to be refused whole where it lands.
 pub fn batch_partitions(placement: Placement, body: &[u8]) -> Option<Vec<u16>> {
+    let items = batch_items(placement, body)?;
+    Some(items.into_iter().map(|(_, partition)| partition).collect())
+}
+
+/// The items of a purchase batch as they were written, each with its partition
+/// ([`batch_partitions`]).
+pub fn batch_items(
+    placement: Placement,
+    body: &[u8],
+) -> Option<Vec<(&serde_json::value::RawValue, u16)>> {
     #[derive(serde::Deserialize)]
     struct Batch<'a> {
         #[serde(borrow)]
@@ -333,18 +343,19 @@ pub fn batch_partitions(placement: Placement, body: &[u8]) -> Option<Vec<u16>> {
     if batch.items.len() > crate::limits::MAX_BATCH_ITEMS {
         return None;
     }
-    let partitions = batch
+    let items = batch
         .items
-        .iter()
+        .into_iter()
         .map(|item| {
-            serde_json::from_str::<Named>(item.get())
+            let partition = serde_json::from_str::<Named>(item.get())
                 .ok()
                 .and_then(|named| named.business_id)
                 .and_then(|id| Placement::of_id_text(id.trim(), placement.count))
-                .unwrap_or(placement.index)
+                .unwrap_or(placement.index);
+            (item, partition)
         })
         .collect();
-    Some(partitions)
+    Some(items)
 }
 
 #[cfg(test)]
